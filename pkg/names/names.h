@@ -1,0 +1,51 @@
+// EnvironmentNamer turns `environment.name_template` (default `{project}-{words}-{number}`)
+// into an environment name such as `my-app-gentle-stream-42`.
+//
+// Contract: every name returned is a DNS-1123 label (lowercase a-z, 0-9 and '-', starting and
+// ending with an alphanumeric) of at most kMaxNameLength characters, so that the Kubernetes
+// namespace `eph-<name>` is itself a valid label of at most 63. Long project names are shortened
+// first; a name is never one that `is_taken` reports as used. With `random_suffix` a suffix of
+// 65 random bits is appended. Determinism comes from the injected Random: seed it in tests.
+//
+// Thread-safety: stateless apart from the Random passed in, which is itself thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "pkg/base/random.h"
+
+namespace eph::names {
+
+inline constexpr size_t kMaxNameLength = 59;  // 63 - strlen("eph-")
+inline constexpr char kDefaultTemplate[] = "{project}-{words}-{number}";
+
+struct NameInputs {
+  std::string project;  // eph.yaml `name`
+  int64_t pr_number = 0;
+  std::string sha;      // head commit, may be empty
+  std::string branch;   // head branch, may be empty
+};
+
+struct NameOptions {
+  std::string name_template = kDefaultTemplate;
+  bool random_suffix = false;
+  int max_attempts = 16;  // fresh {words} picks before falling back to a random suffix
+};
+
+// Bits of unguessability that `{words}` contributes (log2 of adjectives x nouns).
+double WordsEntropyBits();
+
+// Lowercases and maps everything outside [a-z0-9] to '-', collapsing runs and trimming the ends.
+std::string ToDnsLabelPart(std::string_view in);
+bool IsDnsLabel(std::string_view s, size_t max_length = 63);
+
+// InvalidArgument if the template has an unknown variable or renders to nothing usable;
+// ResourceExhausted if every attempt collided (only possible without {words} or a suffix).
+absl::StatusOr<std::string> MakeName(const NameInputs& in, const NameOptions& options,
+                                     Random& random,
+                                     const std::function<bool(const std::string&)>& is_taken);
+
+}  // namespace eph::names

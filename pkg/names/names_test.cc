@@ -1,0 +1,121 @@
+#include "pkg/names/names.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "pkg/names/words.h"
+
+namespace eph::names {
+namespace {
+
+auto NeverTaken() {
+  return [](const std::string&) { return false; };
+}
+
+TEST(NamesTest, DefaultTemplateGivesProjectWordsNumber) {
+  SeededRandom random(1);
+  auto name = MakeName({.project = "my-app", .pr_number = 42}, {}, random, NeverTaken());
+  ASSERT_TRUE(name.ok()) << name.status();
+  EXPECT_THAT(*name, ::testing::MatchesRegex("my-app-[a-z]+-[a-z]+-42"));
+  EXPECT_TRUE(IsDnsLabel(*name));
+}
+
+TEST(NamesTest, SameSeedSameName) {
+  SeededRandom a(99), b(99);
+  EXPECT_EQ(*MakeName({.project = "web", .pr_number = 7}, {}, a, NeverTaken()),
+            *MakeName({.project = "web", .pr_number = 7}, {}, b, NeverTaken()));
+}
+
+TEST(NamesTest, LongProjectIsShortenedKeepingWordsAndNumber) {
+  SeededRandom random(3);
+  const std::string project(120, 'p');
+  auto name = MakeName({.project = project, .pr_number = 123456}, {}, random, NeverTaken());
+  ASSERT_TRUE(name.ok());
+  EXPECT_LE(name->size(), kMaxNameLength);
+  EXPECT_TRUE(IsDnsLabel(*name));
+  EXPECT_TRUE(IsDnsLabel("eph-" + *name));
+  EXPECT_THAT(*name, ::testing::MatchesRegex("p+-[a-z]+-[a-z]+-123456"));
+}
+
+TEST(NamesTest, ProjectNamesAreSanitised) {
+  SeededRandom random(5);
+  auto name = MakeName({.project = "My_App.Web--Front", .pr_number = 1}, {}, random, NeverTaken());
+  ASSERT_TRUE(name.ok());
+  EXPECT_THAT(*name, ::testing::StartsWith("my-app-web-front-"));
+  EXPECT_TRUE(IsDnsLabel(*name));
+}
+
+TEST(NamesTest, AvoidsTakenNames) {
+  SeededRandom first(11);
+  const std::string taken = *MakeName({.project = "a", .pr_number = 1}, {}, first, NeverTaken());
+  SeededRandom again(11);
+  auto name = MakeName({.project = "a", .pr_number = 1}, {}, again,
+                       [&](const std::string& n) { return n == taken; });
+  ASSERT_TRUE(name.ok());
+  EXPECT_NE(*name, taken);
+}
+
+TEST(NamesTest, TemplateWithoutWordsFallsBackToSuffixOnCollision) {
+  SeededRandom random(2);
+  NameOptions options{.name_template = "{project}-{number}"};
+  auto name = MakeName({.project = "shop", .pr_number = 9}, options, random,
+                       [](const std::string& n) { return n == "shop-9"; });
+  ASSERT_TRUE(name.ok());
+  EXPECT_THAT(*name, ::testing::MatchesRegex("shop-9-[a-z2-7]{13}"));
+}
+
+TEST(NamesTest, RandomSuffixCarriesAtLeast64Bits) {
+  SeededRandom random(4);
+  NameOptions options{.random_suffix = true};
+  std::set<std::string> seen;
+  for (int i = 0; i < 200; ++i) {
+    auto name = MakeName({.project = "x", .pr_number = 1}, options, random, NeverTaken());
+    ASSERT_TRUE(name.ok());
+    EXPECT_THAT(*name, ::testing::MatchesRegex("x-[a-z]+-[a-z]+-1-[a-z2-7]{13}"));
+    EXPECT_LE(name->size(), kMaxNameLength);
+    seen.insert(*name);
+  }
+  EXPECT_EQ(seen.size(), 200u);
+  // 13 characters of a 32-letter alphabet.
+  EXPECT_GE(13 * 5, 64);
+}
+
+TEST(NamesTest, ShaAndBranchVariables) {
+  SeededRandom random(6);
+  NameOptions options{.name_template = "{branch}-{short_sha}"};
+  auto name = MakeName({.project = "p", .pr_number = 3, .sha = "ABCDEF0123456789",
+                        .branch = "feature/Login_Page"},
+                       options, random, NeverTaken());
+  ASSERT_TRUE(name.ok());
+  EXPECT_EQ(*name, "feature-login-page-abcdef0");
+}
+
+TEST(NamesTest, UnknownVariableIsAnError) {
+  SeededRandom random(6);
+  NameOptions options{.name_template = "{project}-{colour}"};
+  auto name = MakeName({.project = "p", .pr_number = 3}, options, random, NeverTaken());
+  EXPECT_EQ(name.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(name.status().message()), ::testing::HasSubstr("{colour}"));
+}
+
+TEST(NamesTest, WordListsAreCleanAndLargeEnough) {
+  for (const auto* list : {&Adjectives(), &Nouns()}) {
+    std::set<std::string_view> unique(list->begin(), list->end());
+    EXPECT_EQ(unique.size(), list->size());
+    for (auto w : *list) EXPECT_TRUE(IsDnsLabel(w, 11)) << w;
+  }
+  EXPECT_GE(WordsEntropyBits(), 16.0);
+}
+
+TEST(NamesTest, DnsLabelCheck) {
+  EXPECT_TRUE(IsDnsLabel("a-1"));
+  EXPECT_FALSE(IsDnsLabel("-a"));
+  EXPECT_FALSE(IsDnsLabel("a-"));
+  EXPECT_FALSE(IsDnsLabel("A"));
+  EXPECT_FALSE(IsDnsLabel(std::string(64, 'a')));
+}
+
+}  // namespace
+}  // namespace eph::names
