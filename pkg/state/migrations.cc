@@ -1,0 +1,142 @@
+#include "pkg/state/migrations.h"
+
+namespace eph::state {
+
+std::string_view Migration::SqlFor(SqlDialect dialect) const {
+  if (dialect == SqlDialect::kSqlite && !sqlite_sql.empty()) return sqlite_sql;
+  if (dialect == SqlDialect::kPostgres && !postgres_sql.empty()) return postgres_sql;
+  return sql;
+}
+
+namespace {
+
+// Version 1: everything without an identity column, in SQL both dialects accept.
+constexpr std::string_view kCoreTables = R"sql(
+CREATE TABLE projects (
+  repo            TEXT PRIMARY KEY,
+  forge           TEXT NOT NULL,
+  installation_id BIGINT NOT NULL DEFAULT 0,
+  enabled         BOOLEAN NOT NULL DEFAULT TRUE,
+  created_at      BIGINT NOT NULL,
+  updated_at      BIGINT NOT NULL
+);
+
+CREATE TABLE environments (
+  name             TEXT PRIMARY KEY,
+  project          TEXT NOT NULL,
+  pr_number        BIGINT NOT NULL DEFAULT 0,
+  state            TEXT NOT NULL,
+  reason           TEXT NOT NULL DEFAULT '',
+  url              TEXT NOT NULL DEFAULT '',
+  provider         TEXT NOT NULL DEFAULT '',
+  head_sha         TEXT NOT NULL DEFAULT '',
+  spec_json        TEXT NOT NULL DEFAULT '',
+  created_at       BIGINT NOT NULL,
+  updated_at       BIGINT NOT NULL,
+  expires_at       BIGINT,
+  last_activity_at BIGINT,
+  version          BIGINT NOT NULL
+);
+-- A pull request has at most one live environment; names stay unique forever (primary key).
+CREATE UNIQUE INDEX environments_one_live_per_pr ON environments (project, pr_number)
+  WHERE state <> 'destroyed' AND pr_number > 0;
+CREATE INDEX environments_by_project ON environments (project);
+
+CREATE TABLE deliveries (
+  id          TEXT PRIMARY KEY,
+  forge       TEXT NOT NULL,
+  event       TEXT NOT NULL,
+  action      TEXT NOT NULL DEFAULT '',
+  repo        TEXT NOT NULL DEFAULT '',
+  pr_number   BIGINT NOT NULL DEFAULT 0,
+  body        TEXT NOT NULL,
+  received_at BIGINT NOT NULL
+);
+CREATE INDEX deliveries_by_received_at ON deliveries (received_at);
+
+-- One row per key. Unleased: due at not_before. Leased: owned by lease_owner until
+-- lease_expires_at; dirty means "enqueued again meanwhile, run again at not_before".
+CREATE TABLE work_queue (
+  key              TEXT PRIMARY KEY,
+  not_before       BIGINT NOT NULL,
+  attempts         BIGINT NOT NULL DEFAULT 0,
+  lease_owner      TEXT,
+  lease_expires_at BIGINT,
+  dirty            BOOLEAN NOT NULL DEFAULT FALSE,
+  last_error       TEXT NOT NULL DEFAULT '',
+  enqueued_at      BIGINT NOT NULL
+);
+CREATE INDEX work_queue_by_due ON work_queue (not_before, enqueued_at);
+)sql";
+
+// Version 2: the audit trail. `id` is the SSE event id: it must only ever grow.
+// SQLite: AUTOINCREMENT never reuses an id, even after the highest row is deleted.
+constexpr std::string_view kEnvEventsSqlite = R"sql(
+CREATE TABLE env_events (
+  id          INTEGER PRIMARY KEY AUTOINCREMENT,
+  environment TEXT NOT NULL REFERENCES environments (name),
+  from_state  TEXT NOT NULL DEFAULT '',
+  to_state    TEXT NOT NULL,
+  reason      TEXT NOT NULL DEFAULT '',
+  at          BIGINT NOT NULL
+);
+CREATE INDEX env_events_by_environment ON env_events (environment, id);
+)sql";
+
+constexpr std::string_view kEnvEventsPostgres = R"sql(
+CREATE TABLE env_events (
+  id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  environment TEXT NOT NULL REFERENCES environments (name),
+  from_state  TEXT NOT NULL DEFAULT '',
+  to_state    TEXT NOT NULL,
+  reason      TEXT NOT NULL DEFAULT '',
+  at          BIGINT NOT NULL
+);
+CREATE INDEX env_events_by_environment ON env_events (environment, id);
+)sql";
+
+// Version 3: API tokens, by hash. A name is unique among tokens that are not revoked.
+constexpr std::string_view kApiTokensSqlite = R"sql(
+CREATE TABLE api_tokens (
+  id         INTEGER PRIMARY KEY AUTOINCREMENT,
+  name       TEXT NOT NULL,
+  scope      TEXT NOT NULL,
+  hash       TEXT NOT NULL UNIQUE,
+  created_at BIGINT NOT NULL,
+  revoked_at BIGINT
+);
+CREATE UNIQUE INDEX api_tokens_live_name ON api_tokens (name) WHERE revoked_at IS NULL;
+)sql";
+
+constexpr std::string_view kApiTokensPostgres = R"sql(
+CREATE TABLE api_tokens (
+  id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  name       TEXT NOT NULL,
+  scope      TEXT NOT NULL,
+  hash       TEXT NOT NULL UNIQUE,
+  created_at BIGINT NOT NULL,
+  revoked_at BIGINT
+);
+CREATE UNIQUE INDEX api_tokens_live_name ON api_tokens (name) WHERE revoked_at IS NULL;
+)sql";
+
+}  // namespace
+
+const std::vector<Migration>& Migrations() {
+  static const std::vector<Migration>* const kMigrations = new std::vector<Migration>{
+      {.version = 1, .name = "core tables", .sql = kCoreTables},
+      {.version = 2,
+       .name = "environment events",
+       .sqlite_sql = kEnvEventsSqlite,
+       .postgres_sql = kEnvEventsPostgres},
+      {.version = 3,
+       .name = "api tokens",
+       .sqlite_sql = kApiTokensSqlite,
+       .postgres_sql = kApiTokensPostgres},
+  };
+  return *kMigrations;
+}
+
+int LatestSchemaVersion() { return Migrations().back().version; }
+
+}  // namespace eph::state
