@@ -1,0 +1,7 @@
+//go:build tools
+
+// Package tools records the command that tools/k8s/build compiles from this module. It is never
+// compiled itself.
+package tools
+
+import _ "sigs.k8s.io/kwok/cmd/kwok"
