@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "pkg/server/errors.h"
 
 namespace eph::server {
 
@@ -51,10 +52,6 @@ auto RunOnThread(std::vector<std::thread>& threads, std::mutex& mu, F f) {
       asio::use_awaitable);
 }
 
-std::string ErrorJson(const std::string& code, const std::string& message) {
-  // Codes and messages here are fixed strings of ours; no escaping needed beyond quotes.
-  return absl::StrCat(R"({"error":{"code":")", code, R"(","message":")", message, R"("}})");
-}
 
 class SocketStreamWriter final : public StreamWriter {
  public:

@@ -1,0 +1,227 @@
+#include "cmd/ephd/daemon.h"
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <yaml-cpp/yaml.h>
+
+#include <filesystem>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "pkg/api/api.h"
+#include "pkg/base/clock.h"
+#include "pkg/base/metrics.h"
+#include "pkg/server/http_server.h"
+#include "pkg/state/store.h"
+#include "pkg/webhook/intake.h"
+
+namespace eph::daemon {
+
+namespace {
+
+struct Setting {
+  const char* key;  // YAML key and flag name (with '_' → '-')
+  const char* env;
+  const char* help;
+  std::string DaemonConfig::*field;
+  bool secret;
+};
+
+const std::vector<Setting>& Settings() {
+  static const std::vector<Setting> settings = {
+      {"listen", "EPH_LISTEN", "host:port to serve HTTP on", &DaemonConfig::listen, false},
+      {"state", "EPH_STATE", "state store: sqlite:PATH or postgres://...", &DaemonConfig::state,
+       false},
+      {"base_domain", "EPH_BASE_DOMAIN", "environments are https://<name>.<base_domain>",
+       &DaemonConfig::base_domain, false},
+      {"github_webhook_secret", "EPH_GITHUB_WEBHOOK_SECRET", "secret GitHub signs webhooks with",
+       &DaemonConfig::github_webhook_secret, true},
+      {"github_api_url", "EPH_GITHUB_API_URL", "GitHub API base URL (Enterprise: https://HOST/api/v3)",
+       &DaemonConfig::github_api_url, false},
+      {"github_token", "EPH_GITHUB_TOKEN", "personal access token (instead of a GitHub App)",
+       &DaemonConfig::github_token, true},
+      {"github_app_id", "EPH_GITHUB_APP_ID", "GitHub App id", &DaemonConfig::github_app_id, false},
+      {"github_private_key_file", "EPH_GITHUB_PRIVATE_KEY_FILE", "GitHub App private key (PEM)",
+       &DaemonConfig::github_private_key_file, false},
+      {"kubeconfig", "EPH_KUBECONFIG", "kubeconfig for the Kubernetes provider",
+       &DaemonConfig::kubeconfig, false},
+      {"docker_host", "EPH_DOCKER_HOST", "Docker engine for the Docker provider (unix://...)",
+       &DaemonConfig::docker_host, false},
+      {"resync_interval", "EPH_RESYNC_INTERVAL", "how often every live environment is rechecked",
+       &DaemonConfig::resync_interval, false},
+      {"log_format", "EPH_LOG_FORMAT", "text or json", &DaemonConfig::log_format, false},
+      {"log_level", "EPH_LOG_LEVEL", "debug, info, warn or error", &DaemonConfig::log_level, false},
+  };
+  return settings;
+}
+
+std::string FlagName(const char* key) {
+  std::string flag = absl::StrCat("--", key);
+  for (char& c : flag) {
+    if (c == '_') c = '-';
+  }
+  return flag;
+}
+
+absl::Status SplitHostPort(const std::string& listen, std::string& host, uint16_t& port) {
+  const auto colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("listen address \"", listen, "\" must be host:port, e.g. 127.0.0.1:8080"));
+  }
+  host = listen.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  const std::string port_text = listen.substr(colon + 1);
+  char* end = nullptr;
+  const long p = std::strtol(port_text.c_str(), &end, 10);
+  if (port_text.empty() || *end != '\0' || p < 0 || p > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat("listen port \"", port_text, "\" is not 0-65535"));
+  }
+  port = static_cast<uint16_t>(p);
+  return absl::OkStatus();
+}
+
+// sqlite:relative/path → sqlite:/absolute/path, so the banner says exactly where state lives.
+std::string AbsoluteStateUrl(const std::string& url) {
+  if (url.rfind("sqlite:", 0) != 0) return url;
+  std::filesystem::path p(url.substr(7));
+  return "sqlite:" + std::filesystem::absolute(p).lexically_normal().string();
+}
+
+void ConfigureLogging(const DaemonConfig& config) {
+  auto logger = spdlog::stderr_color_mt("ephd");
+  if (config.log_format == "json") {
+    // Messages are key=value text of ours; JSON-escaping of quotes is not needed for them.
+    logger->set_pattern(R"({"time":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l","msg":"%v"})",
+                        spdlog::pattern_time_type::utc);
+  } else {
+    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %l %v", spdlog::pattern_time_type::utc);
+  }
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(config.log_level));
+}
+
+}  // namespace
+
+void AddFlags(CLI::App& app, DaemonConfig& config) {
+  for (const auto& s : Settings()) {
+    app.add_option(FlagName(s.key), config.*(s.field), s.help)->envname(s.env);
+  }
+  app.add_option("--workers", config.workers, "reconciler worker threads")
+      ->envname("EPH_WORKERS")
+      ->check(CLI::Range(1, 64));
+}
+
+absl::Status ApplyConfigFile(const CLI::App& app, const std::string& path, DaemonConfig& config) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": cannot read the config file"));
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ":", e.mark.line + 1, ":",
+                                                   e.mark.column + 1, ": ", e.msg));
+  }
+  if (root.IsNull()) return absl::OkStatus();
+  if (!root.IsMap()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": expected a mapping of settings"));
+  }
+  for (const auto& kv : root) {
+    const std::string key = kv.first.as<std::string>("");
+    const auto mark = kv.first.Mark();
+    const auto where = absl::StrCat(path, ":", mark.line + 1, ":", mark.column + 1);
+    if (!kv.second.IsScalar()) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": ", key, " must be a scalar"));
+    }
+    const std::string value = kv.second.as<std::string>();
+    if (key == "workers") {
+      if (app.get_option("--workers")->count() == 0) {
+        try {
+          config.workers = std::stoi(value);
+        } catch (...) {
+          return absl::InvalidArgumentError(absl::StrCat(where, ": workers must be a number"));
+        }
+      }
+      continue;
+    }
+    const Setting* found = nullptr;
+    for (const auto& s : Settings()) {
+      if (key == s.key) found = &s;
+    }
+    if (found == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": unknown setting \"", key, "\""));
+    }
+    // Flags and environment variables win over the file.
+    if (app.get_option(FlagName(found->key))->count() == 0) config.*(found->field) = value;
+  }
+  return absl::OkStatus();
+}
+
+struct Daemon::Parts {
+  MetricsRegistry metrics;
+  std::unique_ptr<state::Store> store;
+  std::unique_ptr<webhook::WebhookIntake> intake;
+  std::unique_ptr<api::ApiServer> api;
+  std::unique_ptr<server::HttpServer> http;
+};
+
+Daemon::Daemon(DaemonConfig config) : config_(std::move(config)) {}
+Daemon::~Daemon() { Stop(); }
+
+absl::Status Daemon::Start() {
+  ConfigureLogging(config_);
+  auto parts = std::make_unique<Parts>();
+  std::string host;
+  uint16_t port = 0;
+  if (auto s = SplitHostPort(config_.listen, host, port); !s.ok()) return s;
+
+  const std::string state_url = AbsoluteStateUrl(config_.state);
+  auto store = state::OpenStore(state_url);
+  if (!store.ok()) {
+    return absl::Status(store.status().code(),
+                        absl::StrCat("state store ", state::RedactStoreUrl(state_url), ": ",
+                                     store.status().message()));
+  }
+  parts->store = std::move(*store);
+  auto schema = parts->store->SchemaVersion();
+  spdlog::info("ephd {}: state in {} (schema version {})", kVersion,
+               state::RedactStoreUrl(state_url), schema.ok() ? *schema : -1);
+  spdlog::info("ephd: providers: none enabled yet (kubeconfig {}, docker host {})",
+               config_.kubeconfig.empty() ? "unset" : config_.kubeconfig,
+               config_.docker_host.empty() ? "unset" : config_.docker_host);
+  if (config_.github_webhook_secret.empty()) {
+    spdlog::warn("ephd: EPH_GITHUB_WEBHOOK_SECRET is unset: GitHub webhooks will be refused");
+  }
+
+  parts->intake = std::make_unique<webhook::WebhookIntake>(
+      *parts->store, SystemClock::Instance(), parts->metrics, config_.github_webhook_secret);
+  api::ApiOptions api_options;
+  api_options.version = kVersion;
+  parts->api = std::make_unique<api::ApiServer>(*parts->store, SystemClock::Instance(),
+                                                parts->metrics, *parts->intake, api_options);
+  server::HttpServerOptions http_options;
+  http_options.host = host;
+  http_options.port = port;
+  // The body limit is one byte above 25 MB: larger webhook bodies get 413.
+  http_options.max_body_bytes = 25u * 1024 * 1024;
+  api::ApiServer* api = parts->api.get();
+  parts->http = std::make_unique<server::HttpServer>(
+      http_options, [api](const server::HttpRequest& req, server::HttpResponse& res) {
+        api->Handle(req, res);
+      });
+  if (auto s = parts->http->Start(); !s.ok()) return s;
+  spdlog::info("ephd: listening on http://{}:{}", host.find(':') != std::string::npos ? "[" + host + "]" : host,
+               parts->http->port());
+  parts_ = std::move(parts);
+  return absl::OkStatus();
+}
+
+void Daemon::Stop() {
+  if (!parts_) return;
+  if (parts_->http) parts_->http->Stop();
+  parts_.reset();
+}
+
+}  // namespace eph::daemon

@@ -1,0 +1,55 @@
+// Daemon: wires ephd's parts together (store, webhook intake, API, HTTP server, queue workers)
+// from a DaemonConfig, and starts and stops them in order.
+//
+// Thread-safety: Start and Stop from one thread.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+
+namespace eph::daemon {
+
+inline constexpr char kVersion[] = "0.1.0";
+
+struct DaemonConfig {
+  std::string listen = "127.0.0.1:8080";
+  std::string state = "sqlite:./eph-data/eph.db";
+  std::string base_domain = "preview.localhost";
+  std::string github_webhook_secret;
+  std::string github_api_url = "https://api.github.com";
+  std::string github_token;
+  std::string github_app_id;
+  std::string github_private_key_file;
+  std::string kubeconfig;
+  std::string docker_host;
+  int workers = 4;
+  std::string resync_interval = "5m";
+  std::string log_format = "text";  // text | json
+  std::string log_level = "info";
+};
+
+// Declares every setting as a flag with its EPH_* environment variable.
+void AddFlags(CLI::App& app, DaemonConfig& config);
+
+// Fills settings not given as flag or environment variable from a YAML file whose keys are the
+// flag names without dashes (listen, state, base_domain, github_webhook_secret, ...). Unknown
+// keys are errors naming the file and line.
+absl::Status ApplyConfigFile(const CLI::App& app, const std::string& path, DaemonConfig& config);
+
+class Daemon {
+ public:
+  explicit Daemon(DaemonConfig config);
+  ~Daemon();
+  absl::Status Start();
+  void Stop();
+
+ private:
+  struct Parts;
+  DaemonConfig config_;
+  std::unique_ptr<Parts> parts_;
+};
+
+}  // namespace eph::daemon

@@ -1,0 +1,146 @@
+#include "pkg/client/client.h"
+
+#include <curl/curl.h>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+
+namespace eph::client {
+namespace {
+
+size_t Append(char* data, size_t size, size_t n, void* out) {
+  static_cast<std::string*>(out)->append(data, size * n);
+  return size * n;
+}
+
+struct StreamState {
+  const std::function<bool(std::string_view)>* on_chunk;
+  bool stopped = false;
+};
+
+size_t StreamChunk(char* data, size_t size, size_t n, void* p) {
+  auto* state = static_cast<StreamState*>(p);
+  if (!(*state->on_chunk)(std::string_view(data, size * n))) {
+    state->stopped = true;
+    return 0;  // makes curl abort the transfer
+  }
+  return size * n;
+}
+
+absl::Status FromHttp(long status, const std::string& body) {
+  std::string message = body;
+  auto j = nlohmann::json::parse(body, nullptr, false);
+  if (!j.is_discarded() && j.is_object() && j.contains("error") && j["error"].is_object()) {
+    message = j["error"].value("message", body);
+  }
+  if (message.empty()) message = absl::StrCat("HTTP ", status);
+  switch (status) {
+    case 400: return absl::InvalidArgumentError(message);
+    case 401: return absl::UnauthenticatedError(
+        absl::StrCat(message, " (set EPH_TOKEN to a valid API token)"));
+    case 403: return absl::PermissionDeniedError(message);
+    case 404: return absl::NotFoundError(message);
+    case 409: return absl::FailedPreconditionError(message);
+    case 429: return absl::ResourceExhaustedError(message);
+    case 503: return absl::UnavailableError(message);
+    default: return absl::InternalError(absl::StrCat("HTTP ", status, ": ", message));
+  }
+}
+
+}  // namespace
+
+std::string EscapePathSegment(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      static constexpr char kHex[] = "0123456789ABCDEF";
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> ApiClient::Call(const std::string& method, const std::string& path,
+                                            const std::string* body) {
+  CURL* curl = curl_easy_init();
+  if (curl == nullptr) return absl::InternalError("curl_easy_init failed");
+  std::string url = options_.server;
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  url += path;
+  std::string out;
+  curl_slist* headers = nullptr;
+  headers = curl_slist_append(headers, "Accept: application/json");
+  if (body != nullptr) headers = curl_slist_append(headers, "Content-Type: application/json");
+  const std::string auth = "Authorization: Bearer " + options_.token;
+  if (!options_.token.empty()) headers = curl_slist_append(headers, auth.c_str());
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Append);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &out);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, options_.timeout_ms);
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  if (body != nullptr) {
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body->data());
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body->size()));
+  }
+  const CURLcode rc = curl_easy_perform(curl);
+  long status = 0;
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  curl_slist_free_all(headers);
+  curl_easy_cleanup(curl);
+  if (rc != CURLE_OK) {
+    return absl::UnavailableError(absl::StrCat("cannot reach ephd at ", options_.server, ": ",
+                                               curl_easy_strerror(rc),
+                                               " (is it running? set --server or EPH_SERVER)"));
+  }
+  if (status < 200 || status >= 300) return FromHttp(status, out);
+  return out;
+}
+
+absl::StatusOr<std::string> ApiClient::Get(const std::string& path) {
+  return Call("GET", path, nullptr);
+}
+absl::StatusOr<std::string> ApiClient::Post(const std::string& path, const std::string& body) {
+  return Call("POST", path, &body);
+}
+absl::StatusOr<std::string> ApiClient::Delete(const std::string& path) {
+  return Call("DELETE", path, nullptr);
+}
+
+absl::Status ApiClient::Stream(const std::string& path,
+                               const std::function<bool(std::string_view)>& on_chunk) {
+  CURL* curl = curl_easy_init();
+  if (curl == nullptr) return absl::InternalError("curl_easy_init failed");
+  std::string url = options_.server + path;
+  curl_slist* headers = nullptr;
+  const std::string auth = "Authorization: Bearer " + options_.token;
+  if (!options_.token.empty()) headers = curl_slist_append(headers, auth.c_str());
+  StreamState state{&on_chunk};
+  std::string error_body;
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, StreamChunk);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &state);
+  curl_easy_setopt(curl, CURLOPT_FAILONERROR, 1L);
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  const CURLcode rc = curl_easy_perform(curl);
+  long status = 0;
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  curl_slist_free_all(headers);
+  curl_easy_cleanup(curl);
+  if (state.stopped) return absl::OkStatus();
+  if (rc == CURLE_HTTP_RETURNED_ERROR) return FromHttp(status, "");
+  if (rc != CURLE_OK) {
+    return absl::UnavailableError(absl::StrCat("cannot reach ephd at ", options_.server, ": ",
+                                               curl_easy_strerror(rc)));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace eph::client

@@ -1,0 +1,165 @@
+#include "pkg/webhook/intake.h"
+
+#include <spdlog/spdlog.h>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "pkg/server/errors.h"
+#include "pkg/webhook/signature.h"
+
+namespace eph::webhook {
+namespace {
+
+using nlohmann::json;
+
+std::string StringAt(const json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+int64_t NumberAt(const json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
+}
+
+IntakeResult Error(int status, const std::string& code, const std::string& message) {
+  return {status, server::ErrorJson(code, message)};
+}
+
+// Delivery ids are opaque to Eph but become primary keys: keep them printable and bounded.
+bool ValidDeliveryId(const std::string& id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id) {
+    if (c < 0x21 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string PullRequestKey(const std::string& repo, int64_t number) {
+  return absl::StrCat(repo, "#", number);
+}
+
+absl::StatusOr<DeliveryRouting> RouteGitHubEvent(const std::string& event,
+                                                 const std::string& body) {
+  json payload = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (payload.is_discarded() || !payload.is_object()) {
+    return absl::InvalidArgumentError("request body is not a JSON object");
+  }
+  DeliveryRouting r;
+  r.action = StringAt(payload, "action");
+  if (auto repo = payload.find("repository"); repo != payload.end() && repo->is_object()) {
+    r.repo = StringAt(*repo, "full_name");
+  }
+  auto add = [&](int64_t n) {
+    if (n > 0) r.pull_requests.push_back(n);
+  };
+  if (event == "pull_request" || event == "pull_request_review") {
+    if (auto pr = payload.find("pull_request"); pr != payload.end() && pr->is_object()) {
+      add(NumberAt(*pr, "number"));
+    } else {
+      add(NumberAt(payload, "number"));
+    }
+  } else if (event == "issue_comment") {
+    // Comments on plain issues are not Eph's business; on pull requests they may be commands.
+    if (auto issue = payload.find("issue"); issue != payload.end() && issue->is_object() &&
+                                            issue->contains("pull_request")) {
+      add(NumberAt(*issue, "number"));
+    }
+  } else if (event == "check_suite" || event == "check_run") {
+    auto holder = payload.find(event);
+    if (holder != payload.end() && holder->is_object()) {
+      if (auto prs = holder->find("pull_requests"); prs != holder->end() && prs->is_array()) {
+        for (const auto& pr : *prs) {
+          if (pr.is_object()) add(NumberAt(pr, "number"));
+        }
+      }
+    }
+  }
+  // `status` events carry only a commit SHA; the periodic resync (and later a SHA index) picks
+  // up the pull requests it concerns.
+  return r;
+}
+
+WebhookIntake::WebhookIntake(state::Store& store, const Clock& clock, MetricsRegistry& metrics,
+                             std::string github_secret)
+    : store_(store), clock_(clock), metrics_(metrics), github_secret_(std::move(github_secret)) {}
+
+IntakeResult WebhookIntake::HandleGitHub(const std::string& event, const std::string& delivery_id,
+                                         const std::string& signature, const std::string& body) {
+  auto count = [&](const std::string& outcome) {
+    metrics_
+        .GetCounter("eph_webhook_deliveries_total", "Webhook deliveries by outcome",
+                    absl::StrCat("forge=\"github\",outcome=\"", outcome, "\""))
+        .Inc();
+  };
+  if (github_secret_.empty()) {
+    count("not_configured");
+    return Error(503, "not_configured",
+                 "ephd has no GitHub webhook secret (set EPH_GITHUB_WEBHOOK_SECRET)");
+  }
+  if (signature.empty()) {
+    count("unsigned");
+    return Error(401, "unauthenticated", "missing X-Hub-Signature-256 header");
+  }
+  if (!VerifyGitHub(github_secret_, body, signature)) {
+    count("bad_signature");
+    return Error(401, "unauthenticated", "X-Hub-Signature-256 does not match the body");
+  }
+  if (event.empty()) {
+    count("invalid");
+    return Error(400, "invalid_argument", "missing X-GitHub-Event header");
+  }
+  if (!ValidDeliveryId(delivery_id)) {
+    count("invalid");
+    return Error(400, "invalid_argument",
+                 "missing or malformed X-GitHub-Delivery header (1-128 printable characters)");
+  }
+  auto routing = RouteGitHubEvent(event, body);
+  if (!routing.ok()) {
+    count("invalid");
+    return Error(400, "invalid_argument", std::string(routing.status().message()));
+  }
+
+  state::Delivery d;
+  d.id = delivery_id;
+  d.forge = "github";
+  d.event = event;
+  d.action = routing->action;
+  d.repo = routing->repo;
+  d.pr_number = routing->pull_requests.empty() ? 0 : routing->pull_requests.front();
+  d.body = body;
+  d.received_at = clock_.Now();
+  std::optional<std::string> key;
+  if (!routing->repo.empty() && !routing->pull_requests.empty()) {
+    key = PullRequestKey(routing->repo, routing->pull_requests.front());
+  }
+  auto inserted = store_.RecordDelivery(d, key);
+  if (!inserted.ok()) {
+    count("store_error");
+    spdlog::warn("webhook: delivery={} event={} not stored: {}", delivery_id, event,
+                 std::string(inserted.status().message()));
+    // 503 makes GitHub (or an operator's redelivery) try again; nothing was acknowledged.
+    return Error(503, "unavailable", "state store unavailable; delivery not accepted");
+  }
+  if (!*inserted) {
+    count("duplicate");
+    return {200, R"({"status":"duplicate"})"};
+  }
+  // A check suite can concern several pull requests; the first key rode in the delivery's
+  // transaction, the rest are enqueued now (and the periodic resync backs them up).
+  for (size_t i = 1; i < routing->pull_requests.size(); ++i) {
+    auto s = store_.Enqueue(PullRequestKey(routing->repo, routing->pull_requests[i]), clock_.Now());
+    if (!s.ok()) spdlog::warn("webhook: delivery={} extra enqueue failed: {}", delivery_id,
+                   std::string(s.message()));
+  }
+  count(key ? "accepted" : "recorded");
+  spdlog::info("webhook: delivery={} event={} action={} repo={} prs={}", delivery_id, event,
+               routing->action, routing->repo, routing->pull_requests.size());
+  if (key && on_enqueued_) on_enqueued_();
+  return {202, key ? R"({"status":"accepted"})" : R"({"status":"recorded"})"};
+}
+
+}  // namespace eph::webhook

@@ -1,0 +1,63 @@
+// WebhookIntake: the whole of what happens when a forge calls POST /webhooks/github.
+//
+// Contract (from the engine issue): verify the signature (401 if missing or wrong), refuse
+// malformed JSON (400), commit the delivery to the store together with the work key it implies
+// (repository + pull request) BEFORE answering 2xx, answer 200 with no new work for a repeated
+// X-GitHub-Delivery, record events Eph does not act on and answer 2xx. It never calls the forge or
+// a provider: the reconciler does that, from the queue. Bodies above the size limit never reach
+// here (the HTTP server answers 413).
+//
+// Thread-safety: Handle may be called from many threads at once.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "pkg/base/clock.h"
+#include "pkg/base/metrics.h"
+#include "pkg/state/store.h"
+
+namespace eph::webhook {
+
+struct IntakeResult {
+  int http_status = 202;
+  std::string body_json;  // {"status":"accepted"} or {"error":{...}}
+};
+
+// What a GitHub delivery means for the queue: the keys of the pull requests it concerns.
+struct DeliveryRouting {
+  std::string repo;
+  std::string action;
+  std::vector<int64_t> pull_requests;
+};
+
+// Reads repository, action and the pull request numbers out of a GitHub event payload.
+// InvalidArgument if `body` is not a JSON object.
+absl::StatusOr<DeliveryRouting> RouteGitHubEvent(const std::string& event, const std::string& body);
+
+// The work key for a pull request: "owner/repo#42".
+std::string PullRequestKey(const std::string& repo, int64_t number);
+
+class WebhookIntake {
+ public:
+  WebhookIntake(state::Store& store, const Clock& clock, MetricsRegistry& metrics,
+                std::string github_secret);
+
+  // Called after a delivery with work is committed (wakes the queue workers).
+  void SetOnEnqueued(std::function<void()> on_enqueued) { on_enqueued_ = std::move(on_enqueued); }
+
+  IntakeResult HandleGitHub(const std::string& event, const std::string& delivery_id,
+                            const std::string& signature, const std::string& body);
+
+ private:
+  state::Store& store_;
+  const Clock& clock_;
+  MetricsRegistry& metrics_;
+  std::string github_secret_;
+  std::function<void()> on_enqueued_;
+};
+
+}  // namespace eph::webhook

@@ -1,0 +1,139 @@
+#include "pkg/webhook/intake.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "pkg/webhook/signature.h"
+#include "test/support/testbed.h"
+
+namespace eph::webhook {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr char kSecret[] = "intake-secret";
+
+std::string LabeledPayload(int number) {
+  return R"({"action":"labeled","number":)" + std::to_string(number) +
+         R"(,"pull_request":{"number":)" + std::to_string(number) +
+         R"(},"label":{"name":"preview"},"repository":{"full_name":"acme/shop"}})";
+}
+
+class IntakeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto store = state::OpenStore("sqlite:" + eph::testing::MakeTempDir("intake") + "/eph.db");
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = std::move(*store);
+    intake_ = std::make_unique<WebhookIntake>(*store_, clock_, metrics_, kSecret);
+    intake_->SetOnEnqueued([this] { ++wakeups_; });
+  }
+
+  IntakeResult Deliver(const std::string& event, const std::string& id, const std::string& body) {
+    return intake_->HandleGitHub(event, id, SignGitHub(kSecret, body), body);
+  }
+
+  FakeClock clock_;
+  MetricsRegistry metrics_;
+  std::unique_ptr<state::Store> store_;
+  std::unique_ptr<WebhookIntake> intake_;
+  int wakeups_ = 0;
+};
+
+TEST_F(IntakeTest, AcceptedDeliveryIsStoredAndQueuedBeforeTheAnswer) {
+  const auto r = Deliver("pull_request", "d-1", LabeledPayload(42));
+  EXPECT_EQ(r.http_status, 202);
+  auto d = store_->GetDelivery("d-1");
+  ASSERT_TRUE(d.ok());
+  ASSERT_TRUE(d->has_value());
+  EXPECT_EQ((*d)->repo, "acme/shop");
+  EXPECT_EQ((*d)->pr_number, 42);
+  EXPECT_EQ((*d)->action, "labeled");
+  EXPECT_EQ(*store_->QueueDepth(), 1);
+  auto lease = store_->ClaimWork("w", clock_.Now(), std::chrono::seconds(30));
+  ASSERT_TRUE(lease.ok() && lease->has_value());
+  EXPECT_EQ((*lease)->key, "acme/shop#42");
+  EXPECT_EQ(wakeups_, 1);
+}
+
+TEST_F(IntakeTest, RepeatedDeliveryIdGets200AndNoNewWork) {
+  ASSERT_EQ(Deliver("pull_request", "d-2", LabeledPayload(7)).http_status, 202);
+  auto lease = store_->ClaimWork("w", clock_.Now(), std::chrono::seconds(30));
+  ASSERT_TRUE(lease.ok() && lease->has_value());
+  ASSERT_TRUE(store_->CompleteWork(**lease, clock_.Now()).ok());
+  const auto again = Deliver("pull_request", "d-2", LabeledPayload(7));
+  EXPECT_EQ(again.http_status, 200);
+  EXPECT_THAT(again.body_json, HasSubstr("duplicate"));
+  EXPECT_EQ(*store_->QueueDepth(), 0);
+  EXPECT_EQ(wakeups_, 1);
+}
+
+TEST_F(IntakeTest, MissingOrWrongSignatureIs401AndStoresNothing) {
+  const std::string body = LabeledPayload(1);
+  EXPECT_EQ(intake_->HandleGitHub("pull_request", "d-3", "", body).http_status, 401);
+  EXPECT_EQ(intake_->HandleGitHub("pull_request", "d-3", SignGitHub("wrong", body), body)
+                .http_status,
+            401);
+  EXPECT_EQ(*store_->CountDeliveries(), 0);
+  EXPECT_EQ(*store_->QueueDepth(), 0);
+}
+
+TEST_F(IntakeTest, MalformedJsonIs400) {
+  const auto r = Deliver("pull_request", "d-4", "{not json");
+  EXPECT_EQ(r.http_status, 400);
+  EXPECT_THAT(r.body_json, HasSubstr("JSON"));
+  EXPECT_EQ(*store_->CountDeliveries(), 0);
+}
+
+TEST_F(IntakeTest, UnusedEventsAreRecordedWithoutWork) {
+  const auto r = Deliver("star", "d-5", R"({"action":"created","repository":{"full_name":"a/b"}})");
+  EXPECT_EQ(r.http_status, 202);
+  EXPECT_THAT(r.body_json, HasSubstr("recorded"));
+  EXPECT_EQ(*store_->CountDeliveries(), 1);
+  EXPECT_EQ(*store_->QueueDepth(), 0);
+}
+
+TEST_F(IntakeTest, CheckSuiteQueuesEveryPullRequestItConcerns) {
+  const std::string body =
+      R"({"action":"completed","check_suite":{"pull_requests":[{"number":3},{"number":4}]},)"
+      R"("repository":{"full_name":"acme/shop"}})";
+  EXPECT_EQ(Deliver("check_suite", "d-6", body).http_status, 202);
+  EXPECT_EQ(*store_->QueueDepth(), 2);
+}
+
+TEST_F(IntakeTest, MissingDeliveryIdIs400) {
+  const std::string body = LabeledPayload(1);
+  EXPECT_EQ(intake_->HandleGitHub("pull_request", "", SignGitHub(kSecret, body), body).http_status,
+            400);
+}
+
+TEST(IntakeNoSecretTest, RefusesEverythingWithoutASecret) {
+  auto store = state::OpenStore("sqlite:" + eph::testing::MakeTempDir("intake") + "/eph.db");
+  ASSERT_TRUE(store.ok());
+  FakeClock clock;
+  MetricsRegistry metrics;
+  WebhookIntake intake(**store, clock, metrics, "");
+  const std::string body = LabeledPayload(1);
+  EXPECT_EQ(intake.HandleGitHub("pull_request", "x", SignGitHub("", body), body).http_status, 503);
+}
+
+TEST(RouteTest, IssueCommentsOnlyOnPullRequests) {
+  auto on_issue = RouteGitHubEvent(
+      "issue_comment", R"({"action":"created","issue":{"number":5},"repository":{"full_name":"a/b"}})");
+  ASSERT_TRUE(on_issue.ok());
+  EXPECT_TRUE(on_issue->pull_requests.empty());
+  auto on_pr = RouteGitHubEvent(
+      "issue_comment",
+      R"({"action":"created","issue":{"number":5,"pull_request":{}},"repository":{"full_name":"a/b"}})");
+  ASSERT_TRUE(on_pr.ok());
+  EXPECT_EQ(on_pr->pull_requests, std::vector<int64_t>{5});
+}
+
+TEST(RouteTest, NonObjectBodiesAreRejected) {
+  EXPECT_FALSE(RouteGitHubEvent("ping", "[1,2]").ok());
+  EXPECT_FALSE(RouteGitHubEvent("ping", "").ok());
+  EXPECT_TRUE(RouteGitHubEvent("ping", R"({"zen":"x"})").ok());
+}
+
+}  // namespace
+}  // namespace eph::webhook
