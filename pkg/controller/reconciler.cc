@@ -1,0 +1,790 @@
+#include "pkg/controller/reconciler.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "pkg/config/duration.h"
+#include "pkg/controller/decision.h"
+#include "pkg/controller/render.h"
+#include "pkg/controller/retry_policy.h"
+#include "pkg/controller/work_key.h"
+#include "pkg/names/names.h"
+
+namespace eph::controller {
+namespace {
+
+using state::Environment;
+using state::EnvState;
+
+// GitHub refuses longer deployment status descriptions.
+constexpr size_t kMaxDeploymentDescription = 140;
+
+std::string ShortSha(const std::string& sha) { return sha.substr(0, 7); }
+
+std::string StateName(EnvState s) { return std::string(state::EnvStateName(s)); }
+
+std::string Truncate(const std::string& s, size_t n) {
+  if (s.size() <= n) return s;
+  return s.substr(0, n - 3) + "...";
+}
+
+// The first line of a (possibly multi-line) reason, for places that only fit one.
+std::string FirstLine(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+bool SameRow(const Environment& a, const Environment& b) {
+  return a.state == b.state && a.reason == b.reason && a.url == b.url && a.provider == b.provider &&
+         a.head_sha == b.head_sha && a.spec_json == b.spec_json && a.expires_at == b.expires_at;
+}
+
+std::string Fingerprint(const Environment& env) {
+  return StateName(env.state) + "|" + env.reason + "|" + env.url + "|" + env.head_sha;
+}
+
+std::string NamespaceOf(const Environment& env, const EnvRecord& record,
+                        const std::string& prefix) {
+  return record.namespace_name.empty() ? prefix + env.name : record.namespace_name;
+}
+
+std::optional<forge::DeploymentState> DeploymentStateFor(EnvState s) {
+  switch (s) {
+    case EnvState::kProvisioning:
+    case EnvState::kUpdating:
+      return forge::DeploymentState::kInProgress;
+    case EnvState::kReady:
+      return forge::DeploymentState::kSuccess;
+    case EnvState::kFailed:
+      return forge::DeploymentState::kFailure;
+    case EnvState::kDestroyed:
+      return forge::DeploymentState::kInactive;
+    case EnvState::kPending:
+    case EnvState::kDestroying:
+    case EnvState::kSleeping:
+      return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+std::string StatusLine(const Environment& env, const EnvRecord& record) {
+  const std::string commit = "`" + ShortSha(env.head_sha) + "`";
+  switch (env.state) {
+    case EnvState::kPending:
+      return "Waiting to be created.";
+    case EnvState::kProvisioning:
+      return "Being created from commit " + commit + ".";
+    case EnvState::kUpdating:
+      return "Being updated to commit " + commit + ".";
+    case EnvState::kReady:
+      return "Ready at " + env.url + " (commit " + commit + ").";
+    case EnvState::kFailed:
+      return "Failed at commit " + commit + ":\n\n```\n" + env.reason + "\n```";
+    case EnvState::kDestroying:
+      return "Being destroyed: " + env.reason + ".";
+    case EnvState::kDestroyed:
+      if (record.block_recreate.value_or(false)) {
+        return "Destroyed: " + env.reason +
+               ". Push a new commit, or remove and re-add the label, to get a new one.";
+      }
+      return "Destroyed: " + env.reason + ".";
+    case EnvState::kSleeping:
+      return "Sleeping.";
+  }
+  return "";
+}
+
+}  // namespace
+
+EnvironmentReconciler::EnvironmentReconciler(state::Store& store, forge::Forge& forge,
+                                             providers::ProviderRegistry& providers,
+                                             const Clock& clock, Random& random,
+                                             ReconcilerOptions options)
+    : store_(store),
+      forge_(forge),
+      providers_(providers),
+      clock_(clock),
+      random_(random),
+      options_(std::move(options)) {}
+
+std::string EnvironmentReconciler::CommentMarker(const std::string& environment) {
+  return "<!-- eph:environment=" + environment + " -->";
+}
+
+absl::StatusOr<ReconcileResult> EnvironmentReconciler::Reconcile(const std::string& key) {
+  absl::StatusOr<WorkKey> parsed = ParseWorkKey(key);
+  if (!parsed.ok()) return parsed.status();
+  if (parsed->kind == WorkKey::Kind::kPullRequest) {
+    return ReconcilePullRequest(parsed->repo, parsed->pr_number);
+  }
+  return ReconcileByName(parsed->environment);
+}
+
+absl::StatusOr<ReconcileResult> EnvironmentReconciler::ReconcilePullRequest(const std::string& repo,
+                                                                            int64_t number) {
+  absl::StatusOr<std::optional<Environment>> found = store_.FindLiveEnvironment(repo, number);
+  if (!found.ok()) return found.status();
+  std::optional<Environment> live = std::move(*found);
+  // Destruction is one-way: once started (by this reconciler or the API) it is finished
+  // whatever the pull request looks like now.
+  if (live && live->state == EnvState::kDestroying) return FinishDestroy(*live);
+
+  absl::StatusOr<forge::PullRequest> pr = forge_.GetPullRequest(repo, number);
+  if (!pr.ok()) {
+    if (pr.status().code() != absl::StatusCode::kNotFound) return pr.status();
+    if (live) return Destroy(*live, "pull request not found", /*block_recreate=*/false);
+    return ReconcileResult{std::nullopt, "pull request not found"};
+  }
+  if (pr->state != forge::PullRequestState::kOpen) {
+    const std::string reason = pr->state == forge::PullRequestState::kMerged
+                                   ? "pull request merged"
+                                   : "pull request closed";
+    if (live) return Destroy(*live, reason, /*block_recreate=*/false);
+    return ReconcileResult{std::nullopt, reason};
+  }
+  const Target target{repo, number, pr->head_sha, pr->head_branch};
+
+  if (live) {
+    const EnvRecord record = ParseEnvRecord(live->spec_json);
+    if (std::optional<std::string> expired = ExpiryReason(*live, record)) {
+      return Destroy(*live, *expired, /*block_recreate=*/true);
+    }
+    // A terminal failure at this very commit (broken eph.yaml, rejected manifests) is not
+    // retried: nothing can change until someone pushes. Only the label can still matter.
+    if (live->state == EnvState::kFailed && !record.failed_sha.empty() &&
+        record.failed_sha == pr->head_sha) {
+      if (!HasTriggerLabel(*pr, record.trigger_labels)) {
+        return Destroy(*live, LabelRemovedReason(record.trigger_labels), false);
+      }
+      absl::StatusOr<Environment> reported = Report(*live);
+      if (!reported.ok()) return reported.status();
+      ReconcileResult result{std::nullopt,
+                             "failed at " + ShortSha(pr->head_sha) + "; waiting for a new commit"};
+      RequeueForDeadlines(*reported, result);
+      return result;
+    }
+  }
+
+  absl::StatusOr<LoadedConfig> loaded = LoadProjectConfig(repo, pr->head_sha);
+  if (!loaded.ok()) return loaded.status();
+  if (!loaded->config) {
+    // Without a readable eph.yaml the trigger labels are those the environment was created
+    // with, or the default label.
+    const std::vector<std::string> labels =
+        live ? ParseEnvRecord(live->spec_json).trigger_labels : std::vector<std::string>{};
+    if (!HasTriggerLabel(*pr, labels)) {
+      if (live) return Destroy(*live, LabelRemovedReason(labels), false);
+      return ReconcileResult{std::nullopt, "no trigger label"};
+    }
+    if (live) return Fail(*live, loaded->error, pr->head_sha);
+    absl::StatusOr<bool> blocked = RecreationBlocked(repo, number, pr->head_sha);
+    if (!blocked.ok()) return blocked.status();
+    if (*blocked) return ReconcileResult{std::nullopt, "recreation blocked at this commit"};
+    return CreateFailed(target, loaded->error);
+  }
+  const config::ProjectConfig& config = *loaded->config;
+
+  DecisionSources sources;
+  sources.changed_files = [&] { return forge_.ListChangedFiles(repo, number); };
+  sources.checks = [&] { return forge_.ListChecks(repo, pr->head_sha); };
+  absl::StatusOr<Decision> decision = DecideEnvironment(*pr, config, sources);
+  if (!decision.ok()) return decision.status();
+  switch (decision->want) {
+    case Decision::Want::kNo:
+      if (live) return Destroy(*live, decision->reason, /*block_recreate=*/false);
+      if (decision->label_absent) {
+        if (absl::Status s = LiftRecreationBlock(repo, number); !s.ok()) return s;
+      }
+      return ReconcileResult{std::nullopt, decision->reason};
+    case Decision::Want::kWait: {
+      // An existing environment keeps running its last commit meanwhile.
+      ReconcileResult result{options_.checks_poll, decision->reason};
+      if (live) RequeueForDeadlines(*live, result);
+      return result;
+    }
+    case Decision::Want::kYes:
+      break;
+  }
+  if (live) return Converge(*live, target, config);
+  absl::StatusOr<bool> blocked = RecreationBlocked(repo, number, pr->head_sha);
+  if (!blocked.ok()) return blocked.status();
+  if (*blocked) {
+    return ReconcileResult{std::nullopt,
+                           "environment was destroyed at this commit; waiting for a push or "
+                           "for the label to be re-added"};
+  }
+  return Create(target, config);
+}
+
+absl::StatusOr<ReconcileResult> EnvironmentReconciler::ReconcileByName(const std::string& name) {
+  absl::StatusOr<std::optional<Environment>> found = store_.GetEnvironment(name);
+  if (!found.ok()) return found.status();
+  if (!found->has_value() || (*found)->state == EnvState::kDestroyed) {
+    return ReconcileResult{std::nullopt, "no live environment " + name};
+  }
+  Environment env = **found;
+  if (env.pr_number > 0) return ReconcilePullRequest(env.project, env.pr_number);
+  if (env.state == EnvState::kDestroying) return FinishDestroy(env);
+  const EnvRecord record = ParseEnvRecord(env.spec_json);
+  if (std::optional<std::string> expired = ExpiryReason(env, record)) {
+    return Destroy(env, *expired, /*block_recreate=*/true);
+  }
+  if (env.head_sha.empty()) return Fail(env, "the environment names no commit to deploy", "");
+  if (env.state == EnvState::kFailed && record.failed_sha == env.head_sha) {
+    ReconcileResult result{std::nullopt, "failed; waiting for a new commit"};
+    RequeueForDeadlines(env, result);
+    return result;
+  }
+  absl::StatusOr<LoadedConfig> loaded = LoadProjectConfig(env.project, env.head_sha);
+  if (!loaded.ok()) return loaded.status();
+  if (!loaded->config) return Fail(env, loaded->error, env.head_sha);
+  return Converge(env, Target{env.project, 0, env.head_sha, ""}, *loaded->config);
+}
+
+absl::StatusOr<EnvironmentReconciler::LoadedConfig> EnvironmentReconciler::LoadProjectConfig(
+    const std::string& repo, const std::string& sha) {
+  absl::StatusOr<std::string> text = forge_.ReadFile(repo, sha, options_.config_path);
+  if (!text.ok()) {
+    if (text.status().code() != absl::StatusCode::kNotFound) return text.status();
+    return LoadedConfig{std::nullopt,
+                        options_.config_path + ": not found at commit " + ShortSha(sha)};
+  }
+  config::ValidationResult parsed = config::ParseConfig(*text, options_.config_path);
+  if (!parsed.ok()) {
+    std::string message = config::FormatDiagnostics(parsed.diagnostics);
+    while (!message.empty() && message.back() == '\n') message.pop_back();
+    return LoadedConfig{std::nullopt, message};
+  }
+  return LoadedConfig{std::move(parsed.config), ""};
+}
+
+absl::StatusOr<ReconcileResult> EnvironmentReconciler::Create(const Target& target,
+                                                              const config::ProjectConfig& config) {
+  const TimePoint now = clock_.Now();
+  absl::Status lookup_error;
+  auto taken = [&](const std::string& candidate) {
+    absl::StatusOr<bool> t = store_.NameTaken(candidate);
+    if (!t.ok()) {
+      lookup_error = t.status();
+      return true;
+    }
+    return *t;
+  };
+  names::NameOptions name_options;
+  name_options.name_template = config.environment.name_template;
+  name_options.random_suffix = config.environment.random_suffix;
+  absl::StatusOr<std::string> name = names::MakeName(
+      {config.name, target.pr_number, target.sha, target.branch}, name_options, random_, taken);
+  if (!lookup_error.ok()) return lookup_error;
+  if (!name.ok()) return name.status();
+
+  Environment env;
+  env.name = *name;
+  env.project = target.repo;
+  env.pr_number = target.pr_number;
+  env.head_sha = target.sha;
+  env.provider = ProviderFor(config);
+  env.created_at = now;
+  env.updated_at = now;
+  env.expires_at = now + absl::ToChronoMilliseconds(config.environment.ttl);
+  EnvRecord record;
+  record.namespace_name = options_.namespace_prefix + env.name;
+  record.trigger_labels = TriggerLabels(config);
+  record.idle_timeout_ms = absl::ToInt64Milliseconds(config.environment.idle_timeout);
+  providers::Provider* provider = providers_.Find(env.provider);
+  if (provider == nullptr) {
+    env.state = EnvState::kFailed;
+    env.reason = "provider " + env.provider + " is not enabled on this ephd";
+    record.failed_sha = target.sha;
+  } else {
+    // Recorded before Apply runs: if ephd dies mid-Apply, destroying still cleans up.
+    env.state = EnvState::kProvisioning;
+    record.provider_touched = true;
+  }
+  env.spec_json = EnvRecordJson(record);
+  absl::StatusOr<Environment> stored = store_.CreateEnvironment(env);
+  if (!stored.ok()) {
+    // Someone else created one for this pull request meanwhile: look again.
+    if (stored.status().code() == absl::StatusCode::kAlreadyExists) {
+      return absl::AbortedError(std::string(stored.status().message()));
+    }
+    return stored.status();
+  }
+  spdlog::info("environment {}: created for {}#{} at {} ({})", stored->name, target.repo,
+               target.pr_number, ShortSha(target.sha), StateName(stored->state));
+  if (provider == nullptr) {
+    absl::StatusOr<Environment> reported = Report(*stored);
+    if (!reported.ok()) return reported.status();
+    ReconcileResult result{std::nullopt, "created " + stored->name + ", failed: " + env.reason};
+    RequeueForDeadlines(*reported, result);
+    return result;
+  }
+  return ApplyAndObserve(*stored, target, config, *provider);
+}
+
+absl::StatusOr<ReconcileResult> EnvironmentReconciler::CreateFailed(const Target& target,
+                                                                    const std::string& reason) {
+  const TimePoint now = clock_.Now();
+  absl::Status lookup_error;
+  auto taken = [&](const std::string& candidate) {
+    absl::StatusOr<bool> t = store_.NameTaken(candidate);
+    if (!t.ok()) {
+      lookup_error = t.status();
+      return true;
+    }
+    return *t;
+  };
+  std::string project = names::ToDnsLabelPart(target.repo.substr(target.repo.find('/') + 1));
+  if (project.empty()) project = "app";
+  absl::StatusOr<std::string> name =
+      names::MakeName({project, target.pr_number, target.sha, target.branch}, {}, random_, taken);
+  if (!lookup_error.ok()) return lookup_error;
+  if (!name.ok()) return name.status();
+
+  Environment env;
+  env.name = *name;
+  env.project = target.repo;
+  env.pr_number = target.pr_number;
+  env.head_sha = target.sha;
+  env.state = EnvState::kFailed;
+  env.reason = reason;
+  env.created_at = now;
+  env.updated_at = now;
+  env.expires_at = now + absl::ToChronoMilliseconds(config::kDefaultTtl);
+  EnvRecord record;
+  record.failed_sha = target.sha;
+  env.spec_json = EnvRecordJson(record);
+  absl::StatusOr<Environment> stored = store_.CreateEnvironment(env);
+  if (!stored.ok()) {
+    if (stored.status().code() == absl::StatusCode::kAlreadyExists) {
+      return absl::AbortedError(std::string(stored.status().message()));
+    }
+    return stored.status();
+  }
+  spdlog::info("environment {}: created failed for {}#{}: {}", stored->name, target.repo,
+               target.pr_number, FirstLine(reason));
+  absl::StatusOr<Environment> reported = Report(*stored);
+  if (!reported.ok()) return reported.status();
+  ReconcileResult result{std::nullopt, "created " + stored->name + ", failed: eph.yaml"};
+  RequeueForDeadlines(*reported, result);
+  return result;
+}
+
+absl::StatusOr<ReconcileResult> EnvironmentReconciler::Converge(
+    Environment env, const Target& target, const config::ProjectConfig& config) {
+  EnvRecord record = ParseEnvRecord(env.spec_json);
+  const std::string wanted = ProviderFor(config);
+  if (record.provider_touched && !env.provider.empty() && env.provider != wanted) {
+    // eph.yaml moved to another provider: the old one's objects go first.
+    providers::Provider* old = providers_.Find(env.provider);
+    if (old == nullptr) {
+      return absl::UnavailableError("provider " + env.provider +
+                                    " is not enabled on this ephd; cannot move " + env.name +
+                                    " off it");
+    }
+    absl::StatusOr<providers::DestroyResult> gone =
+        old->Destroy({env.name, NamespaceOf(env, record, options_.namespace_prefix)});
+    if (!gone.ok()) return gone.status();
+    if (!gone->done) {
+      return ReconcileResult{options_.destroy_poll,
+                             "removing " + env.name + " from provider " + env.provider};
+    }
+    record.applied_sha.clear();
+    record.provider_touched = false;
+    env.provider = wanted;
+    env.spec_json = EnvRecordJson(record);
+  }
+  providers::Provider* provider = providers_.Find(wanted);
+  if (provider == nullptr) {
+    return Fail(env, "provider " + wanted + " is not enabled on this ephd", target.sha);
+  }
+  if (record.applied_sha != target.sha) return ApplyAndObserve(env, target, config, *provider);
+  return ObserveOnly(env, target, config, *provider);
+}
+
+absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
+    Environment env, const Target& target, const config::ProjectConfig& config,
+    providers::Provider& provider) {
+  const Environment before = env;
+  EnvRecord record = ParseEnvRecord(env.spec_json);
+  absl::StatusOr<RenderedSpec> spec =
+      RenderSpec(config, {target.repo, target.pr_number, target.sha, target.branch});
+  if (!spec.ok()) {
+    if (IsTerminalError(spec.status())) {
+      return Fail(env, std::string(spec.status().message()), target.sha);
+    }
+    return spec.status();
+  }
+  if (record.namespace_name.empty()) {
+    record.namespace_name = options_.namespace_prefix + env.name;
+  }
+  record.trigger_labels = TriggerLabels(config);
+  record.idle_timeout_ms = absl::ToInt64Milliseconds(config.environment.idle_timeout);
+  record.images = spec->images;
+  record.provider_touched = true;
+  record.failed_sha.clear();
+  env.state = record.applied_sha.empty() ? EnvState::kProvisioning : EnvState::kUpdating;
+  env.reason.clear();
+  env.head_sha = target.sha;
+  env.provider = spec->provider;
+  env.spec_json = EnvRecordJson(record);
+  // The intent is stored before Apply: a crash mid-Apply leaves a record that objects may exist.
+  if (!SameRow(before, env)) {
+    env.updated_at = clock_.Now();
+    absl::StatusOr<Environment> saved = Save(env);
+    if (!saved.ok()) return saved.status();
+    spdlog::info("environment {}: {} -> {} at {}", env.name, StateName(before.state),
+                 StateName(env.state), ShortSha(target.sha));
+    env = *saved;
+  }
+
+  providers::ApplyRequest request;
+  request.environment = env.name;
+  request.namespace_name = record.namespace_name;
+  request.project = target.repo;
+  request.pr_number = target.pr_number;
+  request.head_sha = target.sha;
+  request.host = env.name + "." + BaseDomain(config);
+  request.config_json = spec->config_json;
+  request.images = spec->images;
+  request.labels = {{providers::kManagedByLabel, providers::kManagedByValue},
+                    {providers::kEnvironmentLabel, env.name}};
+  absl::StatusOr<providers::ApplyResult> applied = provider.Apply(request);
+  if (!applied.ok()) {
+    if (IsTerminalError(applied.status())) {
+      return Fail(env, "apply failed: " + std::string(applied.status().message()), target.sha);
+    }
+    return applied.status();
+  }
+  record.applied_sha = target.sha;
+  env.spec_json = EnvRecordJson(record);
+
+  absl::StatusOr<providers::Observation> observed =
+      provider.Observe({env.name, record.namespace_name});
+  if (!observed.ok()) {
+    // Keep what Apply achieved, so the retry only observes.
+    absl::StatusOr<Environment> saved = Save(env);
+    if (!saved.ok()) spdlog::warn("environment {}: {}", env.name, saved.status().ToString());
+    return observed.status();
+  }
+  if (observed->phase == providers::Phase::kAbsent) {
+    // Just applied: the provider has not caught up yet.
+    observed->phase = providers::Phase::kProgressing;
+  }
+  env.updated_at = clock_.Now();
+  const EnvState applying_state = env.state;
+  Environment settled = env;
+  switch (observed->phase) {
+    case providers::Phase::kReady:
+      settled.state = EnvState::kReady;
+      settled.url = BaseDomain(config).empty() ? observed->url
+                                               : "https://" + env.name + "." + BaseDomain(config);
+      break;
+    case providers::Phase::kFailed:
+      settled.state = EnvState::kFailed;
+      settled.reason = observed->message.empty() ? "the provider reports the environment failed"
+                                                 : observed->message;
+      break;
+    case providers::Phase::kProgressing:
+    case providers::Phase::kAbsent:
+      break;
+  }
+  absl::StatusOr<Environment> saved = Save(settled);
+  if (!saved.ok()) return saved.status();
+  if (saved->state != applying_state) {
+    spdlog::info("environment {}: {} -> {}", env.name, StateName(applying_state),
+                 StateName(saved->state));
+  }
+  absl::StatusOr<Environment> reported = Report(*saved);
+  if (!reported.ok()) return reported.status();
+  ReconcileResult result;
+  result.summary =
+      "applied " + ShortSha(target.sha) + " to " + env.name + ": " + StateName(reported->state);
+  if (observed->phase == providers::Phase::kProgressing)
+    result.requeue_after = options_.progress_poll;
+  RequeueForDeadlines(*reported, result);
+  return result;
+}
+
+absl::StatusOr<ReconcileResult> EnvironmentReconciler::ObserveOnly(
+    Environment env, const Target& target, const config::ProjectConfig& config,
+    providers::Provider& provider) {
+  EnvRecord record = ParseEnvRecord(env.spec_json);
+  absl::StatusOr<providers::Observation> observed =
+      provider.Observe({env.name, NamespaceOf(env, record, options_.namespace_prefix)});
+  if (!observed.ok()) return observed.status();
+  if (observed->phase == providers::Phase::kAbsent) {
+    spdlog::warn("environment {}: its objects are gone; applying again", env.name);
+    record.applied_sha.clear();
+    env.spec_json = EnvRecordJson(record);
+    return ApplyAndObserve(env, target, config, provider);
+  }
+  Environment settled = env;
+  ReconcileResult result;
+  switch (observed->phase) {
+    case providers::Phase::kReady:
+      settled.state = EnvState::kReady;
+      settled.reason.clear();
+      settled.url = BaseDomain(config).empty() ? observed->url
+                                               : "https://" + env.name + "." + BaseDomain(config);
+      break;
+    case providers::Phase::kFailed:
+      settled.state = EnvState::kFailed;
+      settled.reason = observed->message.empty() ? "the provider reports the environment failed"
+                                                 : observed->message;
+      break;
+    case providers::Phase::kProgressing:
+    case providers::Phase::kAbsent:
+      // A ready environment rolling its pods stays ready; a new one keeps being polled.
+      if (env.state == EnvState::kProvisioning || env.state == EnvState::kUpdating) {
+        result.requeue_after = options_.progress_poll;
+      }
+      break;
+  }
+  if (!SameRow(env, settled)) {
+    settled.updated_at = clock_.Now();
+    absl::StatusOr<Environment> saved = Save(settled);
+    if (!saved.ok()) return saved.status();
+    spdlog::info("environment {}: {} -> {}", env.name, StateName(env.state),
+                 StateName(saved->state));
+    settled = *saved;
+  }
+  absl::StatusOr<Environment> reported = Report(settled);
+  if (!reported.ok()) return reported.status();
+  result.summary = env.name + " " + StateName(reported->state);
+  RequeueForDeadlines(*reported, result);
+  return result;
+}
+
+absl::StatusOr<ReconcileResult> EnvironmentReconciler::Fail(Environment env,
+                                                            const std::string& reason,
+                                                            const std::string& sha) {
+  const Environment before = env;
+  EnvRecord record = ParseEnvRecord(env.spec_json);
+  record.failed_sha = sha;
+  env.state = EnvState::kFailed;
+  env.reason = reason;
+  if (!sha.empty()) env.head_sha = sha;
+  env.spec_json = EnvRecordJson(record);
+  if (!SameRow(before, env)) {
+    env.updated_at = clock_.Now();
+    absl::StatusOr<Environment> saved = Save(env);
+    if (!saved.ok()) return saved.status();
+    spdlog::info("environment {}: {} -> failed: {}", env.name, StateName(before.state),
+                 FirstLine(reason));
+    env = *saved;
+  }
+  absl::StatusOr<Environment> reported = Report(env);
+  if (!reported.ok()) return reported.status();
+  ReconcileResult result{std::nullopt, env.name + " failed: " + FirstLine(reason)};
+  RequeueForDeadlines(*reported, result);
+  return result;
+}
+
+absl::StatusOr<ReconcileResult> EnvironmentReconciler::Destroy(Environment env,
+                                                               const std::string& reason,
+                                                               bool block_recreate) {
+  if (env.state != EnvState::kDestroying) {
+    EnvRecord record = ParseEnvRecord(env.spec_json);
+    record.block_recreate = block_recreate;
+    const EnvState from = env.state;
+    env.state = EnvState::kDestroying;
+    env.reason = reason;
+    env.updated_at = clock_.Now();
+    env.spec_json = EnvRecordJson(record);
+    absl::StatusOr<Environment> saved = Save(env);
+    if (!saved.ok()) return saved.status();
+    spdlog::info("environment {}: {} -> destroying: {}", env.name, StateName(from), reason);
+    env = *saved;
+  }
+  return FinishDestroy(env);
+}
+
+absl::StatusOr<ReconcileResult> EnvironmentReconciler::FinishDestroy(Environment env) {
+  EnvRecord record = ParseEnvRecord(env.spec_json);
+  if (record.provider_touched) {
+    providers::Provider* provider = providers_.Find(env.provider);
+    if (provider == nullptr) {
+      return absl::UnavailableError("provider " + env.provider + " is not enabled on this ephd; " +
+                                    env.name + " stays destroying until it is");
+    }
+    absl::StatusOr<providers::DestroyResult> gone =
+        provider->Destroy({env.name, NamespaceOf(env, record, options_.namespace_prefix)});
+    if (!gone.ok()) return gone.status();
+    if (!gone->done) {
+      absl::StatusOr<Environment> reported = Report(env);
+      if (!reported.ok()) return reported.status();
+      return ReconcileResult{options_.destroy_poll,
+                             "destroying " + env.name + ": " + gone->message};
+    }
+  }
+  // Destroyed without a recorded wish (the API's DELETE): keep the pull request from getting a
+  // new environment at once.
+  record.block_recreate = record.block_recreate.value_or(true);
+  env.state = EnvState::kDestroyed;
+  env.updated_at = clock_.Now();
+  env.spec_json = EnvRecordJson(record);
+  absl::StatusOr<Environment> saved = Save(env);
+  if (!saved.ok()) return saved.status();
+  spdlog::info("environment {}: destroyed: {}", env.name, env.reason);
+  absl::StatusOr<Environment> reported = Report(*saved);
+  if (!reported.ok()) return reported.status();
+  return ReconcileResult{std::nullopt, "destroyed " + env.name + ": " + env.reason};
+}
+
+absl::StatusOr<Environment> EnvironmentReconciler::Save(const Environment& env) {
+  return store_.UpdateEnvironment(env);
+}
+
+absl::StatusOr<Environment> EnvironmentReconciler::Report(Environment env) {
+  if (env.pr_number <= 0) return env;
+  EnvRecord record = ParseEnvRecord(env.spec_json);
+  const std::string fingerprint = Fingerprint(env);
+  if (record.reported == fingerprint) return env;
+
+  const std::string marker = CommentMarker(env.name);
+  const std::string body =
+      marker + "\n**Preview environment** `" + env.name + "`\n\n" + StatusLine(env, record) + "\n";
+  absl::Status forge_error = forge_.UpsertComment(env.project, env.pr_number, marker, body);
+
+  std::optional<forge::DeploymentState> deployment_state = DeploymentStateFor(env.state);
+  if (forge_error.ok() && deployment_state && record.provider_touched) {
+    const bool needs_new = *deployment_state != forge::DeploymentState::kInactive &&
+                           (record.deployment_id == 0 || record.deployment_sha != env.head_sha);
+    if (needs_new) {
+      absl::StatusOr<int64_t> id = forge_.CreateDeployment(
+          {env.project, env.head_sha, env.name, "Eph preview environment " + env.name, true});
+      if (id.ok()) {
+        record.deployment_id = *id;
+        record.deployment_sha = env.head_sha;
+      } else {
+        forge_error = id.status();
+      }
+    }
+    if (forge_error.ok() && record.deployment_id != 0) {
+      forge::DeploymentStatus status;
+      status.state = *deployment_state;
+      if (status.state == forge::DeploymentState::kSuccess) status.environment_url = env.url;
+      status.description =
+          Truncate(env.reason.empty() ? StatusLine(env, record) : FirstLine(env.reason),
+                   kMaxDeploymentDescription);
+      forge_error = forge_.SetDeploymentStatus(env.project, record.deployment_id, status);
+    }
+  }
+  if (forge_error.ok()) record.reported = fingerprint;
+  // The deployment id is kept even when its status could not be set, so the retry reuses it.
+  if (record.deployment_id != ParseEnvRecord(env.spec_json).deployment_id || forge_error.ok()) {
+    env.spec_json = EnvRecordJson(record);
+    absl::StatusOr<Environment> saved = Save(env);
+    if (!saved.ok()) return saved.status();
+    env = *saved;
+  }
+  if (forge_error.ok()) return env;
+  // What the pull request shows must never decide an environment's fate: a forge that refuses
+  // the write (permissions, a deleted pull request) is logged, and the next pass tries again.
+  // Only errors worth a retry are returned, and the retry finds the environment converged.
+  if (IsTerminalError(forge_error) || forge_error.code() == absl::StatusCode::kPermissionDenied ||
+      forge_error.code() == absl::StatusCode::kUnauthenticated ||
+      forge_error.code() == absl::StatusCode::kNotFound) {
+    spdlog::warn("environment {}: could not update the pull request: {}", env.name,
+                 forge_error.ToString());
+    return env;
+  }
+  return forge_error;
+}
+
+absl::StatusOr<std::optional<Environment>> EnvironmentReconciler::NewestDestroyed(
+    const std::string& repo, int64_t number) {
+  state::EnvironmentFilter filter;
+  filter.include_destroyed = true;
+  filter.project = repo;
+  absl::StatusOr<std::vector<Environment>> all = store_.ListEnvironments(filter);
+  if (!all.ok()) return all.status();
+  std::optional<Environment> newest;
+  for (Environment& env : *all) {
+    if (env.pr_number != number || env.state != EnvState::kDestroyed) continue;
+    if (!newest || env.created_at > newest->created_at ||
+        (env.created_at == newest->created_at && env.name > newest->name)) {
+      newest = std::move(env);
+    }
+  }
+  return newest;
+}
+
+absl::StatusOr<bool> EnvironmentReconciler::RecreationBlocked(const std::string& repo,
+                                                              int64_t number,
+                                                              const std::string& head_sha) {
+  absl::StatusOr<std::optional<Environment>> newest = NewestDestroyed(repo, number);
+  if (!newest.ok()) return newest.status();
+  if (!newest->has_value()) return false;
+  const EnvRecord record = ParseEnvRecord((*newest)->spec_json);
+  return record.block_recreate.value_or(false) && (*newest)->head_sha == head_sha;
+}
+
+absl::Status EnvironmentReconciler::LiftRecreationBlock(const std::string& repo, int64_t number) {
+  absl::StatusOr<std::optional<Environment>> newest = NewestDestroyed(repo, number);
+  if (!newest.ok()) return newest.status();
+  if (!newest->has_value()) return absl::OkStatus();
+  Environment env = **newest;
+  EnvRecord record = ParseEnvRecord(env.spec_json);
+  if (!record.block_recreate.value_or(false)) return absl::OkStatus();
+  record.block_recreate = false;
+  env.spec_json = EnvRecordJson(record);
+  return Save(env).status();
+}
+
+std::optional<std::string> EnvironmentReconciler::ExpiryReason(const Environment& env,
+                                                               const EnvRecord& record) const {
+  const TimePoint now = clock_.Now();
+  if (env.expires_at && now >= *env.expires_at) return "ttl expired";
+  if (record.idle_timeout_ms > 0) {
+    // A push or any other change counts as activity too, so a just-updated environment is not
+    // destroyed for idleness that happened before it.
+    const TimePoint last = std::max(env.last_activity_at.value_or(env.updated_at), env.updated_at);
+    const auto idle = std::chrono::milliseconds(record.idle_timeout_ms);
+    if (now - last >= idle) {
+      return "idle for " + config::DurationString(absl::Milliseconds(record.idle_timeout_ms));
+    }
+  }
+  return std::nullopt;
+}
+
+void EnvironmentReconciler::RequeueForDeadlines(const Environment& env,
+                                                ReconcileResult& result) const {
+  if (!state::IsLive(env.state) || env.state == EnvState::kDestroying) return;
+  std::optional<TimePoint> deadline = env.expires_at;
+  const EnvRecord record = ParseEnvRecord(env.spec_json);
+  if (record.idle_timeout_ms > 0) {
+    const TimePoint last = std::max(env.last_activity_at.value_or(env.updated_at), env.updated_at);
+    const TimePoint idle_at = last + std::chrono::milliseconds(record.idle_timeout_ms);
+    if (!deadline || idle_at < *deadline) deadline = idle_at;
+  }
+  if (!deadline) return;
+  const Duration in = std::max(Duration::zero(), *deadline - clock_.Now());
+  if (!result.requeue_after || in < *result.requeue_after) result.requeue_after = in;
+}
+
+std::string EnvironmentReconciler::BaseDomain(const config::ProjectConfig& config) const {
+  return config.environment.base_domain.value_or(options_.base_domain);
+}
+
+absl::Status EnvironmentReconciler::RecordTerminalFailure(const std::string& key,
+                                                          const absl::Status& error) {
+  absl::StatusOr<WorkKey> parsed = ParseWorkKey(key);
+  if (!parsed.ok()) return absl::OkStatus();  // a malformed key has no environment
+  absl::StatusOr<std::optional<Environment>> found =
+      parsed->kind == WorkKey::Kind::kPullRequest
+          ? store_.FindLiveEnvironment(parsed->repo, parsed->pr_number)
+          : store_.GetEnvironment(parsed->environment);
+  if (!found.ok()) return found.status();
+  if (!found->has_value()) return absl::OkStatus();
+  Environment env = **found;
+  if (!state::IsLive(env.state)) return absl::OkStatus();
+  if (env.state == EnvState::kDestroying) {
+    // Giving up on a destruction would leak objects; the next resync tries again.
+    spdlog::error("environment {}: destroy failed: {}", env.name, error.ToString());
+    return absl::OkStatus();
+  }
+  return Fail(env, std::string(error.message()), env.head_sha).status();
+}
+
+}  // namespace eph::controller

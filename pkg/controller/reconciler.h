@@ -1,0 +1,144 @@
+// EnvironmentReconciler: makes one work key's environment match what its pull request asks for.
+//
+// Level-triggered: Reconcile(key) never looks at the event that enqueued the key. It reads the
+// pull request's live state and eph.yaml at its head commit (Forge), the environment (Store) and
+// what actually runs (Provider::Observe), then takes the steps that converge them: create, update
+// on a new head commit, destroy (closed, merged, label removed, draft, fork, failed checks, TTL,
+// idle timeout), or nothing. Running it twice in a row changes nothing the second time: no
+// provider Apply/Destroy, no store event, no forge write. docs/reconciler.md has the decision
+// table and the rules below in full.
+//
+// Results:
+//  - OK: converged for now. `requeue_after` asks to look again later (still provisioning,
+//    waiting for checks, destroy in progress, next TTL / idle deadline).
+//  - An error status: the work queue decides by its code (retry_policy.h). Transient errors
+//    leave everything as it was, so the retry simply repeats the pass. Terminal errors from the
+//    provider are recorded on the environment (`failed` with the message) by the reconciler
+//    itself and reported as OK, so they never loop; RecordTerminalFailure() covers the rest.
+//  - A broken or missing eph.yaml makes the environment `failed` with the parse errors as reason
+//    (created for that purpose if the pull request carries the trigger label), never calls the
+//    provider, and is not looked at again until the head commit changes.
+//
+// Thread-safety: Reconcile may run on many threads at once for different keys. It must not run
+// concurrently for the same key; the work queue guarantees that (one lease per key).
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "pkg/base/clock.h"
+#include "pkg/base/random.h"
+#include "pkg/config/config.h"
+#include "pkg/controller/env_record.h"
+#include "pkg/forge/forge.h"
+#include "pkg/providers/provider.h"
+#include "pkg/state/store.h"
+
+namespace eph::controller {
+
+struct ReconcileResult {
+  // Look at the key again after this long (measured on the injected clock).
+  std::optional<Duration> requeue_after;
+  // One line for logs: what the pass did.
+  std::string summary;
+};
+
+// What the work queue runs. An interface so the queue can be tested with a scripted reconciler.
+class Reconciler {
+ public:
+  virtual ~Reconciler() = default;
+  virtual absl::StatusOr<ReconcileResult> Reconcile(const std::string& key) = 0;
+  // Reconcile(key) returned a terminal error: record it on the key's environment (`failed`, the
+  // message as reason) so users see it, and so the same commit is not tried again.
+  virtual absl::Status RecordTerminalFailure(const std::string& key, const absl::Status& error) = 0;
+};
+
+struct ReconcilerOptions {
+  // Environments are served at https://<name>.<base_domain> (EPH_BASE_DOMAIN); eph.yaml's
+  // environment.base_domain overrides it per project.
+  std::string base_domain = "localhost";
+  std::string config_path = "eph.yaml";               // where eph.yaml lives in a repository
+  std::string namespace_prefix = "eph-";              // Kubernetes namespace = prefix + name
+  Duration progress_poll = std::chrono::seconds(10);  // while the provider is progressing
+  Duration checks_poll = std::chrono::minutes(1);     // while wait_for_checks are pending
+  Duration destroy_poll = std::chrono::seconds(10);   // while the provider is still deleting
+};
+
+class EnvironmentReconciler final : public Reconciler {
+ public:
+  // All references must outlive the reconciler.
+  EnvironmentReconciler(state::Store& store, forge::Forge& forge,
+                        providers::ProviderRegistry& providers, const Clock& clock, Random& random,
+                        ReconcilerOptions options);
+
+  absl::StatusOr<ReconcileResult> Reconcile(const std::string& key) override;
+  absl::Status RecordTerminalFailure(const std::string& key, const absl::Status& error) override;
+
+  // The hidden marker that identifies an environment's pull-request comment.
+  static std::string CommentMarker(const std::string& environment);
+
+ private:
+  // What is being deployed: a pull request's head, or a commit chosen by hand.
+  struct Target {
+    std::string repo;
+    int64_t pr_number = 0;
+    std::string sha;
+    std::string branch;
+  };
+  // eph.yaml at a commit: the config, or the message that says why there is none.
+  struct LoadedConfig {
+    std::optional<config::ProjectConfig> config;
+    std::string error;
+  };
+
+  absl::StatusOr<ReconcileResult> ReconcilePullRequest(const std::string& repo, int64_t number);
+  absl::StatusOr<ReconcileResult> ReconcileByName(const std::string& name);
+
+  absl::StatusOr<LoadedConfig> LoadProjectConfig(const std::string& repo, const std::string& sha);
+  absl::StatusOr<ReconcileResult> Create(const Target& target, const config::ProjectConfig& config);
+  absl::StatusOr<ReconcileResult> CreateFailed(const Target& target, const std::string& reason);
+  absl::StatusOr<ReconcileResult> Converge(state::Environment env, const Target& target,
+                                           const config::ProjectConfig& config);
+  absl::StatusOr<ReconcileResult> ApplyAndObserve(state::Environment env, const Target& target,
+                                                  const config::ProjectConfig& config,
+                                                  providers::Provider& provider);
+  absl::StatusOr<ReconcileResult> ObserveOnly(state::Environment env, const Target& target,
+                                              const config::ProjectConfig& config,
+                                              providers::Provider& provider);
+  absl::StatusOr<ReconcileResult> Fail(state::Environment env, const std::string& reason,
+                                       const std::string& sha);
+  absl::StatusOr<ReconcileResult> Destroy(state::Environment env, const std::string& reason,
+                                          bool block_recreate);
+  absl::StatusOr<ReconcileResult> FinishDestroy(state::Environment env);
+
+  // Writes `env` (compare-and-swap) and returns the stored row.
+  absl::StatusOr<state::Environment> Save(const state::Environment& env);
+  // Tells the forge about the environment's state, unless it already knows.
+  absl::StatusOr<state::Environment> Report(state::Environment env);
+  // Whether the pull request's newest environment was destroyed in a way that forbids a new one
+  // at `head_sha` (TTL, idle timeout, manual deletion).
+  absl::StatusOr<bool> RecreationBlocked(const std::string& repo, int64_t number,
+                                         const std::string& head_sha);
+  // The trigger label was seen absent: a blocked pull request may get an environment again.
+  absl::Status LiftRecreationBlock(const std::string& repo, int64_t number);
+  absl::StatusOr<std::optional<state::Environment>> NewestDestroyed(const std::string& repo,
+                                                                    int64_t number);
+
+  std::optional<std::string> ExpiryReason(const state::Environment& env,
+                                          const EnvRecord& record) const;
+  // Shortens `result.requeue_after` to the environment's next TTL / idle deadline.
+  void RequeueForDeadlines(const state::Environment& env, ReconcileResult& result) const;
+  std::string BaseDomain(const config::ProjectConfig& config) const;
+
+  state::Store& store_;
+  forge::Forge& forge_;
+  providers::ProviderRegistry& providers_;
+  const Clock& clock_;
+  Random& random_;
+  const ReconcilerOptions options_;
+};
+
+}  // namespace eph::controller

@@ -1,0 +1,750 @@
+#include "pkg/controller/reconciler.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <tuple>
+
+#include "pkg/controller/test_world.h"
+#include "pkg/controller/work_key.h"
+
+namespace eph::controller::testing {
+namespace {
+
+using forge::DeploymentState;
+using forge::FakeForge;
+using providers::FakeProvider;
+using providers::Phase;
+using state::EnvState;
+using std::chrono::hours;
+using std::chrono::minutes;
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+using M = FakeProvider::Method;
+
+std::vector<std::string> StatesOf(World& w, const std::string& env) {
+  absl::StatusOr<std::vector<state::EnvEvent>> events = w.store->EventsFor(env);
+  EXPECT_TRUE(events.ok()) << events.status();
+  std::vector<std::string> out;
+  if (!events.ok()) return out;
+  for (const state::EnvEvent& e : *events) out.push_back(e.to_state);
+  return out;
+}
+
+std::vector<DeploymentState> DeploymentStates(const FakeForge::Deployment& d) {
+  std::vector<DeploymentState> out;
+  for (const forge::DeploymentStatus& s : d.statuses) out.push_back(s.state);
+  return out;
+}
+
+std::string CommentFor(World& w, int64_t pr, const std::string& env) {
+  std::optional<FakeForge::Comment> c =
+      w.forge.CommentWithMarker(kRepo, pr, EnvironmentReconciler::CommentMarker(env));
+  return c ? c->body : "";
+}
+
+TEST(ReconcilerTest, LabelledPullRequestGetsAReadyEnvironment) {
+  World w;
+  w.OpenPr(42);
+  const TimePoint start = w.clock.Now();
+  w.MustReconcile(42);
+
+  std::optional<state::Environment> env = w.Live(42);
+  ASSERT_TRUE(env.has_value());
+  EXPECT_EQ(env->state, EnvState::kReady);
+  EXPECT_THAT(env->name, StartsWith("my-app-"));
+  EXPECT_EQ(env->url, "https://" + env->name + "." + kBaseDomain);
+  EXPECT_EQ(env->head_sha, Sha(1));
+  EXPECT_EQ(env->provider, "kubernetes");
+  ASSERT_TRUE(env->expires_at.has_value());
+  EXPECT_EQ(*env->expires_at, start + hours(72));
+  EXPECT_EQ(StatesOf(w, env->name), (std::vector<std::string>{"provisioning", "ready"}));
+
+  // What the provider was asked for.
+  std::optional<providers::ApplyRequest> applied = w.provider->LastApply(env->name);
+  ASSERT_TRUE(applied.has_value());
+  EXPECT_EQ(applied->namespace_name, "eph-" + env->name);
+  EXPECT_EQ(applied->host, env->name + "." + kBaseDomain);
+  EXPECT_EQ(applied->head_sha, Sha(1));
+  EXPECT_EQ(applied->labels.at("eph.dev/managed-by"), "eph");
+  EXPECT_EQ(applied->labels.at("eph.dev/environment"), env->name);
+  ASSERT_EQ(applied->images.size(), 1u);
+  EXPECT_EQ(applied->images[0].name, "api");
+  EXPECT_EQ(applied->images[0].tag, "pr-42");
+  EXPECT_THAT(applied->config_json, HasSubstr("k8s/base"));
+
+  // What the pull request shows.
+  EXPECT_THAT(CommentFor(w, 42, env->name),
+              AllOf(HasSubstr("Ready at " + env->url), HasSubstr(Sha(1).substr(0, 7))));
+  EXPECT_EQ(w.forge.Comments(kRepo, 42).size(), 1u);
+  std::vector<FakeForge::Deployment> deployments = w.forge.Deployments(kRepo);
+  ASSERT_EQ(deployments.size(), 1u);
+  EXPECT_EQ(deployments[0].request.ref, Sha(1));
+  EXPECT_EQ(deployments[0].request.environment, env->name);
+  EXPECT_TRUE(deployments[0].request.transient);
+  ASSERT_EQ(DeploymentStates(deployments[0]), std::vector{DeploymentState::kSuccess});
+  EXPECT_EQ(deployments[0].statuses[0].environment_url, env->url);
+}
+
+TEST(ReconcilerTest, ProgressingEnvironmentStaysProvisioningAndAsksToBeRequeued) {
+  World w;
+  w.OpenPr(1);
+  w.provider->SetPhaseAfterApply(Phase::kProgressing);
+  ReconcileResult first = w.MustReconcile(1);
+  std::optional<state::Environment> env = w.Live(1);
+  ASSERT_TRUE(env.has_value());
+  EXPECT_EQ(env->state, EnvState::kProvisioning);
+  EXPECT_EQ(first.requeue_after, w.options.progress_poll);
+  EXPECT_THAT(CommentFor(w, 1, env->name), HasSubstr("Being created"));
+
+  // Still progressing: nothing changes, no second Apply.
+  ReconcileResult second = w.MustReconcile(1);
+  EXPECT_EQ(second.requeue_after, w.options.progress_poll);
+  EXPECT_EQ(w.provider->Calls(M::kApply), 1);
+
+  w.provider->SetPhase(env->name, Phase::kReady);
+  ReconcileResult third = w.MustReconcile(1);
+  env = w.Live(1);
+  EXPECT_EQ(env->state, EnvState::kReady);
+  EXPECT_NE(third.requeue_after, w.options.progress_poll);
+  EXPECT_EQ(w.provider->Calls(M::kApply), 1);
+  std::vector<FakeForge::Deployment> deployments = w.forge.Deployments(kRepo);
+  ASSERT_EQ(deployments.size(), 1u);
+  EXPECT_EQ(DeploymentStates(deployments[0]),
+            (std::vector{DeploymentState::kInProgress, DeploymentState::kSuccess}));
+  EXPECT_THAT(CommentFor(w, 1, env->name), HasSubstr("Ready at"));
+}
+
+TEST(ReconcilerTest, ReconcilingTwiceChangesNothing) {
+  World w;
+  w.OpenPr(7);
+  w.MustReconcile(7);
+  const state::Environment before = *w.Live(7);
+  const int64_t events = w.EventCount();
+  const int64_t writes = w.forge.Writes();
+  const int64_t changes = w.ProviderCalls();
+
+  for (int i = 0; i < 3; ++i) w.MustReconcile(7);
+
+  const state::Environment after = *w.Live(7);
+  EXPECT_EQ(after.version, before.version);  // not even a bookkeeping write
+  EXPECT_EQ(after.state, EnvState::kReady);
+  EXPECT_EQ(w.EventCount(), events);
+  EXPECT_EQ(w.forge.Writes(), writes);
+  EXPECT_EQ(w.ProviderCalls(), changes);
+  EXPECT_EQ(w.History(7).size(), 1u);
+}
+
+TEST(ReconcilerTest, PushUpdatesTheEnvironment) {
+  World w;
+  w.OpenPr(3);
+  w.MustReconcile(3);
+  const std::string name = w.Live(3)->name;
+
+  w.forge.Push(kRepo, 3, Sha(2));
+  w.MustReconcile(3);
+
+  std::optional<state::Environment> env = w.Live(3);
+  ASSERT_TRUE(env.has_value());
+  EXPECT_EQ(env->name, name);  // same environment, updated in place
+  EXPECT_EQ(env->state, EnvState::kReady);
+  EXPECT_EQ(env->head_sha, Sha(2));
+  EXPECT_EQ(w.provider->Calls(M::kApply, name), 2);
+  EXPECT_EQ(w.provider->LastApply(name)->head_sha, Sha(2));
+  EXPECT_EQ(StatesOf(w, name),
+            (std::vector<std::string>{"provisioning", "ready", "updating", "ready"}));
+  // One deployment per deployed commit.
+  std::vector<FakeForge::Deployment> deployments = w.forge.Deployments(kRepo);
+  ASSERT_EQ(deployments.size(), 2u);
+  EXPECT_EQ(deployments[1].request.ref, Sha(2));
+  EXPECT_THAT(CommentFor(w, 3, name), HasSubstr(Sha(2).substr(0, 7)));
+  EXPECT_EQ(w.forge.Comments(kRepo, 3).size(), 1u);
+}
+
+TEST(ReconcilerTest, LabelRemovedDestroysWithReason) {
+  World w;
+  w.OpenPr(5);
+  w.MustReconcile(5);
+  const std::string name = w.Live(5)->name;
+
+  w.forge.RemoveLabel(kRepo, 5, "preview");
+  w.MustReconcile(5);
+
+  EXPECT_FALSE(w.Live(5).has_value());
+  std::vector<state::Environment> history = w.History(5);
+  ASSERT_EQ(history.size(), 1u);
+  EXPECT_EQ(history[0].state, EnvState::kDestroyed);
+  EXPECT_EQ(history[0].reason, "label preview removed");
+  EXPECT_FALSE(w.provider->Exists(name));
+  EXPECT_THAT(CommentFor(w, 5, name), HasSubstr("Destroyed: label preview removed"));
+  std::vector<FakeForge::Deployment> deployments = w.forge.Deployments(kRepo);
+  ASSERT_EQ(deployments.size(), 1u);
+  EXPECT_EQ(deployments[0].statuses.back().state, DeploymentState::kInactive);
+
+  // Label back: a new environment (a new name: names are never reused).
+  w.forge.AddLabel(kRepo, 5, "preview");
+  w.MustReconcile(5);
+  ASSERT_TRUE(w.Live(5).has_value());
+  EXPECT_NE(w.Live(5)->name, name);
+  EXPECT_EQ(w.Live(5)->state, EnvState::kReady);
+}
+
+class ClosedTest
+    : public ::testing::TestWithParam<std::pair<forge::PullRequestState, std::string>> {};
+
+TEST_P(ClosedTest, DestroysWithReason) {
+  World w;
+  w.OpenPr(9);
+  w.MustReconcile(9);
+  const std::string name = w.Live(9)->name;
+
+  w.forge.SetState(kRepo, 9, GetParam().first);
+  w.MustReconcile(9);
+
+  EXPECT_FALSE(w.Live(9).has_value());
+  EXPECT_EQ(w.History(9).back().reason, GetParam().second);
+  EXPECT_FALSE(w.provider->Exists(name));
+  EXPECT_EQ(StatesOf(w, name).back(), "destroyed");
+  EXPECT_THAT(CommentFor(w, 9, name), HasSubstr(GetParam().second));
+
+  // Nothing more happens for a closed pull request.
+  const int64_t events = w.EventCount();
+  w.MustReconcile(9);
+  EXPECT_EQ(w.EventCount(), events);
+  EXPECT_EQ(w.History(9).size(), 1u);
+}
+
+INSTANTIATE_TEST_SUITE_P(MergedOrClosed, ClosedTest,
+                         ::testing::Values(std::pair{forge::PullRequestState::kMerged,
+                                                     std::string("pull request merged")},
+                                           std::pair{forge::PullRequestState::kClosed,
+                                                     std::string("pull request closed")}));
+
+TEST(ReconcilerTest, DraftIsDestroyedUnlessTheTriggerIncludesDrafts) {
+  World w;
+  w.OpenPr(4);
+  w.MustReconcile(4);
+  w.forge.SetDraft(kRepo, 4, true);
+  w.MustReconcile(4);
+  EXPECT_FALSE(w.Live(4).has_value());
+  EXPECT_EQ(w.History(4).back().reason, "pull request is a draft");
+
+  World drafts(ConfigYaml("    include_drafts: true\n"));
+  drafts.OpenPr(4);
+  drafts.forge.SetDraft(kRepo, 4, true);
+  drafts.MustReconcile(4);
+  ASSERT_TRUE(drafts.Live(4).has_value());
+  EXPECT_EQ(drafts.Live(4)->state, EnvState::kReady);
+}
+
+TEST(ReconcilerTest, ForksGetNoEnvironmentUnlessAllowed) {
+  auto open_fork = [](World& w) {
+    w.OpenPr(6);
+    forge::PullRequest pr = *w.forge.GetPullRequest(kRepo, 6);
+    pr.from_fork = true;
+    w.forge.SetPullRequest(pr);
+  };
+  World w;
+  open_fork(w);
+  w.MustReconcile(6);
+  EXPECT_TRUE(w.History(6).empty());
+  EXPECT_EQ(w.AllProviderCalls(), 0);
+
+  World allowed(ConfigYaml("", "  allow_forks: true\n"));
+  open_fork(allowed);
+  allowed.MustReconcile(6);
+  ASSERT_TRUE(allowed.Live(6).has_value());
+  EXPECT_EQ(allowed.Live(6)->state, EnvState::kReady);
+}
+
+TEST(ReconcilerTest, SkipLabelPreventsTheEnvironment) {
+  World w(ConfigYaml("    skip_labels: [\"no-preview\"]\n"));
+  w.OpenPr(8, {"preview", "no-preview"});
+  w.MustReconcile(8);
+  EXPECT_TRUE(w.History(8).empty());
+  w.forge.RemoveLabel(kRepo, 8, "no-preview");
+  w.MustReconcile(8);
+  EXPECT_TRUE(w.Live(8).has_value());
+  w.forge.AddLabel(kRepo, 8, "no-preview");
+  w.MustReconcile(8);
+  EXPECT_EQ(w.History(8).back().reason, "label no-preview added");
+}
+
+TEST(ReconcilerTest, PathsFilterUsesChangedFiles) {
+  World w(ConfigYaml("    paths: [\"services/api/**\"]\n"));
+  w.OpenPr(11);
+  w.forge.SetChangedFiles(kRepo, 11, {"docs/readme.md"});
+  w.MustReconcile(11);
+  EXPECT_TRUE(w.History(11).empty());
+  w.forge.SetChangedFiles(kRepo, 11, {"docs/readme.md", "services/api/main.go"});
+  w.MustReconcile(11);
+  EXPECT_TRUE(w.Live(11).has_value());
+}
+
+// The same world reconciled with keys in any order, duplicated, ends in the same state.
+TEST(ReconcilerTest, DuplicateAndOutOfOrderKeysGiveTheSameOutcome) {
+  using Outcome = std::map<int64_t, std::tuple<bool, std::string, std::string>>;
+  auto run = [](const std::vector<int64_t>& order) {
+    World w;
+    w.OpenPr(1);                       // wants an environment
+    w.OpenPr(2);                       // wants one, then loses its label
+    w.OpenPr(3, {"preview"}, Sha(3));  // wants one, then is pushed to
+    w.OpenPr(4, {});                   // never labelled
+    for (int64_t pr : order) {
+      if (pr == 2 && w.Live(2)) w.forge.RemoveLabel(kRepo, 2, "preview");
+      if (pr == 3 && w.Live(3) && w.Live(3)->head_sha == Sha(3)) w.forge.Push(kRepo, 3, Sha(4));
+      w.MustReconcile(pr);
+    }
+    // Level-triggered: one more pass over every key settles whatever the order left.
+    for (int64_t pr : {1, 2, 3, 4}) w.MustReconcile(pr);
+    Outcome out;
+    for (int64_t pr : {1, 2, 3, 4}) {
+      std::optional<state::Environment> live = w.Live(pr);
+      out[pr] = {live.has_value(), live ? std::string(state::EnvStateName(live->state)) : "",
+                 live ? live->head_sha : ""};
+    }
+    EXPECT_EQ(w.provider->MaxConcurrentPerEnvironment(), 1);
+    return std::pair{out, static_cast<int64_t>(w.provider->Existing().size())};
+  };
+  const auto a = run({1, 2, 3, 4, 1, 2, 3});
+  const auto b = run({4, 3, 3, 2, 1, 2, 1, 3, 3});
+  const auto c = run({2, 2, 2, 3, 1, 4, 4, 3});
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(a, c);
+  EXPECT_EQ(a.second, 2);  // #1 and #3 run somewhere
+  EXPECT_EQ(std::get<2>(a.first.at(3)), Sha(4));
+  EXPECT_FALSE(std::get<0>(a.first.at(2)));
+  EXPECT_FALSE(std::get<0>(a.first.at(4)));
+}
+
+TEST(ReconcilerTest, WaitForChecksPendingThenSuccess) {
+  World w(ConfigYaml("    wait_for_checks: [\"build\"]\n"));
+  w.OpenPr(12);
+  // Not reported yet: wait.
+  ReconcileResult r = w.MustReconcile(12);
+  EXPECT_TRUE(w.History(12).empty());
+  EXPECT_EQ(r.requeue_after, w.options.checks_poll);
+  // Running: still wait.
+  w.forge.SetCheck(kRepo, Sha(1), "build", forge::CheckState::kPending);
+  r = w.MustReconcile(12);
+  EXPECT_TRUE(w.History(12).empty());
+  EXPECT_EQ(r.requeue_after, w.options.checks_poll);
+  EXPECT_EQ(w.AllProviderCalls(), 0);
+  // Green: the environment appears.
+  w.forge.SetCheck(kRepo, Sha(1), "build", forge::CheckState::kSuccess);
+  w.MustReconcile(12);
+  ASSERT_TRUE(w.Live(12).has_value());
+  EXPECT_EQ(w.Live(12)->state, EnvState::kReady);
+}
+
+TEST(ReconcilerTest, WaitForChecksFailureMeansNoEnvironment) {
+  World w(ConfigYaml("    wait_for_checks: [\"build\", \"lint\"]\n"));
+  w.OpenPr(13);
+  w.forge.SetCheck(kRepo, Sha(1), "build", forge::CheckState::kFailure);
+  w.forge.SetCheck(kRepo, Sha(1), "lint", forge::CheckState::kSuccess);
+  ReconcileResult r = w.MustReconcile(13);
+  EXPECT_TRUE(w.History(13).empty());
+  EXPECT_FALSE(r.requeue_after.has_value());  // nothing to wait for: a webhook brings news
+  EXPECT_EQ(w.AllProviderCalls(), 0);
+}
+
+TEST(ReconcilerTest, WaitForChecksKeepsTheOldCommitWhilePendingAndDestroysOnFailure) {
+  World w(ConfigYaml("    wait_for_checks: [\"build\"]\n"));
+  w.OpenPr(14);
+  w.forge.SetCheck(kRepo, Sha(1), "build", forge::CheckState::kSuccess);
+  w.MustReconcile(14);
+  const std::string name = w.Live(14)->name;
+
+  w.forge.Push(kRepo, 14, Sha(2));
+  w.forge.SetCheck(kRepo, Sha(2), "build", forge::CheckState::kPending);
+  w.MustReconcile(14);
+  EXPECT_EQ(w.Live(14)->state, EnvState::kReady);
+  EXPECT_EQ(w.Live(14)->head_sha, Sha(1));  // keeps serving the last good commit
+
+  w.forge.SetCheck(kRepo, Sha(2), "build", forge::CheckState::kFailure);
+  w.MustReconcile(14);
+  EXPECT_FALSE(w.Live(14).has_value());
+  EXPECT_EQ(w.History(14).back().reason, "check build failed");
+  EXPECT_FALSE(w.provider->Exists(name));
+}
+
+TEST(ReconcilerTest, BrokenConfigFailsWithTheErrorAndNeverCallsTheProvider) {
+  World w(
+      "version: \"1.0\"\nname: my-app\nenvironment:\n  tll: 72h\nkubernetes:\n"
+      "  manifests: [./k8s]\n");
+  w.OpenPr(15);
+  w.MustReconcile(15);
+
+  std::optional<state::Environment> env = w.Live(15);
+  ASSERT_TRUE(env.has_value());
+  EXPECT_EQ(env->state, EnvState::kFailed);
+  EXPECT_THAT(env->reason, AllOf(HasSubstr("eph.yaml:4:3"), HasSubstr("tll")));
+  EXPECT_EQ(env->head_sha, Sha(1));
+  EXPECT_EQ(w.AllProviderCalls(), 0);
+  EXPECT_THAT(CommentFor(w, 15, env->name), AllOf(HasSubstr("Failed"), HasSubstr("tll")));
+  EXPECT_TRUE(w.forge.Deployments(kRepo).empty());  // nothing was deployed
+
+  // Not retried while the commit stays the same.
+  const int64_t events = w.EventCount();
+  const int64_t reads = w.forge.Calls(FakeForge::Method::kReadFile);
+  const int64_t version = env->version;
+  w.MustReconcile(15);
+  EXPECT_EQ(w.EventCount(), events);
+  EXPECT_EQ(w.forge.Calls(FakeForge::Method::kReadFile), reads);
+  EXPECT_EQ(w.Live(15)->version, version);
+  EXPECT_EQ(w.AllProviderCalls(), 0);
+
+  // A push that fixes eph.yaml brings the environment up.
+  w.forge.Push(kRepo, 15, Sha(2));
+  w.forge.SetFile(kRepo, Sha(2), "eph.yaml", ConfigYaml());
+  w.MustReconcile(15);
+  ASSERT_TRUE(w.Live(15).has_value());
+  EXPECT_EQ(w.Live(15)->name, env->name);
+  EXPECT_EQ(w.Live(15)->state, EnvState::kReady);
+  EXPECT_EQ(w.Live(15)->reason, "");
+}
+
+TEST(ReconcilerTest, MissingConfigWithLabelFailsVisibly) {
+  World w;
+  w.OpenPr(16);
+  w.forge.RemoveFile(kRepo, Sha(1), "eph.yaml");
+  w.MustReconcile(16);
+  ASSERT_TRUE(w.Live(16).has_value());
+  EXPECT_EQ(w.Live(16)->state, EnvState::kFailed);
+  EXPECT_EQ(w.Live(16)->reason, "eph.yaml: not found at commit " + Sha(1).substr(0, 7));
+
+  // Without the label nothing is created.
+  World unlabelled;
+  unlabelled.OpenPr(16, {});
+  unlabelled.forge.RemoveFile(kRepo, Sha(1), "eph.yaml");
+  unlabelled.MustReconcile(16);
+  EXPECT_TRUE(unlabelled.History(16).empty());
+}
+
+TEST(ReconcilerTest, BrokenConfigOnAPushFailsTheRunningEnvironmentWithoutTouchingIt) {
+  World w;
+  w.OpenPr(17);
+  w.MustReconcile(17);
+  const std::string name = w.Live(17)->name;
+  w.forge.Push(kRepo, 17, Sha(2));
+  w.forge.SetFile(kRepo, Sha(2), "eph.yaml", "name: [\n");
+  w.MustReconcile(17);
+  EXPECT_EQ(w.Live(17)->state, EnvState::kFailed);
+  EXPECT_EQ(w.provider->Calls(M::kApply), 1);
+  EXPECT_TRUE(w.provider->Exists(name));  // the last good commit keeps running
+  // Its label removed: destroyed, although its config is broken.
+  w.forge.RemoveLabel(kRepo, 17, "preview");
+  w.MustReconcile(17);
+  EXPECT_FALSE(w.Live(17).has_value());
+  EXPECT_FALSE(w.provider->Exists(name));
+}
+
+TEST(ReconcilerTest, TransientErrorsLeaveEverythingForTheRetry) {
+  World w;
+  w.OpenPr(18);
+  w.forge.FailNext(FakeForge::Method::kGetPullRequest, absl::UnavailableError("github down"));
+  absl::StatusOr<ReconcileResult> r = w.Reconcile(18);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(w.History(18).empty());
+
+  w.provider->FailNext(M::kApply, absl::UnavailableError("apiserver unreachable"));
+  r = w.Reconcile(18);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
+  ASSERT_TRUE(w.Live(18).has_value());
+  EXPECT_EQ(w.Live(18)->state, EnvState::kProvisioning);
+
+  w.MustReconcile(18);
+  EXPECT_EQ(w.Live(18)->state, EnvState::kReady);
+  EXPECT_EQ(w.History(18).size(), 1u);
+}
+
+TEST(ReconcilerTest, ForgeWriteFailureIsRetriedWithoutDuplicates) {
+  World w;
+  w.OpenPr(19);
+  w.forge.FailNext(FakeForge::Method::kSetDeploymentStatus, absl::UnavailableError("502"));
+  EXPECT_EQ(w.Reconcile(19).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(w.Live(19)->state, EnvState::kReady);
+  w.MustReconcile(19);
+  ASSERT_EQ(w.forge.Deployments(kRepo).size(), 1u);  // the id was kept: no second deployment
+  EXPECT_EQ(DeploymentStates(w.forge.Deployments(kRepo)[0]),
+            std::vector{DeploymentState::kSuccess});
+  EXPECT_EQ(w.forge.Comments(kRepo, 19).size(), 1u);
+}
+
+TEST(ReconcilerTest, ForgeRefusingTheCommentDoesNotFailTheEnvironment) {
+  World w;
+  w.OpenPr(31);
+  w.forge.FailNext(FakeForge::Method::kUpsertComment,
+                   absl::PermissionDeniedError("Resource not accessible by integration"));
+  w.MustReconcile(31);  // not an error: nothing to retry in a loop
+  EXPECT_EQ(w.Live(31)->state, EnvState::kReady);
+  EXPECT_TRUE(w.forge.Comments(kRepo, 31).empty());
+  // The next pass (a webhook, the resync) tries the comment again.
+  w.MustReconcile(31);
+  EXPECT_EQ(w.forge.Comments(kRepo, 31).size(), 1u);
+  EXPECT_EQ(w.forge.Deployments(kRepo).size(), 1u);
+}
+
+TEST(ReconcilerTest, TerminalProviderErrorFailsTheEnvironmentUntilTheNextPush) {
+  World w;
+  w.OpenPr(20);
+  w.provider->FailNext(M::kApply, absl::InvalidArgumentError("Deployment api: bad image"));
+  w.MustReconcile(20);
+  std::optional<state::Environment> env = w.Live(20);
+  ASSERT_TRUE(env.has_value());
+  EXPECT_EQ(env->state, EnvState::kFailed);
+  EXPECT_EQ(env->reason, "apply failed: Deployment api: bad image");
+
+  w.MustReconcile(20);
+  EXPECT_EQ(w.provider->Calls(M::kApply), 1);  // same commit: not tried again
+
+  w.forge.Push(kRepo, 20, Sha(2));
+  w.MustReconcile(20);
+  EXPECT_EQ(w.provider->Calls(M::kApply), 2);
+  EXPECT_EQ(w.Live(20)->state, EnvState::kReady);
+}
+
+TEST(ReconcilerTest, ProviderReportedFailureRecoversWhenItBecomesReady) {
+  World w;
+  w.OpenPr(21);
+  w.MustReconcile(21);
+  const std::string name = w.Live(21)->name;
+  w.provider->SetPhase(name, Phase::kFailed, "api: CrashLoopBackOff");
+  w.MustReconcile(21);
+  EXPECT_EQ(w.Live(21)->state, EnvState::kFailed);
+  EXPECT_EQ(w.Live(21)->reason, "api: CrashLoopBackOff");
+  w.provider->SetPhase(name, Phase::kReady);
+  w.MustReconcile(21);
+  EXPECT_EQ(w.Live(21)->state, EnvState::kReady);
+  EXPECT_EQ(w.Live(21)->reason, "");
+  EXPECT_EQ(w.provider->Calls(M::kApply), 1);
+}
+
+TEST(ReconcilerTest, VanishedObjectsAreAppliedAgain) {
+  World w;
+  w.OpenPr(22);
+  w.MustReconcile(22);
+  const std::string name = w.Live(22)->name;
+  ASSERT_TRUE(w.provider->Destroy({name, "eph-" + name})->done);  // someone deleted it
+  w.MustReconcile(22);
+  EXPECT_TRUE(w.provider->Exists(name));
+  EXPECT_EQ(w.Live(22)->state, EnvState::kReady);
+  EXPECT_EQ(w.provider->Calls(M::kApply, name), 2);
+}
+
+TEST(ReconcilerTest, TtlExpiryDestroysAndDoesNotRecreateUntilAPush) {
+  World w;
+  w.OpenPr(23);
+  w.MustReconcile(23);
+  const std::string name = w.Live(23)->name;
+
+  w.clock.Advance(hours(72) - minutes(1));
+  w.store->TouchEnvironment(name, w.clock.Now()).IgnoreError();
+  w.MustReconcile(23);
+  EXPECT_EQ(w.Live(23)->state, EnvState::kReady);
+
+  w.clock.Advance(minutes(1));
+  w.MustReconcile(23);
+  EXPECT_FALSE(w.Live(23).has_value());
+  EXPECT_EQ(w.History(23).back().reason, "ttl expired");
+  EXPECT_FALSE(w.provider->Exists(name));
+  EXPECT_THAT(CommentFor(w, 23, name), HasSubstr("Push a new commit"));
+
+  // Still labelled, same commit: stays gone.
+  w.MustReconcile(23);
+  w.MustReconcile(23);
+  EXPECT_EQ(w.History(23).size(), 1u);
+
+  // A push brings a fresh environment with a fresh TTL.
+  w.forge.Push(kRepo, 23, Sha(2));
+  w.MustReconcile(23);
+  ASSERT_TRUE(w.Live(23).has_value());
+  EXPECT_NE(w.Live(23)->name, name);
+  EXPECT_EQ(*w.Live(23)->expires_at, w.clock.Now() + hours(72));
+}
+
+TEST(ReconcilerTest, ExpiredEnvironmentComesBackWhenTheLabelIsReadded) {
+  World w;
+  w.OpenPr(24);
+  w.MustReconcile(24);
+  w.clock.Advance(hours(73));
+  w.MustReconcile(24);
+  ASSERT_FALSE(w.Live(24).has_value());
+
+  w.forge.RemoveLabel(kRepo, 24, "preview");
+  w.MustReconcile(24);
+  EXPECT_FALSE(w.Live(24).has_value());
+  w.forge.AddLabel(kRepo, 24, "preview");
+  w.MustReconcile(24);
+  ASSERT_TRUE(w.Live(24).has_value());
+  EXPECT_EQ(w.Live(24)->state, EnvState::kReady);
+}
+
+TEST(ReconcilerTest, IdleTimeoutCountsFromLastActivity) {
+  World w;
+  w.OpenPr(25);
+  ReconcileResult r = w.MustReconcile(25);
+  const std::string name = w.Live(25)->name;
+  EXPECT_EQ(r.requeue_after, hours(4));  // the next deadline: idle before TTL
+
+  w.clock.Advance(hours(3));
+  ASSERT_TRUE(w.store->TouchEnvironment(name, w.clock.Now()).ok());
+  w.clock.Advance(hours(3));  // 6h since creation, 3h since the last request
+  r = w.MustReconcile(25);
+  EXPECT_EQ(w.Live(25)->state, EnvState::kReady);
+  EXPECT_EQ(r.requeue_after, hours(1));
+
+  w.clock.Advance(hours(1));
+  w.MustReconcile(25);
+  EXPECT_FALSE(w.Live(25).has_value());
+  EXPECT_EQ(w.History(25).back().reason, "idle for 4h");
+  EXPECT_FALSE(w.provider->Exists(name));
+}
+
+TEST(ReconcilerTest, IdleTimeoutWithoutActivityCountsFromTheLastChange) {
+  World w;
+  w.OpenPr(26);
+  w.MustReconcile(26);
+  w.clock.Advance(hours(3));
+  w.forge.Push(kRepo, 26, Sha(2));  // an update is activity too
+  w.MustReconcile(26);
+  w.clock.Advance(hours(3));
+  w.MustReconcile(26);
+  EXPECT_TRUE(w.Live(26).has_value());
+  w.clock.Advance(hours(1));
+  w.MustReconcile(26);
+  EXPECT_FALSE(w.Live(26).has_value());
+  EXPECT_EQ(w.History(26).back().reason, "idle for 4h");
+}
+
+TEST(ReconcilerTest, DestroyInProgressIsRequeuedUntilDone) {
+  World w;
+  w.OpenPr(27);
+  w.MustReconcile(27);
+  const std::string name = w.Live(27)->name;
+  w.provider->SetDestroyPending(1);
+  w.forge.SetState(kRepo, 27, forge::PullRequestState::kMerged);
+  ReconcileResult r = w.MustReconcile(27);
+  EXPECT_EQ(w.Live(27)->state, EnvState::kDestroying);
+  EXPECT_EQ(r.requeue_after, w.options.destroy_poll);
+  EXPECT_THAT(CommentFor(w, 27, name), HasSubstr("Being destroyed: pull request merged"));
+  w.MustReconcile(27);
+  EXPECT_FALSE(w.Live(27).has_value());
+  EXPECT_EQ(w.History(27).back().reason, "pull request merged");
+}
+
+TEST(ReconcilerTest, DeletedThroughTheApiIsFinishedAndNotRecreatedAtTheSameCommit) {
+  World w;
+  w.OpenPr(28);
+  w.MustReconcile(28);
+  state::Environment env = *w.Live(28);
+  env.state = EnvState::kDestroying;  // what DELETE /api/v1/environments/{name} does
+  env.reason = "destroyed on request through the API";
+  ASSERT_TRUE(w.store->UpdateEnvironment(env).ok());
+
+  w.MustReconcile(28);
+  EXPECT_FALSE(w.Live(28).has_value());
+  EXPECT_EQ(w.History(28).back().reason, "destroyed on request through the API");
+  EXPECT_FALSE(w.provider->Exists(env.name));
+  w.MustReconcile(28);
+  EXPECT_EQ(w.History(28).size(), 1u);
+  w.forge.Push(kRepo, 28, Sha(2));
+  w.MustReconcile(28);
+  EXPECT_EQ(w.History(28).size(), 2u);
+}
+
+TEST(ReconcilerTest, ProviderNotEnabledIsATerminalFailure) {
+  World w("version: \"1.0\"\nname: my-app\ndocker:\n  compose_file: compose.yml\n");
+  w.OpenPr(29);
+  w.MustReconcile(29);
+  ASSERT_TRUE(w.Live(29).has_value());
+  EXPECT_EQ(w.Live(29)->state, EnvState::kFailed);
+  EXPECT_EQ(w.Live(29)->reason, "provider docker is not enabled on this ephd");
+  EXPECT_EQ(w.AllProviderCalls(), 0);
+}
+
+TEST(ReconcilerTest, RecordTerminalFailureMarksTheEnvironmentFailed) {
+  World w;
+  w.OpenPr(30);
+  w.MustReconcile(30);
+  ASSERT_TRUE(w.reconciler
+                  ->RecordTerminalFailure(PullRequestKey(kRepo, 30),
+                                          absl::FailedPreconditionError("quota exceeded"))
+                  .ok());
+  EXPECT_EQ(w.Live(30)->state, EnvState::kFailed);
+  EXPECT_EQ(w.Live(30)->reason, "quota exceeded");
+  // Same commit: the next pass does not try again.
+  w.MustReconcile(30);
+  EXPECT_EQ(w.Live(30)->state, EnvState::kFailed);
+  EXPECT_EQ(w.provider->Calls(M::kApply), 1);
+  // No environment: nothing to record, not an error.
+  EXPECT_TRUE(
+      w.reconciler
+          ->RecordTerminalFailure(PullRequestKey(kRepo, 999), absl::InvalidArgumentError("x"))
+          .ok());
+}
+
+TEST(ReconcilerTest, MalformedKeyIsATerminalError) {
+  World w;
+  absl::StatusOr<ReconcileResult> r = w.reconciler->Reconcile("not a key");
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+state::Environment ByHand(World& w, const std::string& name, const std::string& sha) {
+  state::Environment env;
+  env.name = name;
+  env.project = kRepo;
+  env.state = EnvState::kPending;
+  env.head_sha = sha;
+  env.created_at = w.clock.Now();
+  absl::StatusOr<state::Environment> created = w.store->CreateEnvironment(env);
+  EXPECT_TRUE(created.ok()) << created.status();
+  return created.ok() ? *created : env;
+}
+
+state::Environment Get(World& w, const std::string& name) {
+  absl::StatusOr<std::optional<state::Environment>> got = w.store->GetEnvironment(name);
+  EXPECT_TRUE(got.ok() && got->has_value());
+  return got.ok() && got->has_value() ? **got : state::Environment{};
+}
+
+TEST(ReconcilerTest, EnvironmentCreatedByHandIsAppliedAndDestroyed) {
+  World w;
+  std::string yaml = ConfigYaml();
+  yaml.replace(yaml.find("pr-{pr_number}"), 14, "sha-{short_sha}");
+  w.forge.SetFile(kRepo, Sha(5), "eph.yaml", yaml);
+  ByHand(w, "my-app-by-hand", Sha(5));
+
+  ASSERT_TRUE(w.reconciler->Reconcile(EnvironmentKey("my-app-by-hand")).ok());
+  state::Environment env = Get(w, "my-app-by-hand");
+  EXPECT_EQ(env.state, EnvState::kReady);
+  EXPECT_EQ(env.url, "https://my-app-by-hand." + std::string(kBaseDomain));
+  ASSERT_TRUE(w.provider->Exists(env.name));
+  EXPECT_EQ(w.provider->LastApply(env.name)->images[0].tag, "sha-" + Sha(5).substr(0, 7));
+  EXPECT_TRUE(w.forge.Comments(kRepo, 0).empty());  // no pull request to comment on
+
+  env.state = EnvState::kDestroying;  // DELETE through the API
+  env.reason = "destroyed on request through the API";
+  ASSERT_TRUE(w.store->UpdateEnvironment(env).ok());
+  ASSERT_TRUE(w.reconciler->Reconcile(EnvironmentKey(env.name)).ok());
+  EXPECT_EQ(Get(w, env.name).state, EnvState::kDestroyed);
+  EXPECT_FALSE(w.provider->Exists(env.name));
+}
+
+TEST(ReconcilerTest, TemplateThatNeedsAPullRequestFailsAnEnvironmentWithoutOne) {
+  World w;
+  w.forge.SetFile(kRepo, Sha(5), "eph.yaml", ConfigYaml());  // newTag: "pr-{pr_number}"
+  ByHand(w, "my-app-no-pr", Sha(5));
+  ASSERT_TRUE(w.reconciler->Reconcile(EnvironmentKey("my-app-no-pr")).ok());
+  state::Environment env = Get(w, "my-app-no-pr");
+  EXPECT_EQ(env.state, EnvState::kFailed);
+  EXPECT_THAT(env.reason, AllOf(HasSubstr("images[api].newTag"), HasSubstr("pr_number")));
+  EXPECT_EQ(w.provider->Calls(M::kApply), 0);
+}
+
+}  // namespace
+}  // namespace eph::controller::testing

@@ -1,0 +1,161 @@
+#include "pkg/controller/resync.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <utility>
+
+#include "pkg/controller/work_key.h"
+
+namespace eph::controller {
+
+Resyncer::Resyncer(state::Store& store, providers::ProviderRegistry& providers, const Clock& clock,
+                   ControllerMetrics& metrics, ResyncOptions options,
+                   std::function<void()> on_enqueued)
+    : store_(store),
+      providers_(providers),
+      clock_(clock),
+      metrics_(metrics),
+      options_(std::move(options)),
+      on_enqueued_(std::move(on_enqueued)) {}
+
+Resyncer::~Resyncer() { Stop(); }
+
+absl::StatusOr<int64_t> Resyncer::EnqueueLive() {
+  absl::StatusOr<std::vector<state::Environment>> live = store_.ListEnvironments({});
+  if (!live.ok()) return live.status();
+  const TimePoint now = clock_.Now();
+  std::set<std::string> keys;
+  for (const state::Environment& env : *live) {
+    if (state::IsLive(env.state)) keys.insert(WorkKeyFor(env));
+  }
+  int64_t enqueued = 0;
+  absl::Status first_error;
+  for (const std::string& key : keys) {
+    absl::Status s = store_.Enqueue(key, now);
+    if (s.ok()) {
+      ++enqueued;
+    } else if (first_error.ok()) {
+      first_error = s;
+    }
+  }
+  if (enqueued > 0 && on_enqueued_) on_enqueued_();
+  if (!first_error.ok() && enqueued == 0) return first_error;
+  return enqueued;
+}
+
+int64_t Resyncer::SweepOrphans(std::vector<std::string>& errors) {
+  int64_t destroyed = 0;
+  for (providers::Provider* provider : providers_.Enabled()) {
+    const std::string provider_name = provider->Info().name;
+    absl::StatusOr<std::vector<providers::OwnedObject>> owned = provider->ListOwned();
+    if (!owned.ok()) {
+      errors.push_back(provider_name + ": list owned objects: " + owned.status().ToString());
+      continue;
+    }
+    // environment -> a namespace its objects live in (any one; Destroy goes by label).
+    std::map<std::string, std::string> by_environment;
+    for (const providers::OwnedObject& object : *owned) {
+      if (object.environment.empty()) continue;  // never touch an object without the label
+      std::string& ns = by_environment[object.environment];
+      if (ns.empty()) ns = object.kind == "Namespace" ? object.name : object.namespace_name;
+    }
+    for (const auto& [environment, namespace_name] : by_environment) {
+      absl::StatusOr<std::optional<state::Environment>> env = store_.GetEnvironment(environment);
+      if (!env.ok()) {
+        errors.push_back(environment + ": " + env.status().ToString());
+        continue;
+      }
+      if (env->has_value() && state::IsLive((*env)->state)) continue;
+      spdlog::info("resync: {} holds objects of {}, which is not live; destroying them",
+                   provider_name, environment);
+      absl::StatusOr<providers::DestroyResult> gone =
+          provider->Destroy({environment, namespace_name});
+      if (!gone.ok()) {
+        errors.push_back(provider_name + ": destroy orphan " + environment + ": " +
+                         gone.status().ToString());
+        continue;
+      }
+      ++destroyed;
+    }
+  }
+  if (destroyed > 0) metrics_.CountOrphansDestroyed(destroyed);
+  return destroyed;
+}
+
+absl::StatusOr<ResyncReport> Resyncer::RunOnce() {
+  ResyncReport report;
+  absl::StatusOr<int64_t> enqueued = EnqueueLive();
+  if (!enqueued.ok()) return enqueued.status();
+  report.enqueued = *enqueued;
+  if (options_.sweep_orphans) report.orphans_destroyed = SweepOrphans(report.errors);
+  for (const std::string& e : report.errors) spdlog::warn("resync: {}", e);
+  metrics_.CountResyncPass(report.enqueued);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++passes_;
+  }
+  cv_.notify_all();
+  return report;
+}
+
+void Resyncer::Start() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (thread_.joinable()) return;
+  stopping_ = false;
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void Resyncer::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!thread_.joinable()) return;
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void Resyncer::Wake() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    woken_ = true;
+  }
+  cv_.notify_all();
+}
+
+int64_t Resyncer::passes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return passes_;
+}
+
+bool Resyncer::WaitForPasses(int64_t n, Duration timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return cv_.wait_for(lock, timeout, [&] { return passes_ >= n; });
+}
+
+void Resyncer::Loop() {
+  TimePoint next_run = clock_.Now();
+  while (true) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) return;
+    }
+    const TimePoint now = clock_.Now();
+    if (now >= next_run) {
+      // Scheduled from the pass's start, so a slow pass does not stretch the interval.
+      next_run = now + options_.interval;
+      absl::StatusOr<ResyncReport> report = RunOnce();
+      if (!report.ok()) spdlog::warn("resync: {}", report.status().ToString());
+    }
+    const Duration wait = std::clamp(next_run - clock_.Now(),
+                                     Duration(std::chrono::milliseconds(1)), options_.max_wait);
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, wait, [&] { return stopping_ || woken_; });
+    woken_ = false;
+  }
+}
+
+}  // namespace eph::controller

@@ -1,0 +1,105 @@
+// Forge: the code host (GitHub now, GitLab later) as the reconciler sees it.
+//
+// Reads give the live state the reconciler converges on: a pull request, a file at a commit,
+// the checks at a commit. Writes tell people what happened: one sticky comment per environment
+// and a deployment with statuses. Nothing here is called from the webhook handler; webhooks only
+// say "look again at this pull request".
+//
+// Contract:
+//  - `repo` is "owner/repo". Pull requests are addressed by number, commits by full SHA.
+//  - Errors are canonical: NotFound (no such pull request / file at that commit), Unavailable
+//    (network, 5xx, rate limit: retried with backoff), PermissionDenied / Unauthenticated (the
+//    token or app installation lacks access), InvalidArgument (a request the forge rejects).
+//  - Writes are idempotent where the forge allows it: UpsertComment finds its comment by the
+//    hidden marker and edits it, so retries never produce a second comment.
+//
+// Thread-safety: implementations must be safe to call from many threads at once.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace eph::forge {
+
+enum class PullRequestState { kOpen, kClosed, kMerged };
+std::string_view PullRequestStateName(PullRequestState state);
+
+struct PullRequest {
+  std::string repo;  // "owner/repo" (the base repository)
+  int64_t number = 0;
+  PullRequestState state = PullRequestState::kOpen;
+  std::vector<std::string> labels;
+  std::string head_sha;
+  std::string head_branch;
+  std::string base_branch;
+  bool draft = false;
+  bool from_fork = false;  // head repository differs from the base repository
+  std::string author;
+};
+
+enum class CheckState { kPending, kSuccess, kFailure };
+std::string_view CheckStateName(CheckState state);
+
+// One check run or commit status. When a check ran more than once the forge reports the latest.
+// Neutral and skipped conclusions count as success, everything unfinished as pending, and
+// cancelled, timed out, action required and error as failure.
+struct CheckResult {
+  std::string name;
+  CheckState state = CheckState::kPending;
+};
+
+enum class DeploymentState { kInProgress, kSuccess, kFailure, kInactive };
+std::string_view DeploymentStateName(DeploymentState state);
+
+struct DeploymentRequest {
+  std::string repo;
+  std::string ref;          // the commit SHA deployed
+  std::string environment;  // the Eph environment name
+  std::string description;
+  bool transient = true;  // GitHub `transient_environment`
+};
+
+struct DeploymentStatus {
+  DeploymentState state = DeploymentState::kInProgress;
+  std::string environment_url;  // set with kSuccess
+  std::string description;      // short; forges truncate (GitHub: 140 characters)
+};
+
+class Forge {
+ public:
+  virtual ~Forge() = default;
+
+  // NotFound if the pull request does not exist.
+  virtual absl::StatusOr<PullRequest> GetPullRequest(const std::string& repo, int64_t number) = 0;
+
+  // The raw content of `path` (relative to the repository root) at commit `sha`. NotFound when
+  // the file does not exist at that commit.
+  virtual absl::StatusOr<std::string> ReadFile(const std::string& repo, const std::string& sha,
+                                               const std::string& path) = 0;
+
+  // Check runs and commit statuses at `sha`, one per name. A name not listed has not reported.
+  virtual absl::StatusOr<std::vector<CheckResult>> ListChecks(const std::string& repo,
+                                                              const std::string& sha) = 0;
+
+  // Paths (relative to the repository root) the pull request changes, for `triggers[].paths`.
+  virtual absl::StatusOr<std::vector<std::string>> ListChangedFiles(const std::string& repo,
+                                                                    int64_t number) = 0;
+
+  // Creates or edits the pull request comment containing `marker` (an HTML comment such as
+  // "<!-- eph:environment=my-app-gentle-stream-42 -->", invisible when rendered) so that its
+  // body is `body`. `body` must contain `marker`.
+  virtual absl::Status UpsertComment(const std::string& repo, int64_t number,
+                                     const std::string& marker, const std::string& body) = 0;
+
+  // Returns the new deployment's id.
+  virtual absl::StatusOr<int64_t> CreateDeployment(const DeploymentRequest& request) = 0;
+  virtual absl::Status SetDeploymentStatus(const std::string& repo, int64_t deployment_id,
+                                           const DeploymentStatus& status) = 0;
+};
+
+}  // namespace eph::forge

@@ -1,0 +1,219 @@
+// Provider: what runs an environment's app somewhere (Kubernetes, Docker, later a gRPC plugin).
+//
+// The reconciler is the only caller. It decides *whether* an environment should exist; the
+// provider makes the infrastructure match and reports what is actually there. The interface maps
+// one-to-one onto proto/eph/provider/v1/provider.proto (one RPC per method, one message per
+// struct), so an out-of-process plugin and a built-in provider look the same to the reconciler.
+//
+// Contract:
+//  - Apply and Destroy are idempotent: calling them again with the same request converges to the
+//    same result and never duplicates objects. Apply may return before the app is ready; Observe
+//    says when it is.
+//  - Every object a provider creates carries kManagedByLabel=kManagedByValue and
+//    kEnvironmentLabel=<environment>. A provider never changes or deletes an object without them.
+//  - Errors are absl::Status with canonical codes, and the code decides what the reconciler does:
+//      Unavailable, DeadlineExceeded, ResourceExhausted, Aborted  transient: retried with backoff
+//      InvalidArgument, FailedPrecondition                     terminal: the environment is
+//                                                              `failed` with the message as
+//                                                              reason, not retried until the
+//                                                              pull request's head changes
+//    Messages are shown to users (PR comment, dashboard): say what is wrong and what to do.
+//  - Calls may block (network, kubectl); none takes longer than the provider's own timeouts.
+//
+// Thread-safety: implementations must be safe to call from many threads at once. The reconciler
+// never runs two calls for the same environment concurrently (the work queue guarantees one
+// worker per key), but does run calls for different environments in parallel.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "pkg/base/clock.h"
+
+namespace eph::providers {
+
+inline constexpr char kManagedByLabel[] = "eph.dev/managed-by";
+inline constexpr char kManagedByValue[] = "eph";
+inline constexpr char kEnvironmentLabel[] = "eph.dev/environment";
+
+// Who the provider is; a plugin answers GetInfo with this.
+struct ProviderInfo {
+  std::string name;     // registry key and `Environment::provider`: "kubernetes", "docker"
+  std::string version;  // free text, for `ephd` start-up lines and diagnostics
+};
+
+// One file of the rendered inputs, for providers that cannot read `source_dir` (a plugin on
+// another host). `path` is relative to the repository root.
+struct SourceFile {
+  std::string path;
+  std::string content;
+};
+
+// images[] of eph.yaml with the tag templates already expanded.
+struct ImageTag {
+  std::string name;  // image name as it appears in the manifests / compose file
+  std::string tag;   // e.g. "pr-42"
+};
+
+struct ApplyRequest {
+  std::string environment;  // the environment's name, a DNS-1123 label
+  // Where the objects go: Kubernetes namespace, Docker Compose project. Chosen by the
+  // reconciler (default "eph-<environment>") and passed again to Observe/Destroy/Logs.
+  std::string namespace_name;
+  std::string project;    // "owner/repo"
+  int64_t pr_number = 0;  // 0 for environments created by hand
+  std::string head_sha;   // the commit being deployed
+  std::string host;       // "<environment>.<base_domain>": the Ingress / proxy host
+  // The repository at head_sha: a local checkout, or the files themselves. At least one is set
+  // once sources are fetched (empty until the checkout step exists).
+  std::string source_dir;
+  std::vector<SourceFile> sources;
+  // The provider's section of eph.yaml (`kubernetes:` or `docker:`) as JSON, defaults filled in.
+  std::string config_json;
+  std::vector<ImageTag> images;
+  // Labels every created object must carry; always includes the two eph.dev labels above.
+  std::map<std::string, std::string> labels;
+};
+
+struct ApplyResult {
+  std::string handle;   // provider-specific reference, e.g. "namespace/eph-my-app-42"
+  std::string summary;  // one line for logs and the PR comment, e.g. "3 objects applied"
+};
+
+enum class Phase {
+  kAbsent,       // nothing of the environment exists
+  kProgressing,  // created, not ready yet (pulling images, rolling out)
+  kReady,        // serving
+  kFailed,       // will not become ready without a change (crash loop, bad image)
+};
+std::string_view PhaseName(Phase phase);
+
+struct ComponentStatus {
+  std::string name;  // Deployment / compose service name
+  Phase phase = Phase::kAbsent;
+  std::string message;
+};
+
+struct EnvironmentRef {
+  std::string environment;
+  std::string namespace_name;
+};
+
+struct Observation {
+  Phase phase = Phase::kAbsent;
+  std::string message;  // why not ready / failed; empty when ready
+  std::vector<ComponentStatus> components;
+  std::string url;  // if the provider knows it (e.g. a Docker port); may be empty
+};
+
+struct DestroyResult {
+  bool done = false;    // false: deletion still in progress (e.g. namespace terminating)
+  std::string message;  // what is left, when not done
+};
+
+struct LogsRequest {
+  std::string environment;
+  std::string namespace_name;
+  std::string component;  // empty: all components
+  bool follow = false;
+  int64_t tail_lines = 0;  // 0: the provider's default
+};
+
+struct LogLine {
+  std::string component;
+  TimePoint at{};
+  std::string text;  // one line, without its newline
+};
+
+// Receives log lines in order; returns false to stop (client gone), which ends Logs() with OK.
+using LogSink = std::function<bool(const LogLine& line)>;
+
+// An object in the provider that carries kManagedByLabel=kManagedByValue.
+struct OwnedObject {
+  std::string kind;  // "Namespace", "container", "network", "volume", ...
+  std::string name;
+  std::string namespace_name;  // empty for cluster-scoped / Docker objects
+  std::string environment;     // the kEnvironmentLabel value; empty if the label is missing
+};
+
+class Provider {
+ public:
+  virtual ~Provider() = default;
+
+  virtual ProviderInfo Info() const = 0;
+
+  // Creates or updates everything the environment needs. Idempotent.
+  virtual absl::StatusOr<ApplyResult> Apply(const ApplyRequest& request) = 0;
+
+  // What is actually there. kAbsent (not NotFound) when nothing exists.
+  virtual absl::StatusOr<Observation> Observe(const EnvironmentRef& ref) = 0;
+
+  // Deletes every object labelled with the environment. Idempotent: destroying an absent
+  // environment is done=true.
+  virtual absl::StatusOr<DestroyResult> Destroy(const EnvironmentRef& ref) = 0;
+
+  // Streams log lines to `sink` until the logs end (follow=false), the sink returns false, or
+  // an error occurs. NotFound for an unknown component.
+  virtual absl::Status Logs(const LogsRequest& request, const LogSink& sink) = 0;
+
+  // Every object carrying kManagedByLabel=kManagedByValue, for the orphan sweep.
+  virtual absl::StatusOr<std::vector<OwnedObject>> ListOwned() = 0;
+};
+
+// Settings a provider factory gets from ephd's configuration ("kubeconfig", "docker_host", ...).
+struct ProviderSettings {
+  std::map<std::string, std::string> values;
+};
+
+using ProviderFactory =
+    std::function<absl::StatusOr<std::unique_ptr<Provider>>(const ProviderSettings& settings)>;
+
+// ProviderRegistry: the factories compiled into ephd and the providers enabled from them.
+//
+// ephd calls RegisterBuiltinProviders(registry) once, then Enable() for each provider its
+// configuration turns on (or Add() for a ready instance: a plugin client, a test double). The
+// reconciler looks providers up by name with Find().
+//
+// Thread-safety: all methods are safe to call concurrently; providers returned by Find() live as
+// long as the registry.
+class ProviderRegistry {
+ public:
+  ProviderRegistry();
+  ~ProviderRegistry();
+  ProviderRegistry(const ProviderRegistry&) = delete;
+  ProviderRegistry& operator=(const ProviderRegistry&) = delete;
+
+  // AlreadyExists if a factory with this name is registered.
+  absl::Status RegisterFactory(const std::string& name, ProviderFactory factory);
+  // Creates the provider from its factory and enables it. NotFound for an unknown name,
+  // AlreadyExists if already enabled, or the factory's error.
+  absl::Status Enable(const std::string& name, const ProviderSettings& settings);
+  // Enables a ready instance under provider->Info().name. AlreadyExists if the name is taken.
+  absl::Status Add(std::unique_ptr<Provider> provider);
+
+  // The enabled provider called `name`, or nullptr.
+  Provider* Find(std::string_view name) const;
+  // Enabled providers, sorted by name.
+  std::vector<Provider*> Enabled() const;
+  std::vector<std::string> EnabledNames() const;
+  // Registered factories, sorted by name.
+  std::vector<std::string> AvailableNames() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+// Registers the factories of the providers built into this binary. Explicit (no static
+// initialisers), so what ephd contains is visible in one place. The Kubernetes and Docker
+// providers add themselves here when they land; until then it registers nothing.
+absl::Status RegisterBuiltinProviders(ProviderRegistry& registry);
+
+}  // namespace eph::providers
