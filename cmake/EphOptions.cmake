@@ -5,7 +5,8 @@ option(EPH_FUZZ "Build libFuzzer targets (needs clang)" OFF)
 option(EPH_BUILD_BENCH "Build the benchmarks in bench/" ON)
 
 add_library(eph_build_flags INTERFACE)
-target_compile_options(eph_build_flags INTERFACE -Wall -Wextra -Wpedantic -Wshadow=local
+target_compile_options(eph_build_flags INTERFACE -Wall -Wextra -Wpedantic
+                       $<$<CXX_COMPILER_ID:GNU>:-Wshadow=local>
                        -Wnon-virtual-dtor -Wimplicit-fallthrough
                        # Designated initializers that leave members at their defaults are intended.
                        -Wno-missing-field-initializers)
