@@ -8,9 +8,19 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
+#include <unistd.h>
+
 #include "pkg/api/api.h"
 #include "pkg/base/clock.h"
 #include "pkg/base/metrics.h"
+#include "pkg/base/random.h"
+#include "pkg/config/duration.h"
+#include "pkg/controller/metrics.h"
+#include "pkg/controller/reconciler.h"
+#include "pkg/controller/resync.h"
+#include "pkg/controller/work_queue_runner.h"
+#include "pkg/forge/forge.h"
+#include "pkg/providers/provider.h"
 #include "pkg/server/http_server.h"
 #include "pkg/state/store.h"
 #include "pkg/webhook/intake.h"
@@ -109,9 +119,10 @@ void AddFlags(CLI::App& app, DaemonConfig& config) {
   for (const auto& s : Settings()) {
     app.add_option(FlagName(s.key), config.*(s.field), s.help)->envname(s.env);
   }
-  app.add_option("--workers", config.workers, "reconciler worker threads")
+  app.add_option("--workers", config.workers,
+                 "reconciler worker threads (0: intake only, no reconciling)")
       ->envname("EPH_WORKERS")
-      ->check(CLI::Range(1, 64));
+      ->check(CLI::Range(0, 64));
 }
 
 absl::Status ApplyConfigFile(const CLI::App& app, const std::string& path, DaemonConfig& config) {
@@ -165,7 +176,56 @@ struct Daemon::Parts {
   std::unique_ptr<webhook::WebhookIntake> intake;
   std::unique_ptr<api::ApiServer> api;
   std::unique_ptr<server::HttpServer> http;
+  // The engine: absent when no forge is configured or --workers is 0 (intake only).
+  providers::ProviderRegistry providers;
+  std::unique_ptr<forge::Forge> forge;
+  std::unique_ptr<controller::ControllerMetrics> controller_metrics;
+  std::unique_ptr<controller::EnvironmentReconciler> reconciler;
+  std::unique_ptr<controller::WorkQueueRunner> runner;
+  std::unique_ptr<controller::Resyncer> resync;
 };
+
+namespace {
+
+// The forge ephd reconciles against. GitHub's client lands with the GitHub issue; until then
+// there is none and ephd runs the intake and API only, and says so.
+absl::StatusOr<std::unique_ptr<forge::Forge>> MakeForge(const DaemonConfig& config) {
+  if (config.github_token.empty() && config.github_app_id.empty()) {
+    return absl::NotFoundError("no GitHub token or App configured");
+  }
+  return absl::UnimplementedError("the GitHub client is not built yet");
+}
+
+absl::Status EnableProviders(const DaemonConfig& config, providers::ProviderRegistry& registry,
+                             std::vector<std::string>& enabled) {
+  if (auto s = providers::RegisterBuiltinProviders(registry); !s.ok()) return s;
+  struct Want {
+    const char* name;
+    const char* setting;
+    const std::string* value;
+  };
+  for (const Want& want : {Want{"kubernetes", "kubeconfig", &config.kubeconfig},
+                           Want{"docker", "docker_host", &config.docker_host}}) {
+    if (want.value->empty()) continue;
+    providers::ProviderSettings settings;
+    settings.values[want.setting] = *want.value;
+    settings.values["base_domain"] = config.base_domain;
+    absl::Status s = registry.Enable(want.name, settings);
+    if (!s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("provider ", want.name, ": ", s.message()));
+    }
+    enabled.push_back(want.name);
+  }
+  return absl::OkStatus();
+}
+
+std::string Join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& i : items) out += out.empty() ? i : ", " + i;
+  return out;
+}
+
+}  // namespace
 
 Daemon::Daemon(DaemonConfig config) : config_(std::move(config)) {}
 Daemon::~Daemon() { Stop(); }
@@ -188,9 +248,53 @@ absl::Status Daemon::Start() {
   auto schema = parts->store->SchemaVersion();
   spdlog::info("ephd {}: state in {} (schema version {})", kVersion,
                state::RedactStoreUrl(state_url), schema.ok() ? *schema : -1);
-  spdlog::info("ephd: providers: none enabled yet (kubeconfig {}, docker host {})",
-               config_.kubeconfig.empty() ? "unset" : config_.kubeconfig,
-               config_.docker_host.empty() ? "unset" : config_.docker_host);
+  std::vector<std::string> enabled;
+  if (auto s = EnableProviders(config_, parts->providers, enabled); !s.ok()) return s;
+  spdlog::info("ephd: providers: {}", enabled.empty()
+                                          ? std::string("none enabled (set EPH_KUBECONFIG or "
+                                                        "EPH_DOCKER_HOST)")
+                                          : Join(enabled));
+
+  auto resync_interval = config::ParseDuration(config_.resync_interval);
+  if (!resync_interval.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("resync interval \"", config_.resync_interval,
+                                                   "\": ", resync_interval.status().message()));
+  }
+  auto forge = MakeForge(config_);
+  if (config_.workers == 0) {
+    spdlog::info("ephd: reconciler: off (--workers 0: intake and API only)");
+  } else if (!forge.ok()) {
+    spdlog::warn("ephd: reconciler: off ({}): webhooks are stored and queued, not acted on",
+                 std::string(forge.status().message()));
+  } else {
+    parts->forge = std::move(*forge);
+    parts->controller_metrics = std::make_unique<controller::ControllerMetrics>(parts->metrics);
+    controller::ReconcilerOptions options;
+    options.base_domain = config_.base_domain;
+    parts->reconciler = std::make_unique<controller::EnvironmentReconciler>(
+        *parts->store, *parts->forge, parts->providers, SystemClock::Instance(),
+        SecureRandom::Instance(), options);
+    controller::WorkQueueOptions queue;
+    queue.workers = config_.workers;
+    char hostname[256] = {};
+    gethostname(hostname, sizeof(hostname) - 1);
+    queue.owner = absl::StrCat(hostname, ":", getpid());
+    state::Store* state_store = parts->store.get();
+    queue.renew_lease = [state_store](const state::Lease& lease, TimePoint now, Duration lease_for) {
+      return state_store->RenewLease(lease, now, lease_for);
+    };
+    parts->runner = std::make_unique<controller::WorkQueueRunner>(
+        *parts->store, *parts->reconciler, SystemClock::Instance(), SecureRandom::Instance(),
+        *parts->controller_metrics, queue);
+    controller::ResyncOptions resync;
+    resync.interval = std::chrono::duration_cast<Duration>(absl::ToChronoNanoseconds(*resync_interval));
+    controller::WorkQueueRunner* runner = parts->runner.get();
+    parts->resync = std::make_unique<controller::Resyncer>(
+        *parts->store, parts->providers, SystemClock::Instance(), *parts->controller_metrics,
+        resync, [runner] { runner->Notify(); });
+    spdlog::info("ephd: reconciler: {} workers, resync every {}", config_.workers,
+                 config_.resync_interval);
+  }
   if (config_.github_webhook_secret.empty()) {
     spdlog::warn("ephd: EPH_GITHUB_WEBHOOK_SECRET is unset: GitHub webhooks will be refused");
   }
@@ -199,6 +303,15 @@ absl::Status Daemon::Start() {
       *parts->store, SystemClock::Instance(), parts->metrics, config_.github_webhook_secret);
   api::ApiOptions api_options;
   api_options.version = kVersion;
+  if (parts->runner) {
+    controller::WorkQueueRunner* runner = parts->runner.get();
+    parts->intake->SetOnEnqueued([runner] { runner->Notify(); });
+    api_options.on_enqueued = [runner] { runner->Notify(); };
+    api_options.ready_check = [runner]() -> absl::Status {
+      return runner->running() ? absl::OkStatus()
+                               : absl::UnavailableError("reconciler workers are not running");
+    };
+  }
   parts->api = std::make_unique<api::ApiServer>(*parts->store, SystemClock::Instance(),
                                                 parts->metrics, *parts->intake, api_options);
   server::HttpServerOptions http_options;
@@ -214,13 +327,20 @@ absl::Status Daemon::Start() {
   if (auto s = parts->http->Start(); !s.ok()) return s;
   spdlog::info("ephd: listening on http://{}:{}", host.find(':') != std::string::npos ? "[" + host + "]" : host,
                parts->http->port());
+  if (parts->runner) {
+    parts->runner->Start();
+    parts->resync->Start();
+  }
   parts_ = std::move(parts);
   return absl::OkStatus();
 }
 
 void Daemon::Stop() {
   if (!parts_) return;
+  // Stop taking requests first (in-flight ones finish), then let workers finish their items.
   if (parts_->http) parts_->http->Stop();
+  if (parts_->resync) parts_->resync->Stop();
+  if (parts_->runner) parts_->runner->Stop();
   parts_.reset();
 }
 

@@ -58,6 +58,13 @@ class RecordingStore final : public state::Store {
   absl::Status Enqueue(const std::string& key, TimePoint not_before) override {
     return inner_->Enqueue(key, not_before);
   }
+  absl::Status EnqueueMany(const std::vector<std::string>& keys, TimePoint not_before) override {
+    return inner_->EnqueueMany(keys, not_before);
+  }
+  absl::StatusOr<state::Lease> RenewLease(const state::Lease& lease, TimePoint now,
+                                          Duration lease_for) override {
+    return inner_->RenewLease(lease, now, lease_for);
+  }
   absl::StatusOr<std::optional<state::Lease>> ClaimWork(const std::string& owner, TimePoint now,
                                                         Duration lease_for) override {
     return inner_->ClaimWork(owner, now, lease_for);

@@ -247,6 +247,37 @@ class SqlStore final : public Store {
     });
   }
 
+  absl::Status EnqueueMany(const std::vector<std::string>& keys, TimePoint not_before) override {
+    for (const auto& key : keys) {
+      if (key.empty()) return absl::InvalidArgumentError("work key is empty");
+    }
+    if (keys.empty()) return absl::OkStatus();
+    return backend_->Run(TxMode::kWrite, [&](SqlTx& tx) {
+      for (const auto& key : keys) EnqueueIn(tx, key, not_before);
+      return absl::OkStatus();
+    });
+  }
+
+  absl::StatusOr<Lease> RenewLease(const Lease& lease, TimePoint now,
+                                   Duration lease_for) override {
+    if (lease_for <= Duration::zero()) {
+      return absl::InvalidArgumentError("lease duration must be positive");
+    }
+    Lease renewed = lease;
+    renewed.expires_at = now + lease_for;
+    absl::Status s = backend_->Run(TxMode::kWrite, [&](SqlTx& tx) {
+      // Only while still held: an expired lease that nobody else claimed is still ours.
+      const SqlResult r = tx.Exec(
+          "UPDATE work_queue SET lease_expires_at = $4 "
+          "WHERE key = $1 AND lease_owner = $2 AND lease_expires_at = $3",
+          {lease.key, lease.owner, Ms(lease.expires_at), Ms(renewed.expires_at)});
+      if (r.affected == 0) return LeaseLost(lease);
+      return absl::OkStatus();
+    });
+    if (!s.ok()) return s;
+    return renewed;
+  }
+
   absl::StatusOr<std::optional<Lease>> ClaimWork(const std::string& owner, TimePoint now,
                                                  Duration lease_for) override {
     if (owner.empty()) return absl::InvalidArgumentError("lease owner is empty");

@@ -138,6 +138,8 @@ class Store {
   // keeps one row and runs at the earlier time; a key being worked on is marked dirty so it runs
   // again after the current attempt finishes.
   virtual absl::Status Enqueue(const std::string& key, TimePoint not_before) = 0;
+  // Enqueue for many keys in one transaction (the resync pass): the same merging rules.
+  virtual absl::Status EnqueueMany(const std::vector<std::string>& keys, TimePoint not_before) = 0;
   // Claims the due key (not_before <= now) that has waited longest and is not leased (or whose
   // lease expired). nullopt when nothing is due.
   virtual absl::StatusOr<std::optional<Lease>> ClaimWork(const std::string& owner, TimePoint now,
@@ -145,6 +147,10 @@ class Store {
   // The attempt succeeded: the key leaves the queue unless it was enqueued again meanwhile
   // (then it is due at once). Resets attempts. Aborted if the lease was lost.
   virtual absl::Status CompleteWork(const Lease& lease, TimePoint now) = 0;
+  // Extends a held lease to now + lease_for, for reconciles that run long. Aborted if the lease
+  // was lost (expired and claimed by another worker).
+  virtual absl::StatusOr<Lease> RenewLease(const Lease& lease, TimePoint now,
+                                           Duration lease_for) = 0;
   // The attempt failed transiently: the key runs again at `retry_at`, attempts + 1.
   virtual absl::Status RetryWork(const Lease& lease, TimePoint retry_at,
                                  const std::string& error) = 0;

@@ -165,6 +165,38 @@ TEST_P(StoreTest, ClaimTakesTheLongestWaitingKeyFirst) {
   EXPECT_FALSE(MUST(store_->NextDue()).has_value()) << "leased keys are not due";
 }
 
+TEST_P(StoreTest, RenewedLeaseKeepsOtherOwnersOutAndStillCompletes) {
+  const TimePoint t0 = clock_.Now();
+  EPH_ASSERT_OK(store_->Enqueue("k", t0));
+  const Lease first = *MUST(store_->ClaimWork("w1", t0, seconds(30)));
+  const Lease renewed = MUST(store_->RenewLease(first, t0 + seconds(20), seconds(30)));
+  EXPECT_EQ(renewed.expires_at, t0 + seconds(50));
+  EXPECT_FALSE(MUST(store_->ClaimWork("w2", t0 + seconds(40), seconds(30))).has_value());
+  // The old lease value is stale after renewal.
+  EPH_EXPECT_CODE(store_->CompleteWork(first, t0 + seconds(41)), kAborted);
+  EPH_EXPECT_OK(store_->CompleteWork(renewed, t0 + seconds(42)));
+  EXPECT_EQ(MUST(store_->QueueDepth()), 0);
+}
+
+TEST_P(StoreTest, ExpiredAndReclaimedLeaseCannotBeRenewed) {
+  const TimePoint t0 = clock_.Now();
+  EPH_ASSERT_OK(store_->Enqueue("k", t0));
+  const Lease first = *MUST(store_->ClaimWork("w1", t0, seconds(30)));
+  ASSERT_TRUE(MUST(store_->ClaimWork("w2", t0 + seconds(31), seconds(30))).has_value());
+  EPH_EXPECT_CODE(store_->RenewLease(first, t0 + seconds(32), seconds(30)), kAborted);
+}
+
+TEST_P(StoreTest, EnqueueManyMergesLikeEnqueue) {
+  const TimePoint t0 = clock_.Now();
+  EPH_ASSERT_OK(store_->Enqueue("a", t0 + seconds(60)));
+  EPH_ASSERT_OK(store_->EnqueueMany({"a", "b", "c"}, t0));
+  EXPECT_EQ(MUST(store_->QueueDepth()), 3);
+  EXPECT_EQ(*MUST(store_->NextDue()), t0) << "the earlier time wins for a merged key";
+  EPH_EXPECT_OK(store_->EnqueueMany({}, t0));
+  EPH_EXPECT_CODE(store_->EnqueueMany({"x", ""}, t0), kInvalidArgument);
+  EXPECT_EQ(MUST(store_->QueueDepth()), 3) << "a bad batch changes nothing";
+}
+
 TEST_P(StoreTest, LeasedKeyCanBeClaimedByAnotherOwnerOnlyAfterItsLeaseExpires) {
   const TimePoint t0 = clock_.Now();
   EPH_ASSERT_OK(store_->Enqueue("k", t0));
