@@ -34,7 +34,7 @@ std::string BinaryDir() {
 #endif
 }
 
-static std::string TestbedDir() {
+std::string TestbedDir() {
 #ifdef EPH_TESTBED_DIR
   return EnvOr("EPH_TESTBED_DIR", EPH_TESTBED_DIR);
 #else

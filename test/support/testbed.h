@@ -20,6 +20,8 @@ std::string TestbedValue(const std::string& service, const std::string& key);
 std::string MakeTempDir(const std::string& prefix);
 
 std::string SourceDir();
+// Where the test bed keeps its state (what the bed scripts take as EPH_TESTBED_DIR).
+std::string TestbedDir();
 std::string BinaryDir();
 
 }  // namespace eph::testing
