@@ -5,12 +5,14 @@
 #include <yaml-cpp/yaml.h>
 
 #include <filesystem>
+#include <fstream>
 #include <map>
 
 #include "absl/strings/str_cat.h"
 #include <unistd.h>
 
 #include "pkg/api/api.h"
+#include "pkg/api/tokens.h"
 #include "pkg/base/clock.h"
 #include "pkg/base/metrics.h"
 #include "pkg/base/random.h"
@@ -20,6 +22,7 @@
 #include "pkg/controller/resync.h"
 #include "pkg/controller/work_queue_runner.h"
 #include "pkg/forge/forge.h"
+#include "pkg/forge/github/github_forge.h"
 #include "pkg/providers/provider.h"
 #include "pkg/server/http_server.h"
 #include "pkg/state/store.h"
@@ -59,6 +62,8 @@ const std::vector<Setting>& Settings() {
        &DaemonConfig::docker_host, false},
       {"resync_interval", "EPH_RESYNC_INTERVAL", "how often every live environment is rechecked",
        &DaemonConfig::resync_interval, false},
+      {"web_dir", "EPH_WEB_DIR", "the dashboard's built files (web/dist), served at /",
+       &DaemonConfig::web_dir, false},
       {"log_format", "EPH_LOG_FORMAT", "text or json", &DaemonConfig::log_format, false},
       {"log_level", "EPH_LOG_LEVEL", "debug, info, warn or error", &DaemonConfig::log_level, false},
   };
@@ -187,13 +192,33 @@ struct Daemon::Parts {
 
 namespace {
 
-// The forge ephd reconciles against. GitHub's client lands with the GitHub issue; until then
-// there is none and ephd runs the intake and API only, and says so.
+// The forge ephd reconciles against: GitHub with a token (small setups) or as a GitHub App.
+// Without either, ephd runs the intake and API only, and says so.
 absl::StatusOr<std::unique_ptr<forge::Forge>> MakeForge(const DaemonConfig& config) {
   if (config.github_token.empty() && config.github_app_id.empty()) {
     return absl::NotFoundError("no GitHub token or App configured");
   }
-  return absl::UnimplementedError("the GitHub client is not built yet");
+  forge::github::GitHubForgeOptions options;
+  options.api_url = config.github_api_url;
+  options.user_agent = "ephd";
+  if (!config.github_token.empty()) {
+    options.token = config.github_token;
+  } else {
+    if (config.github_private_key_file.empty()) {
+      return absl::InvalidArgumentError(
+          "EPH_GITHUB_APP_ID is set but EPH_GITHUB_PRIVATE_KEY_FILE (the App's PEM key) is not");
+    }
+    std::ifstream in(config.github_private_key_file, std::ios::binary);
+    if (!in) {
+      return absl::InvalidArgumentError(absl::StrCat("cannot read the GitHub App private key ",
+                                                     config.github_private_key_file));
+    }
+    options.app_id = config.github_app_id;
+    options.private_key_pem.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  auto github = forge::github::GitHubForge::Create(std::move(options));
+  if (!github.ok()) return github.status();
+  return std::unique_ptr<forge::Forge>(std::move(*github));
 }
 
 absl::Status EnableProviders(const DaemonConfig& config, providers::ProviderRegistry& registry,
@@ -232,6 +257,7 @@ Daemon::~Daemon() { Stop(); }
 
 absl::Status Daemon::Start() {
   ConfigureLogging(config_);
+  if (config_.web_dir.empty()) config_.web_dir = DefaultWebDir();
   auto parts = std::make_unique<Parts>();
   std::string host;
   uint16_t port = 0;
@@ -303,6 +329,17 @@ absl::Status Daemon::Start() {
       *parts->store, SystemClock::Instance(), parts->metrics, config_.github_webhook_secret);
   api::ApiOptions api_options;
   api_options.version = kVersion;
+  api_options.providers = &parts->providers;
+  api_options.base_domain = config_.base_domain;
+  api_options.web_dir = config_.web_dir;
+  if (config_.web_dir.empty()) {
+    spdlog::info("ephd: dashboard: off (no --web-dir, and no built web/dist)");
+  } else if (!std::filesystem::is_regular_file(config_.web_dir + "/index.html")) {
+    spdlog::warn("ephd: dashboard: {} has no index.html (build it: npm run build in web/)",
+                 config_.web_dir);
+  } else {
+    spdlog::info("ephd: dashboard: serving {} at /", config_.web_dir);
+  }
   if (parts->runner) {
     controller::WorkQueueRunner* runner = parts->runner.get();
     parts->intake->SetOnEnqueued([runner] { runner->Notify(); });
@@ -342,6 +379,117 @@ void Daemon::Stop() {
   if (parts_->resync) parts_->resync->Stop();
   if (parts_->runner) parts_->runner->Stop();
   parts_.reset();
+}
+
+std::string DefaultWebDir() {
+#ifdef EPH_DEFAULT_WEB_DIR
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(std::string(EPH_DEFAULT_WEB_DIR) + "/index.html", ec)) {
+    return EPH_DEFAULT_WEB_DIR;
+  }
+#endif
+  return "";
+}
+
+void AddTokenCommands(CLI::App& app, TokenCommand& command) {
+  command.token = app.add_subcommand("token", "manage API tokens (in the state store)");
+  command.token->require_subcommand(1);
+  // --state, --config and the other settings may follow the subcommand.
+  command.token->fallthrough();
+  command.create = command.token->add_subcommand(
+      "create", "create a token and print its secret (shown only this once)");
+  command.create->add_option("--name", command.name, "a name for the token, e.g. who uses it")
+      ->required();
+  command.create->add_option("--scope", command.scope, "read (GET only) or write")
+      ->check(CLI::IsMember({"read", "write"}));
+  command.create->fallthrough();
+  command.list = command.token->add_subcommand("list", "list tokens (never their secrets)");
+  command.list->add_option("-o,--output", command.output, "table or json")
+      ->check(CLI::IsMember({"table", "json"}));
+  command.list->fallthrough();
+  command.revoke = command.token->add_subcommand("revoke", "revoke a token by name");
+  command.revoke->add_option("--name", command.name, "the token's name")->required();
+  command.revoke->fallthrough();
+}
+
+int RunTokenCommand(const TokenCommand& command, const DaemonConfig& config) {
+  if (command.token == nullptr || !command.token->parsed()) return -1;
+  // Keep the store's own logging off stdout: `token create` prints the secret there.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("ephd-token"));
+  spdlog::set_level(spdlog::level::warn);
+  const std::string state_url = AbsoluteStateUrl(config.state);
+  auto store = state::OpenStore(state_url);
+  if (!store.ok()) {
+    std::fprintf(stderr, "ephd: state store %s: %s\n", state::RedactStoreUrl(state_url).c_str(),
+                 std::string(store.status().message()).c_str());
+    return 1;
+  }
+  const TimePoint now = SystemClock::Instance().Now();
+  if (command.create->parsed()) {
+    state::ApiToken token;
+    token.name = command.name;
+    token.scope = command.scope == "write" ? state::TokenScope::kWrite : state::TokenScope::kRead;
+    const std::string secret = api::GenerateTokenSecret(SecureRandom::Instance());
+    token.hash = api::HashToken(secret);
+    token.created_at = now;
+    auto created = (*store)->CreateToken(token);
+    if (!created.ok()) {
+      std::fprintf(stderr, "ephd: token %s: %s\n", command.name.c_str(),
+                   std::string(created.status().message()).c_str());
+      return created.status().code() == absl::StatusCode::kAlreadyExists ? 2 : 1;
+    }
+    std::printf("Created %s token \"%s\". Its secret is shown only now; use it as EPH_TOKEN:\n",
+                command.scope.c_str(), command.name.c_str());
+    std::printf("%s\n", secret.c_str());
+    return 0;
+  }
+  if (command.list->parsed()) {
+    auto tokens = (*store)->ListTokens();
+    if (!tokens.ok()) {
+      std::fprintf(stderr, "ephd: %s\n", std::string(tokens.status().message()).c_str());
+      return 1;
+    }
+    if (command.output == "json") {
+      std::string out = "[";
+      for (size_t i = 0; i < tokens->size(); ++i) {
+        const auto& t = (*tokens)[i];
+        out += absl::StrCat(i ? "," : "", "{\"name\":\"", t.name, "\",\"scope\":\"",
+                            t.scope == state::TokenScope::kWrite ? "write" : "read",
+                            "\",\"created_at\":\"", FormatRfc3339(t.created_at),
+                            "\",\"revoked_at\":",
+                            t.revoked_at ? "\"" + FormatRfc3339(*t.revoked_at) + "\"" : "null",
+                            "}");
+      }
+      std::printf("%s]\n", out.c_str());
+      return 0;
+    }
+    if (tokens->empty()) {
+      std::printf("No tokens. Create one: ephd token create --name NAME --scope read|write\n");
+      return 0;
+    }
+    size_t width = 4;
+    for (const auto& t : *tokens) width = std::max(width, t.name.size());
+    std::printf("%-*s  %-5s  %-24s  %s\n", static_cast<int>(width), "NAME", "SCOPE", "CREATED",
+                "REVOKED");
+    for (const auto& t : *tokens) {
+      std::printf("%-*s  %-5s  %-24s  %s\n", static_cast<int>(width), t.name.c_str(),
+                  t.scope == state::TokenScope::kWrite ? "write" : "read",
+                  FormatRfc3339(t.created_at).c_str(),
+                  t.revoked_at ? FormatRfc3339(*t.revoked_at).c_str() : "-");
+    }
+    return 0;
+  }
+  if (command.revoke->parsed()) {
+    absl::Status s = (*store)->RevokeToken(command.name, now);
+    if (!s.ok()) {
+      std::fprintf(stderr, "ephd: token %s: %s\n", command.name.c_str(),
+                   std::string(s.message()).c_str());
+      return s.code() == absl::StatusCode::kNotFound ? 5 : 1;
+    }
+    std::printf("Revoked token \"%s\".\n", command.name.c_str());
+    return 0;
+  }
+  return 2;
 }
 
 }  // namespace eph::daemon

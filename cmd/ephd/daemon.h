@@ -27,6 +27,8 @@ struct DaemonConfig {
   std::string docker_host;
   int workers = 4;
   std::string resync_interval = "5m";
+  // The dashboard's files; empty: DefaultWebDir().
+  std::string web_dir;
   std::string log_format = "text";  // text | json
   std::string log_level = "info";
 };
@@ -38,6 +40,25 @@ void AddFlags(CLI::App& app, DaemonConfig& config);
 // flag names without dashes (listen, state, base_domain, github_webhook_secret, ...). Unknown
 // keys are errors naming the file and line.
 absl::Status ApplyConfigFile(const CLI::App& app, const std::string& path, DaemonConfig& config);
+
+// The built dashboard of the source tree this binary was compiled from (web/dist), if it exists;
+// empty otherwise.
+std::string DefaultWebDir();
+
+// `ephd token create|list|revoke`: manages API tokens directly in the state store (no running
+// ephd needed). Adds the subcommands to `app`; RunTokenCommand runs the parsed one and returns
+// the exit status, or -1 if no token command was given.
+struct TokenCommand {
+  CLI::App* token = nullptr;
+  CLI::App* create = nullptr;
+  CLI::App* list = nullptr;
+  CLI::App* revoke = nullptr;
+  std::string name;
+  std::string scope = "read";
+  std::string output = "table";
+};
+void AddTokenCommands(CLI::App& app, TokenCommand& command);
+int RunTokenCommand(const TokenCommand& command, const DaemonConfig& config);
 
 class Daemon {
  public:

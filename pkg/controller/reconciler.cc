@@ -1,8 +1,12 @@
 #include "pkg/controller/reconciler.h"
 
 #include <spdlog/spdlog.h>
+#include <stdlib.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <utility>
 
 #include "pkg/config/duration.h"
@@ -14,6 +18,34 @@
 
 namespace eph::controller {
 namespace {
+
+// A temporary directory holding one commit's files, removed with the object.
+class SourceCheckout {
+ public:
+  static absl::StatusOr<SourceCheckout> Create(const std::string& root) {
+    std::error_code ec;
+    const std::filesystem::path base =
+        root.empty() ? std::filesystem::temp_directory_path(ec) : std::filesystem::path(root);
+    if (ec) return absl::InternalError("no temporary directory: " + ec.message());
+    std::string pattern = (base / "eph-source-XXXXXX").string();
+    if (mkdtemp(pattern.data()) == nullptr) {
+      return absl::InternalError("cannot create a checkout directory under " + base.string() +
+                                 ": " + std::strerror(errno));
+    }
+    return SourceCheckout(std::move(pattern));
+  }
+  SourceCheckout(SourceCheckout&& other) noexcept : path_(std::exchange(other.path_, "")) {}
+  SourceCheckout& operator=(SourceCheckout&&) = delete;
+  ~SourceCheckout() {
+    std::error_code ec;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  explicit SourceCheckout(std::string path) : path_(std::move(path)) {}
+  std::string path_;
+};
 
 using state::Environment;
 using state::EnvState;
@@ -252,6 +284,24 @@ absl::StatusOr<EnvironmentReconciler::LoadedConfig> EnvironmentReconciler::LoadP
   if (!parsed.ok()) {
     std::string message = config::FormatDiagnostics(parsed.diagnostics);
     while (!message.empty() && message.back() == '\n') message.pop_back();
+    // The errors at their lines, as the forge shows them (GitHub: the `eph` check run). Best
+    // effort: the environment's reason and the comment carry the same text.
+    forge::ConfigCheck check{
+        repo,
+        sha,
+        false,
+        options_.config_path + " has " + std::to_string(parsed.diagnostics.size()) + " error(s)",
+        "```\n" + message + "\n```",
+        {}};
+    for (const config::Diagnostic& d : parsed.diagnostics) {
+      check.annotations.push_back(
+          {d.file.empty() ? options_.config_path : d.file, d.line, d.line, d.message});
+    }
+    if (absl::Status reported = forge_.ReportConfigCheck(check);
+        !reported.ok() && reported.code() != absl::StatusCode::kUnimplemented) {
+      spdlog::warn("{}: could not report the {} check at {}: {}", repo, options_.config_path,
+                   ShortSha(sha), reported.ToString());
+    }
     return LoadedConfig{std::nullopt, message};
   }
   return LoadedConfig{std::move(parsed.config), ""};
@@ -448,6 +498,17 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
   request.images = spec->images;
   request.labels = {{providers::kManagedByLabel, providers::kManagedByValue},
                     {providers::kEnvironmentLabel, env.name}};
+  // A fresh checkout per apply, gone afterwards: renders never see another commit's files.
+  absl::StatusOr<SourceCheckout> checkout = SourceCheckout::Create(options_.source_root);
+  if (!checkout.ok()) return checkout.status();
+  if (absl::Status fetched = forge_.FetchSource(target.repo, target.sha, checkout->path());
+      !fetched.ok()) {
+    if (IsTerminalError(fetched) || fetched.code() == absl::StatusCode::kResourceExhausted) {
+      return Fail(env, "fetching the source failed: " + std::string(fetched.message()), target.sha);
+    }
+    return fetched;
+  }
+  request.source_dir = checkout->path();
   absl::StatusOr<providers::ApplyResult> applied = provider.Apply(request);
   if (!applied.ok()) {
     if (IsTerminalError(applied.status())) {

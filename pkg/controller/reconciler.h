@@ -65,6 +65,9 @@ struct ReconcilerOptions {
   Duration progress_poll = std::chrono::seconds(10);  // while the provider is progressing
   Duration checks_poll = std::chrono::minutes(1);     // while wait_for_checks are pending
   Duration destroy_poll = std::chrono::seconds(10);   // while the provider is still deleting
+  // Where each apply's checkout of the repository goes (a fresh directory, removed after the
+  // apply); empty: the system's temporary directory.
+  std::string source_root;
 };
 
 class EnvironmentReconciler final : public Reconciler {

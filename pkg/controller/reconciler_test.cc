@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <tuple>
 
@@ -88,6 +90,43 @@ TEST(ReconcilerTest, LabelledPullRequestGetsAReadyEnvironment) {
   EXPECT_TRUE(deployments[0].request.transient);
   ASSERT_EQ(DeploymentStates(deployments[0]), std::vector{DeploymentState::kSuccess});
   EXPECT_EQ(deployments[0].statuses[0].environment_url, env->url);
+}
+
+TEST(ReconcilerTest, EachApplyGetsAFreshCheckoutOfTheCommitRemovedAfterwards) {
+  World w;
+  w.OpenPr(42);
+  std::string seen_config;
+  w.provider->SetCallHook([&](M method, const std::string& environment) {
+    if (method != M::kObserve) return;
+    std::optional<providers::ApplyRequest> applied = w.provider->LastApply(environment);
+    if (!applied) return;
+    std::ifstream in(applied->source_dir + "/eph.yaml");
+    seen_config.assign(std::istreambuf_iterator<char>(in), {});
+  });
+  w.MustReconcile(42);
+  std::optional<state::Environment> env = w.Live(42);
+  ASSERT_TRUE(env.has_value());
+  std::optional<providers::ApplyRequest> applied = w.provider->LastApply(env->name);
+  ASSERT_TRUE(applied.has_value());
+  EXPECT_FALSE(applied->source_dir.empty());
+  EXPECT_EQ(seen_config, w.config_yaml);  // the commit's files were there during the apply
+  EXPECT_FALSE(std::filesystem::exists(applied->source_dir));
+}
+
+TEST(ReconcilerTest, SourceThatCannotBeFetchedIsRetriedOrFailsTheEnvironment) {
+  World w;
+  w.OpenPr(42);
+  w.forge.FailNext(FakeForge::Method::kFetchSource, absl::UnavailableError("codeload 502"));
+  EXPECT_EQ(w.Reconcile(42).status().code(), absl::StatusCode::kUnavailable);
+  ASSERT_TRUE(w.Live(42).has_value());
+  EXPECT_FALSE(w.provider->LastApply(w.Live(42)->name).has_value());
+  w.forge.FailNext(FakeForge::Method::kFetchSource,
+                   absl::InvalidArgumentError("archive entry \"x\" contains .."));
+  w.MustReconcile(42);
+  std::optional<state::Environment> env = w.Live(42);
+  ASSERT_TRUE(env.has_value());
+  EXPECT_EQ(env->state, EnvState::kFailed);
+  EXPECT_THAT(env->reason, HasSubstr("fetching the source failed: archive entry"));
 }
 
 TEST(ReconcilerTest, ProgressingEnvironmentStaysProvisioningAndAsksToBeRequeued) {
@@ -387,6 +426,14 @@ TEST(ReconcilerTest, BrokenConfigFailsWithTheErrorAndNeverCallsTheProvider) {
   EXPECT_EQ(w.AllProviderCalls(), 0);
   EXPECT_THAT(CommentFor(w, 15, env->name), AllOf(HasSubstr("Failed"), HasSubstr("tll")));
   EXPECT_TRUE(w.forge.Deployments(kRepo).empty());  // nothing was deployed
+  // The error at its line, as a check on the commit.
+  std::vector<forge::ConfigCheck> checks = w.forge.ConfigChecks(kRepo, Sha(1));
+  ASSERT_EQ(checks.size(), 1u);
+  EXPECT_FALSE(checks[0].ok);
+  ASSERT_EQ(checks[0].annotations.size(), 1u);
+  EXPECT_EQ(checks[0].annotations[0].path, "eph.yaml");
+  EXPECT_EQ(checks[0].annotations[0].start_line, 4);
+  EXPECT_THAT(checks[0].annotations[0].message, HasSubstr("tll"));
 
   // Not retried while the commit stays the same.
   const int64_t events = w.EventCount();
@@ -397,6 +444,7 @@ TEST(ReconcilerTest, BrokenConfigFailsWithTheErrorAndNeverCallsTheProvider) {
   EXPECT_EQ(w.forge.Calls(FakeForge::Method::kReadFile), reads);
   EXPECT_EQ(w.Live(15)->version, version);
   EXPECT_EQ(w.AllProviderCalls(), 0);
+  EXPECT_EQ(w.forge.ConfigChecks(kRepo, Sha(1)).size(), 1u);
 
   // A push that fixes eph.yaml brings the environment up.
   w.forge.Push(kRepo, 15, Sha(2));

@@ -1,6 +1,8 @@
 #include "pkg/forge/fake_forge.h"
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <utility>
 
 namespace eph::forge {
@@ -38,6 +40,42 @@ absl::StatusOr<std::string> FakeForge::ReadFile(const std::string& repo, const s
     return absl::NotFoundError(path + " does not exist at " + repo + "@" + sha);
   }
   return it->second;
+}
+
+absl::Status FakeForge::FetchSource(const std::string& repo, const std::string& sha,
+                                    const std::string& dest_dir) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto failure = Begin(Method::kFetchSource)) return *failure;
+  bool any = false;
+  for (const auto& [key, content] : files_) {
+    if (std::get<0>(key) != repo || std::get<1>(key) != sha) continue;
+    any = true;
+    const std::filesystem::path path = std::filesystem::path(dest_dir) / std::get<2>(key);
+    std::error_code ec;
+    std::filesystem::create_directories(path.parent_path(), ec);
+    std::ofstream out(path, std::ios::binary);
+    out << content;
+    if (!out) return absl::InternalError("cannot write " + path.string());
+  }
+  if (!any) return absl::NotFoundError("no commit " + sha + " in " + repo);
+  return absl::OkStatus();
+}
+
+absl::Status FakeForge::ReportConfigCheck(const ConfigCheck& check) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto failure = Begin(Method::kReportConfigCheck)) return *failure;
+  config_checks_.push_back(check);
+  return absl::OkStatus();
+}
+
+std::vector<ConfigCheck> FakeForge::ConfigChecks(const std::string& repo,
+                                                 const std::string& sha) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<ConfigCheck> out;
+  for (const ConfigCheck& c : config_checks_) {
+    if (c.repo == repo && c.sha == sha) out.push_back(c);
+  }
+  return out;
 }
 
 absl::StatusOr<std::vector<CheckResult>> FakeForge::ListChecks(const std::string& repo,

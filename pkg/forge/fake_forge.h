@@ -32,6 +32,8 @@ class FakeForge final : public Forge {
     kUpsertComment,
     kCreateDeployment,
     kSetDeploymentStatus,
+    kFetchSource,
+    kReportConfigCheck,
   };
 
   struct Comment {
@@ -55,6 +57,10 @@ class FakeForge final : public Forge {
                                                             int64_t number) override;
   absl::Status UpsertComment(const std::string& repo, int64_t number, const std::string& marker,
                              const std::string& body) override;
+  // Writes the files set for (repo, sha) with SetFile; NotFound if there are none.
+  absl::Status FetchSource(const std::string& repo, const std::string& sha,
+                           const std::string& dest_dir) override;
+  absl::Status ReportConfigCheck(const ConfigCheck& check) override;
   absl::StatusOr<int64_t> CreateDeployment(const DeploymentRequest& request) override;
   absl::Status SetDeploymentStatus(const std::string& repo, int64_t deployment_id,
                                    const DeploymentStatus& status) override;
@@ -81,6 +87,9 @@ class FakeForge final : public Forge {
   std::optional<Comment> CommentWithMarker(const std::string& repo, int64_t number,
                                            const std::string& marker) const;
   std::vector<Deployment> Deployments(const std::string& repo) const;
+  // Config checks reported for (repo, sha), oldest first.
+  std::vector<ConfigCheck> ConfigChecks(const std::string& repo, const std::string& sha) const;
+
   int64_t Calls(Method method) const;
   // Calls of the write methods (comments and deployments) so far.
   int64_t Writes() const;
@@ -100,6 +109,7 @@ class FakeForge final : public Forge {
   std::map<PrKey, std::vector<std::string>> changed_files_;
   std::map<PrKey, std::vector<Comment>> comments_;
   std::map<std::string, std::vector<Deployment>> deployments_;
+  std::vector<ConfigCheck> config_checks_;
   int64_t next_deployment_id_ = 1000;
   std::map<Method, std::deque<absl::Status>> failures_;
   std::map<Method, int64_t> calls_;

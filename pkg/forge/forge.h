@@ -64,6 +64,25 @@ struct DeploymentRequest {
   bool transient = true;  // GitHub `transient_environment`
 };
 
+// One problem in a file at a commit, shown by the forge at that line (GitHub: a check-run
+// annotation). Lines are 1-based; 0 means the whole file (shown at line 1).
+struct CheckAnnotation {
+  std::string path;
+  int start_line = 0;
+  int end_line = 0;  // 0: same as start_line
+  std::string message;
+};
+
+// Eph's own check at a commit (GitHub: the check run named "eph"): whether eph.yaml is valid.
+struct ConfigCheck {
+  std::string repo;
+  std::string sha;
+  bool ok = true;
+  std::string title;    // one line
+  std::string summary;  // Markdown
+  std::vector<CheckAnnotation> annotations;
+};
+
 struct DeploymentStatus {
   DeploymentState state = DeploymentState::kInProgress;
   std::string environment_url;  // set with kSuccess
@@ -95,6 +114,18 @@ class Forge {
   // body is `body`. `body` must contain `marker`.
   virtual absl::Status UpsertComment(const std::string& repo, int64_t number,
                                      const std::string& marker, const std::string& body) = 0;
+
+  // Writes the repository's files at commit `sha` into `dest_dir` (an existing, empty
+  // directory), paths relative to the repository root, for rendering. NotFound when the commit
+  // does not exist; InvalidArgument when the archive is unsafe to unpack (paths or links
+  // leaving the directory), ResourceExhausted when it is too large.
+  virtual absl::Status FetchSource(const std::string& repo, const std::string& sha,
+                                   const std::string& dest_dir) = 0;
+
+  // Creates Eph's check at `check.sha`, completed with success or failure and the annotations.
+  // Unimplemented when the forge cannot show checks with these credentials (GitHub: only Apps
+  // may create check runs); callers then rely on the comment alone.
+  virtual absl::Status ReportConfigCheck(const ConfigCheck& check) = 0;
 
   // Returns the new deployment's id.
   virtual absl::StatusOr<int64_t> CreateDeployment(const DeploymentRequest& request) = 0;
