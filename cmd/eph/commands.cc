@@ -4,14 +4,19 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "cmd/eph/completion.h"
 #include "cmd/eph/validate.h"
 #include "pkg/client/client.h"
+#include "pkg/config/duration.h"
 
 namespace eph::cli {
 namespace {
@@ -23,16 +28,27 @@ std::string Env(const char* name, const std::string& fallback = "") {
   return v != nullptr && *v != '\0' ? v : fallback;
 }
 
+int ExitCodeFor(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kOk:
+      return kOk;
+    case absl::StatusCode::kUnavailable:
+      return kUnreachable;
+    case absl::StatusCode::kUnauthenticated:
+    case absl::StatusCode::kPermissionDenied:
+      return kAuth;
+    case absl::StatusCode::kNotFound:
+      return kNotFound;
+    case absl::StatusCode::kInvalidArgument:
+      return kUsage;
+    default:
+      return kFailure;
+  }
+}
+
 int Fail(const absl::Status& s) {
   std::fprintf(stderr, "eph: %s\n", std::string(s.message()).c_str());
-  switch (s.code()) {
-    case absl::StatusCode::kUnavailable: return kUnreachable;
-    case absl::StatusCode::kUnauthenticated:
-    case absl::StatusCode::kPermissionDenied: return kAuth;
-    case absl::StatusCode::kNotFound: return kNotFound;
-    case absl::StatusCode::kInvalidArgument: return kUsage;
-    default: return kFailure;
-  }
+  return ExitCodeFor(s.code());
 }
 
 size_t TerminalWidth() {
@@ -44,7 +60,7 @@ size_t TerminalWidth() {
   return columns.empty() ? 120 : std::max(40, std::atoi(columns.c_str()));
 }
 
-// Prints rows as aligned columns; the last column is cut to fit the terminal.
+// Prints rows as aligned columns; a line wider than the terminal is cut with a '~'.
 void PrintTable(const std::vector<std::vector<std::string>>& rows) {
   if (rows.empty()) return;
   std::vector<size_t> widths(rows[0].size(), 0);
@@ -59,6 +75,7 @@ void PrintTable(const std::vector<std::vector<std::string>>& rows) {
       if (i + 1 < row.size()) cell.resize(widths[i] + 2, ' ');
       line += cell;
     }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
     if (line.size() > width) line = line.substr(0, width - 1) + "~";
     std::cout << line << "\n";
   }
@@ -70,13 +87,118 @@ std::string Str(const json& j, const char* key) {
   return it->is_string() ? it->get<std::string>() : it->dump();
 }
 
+// "2d 3h", "45m", "expired": how long until an RFC 3339 time, for the TTL column.
+std::string Until(const std::string& rfc3339) {
+  if (rfc3339.empty()) return "-";
+  std::tm tm{};
+  if (strptime(rfc3339.c_str(), "%Y-%m-%dT%H:%M:%S", &tm) == nullptr) return rfc3339;
+  const auto at = std::chrono::system_clock::from_time_t(timegm(&tm));
+  const auto left =
+      std::chrono::duration_cast<std::chrono::seconds>(at - std::chrono::system_clock::now())
+          .count();
+  if (left <= 0) return "expired";
+  const long long d = left / 86400, h = (left % 86400) / 3600, m = (left % 3600) / 60;
+  if (d > 0) return absl::StrCat(d, "d ", h, "h");
+  if (h > 0) return absl::StrCat(h, "h ", m, "m");
+  return absl::StrCat(std::max(1LL, m), "m");
+}
+
 void PrintEnvironment(const json& env) {
-  const char* keys[] = {"name", "project", "pr", "state", "reason", "url", "created_at",
-                        "updated_at", "expires_at"};
+  const char* keys[] = {"name", "project",  "pr",         "state",      "reason",
+                        "url",  "provider", "created_at", "updated_at", "expires_at"};
   for (const char* k : keys) {
-    const std::string v = Str(env, k);
+    std::string v = Str(env, k);
+    if (std::string(k) == "pr" && v == "0") continue;
+    if (std::string(k) == "expires_at" && !v.empty()) v += " (" + Until(v) + ")";
     if (!v.empty()) std::printf("%-11s %s\n", (std::string(k) + ":").c_str(), v.c_str());
   }
+  if (env.contains("events") && env["events"].is_array() && !env["events"].empty()) {
+    std::printf("history:\n");
+    for (const auto& e : env["events"]) {
+      const std::string from = Str(e, "from_state");
+      std::printf("  %s  %s%s%s\n", Str(e, "at").c_str(),
+                  from.empty() ? "" : (from + " -> ").c_str(), Str(e, "to_state").c_str(),
+                  Str(e, "reason").empty() ? "" : ("  (" + Str(e, "reason") + ")").c_str());
+    }
+  }
+}
+
+absl::StatusOr<json> ParseJson(const absl::StatusOr<std::string>& body) {
+  if (!body.ok()) return body.status();
+  json j = json::parse(*body, nullptr, false);
+  if (j.is_discarded()) return absl::InternalError("ephd sent a response that is not JSON");
+  return j;
+}
+
+std::string Clock() {
+  const std::time_t t = std::time(nullptr);
+  char buf[16];
+  std::strftime(buf, sizeof(buf), "%H:%M:%S", std::localtime(&t));
+  return buf;
+}
+
+// Polls the environment until it is ready (0), failed or gone (1), or `timeout` passes (1).
+// Each state change is a line; on a terminal a spinner with the elapsed time shows it is alive.
+int WaitUntilReady(client::ApiClient& api, const std::string& name, absl::Duration interval,
+                   absl::Duration timeout, bool as_json) {
+  FILE* progress = as_json ? stderr : stdout;
+  const bool tty = isatty(fileno(progress));
+  const auto start = std::chrono::steady_clock::now();
+  const auto deadline = start + absl::ToChronoMilliseconds(timeout);
+  const std::string path = "/api/v1/environments/" + client::EscapePathSegment(name);
+  std::string last_state;
+  static const char kSpinner[] = "|/-\\";
+  int tick = 0;
+  for (;;) {
+    auto env = ParseJson(api.Get(path));
+    if (tty) std::fprintf(progress, "\r\033[K");
+    if (!env.ok()) return Fail(env.status());
+    const std::string state = Str(*env, "state");
+    if (state != last_state) {
+      const std::string reason = Str(*env, "reason");
+      std::fprintf(progress, "%s  %s%s\n", Clock().c_str(), state.c_str(),
+                   reason.empty() ? "" : ("  (" + reason + ")").c_str());
+      last_state = state;
+      std::fflush(progress);
+    }
+    if (state == "ready") {
+      if (as_json) {
+        std::cout << env->dump(2) << "\n";
+      } else {
+        std::printf("%s is ready: %s\n", name.c_str(), Str(*env, "url").c_str());
+      }
+      return kOk;
+    }
+    if (state == "failed" || state == "destroying" || state == "destroyed") {
+      if (as_json) std::cout << env->dump(2) << "\n";
+      std::fprintf(stderr, "eph: %s is %s%s\n", name.c_str(), state.c_str(),
+                   Str(*env, "reason").empty() ? "" : (": " + Str(*env, "reason")).c_str());
+      return kFailure;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      std::fprintf(stderr, "eph: timed out after %s waiting for %s; it is still %s\n",
+                   config::DurationString(timeout).c_str(), name.c_str(), state.c_str());
+      return kFailure;
+    }
+    if (tty) {
+      const auto elapsed =
+          std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - start)
+              .count();
+      std::fprintf(progress, "%c waiting for %s (%s, %llds)", kSpinner[tick++ % 4], name.c_str(),
+                   state.c_str(), static_cast<long long>(elapsed));
+      std::fflush(progress);
+    }
+    std::this_thread::sleep_for(absl::ToChronoMilliseconds(interval));
+  }
+}
+
+absl::StatusOr<absl::Duration> PositiveDuration(const std::string& flag, const std::string& text) {
+  auto d = config::ParseDuration(text);
+  if (!d.ok()) return absl::InvalidArgumentError(flag + ": " + std::string(d.status().message()));
+  if (*d <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(flag + " must be more than 0s");
+  }
+  return *d;
 }
 
 }  // namespace
@@ -88,24 +210,60 @@ int Run(int argc, char** argv) {
   std::string output = "table";
   app.add_option("--server", server, "ephd address (EPH_SERVER)");
   app.add_option("-o,--output", output, "table or json")->check(CLI::IsMember({"table", "json"}));
+  app.footer(
+      "The API token comes from EPH_TOKEN. Exit status: 0 ok, 1 failure, 2 usage, 3 ephd "
+      "unreachable, 4 token missing or refused, 5 no such environment, 6 invalid eph.yaml.");
 
   auto* list = app.add_subcommand("list", "list environments");
   bool all = false;
   list->add_flag("--all", all, "include destroyed environments");
 
   std::string name;
-  auto* status = app.add_subcommand("status", "show one environment");
-  status->add_option("NAME", name)->required();
+  auto* status = app.add_subcommand("status", "show one environment and its history");
+  status->add_option("NAME", name, "environment name")->required();
 
   auto* down = app.add_subcommand("down", "destroy an environment");
-  down->add_option("NAME", name)->required();
+  down->add_option("NAME", name, "environment name")->required();
 
   auto* open = app.add_subcommand("open", "print (and open) an environment's URL");
-  open->add_option("NAME", name)->required();
+  open->add_option("NAME", name, "environment name")->required();
+
+  auto* up = app.add_subcommand("up", "create the environment of a pull request");
+  std::string repo;
+  int64_t pr = 0;
+  bool wait = false;
+  std::string timeout = "15m";
+  std::string interval = "2s";
+  up->add_option("--repo", repo, "repository, OWNER/REPO")->required();
+  up->add_option("--pr", pr, "pull request number")->required()->check(CLI::PositiveNumber);
+  up->add_flag("--wait", wait, "wait until it is ready (or failed), showing progress");
+  up->add_option("--timeout", timeout, "with --wait: give up after this long")
+      ->capture_default_str();
+  up->add_option("--interval", interval, "with --wait: how often to look")->capture_default_str();
+
+  auto* extend = app.add_subcommand("extend", "give an environment more time to live");
+  std::string by;
+  extend->add_option("NAME", name, "environment name")->required();
+  extend->add_option("--by", by, "how much longer, e.g. 4h, 24h, 3d")->required();
+
+  auto* logs = app.add_subcommand("logs", "print an environment's logs");
+  bool follow = false;
+  std::string component;
+  logs->add_option("NAME", name, "environment name")->required();
+  logs->add_flag("-f,--follow", follow, "keep printing new lines");
+  logs->add_option("--component", component, "only this component (Deployment / service)");
 
   std::string file = "eph.yaml";
   auto* validate = app.add_subcommand("validate", "check an eph.yaml offline");
   validate->add_option("FILE", file, "path to eph.yaml (default ./eph.yaml)");
+
+  std::string shell;
+  auto* completion = app.add_subcommand("completion", "print a shell completion script");
+  completion->add_option("SHELL", shell, "bash or zsh")
+      ->required()
+      ->check(CLI::IsMember({"bash", "zsh"}));
+  completion->footer(
+      "bash: source <(eph completion bash)   zsh: eph completion zsh > \"${fpath[1]}/_eph\"");
 
   try {
     app.parse(argc, argv);
@@ -114,25 +272,34 @@ int Run(int argc, char** argv) {
     return rc == 0 ? kOk : kUsage;
   }
 
-  if (validate->parsed()) return ValidateCommand(file, output == "json");
-
-  client::ApiClient api({.server = server, .token = Env("EPH_TOKEN")});
   const bool as_json = output == "json";
+  if (validate->parsed()) return ValidateCommand(file, as_json);
+  if (completion->parsed()) {
+    std::cout << CompletionScript(shell);
+    return kOk;
+  }
+
+  const std::string token = Env("EPH_TOKEN");
+  if (token.empty()) {
+    std::fprintf(stderr,
+                 "eph: no API token: set EPH_TOKEN (an admin creates one with `ephd token create "
+                 "--name NAME --scope write`)\n");
+    return kAuth;
+  }
+  client::ApiClient api({.server = server, .token = token});
 
   if (list->parsed()) {
-    auto body = api.Get(all ? "/api/v1/environments?all=true" : "/api/v1/environments");
-    if (!body.ok()) return Fail(body.status());
-    json j = json::parse(*body, nullptr, false);
-    if (j.is_discarded()) return Fail(absl::InternalError("ephd sent a response that is not JSON"));
+    auto j = ParseJson(api.Get(all ? "/api/v1/environments?all=true" : "/api/v1/environments"));
+    if (!j.ok()) return Fail(j.status());
     if (as_json) {
-      std::cout << j.dump(2) << "\n";
+      std::cout << j->dump(2) << "\n";
       return kOk;
     }
-    std::vector<std::vector<std::string>> rows = {
-        {"NAME", "PROJECT", "PR", "STATE", "EXPIRES", "URL"}};
-    for (const auto& env : j.value("items", json::array())) {
-      rows.push_back({Str(env, "name"), Str(env, "project"), Str(env, "pr"), Str(env, "state"),
-                      Str(env, "expires_at"), Str(env, "url")});
+    std::vector<std::vector<std::string>> rows = {{"NAME", "PROJECT", "PR", "STATE", "TTL", "URL"}};
+    for (const auto& env : j->value("items", json::array())) {
+      const std::string pr_text = Str(env, "pr");
+      rows.push_back({Str(env, "name"), Str(env, "project"), pr_text == "0" ? "-" : "#" + pr_text,
+                      Str(env, "state"), Until(Str(env, "expires_at")), Str(env, "url")});
     }
     if (rows.size() == 1) {
       std::cout << "No environments.\n";
@@ -142,38 +309,101 @@ int Run(int argc, char** argv) {
     return kOk;
   }
 
+  if (up->parsed()) {
+    absl::Duration wait_timeout, wait_interval;
+    if (wait) {
+      auto t = PositiveDuration("--timeout", timeout);
+      if (!t.ok()) return Fail(t.status());
+      auto i = PositiveDuration("--interval", interval);
+      if (!i.ok()) return Fail(i.status());
+      wait_timeout = *t;
+      wait_interval = *i;
+    }
+    const json request = {{"project", repo}, {"pr", pr}};
+    auto created = ParseJson(api.Post("/api/v1/environments", request.dump()));
+    if (!created.ok()) return Fail(created.status());
+    const std::string created_name = Str(*created, "name");
+    if (!wait) {
+      if (as_json) {
+        std::cout << created->dump(2) << "\n";
+      } else {
+        std::printf("%s: %s (%s#%lld)\n", created_name.c_str(), Str(*created, "state").c_str(),
+                    repo.c_str(), static_cast<long long>(pr));
+        std::printf("url: %s\n", Str(*created, "url").c_str());
+      }
+      return kOk;
+    }
+    if (!as_json) {
+      std::printf("Creating %s for %s#%lld\n", created_name.c_str(), repo.c_str(),
+                  static_cast<long long>(pr));
+      std::fflush(stdout);
+    }
+    return WaitUntilReady(api, created_name, wait_interval, wait_timeout, as_json);
+  }
+
   const std::string path = "/api/v1/environments/" + client::EscapePathSegment(name);
   if (status->parsed() || open->parsed()) {
-    auto body = api.Get(path);
-    if (!body.ok()) return Fail(body.status());
-    json j = json::parse(*body, nullptr, false);
-    if (j.is_discarded()) return Fail(absl::InternalError("ephd sent a response that is not JSON"));
+    auto j = ParseJson(api.Get(path));
+    if (!j.ok()) return Fail(j.status());
     if (open->parsed()) {
-      const std::string url = Str(j, "url");
+      const std::string url = Str(*j, "url");
       if (url.empty()) return Fail(absl::FailedPreconditionError(name + " has no URL yet"));
+      if (as_json) {
+        std::cout << json{{"name", name}, {"url", url}}.dump(2) << "\n";
+        return kOk;
+      }
       std::cout << url << "\n";
       if (isatty(STDOUT_FILENO) && Env("EPH_NO_BROWSER").empty()) {
         const std::string cmd = "xdg-open '" + url + "' >/dev/null 2>&1 &";
-        if (std::system(cmd.c_str()) != 0) { /* printing the URL is enough */ }
+        if (std::system(cmd.c_str()) != 0) { /* printing the URL is enough */
+        }
       }
       return kOk;
     }
     if (as_json) {
-      std::cout << j.dump(2) << "\n";
+      std::cout << j->dump(2) << "\n";
     } else {
-      PrintEnvironment(j);
+      PrintEnvironment(*j);
     }
     return kOk;
   }
 
   if (down->parsed()) {
-    auto body = api.Delete(path);
-    if (!body.ok()) return Fail(body.status());
+    auto j = ParseJson(api.Delete(path));
+    if (!j.ok()) return Fail(j.status());
     if (as_json) {
-      std::cout << *body << "\n";
+      std::cout << j->dump(2) << "\n";
     } else {
-      std::cout << name << ": destroying\n";
+      std::cout << name << ": " << Str(*j, "state") << "\n";
     }
+    return kOk;
+  }
+
+  if (extend->parsed()) {
+    auto d = PositiveDuration("--by", by);
+    if (!d.ok()) return Fail(d.status());
+    const json request = {{"by", by}};
+    auto j = ParseJson(api.Post(path + "/extend", request.dump()));
+    if (!j.ok()) return Fail(j.status());
+    if (as_json) {
+      std::cout << j->dump(2) << "\n";
+    } else {
+      const std::string expires = Str(*j, "expires_at");
+      std::printf("%s now expires at %s (in %s)\n", name.c_str(), expires.c_str(),
+                  Until(expires).c_str());
+    }
+    return kOk;
+  }
+
+  if (logs->parsed()) {
+    std::string query = "?follow=" + std::string(follow ? "true" : "false");
+    if (!component.empty()) query += "&component=" + client::EscapePathSegment(component);
+    absl::Status s = api.Stream(path + "/logs" + query, [](std::string_view chunk) {
+      const bool ok = std::fwrite(chunk.data(), 1, chunk.size(), stdout) == chunk.size();
+      std::fflush(stdout);
+      return ok;
+    });
+    if (!s.ok()) return Fail(s);
     return kOk;
   }
   return kUsage;

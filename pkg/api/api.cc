@@ -2,8 +2,18 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
+#include <regex>
+#include <sstream>
+#include <thread>
 
+#include "pkg/api/tokens.h"
+#include "pkg/config/duration.h"
+#include "pkg/names/names.h"
 #include "pkg/server/errors.h"
 
 namespace eph::api {
@@ -33,22 +43,79 @@ json EnvJson(const state::Environment& env) {
           {"last_activity_at", Timestamp(env.last_activity_at)}};
 }
 
-std::string Dump(const json& j) {
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+json EventJson(const state::EnvEvent& e) {
+  return {{"id", e.id},
+          {"from_state", e.from_state.empty() ? json(nullptr) : json(e.from_state)},
+          {"to_state", e.to_state},
+          {"reason", e.reason},
+          {"at", FormatRfc3339(e.at)}};
 }
+
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 std::string WorkKeyFor(const state::Environment& env) {
   return env.pr_number > 0 ? webhook::PullRequestKey(env.project, env.pr_number)
                            : "env:" + env.name;
 }
 
+constexpr double kMaxPullRequest = 2147483647;
+constexpr Duration kMaxLifetime = std::chrono::hours(24 * 36525);
+
+bool IsWriteMethod(const std::string& method) { return method != "GET" && method != "HEAD"; }
+
+// A JSON object body, or InvalidArgument saying what is wrong with it.
+absl::StatusOr<json> ParseBody(const HttpRequest& req) {
+  json body = json::parse(req.body, nullptr, false);
+  if (body.is_discarded() || !body.is_object()) {
+    return absl::InvalidArgumentError("the request body must be a JSON object");
+  }
+  return body;
+}
+
+// The namespace the reconciler recorded for the environment (EnvRecord), or the default.
+std::string NamespaceOf(const state::Environment& env) {
+  json spec = json::parse(env.spec_json, nullptr, false);
+  if (spec.is_object() && spec.contains("namespace") && spec["namespace"].is_string() &&
+      !spec["namespace"].get<std::string>().empty()) {
+    return spec["namespace"].get<std::string>();
+  }
+  return "eph-" + env.name;
+}
+
+bool ParseBool(const std::map<std::string, std::string>& query, const char* key) {
+  auto it = query.find(key);
+  return it != query.end() && (it->second == "true" || it->second == "1");
+}
+
 }  // namespace
 
 std::string EnvironmentJson(const state::Environment& env) { return Dump(EnvJson(env)); }
 
+std::string ContentTypeFor(const std::string& path) {
+  static const std::map<std::string, std::string> kTypes = {
+      {".html", "text/html; charset=utf-8"},
+      {".js", "text/javascript; charset=utf-8"},
+      {".mjs", "text/javascript; charset=utf-8"},
+      {".css", "text/css; charset=utf-8"},
+      {".svg", "image/svg+xml"},
+      {".png", "image/png"},
+      {".ico", "image/x-icon"},
+      {".json", "application/json"},
+      {".map", "application/json"},
+      {".txt", "text/plain; charset=utf-8"},
+      {".woff2", "font/woff2"},
+  };
+  const std::string ext = std::filesystem::path(path).extension().string();
+  auto it = kTypes.find(ext);
+  return it == kTypes.end() ? "application/octet-stream" : it->second;
+}
+
 ApiServer::ApiServer(state::Store& store, const Clock& clock, MetricsRegistry& metrics,
                      webhook::WebhookIntake& intake, ApiOptions options)
-    : store_(store), clock_(clock), metrics_(metrics), intake_(intake),
+    : store_(store),
+      clock_(clock),
+      metrics_(metrics),
+      intake_(intake),
       options_(std::move(options)) {
   Routes();
 }
@@ -61,8 +128,7 @@ void ApiServer::Routes() {
     absl::Status s = store_.Ping();
     if (s.ok() && options_.ready_check) s = options_.ready_check();
     if (!s.ok()) {
-      res.SetJson(503, server::ErrorJson("unavailable",
-                                         "not ready: " + std::string(s.message())));
+      res.SetJson(503, server::ErrorJson("unavailable", "not ready: " + std::string(s.message())));
       return;
     }
     res.SetJson(200, R"({"status":"ready"})");
@@ -77,9 +143,17 @@ void ApiServer::Routes() {
                                               req.Header("X-Hub-Signature-256"), req.body);
                 res.SetJson(r.http_status, std::move(r.body_json));
               });
+  router_.Add("GET", "/api/v1/openapi.json",
+              [](const HttpRequest&, HttpResponse& res, const PathParams&) {
+                res.SetJson(200, OpenApiDocument());
+              });
   router_.Add("GET", "/api/v1/environments",
               [this](const HttpRequest& req, HttpResponse& res, const PathParams&) {
                 ListEnvironments(req, res);
+              });
+  router_.Add("POST", "/api/v1/environments",
+              [this](const HttpRequest& req, HttpResponse& res, const PathParams&) {
+                CreateEnvironment(req, res);
               });
   router_.Add("GET", "/api/v1/environments/{name}",
               [this](const HttpRequest&, HttpResponse& res, const PathParams& p) {
@@ -89,11 +163,56 @@ void ApiServer::Routes() {
               [this](const HttpRequest&, HttpResponse& res, const PathParams& p) {
                 DeleteEnvironment(p.at("name"), res);
               });
+  router_.Add("POST", "/api/v1/environments/{name}/extend",
+              [this](const HttpRequest& req, HttpResponse& res, const PathParams& p) {
+                ExtendEnvironment(p.at("name"), req, res);
+              });
+  router_.Add("GET", "/api/v1/environments/{name}/logs",
+              [this](const HttpRequest& req, HttpResponse& res, const PathParams& p) {
+                Logs(p.at("name"), req, res);
+              });
+  router_.Add(
+      "GET", "/api/v1/events",
+      [this](const HttpRequest& req, HttpResponse& res, const PathParams&) { Events(req, res); });
+}
+
+absl::Status ApiServer::Authorize(const HttpRequest& req) {
+  const std::string token = BearerToken(req.Header("Authorization"));
+  if (token.empty()) {
+    return absl::UnauthenticatedError(
+        "an API token is required: send Authorization: Bearer <token> (ephd token create)");
+  }
+  auto found = store_.FindTokenByHash(HashToken(token));
+  if (!found.ok()) return found.status();
+  if (!found->has_value()) {
+    return absl::UnauthenticatedError("the API token is unknown or revoked");
+  }
+  if ((*found)->scope != state::TokenScope::kWrite && IsWriteMethod(req.method)) {
+    return absl::PermissionDeniedError("the API token \"" + (*found)->name +
+                                       "\" is read-only; this needs a write token");
+  }
+  return absl::OkStatus();
 }
 
 void ApiServer::Handle(const HttpRequest& req, HttpResponse& res) {
   const auto start = std::chrono::steady_clock::now();
-  router_.Dispatch(req, res);
+  const bool api = req.path == "/api" || req.path.rfind("/api/", 0) == 0;
+  const bool open = req.path == "/healthz" || req.path == "/readyz" || req.path == "/metrics" ||
+                    req.path.rfind("/webhooks/", 0) == 0;
+  if (api) {
+    if (absl::Status s = Authorize(req); !s.ok()) {
+      server::SetError(res, s);
+      if (s.code() == absl::StatusCode::kUnauthenticated) {
+        res.headers["WWW-Authenticate"] = "Bearer realm=\"ephd\"";
+      }
+    } else {
+      router_.Dispatch(req, res);
+    }
+  } else if (!open && (req.method == "GET" || req.method == "HEAD")) {
+    ServeStatic(req, res);
+  } else {
+    router_.Dispatch(req, res);
+  }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   metrics_
@@ -103,17 +222,169 @@ void ApiServer::Handle(const HttpRequest& req, HttpResponse& res) {
       .Observe(seconds);
 }
 
+void ApiServer::ServeStatic(const HttpRequest& req, HttpResponse& res) {
+  auto not_found = [&res] { res.SetText(404, "404 not found\n", "text/plain; charset=utf-8"); };
+  if (options_.web_dir.empty()) return not_found();
+  std::string rel = req.path;
+  if (rel.empty() || rel.back() == '/') rel += "index.html";
+  // Refuse anything that could leave the directory: "..", backslashes, NULs. The path is
+  // already percent-decoded, so %2e%2e arrives here as "..".
+  if (rel.find('\0') != std::string::npos || rel.find('\\') != std::string::npos) {
+    return not_found();
+  }
+  std::filesystem::path relative;
+  for (const auto& part : std::filesystem::path(rel).relative_path()) {
+    if (part == ".." || part == ".") return not_found();
+    relative /= part;
+  }
+  const std::filesystem::path root = std::filesystem::path(options_.web_dir);
+  std::filesystem::path file = (root / relative).lexically_normal();
+  std::error_code ec;
+  if (std::filesystem::is_directory(file, ec)) file /= "index.html";
+  if (!std::filesystem::is_regular_file(file, ec)) return not_found();
+  // A symlink inside the directory must not lead outside it either.
+  auto canonical_root = std::filesystem::weakly_canonical(root, ec);
+  auto canonical_file = std::filesystem::weakly_canonical(file, ec);
+  if (ec) return not_found();
+  auto r = canonical_root.string();
+  if (canonical_file.string().rfind(r.back() == '/' ? r : r + "/", 0) != 0) return not_found();
+  std::ifstream in(canonical_file, std::ios::binary);
+  if (!in) return not_found();
+  std::ostringstream content;
+  content << in.rdbuf();
+  res.SetText(200, content.str(), ContentTypeFor(canonical_file.string()));
+  // Hashed asset names never change content; index.html must be re-read to find new ones.
+  res.headers["Cache-Control"] =
+      req.path.rfind("/assets/", 0) == 0 ? "public, max-age=31536000, immutable" : "no-cache";
+  res.headers["X-Content-Type-Options"] = "nosniff";
+}
+
 void ApiServer::ListEnvironments(const HttpRequest& req, HttpResponse& res) {
   state::EnvironmentFilter filter;
   if (auto it = req.query.find("project"); it != req.query.end()) filter.project = it->second;
   if (auto it = req.query.find("all"); it != req.query.end()) {
+    if (it->second != "true" && it->second != "false" && it->second != "1" && it->second != "0") {
+      return server::SetError(res, absl::InvalidArgumentError("all must be true or false"));
+    }
     filter.include_destroyed = it->second == "true" || it->second == "1";
   }
   auto envs = store_.ListEnvironments(filter);
   if (!envs.ok()) return server::SetError(res, envs.status());
-  json items = json::array();
-  for (const auto& env : *envs) items.push_back(EnvJson(env));
-  res.SetJson(200, Dump({{"items", items}}));
+  // Serialised one environment at a time: a JSON tree of 10,000 environments would cost far
+  // more memory than the text it renders to.
+  std::string body = R"({"items":[)";
+  body.reserve(envs->size() * 400 + 16);
+  for (size_t i = 0; i < envs->size(); ++i) {
+    if (i > 0) body += ',';
+    body += Dump(EnvJson((*envs)[i]));
+  }
+  body += "]}";
+  res.SetJson(200, std::move(body));
+}
+
+void ApiServer::Enqueued(const state::Environment& env) {
+  auto q = store_.Enqueue(WorkKeyFor(env), clock_.Now());
+  if (!q.ok()) {
+    spdlog::warn("api: enqueue for {} failed: {}", env.name, std::string(q.message()));
+  }
+  if (options_.on_enqueued) options_.on_enqueued();
+}
+
+void ApiServer::CreateEnvironment(const HttpRequest& req, HttpResponse& res) {
+  auto body = ParseBody(req);
+  if (!body.ok()) return server::SetError(res, body.status());
+  static const std::regex kProject(R"(^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$)");
+  auto project_it = body->find("project");
+  if (project_it == body->end() || !project_it->is_string() ||
+      !std::regex_match(project_it->get<std::string>(), kProject)) {
+    return server::SetError(
+        res, absl::InvalidArgumentError("\"project\" must be a repository as \"owner/repo\""));
+  }
+  const std::string project = project_it->get<std::string>();
+  int64_t pr = 0;
+  if (auto it = body->find("pr"); it != body->end() && !it->is_null()) {
+    // JSON has one number type: 7 and 7.0 are the same pull request.
+    const bool integral =
+        it->is_number_integer() ||
+        (it->is_number_float() && std::isfinite(it->get<double>()) &&
+         it->get<double>() == std::floor(it->get<double>()) && std::fabs(it->get<double>()) < 9e15);
+    if (!integral || it->get<double>() < 1 || it->get<double>() > kMaxPullRequest) {
+      return server::SetError(res, absl::InvalidArgumentError(
+                                       "\"pr\" must be a pull request number (1 to 2147483647)"));
+    }
+    pr = it->is_number_integer() ? it->get<int64_t>() : static_cast<int64_t>(it->get<double>());
+  }
+  std::string name;
+  if (auto it = body->find("name"); it != body->end() && !it->is_null()) {
+    if (!it->is_string() || !names::IsDnsLabel(it->get<std::string>(), names::kMaxNameLength)) {
+      return server::SetError(
+          res, absl::InvalidArgumentError(
+                   "\"name\" must be a DNS label: lowercase letters, digits and '-', at most " +
+                   std::to_string(names::kMaxNameLength) + " characters"));
+    }
+    name = it->get<std::string>();
+  }
+  if (pr == 0 && name.empty()) {
+    return server::SetError(
+        res, absl::InvalidArgumentError("give \"pr\" (a pull request number) or \"name\""));
+  }
+  for (const auto& [key, value] : body->items()) {
+    if (key != "project" && key != "pr" && key != "name") {
+      return server::SetError(res, absl::InvalidArgumentError("unknown field \"" + key + "\""));
+    }
+  }
+  if (pr > 0) {
+    auto live = store_.FindLiveEnvironment(project, pr);
+    if (!live.ok()) return server::SetError(res, live.status());
+    if (live->has_value()) {
+      return server::SetError(
+          res, absl::AlreadyExistsError(project + "#" + std::to_string(pr) +
+                                        " already has environment " + (*live)->name + " (" +
+                                        std::string(state::EnvStateName((*live)->state)) + ")"));
+    }
+  }
+  if (name.empty()) {
+    absl::Status lookup_error;
+    auto taken = [&](const std::string& candidate) {
+      auto t = store_.NameTaken(candidate);
+      if (!t.ok()) {
+        lookup_error = t.status();
+        return true;
+      }
+      return *t;
+    };
+    const std::string repo = project.substr(project.find('/') + 1);
+    Random& random = options_.random != nullptr ? *options_.random : SecureRandom::Instance();
+    auto made = names::MakeName({names::ToDnsLabelPart(repo), pr, "", ""}, names::NameOptions{},
+                                random, taken);
+    if (!lookup_error.ok()) return server::SetError(res, lookup_error);
+    if (!made.ok()) return server::SetError(res, made.status());
+    name = *made;
+  }
+  const TimePoint now = clock_.Now();
+  state::Environment env;
+  env.name = name;
+  env.project = project;
+  env.pr_number = pr;
+  env.state = state::EnvState::kPending;
+  env.reason = "created through the API";
+  env.url = "https://" + name + "." + options_.base_domain;
+  env.spec_json = Dump({{"namespace", "eph-" + name}});
+  env.created_at = env.updated_at = now;
+  env.expires_at = now + options_.default_ttl;
+  auto stored = store_.CreateEnvironment(env);
+  if (!stored.ok()) {
+    if (stored.status().code() == absl::StatusCode::kAlreadyExists) {
+      return server::SetError(
+          res, absl::AlreadyExistsError(pr > 0 ? project + "#" + std::to_string(pr) +
+                                                     " already has a live environment"
+                                               : "an environment named " + name + " exists"));
+    }
+    return server::SetError(res, stored.status());
+  }
+  Enqueued(*stored);
+  res.SetJson(201, EnvironmentJson(*stored));
+  res.headers["Location"] = "/api/v1/environments/" + stored->name;
 }
 
 void ApiServer::GetEnvironment(const std::string& name, HttpResponse& res) {
@@ -122,7 +393,13 @@ void ApiServer::GetEnvironment(const std::string& name, HttpResponse& res) {
   if (!env->has_value()) {
     return server::SetError(res, absl::NotFoundError("no environment named " + name));
   }
-  res.SetJson(200, EnvironmentJson(**env));
+  auto events = store_.EventsFor(name);
+  if (!events.ok()) return server::SetError(res, events.status());
+  json j = EnvJson(**env);
+  json history = json::array();
+  for (const auto& e : *events) history.push_back(EventJson(e));
+  j["events"] = std::move(history);
+  res.SetJson(200, Dump(j));
 }
 
 void ApiServer::DeleteEnvironment(const std::string& name, HttpResponse& res) {
@@ -144,14 +421,167 @@ void ApiServer::DeleteEnvironment(const std::string& name, HttpResponse& res) {
     auto stored = store_.UpdateEnvironment(e);
     if (!stored.ok() && stored.status().code() == absl::StatusCode::kAborted) continue;
     if (!stored.ok()) return server::SetError(res, stored.status());
-    auto q = store_.Enqueue(WorkKeyFor(*stored), clock_.Now());
-    if (!q.ok()) spdlog::warn("api: enqueue after delete of {} failed: {}", name, std::string(q.message()));
-    if (options_.on_enqueued) options_.on_enqueued();
+    Enqueued(*stored);
     res.SetJson(202, EnvironmentJson(*stored));
     return;
   }
-  server::SetError(res, absl::AbortedError("environment " + name +
-                                           " kept changing; try again"));
+  server::SetError(res, absl::AbortedError("environment " + name + " kept changing; try again"));
+}
+
+void ApiServer::ExtendEnvironment(const std::string& name, const HttpRequest& req,
+                                  HttpResponse& res) {
+  auto body = ParseBody(req);
+  if (!body.ok()) return server::SetError(res, body.status());
+  auto by_it = body->find("by");
+  if (by_it == body->end() || !by_it->is_string()) {
+    return server::SetError(
+        res, absl::InvalidArgumentError("\"by\" must be a duration such as \"24h\""));
+  }
+  auto by = config::ParseDuration(by_it->get<std::string>());
+  if (!by.ok()) return server::SetError(res, by.status());
+  for (const auto& [key, value] : body->items()) {
+    if (key != "by") {
+      return server::SetError(res, absl::InvalidArgumentError("unknown field \"" + key + "\""));
+    }
+  }
+  const Duration extension = std::chrono::duration_cast<Duration>(absl::ToChronoNanoseconds(*by));
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    auto env = store_.GetEnvironment(name);
+    if (!env.ok()) return server::SetError(res, env.status());
+    if (!env->has_value()) {
+      return server::SetError(res, absl::NotFoundError("no environment named " + name));
+    }
+    state::Environment e = **env;
+    if (e.state == state::EnvState::kDestroyed || e.state == state::EnvState::kDestroying) {
+      return server::SetError(res, absl::FailedPreconditionError(
+                                       name + " is " + std::string(state::EnvStateName(e.state)) +
+                                       "; it cannot be extended"));
+    }
+    const TimePoint now = clock_.Now();
+    const TimePoint from = std::max(now, e.expires_at.value_or(now));
+    // A century is a typo, and repeated extensions must not overflow the clock.
+    if (from - now + extension > kMaxLifetime) {
+      return server::SetError(res, absl::FailedPreconditionError(
+                                       name + " would then expire more than 100 years from now"));
+    }
+    e.expires_at = from + extension;
+    e.updated_at = now;
+    auto stored = store_.UpdateEnvironment(e);
+    if (!stored.ok() && stored.status().code() == absl::StatusCode::kAborted) continue;
+    if (!stored.ok()) return server::SetError(res, stored.status());
+    res.SetJson(200, EnvironmentJson(*stored));
+    return;
+  }
+  server::SetError(res, absl::AbortedError("environment " + name + " kept changing; try again"));
+}
+
+void ApiServer::Logs(const std::string& name, const HttpRequest& req, HttpResponse& res) {
+  auto env = store_.GetEnvironment(name);
+  if (!env.ok()) return server::SetError(res, env.status());
+  if (!env->has_value()) {
+    return server::SetError(res, absl::NotFoundError("no environment named " + name));
+  }
+  const state::Environment& e = **env;
+  if (e.state == state::EnvState::kDestroyed) {
+    return server::SetError(res,
+                            absl::FailedPreconditionError(name + " is destroyed; it has no logs"));
+  }
+  providers::Provider* provider = nullptr;
+  if (options_.providers != nullptr && !e.provider.empty()) {
+    provider = options_.providers->Find(e.provider);
+  }
+  if (provider == nullptr) {
+    return server::SetError(
+        res, absl::FailedPreconditionError(e.provider.empty()
+                                               ? name + " has no provider yet, so there are no logs"
+                                               : name + "'s provider " + e.provider +
+                                                     " is not enabled on this ephd"));
+  }
+  providers::LogsRequest request;
+  request.environment = e.name;
+  request.namespace_name = NamespaceOf(e);
+  if (auto it = req.query.find("component"); it != req.query.end()) request.component = it->second;
+  request.follow = ParseBool(req.query, "follow");
+  if (auto it = req.query.find("tail"); it != req.query.end()) {
+    request.tail_lines = std::max<int64_t>(0, std::atoll(it->second.c_str()));
+  }
+  res.status = 200;
+  res.headers["Content-Type"] = "text/plain; charset=utf-8";
+  res.headers["Cache-Control"] = "no-store";
+  res.headers["X-Content-Type-Options"] = "nosniff";
+  res.stream = [provider, request](server::StreamWriter& out) {
+    absl::Status s = provider->Logs(request, [&out](const providers::LogLine& line) {
+      std::string text = FormatRfc3339(line.at) + " " + line.component + " " + line.text + "\n";
+      return out.Write(text) && !out.Cancelled();
+    });
+    // Headers are gone already: an error can only be told in the body.
+    if (!s.ok() && !out.Cancelled()) {
+      out.Write("eph: logs ended: " + std::string(s.message()) + "\n");
+    }
+  };
+}
+
+void ApiServer::Events(const HttpRequest& req, HttpResponse& res) {
+  std::string last = req.Header("Last-Event-ID");
+  if (last.empty()) {
+    if (auto it = req.query.find("last_event_id"); it != req.query.end()) last = it->second;
+  }
+  int64_t after_id = -1;  // -1: only what happens from now on
+  if (!last.empty()) {
+    char* end = nullptr;
+    const long long v = std::strtoll(last.c_str(), &end, 10);
+    if (*end != '\0' || v < 0) {
+      return server::SetError(
+          res, absl::InvalidArgumentError("Last-Event-ID must be an event id (a number)"));
+    }
+    after_id = v;
+  }
+  if (after_id < 0) {
+    // Start after the newest event: page through the trail to find it.
+    after_id = 0;
+    for (;;) {
+      auto page = store_.ListEvents(after_id, 1000);
+      if (!page.ok()) return server::SetError(res, page.status());
+      if (page->empty()) break;
+      after_id = page->back().id;
+      if (page->size() < 1000) break;
+    }
+  }
+  res.status = 200;
+  res.headers["Content-Type"] = "text/event-stream; charset=utf-8";
+  res.headers["Cache-Control"] = "no-store";
+  res.headers["X-Accel-Buffering"] = "no";
+  res.stream = [this, after_id](server::StreamWriter& out) { StreamEvents(after_id, out); };
+}
+
+void ApiServer::StreamEvents(int64_t after_id, server::StreamWriter& out) {
+  using Steady = std::chrono::steady_clock;
+  // A first comment so proxies and clients see the stream open at once.
+  if (!out.Write(": connected\n\n")) return;
+  auto last_write = Steady::now();
+  while (!out.Cancelled()) {
+    auto events = store_.ListEvents(after_id, 100);
+    if (!events.ok()) {
+      // The store is down: say so and end; the client reconnects with Last-Event-ID.
+      out.Write(": store unavailable: " + std::string(events.status().message()) + "\n\n");
+      return;
+    }
+    for (const auto& e : *events) {
+      after_id = e.id;
+      auto env = store_.GetEnvironment(e.environment);
+      if (!env.ok() || !env->has_value()) continue;
+      std::string chunk = "id: " + std::to_string(e.id) +
+                          "\nevent: environment\ndata: " + EnvironmentJson(**env) + "\n\n";
+      if (!out.Write(chunk)) return;
+      last_write = Steady::now();
+    }
+    if (events->size() == 100) continue;  // more are waiting
+    if (Steady::now() - last_write >= options_.events_keepalive) {
+      if (!out.Write(": keepalive\n\n")) return;
+      last_write = Steady::now();
+    }
+    std::this_thread::sleep_for(options_.events_poll);
+  }
 }
 
 }  // namespace eph::api

@@ -1,11 +1,19 @@
-// ApiServer: ephd's HTTP surface (PRODUCT.md): webhooks, the environments API, health, metrics.
-// It turns HTTP into calls on the store and the webhook intake, and every failure into the JSON
-// error shape of pkg/server/errors.h. Deleting an environment only records the wish (state
-// destroying) and enqueues its key: the reconciler does the work.
+// ApiServer: ephd's HTTP surface (PRODUCT.md, docs/api.md): webhooks, the environments API with
+// server-sent events and logs, health, metrics, the OpenAPI document and the dashboard's static
+// files. It turns HTTP into calls on the store, the webhook intake and the providers, and every
+// failure into the JSON error shape of pkg/server/errors.h. Creating or deleting an environment
+// only records the wish and enqueues its key: the reconciler does the work.
 //
-// Thread-safety: Handle is called concurrently by the HTTP server's workers.
+// Authentication: every /api/v1/* request needs `Authorization: Bearer <token>` naming an
+// unrevoked API token (401 otherwise); a read token may only GET (403 otherwise). The token is
+// looked up by its SHA-256, so comparing secrets never leaks timing. Webhooks carry their own
+// signatures; health, readiness, metrics and the dashboard's files are open.
+//
+// Thread-safety: Handle is called concurrently by the HTTP server's workers; streamed bodies
+// (events, logs) run on threads of their own and only read the store and providers.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -13,6 +21,8 @@
 #include "pkg/api/router.h"
 #include "pkg/base/clock.h"
 #include "pkg/base/metrics.h"
+#include "pkg/base/random.h"
+#include "pkg/providers/provider.h"
 #include "pkg/server/http.h"
 #include "pkg/state/store.h"
 #include "pkg/webhook/intake.h"
@@ -25,6 +35,18 @@ struct ApiOptions {
   std::function<absl::Status()> ready_check;
   // Called after the API enqueued work, to wake the workers.
   std::function<void()> on_enqueued;
+  // Providers whose logs the logs endpoint streams; nullptr: none (logs are refused).
+  providers::ProviderRegistry* providers = nullptr;
+  // Names of manually created environments; nullptr: SecureRandom.
+  Random* random = nullptr;
+  // Manually created environments are https://<name>.<base_domain> and live this long.
+  std::string base_domain = "preview.localhost";
+  Duration default_ttl = std::chrono::hours(72);
+  // The dashboard's built files, served at /; empty: no dashboard (404 outside the API).
+  std::string web_dir;
+  // The event stream polls the store this often and sends a comment when idle this long.
+  std::chrono::milliseconds events_poll{250};
+  std::chrono::milliseconds events_keepalive{15000};
 };
 
 class ApiServer {
@@ -36,9 +58,19 @@ class ApiServer {
 
  private:
   void Routes();
+  // OK, or the 401/403 error for this request.
+  absl::Status Authorize(const server::HttpRequest& req);
+  void ServeStatic(const server::HttpRequest& req, server::HttpResponse& res);
   void ListEnvironments(const server::HttpRequest& req, server::HttpResponse& res);
+  void CreateEnvironment(const server::HttpRequest& req, server::HttpResponse& res);
   void GetEnvironment(const std::string& name, server::HttpResponse& res);
   void DeleteEnvironment(const std::string& name, server::HttpResponse& res);
+  void ExtendEnvironment(const std::string& name, const server::HttpRequest& req,
+                         server::HttpResponse& res);
+  void Logs(const std::string& name, const server::HttpRequest& req, server::HttpResponse& res);
+  void Events(const server::HttpRequest& req, server::HttpResponse& res);
+  void StreamEvents(int64_t after_id, server::StreamWriter& out);
+  void Enqueued(const state::Environment& env);
 
   state::Store& store_;
   const Clock& clock_;
@@ -50,5 +82,11 @@ class ApiServer {
 
 // The JSON shape of one environment in the API (PRODUCT.md).
 std::string EnvironmentJson(const state::Environment& env);
+
+// The OpenAPI 3.1 document served at /api/v1/openapi.json (docs/openapi.json, compiled in).
+const std::string& OpenApiDocument();
+
+// Content type for a file served from the dashboard directory, by extension.
+std::string ContentTypeFor(const std::string& path);
 
 }  // namespace eph::api

@@ -3,42 +3,136 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <thread>
 
+#include "pkg/api/tokens.h"
+#include "pkg/providers/fake_provider.h"
 #include "test/support/testbed.h"
 
 namespace eph::api {
 namespace {
 
 using nlohmann::json;
+using ::testing::HasSubstr;
+using namespace std::chrono_literals;
+
+// Collects what a streamed response writes; reports itself cancelled (the client went away)
+// once `stop_after` returns true for what it holds.
+class RecordingStreamWriter final : public server::StreamWriter {
+ public:
+  explicit RecordingStreamWriter(std::function<bool(const std::string&)> stop_after)
+      : stop_after_(std::move(stop_after)) {}
+
+  bool Write(std::string_view chunk) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    body_.append(chunk);
+    if (stop_after_(body_)) cancelled_ = true;
+    return !cancelled_;
+  }
+  bool Cancelled() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return cancelled_ || force_cancel_;
+  }
+  void Cancel() {
+    std::lock_guard<std::mutex> lock(mu_);
+    force_cancel_ = true;
+  }
+  std::string body() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return body_;
+  }
+
+ private:
+  std::function<bool(const std::string&)> stop_after_;
+  mutable std::mutex mu_;
+  std::string body_;
+  bool cancelled_ = false;
+  bool force_cancel_ = false;
+};
+
+// The `id:` lines of a server-sent event stream, in order.
+std::vector<int64_t> EventIds(const std::string& body) {
+  std::vector<int64_t> ids;
+  size_t pos = 0;
+  while ((pos = body.find("id: ", pos)) != std::string::npos) {
+    ids.push_back(std::stoll(body.substr(pos + 4)));
+    pos += 4;
+  }
+  return ids;
+}
+
+size_t Count(const std::string& haystack, const std::string& needle) {
+  size_t n = 0;
+  for (size_t pos = haystack.find(needle); pos != std::string::npos;
+       pos = haystack.find(needle, pos + 1)) {
+    ++n;
+  }
+  return n;
+}
 
 class ApiTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto store = state::OpenStore("sqlite:" + eph::testing::MakeTempDir("api") + "/eph.db");
+    dir_ = eph::testing::MakeTempDir("api");
+    auto store = state::OpenStore("sqlite:" + dir_ + "/eph.db");
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
     intake_ = std::make_unique<webhook::WebhookIntake>(*store_, clock_, metrics_, "s");
-    api_ = std::make_unique<ApiServer>(*store_, clock_, metrics_, *intake_, ApiOptions{});
+    write_token_ = MakeToken("writer", state::TokenScope::kWrite);
+    read_token_ = MakeToken("reader", state::TokenScope::kRead);
+    Rebuild([](ApiOptions&) {});
+  }
+
+  void Rebuild(const std::function<void(ApiOptions&)>& adjust) {
+    ApiOptions options;
+    options.random = &random_;
+    options.providers = &providers_;
+    options.events_poll = 5ms;
+    options.events_keepalive = 50ms;
+    adjust(options);
+    api_ = std::make_unique<ApiServer>(*store_, clock_, metrics_, *intake_, options);
+  }
+
+  std::string MakeToken(const std::string& name, state::TokenScope scope) {
+    const std::string secret = GenerateTokenSecret(random_);
+    state::ApiToken t;
+    t.name = name;
+    t.scope = scope;
+    t.hash = HashToken(secret);
+    t.created_at = clock_.Now();
+    EXPECT_TRUE(store_->CreateToken(t).ok());
+    return secret;
   }
 
   server::HttpResponse Call(const std::string& method, const std::string& path,
-                            std::map<std::string, std::string> query = {}) {
+                            std::map<std::string, std::string> query = {},
+                            const std::string& body = "", std::optional<std::string> token = {},
+                            server::Headers headers = {}) {
     server::HttpRequest req;
     req.method = method;
     req.path = path;
     req.query = std::move(query);
+    req.body = body;
+    req.headers = std::move(headers);
+    const std::string t = token.value_or(write_token_);
+    if (!t.empty()) req.headers["Authorization"] = "Bearer " + t;
     server::HttpResponse res;
     api_->Handle(req, res);
     return res;
   }
 
-  state::Environment MakeEnv(const std::string& name, int64_t pr) {
+  state::Environment MakeEnv(const std::string& name, int64_t pr,
+                             state::EnvState st = state::EnvState::kReady) {
     state::Environment e;
     e.name = name;
     e.project = "acme/shop";
     e.pr_number = pr;
-    e.state = state::EnvState::kReady;
+    e.state = st;
     e.url = "https://" + name + ".preview.localhost";
     e.created_at = e.updated_at = clock_.Now();
     e.expires_at = clock_.Now() + std::chrono::hours(72);
@@ -47,11 +141,22 @@ class ApiTest : public ::testing::Test {
     return *stored;
   }
 
+  void SetState(const std::string& name, state::EnvState st) {
+    auto e = **store_->GetEnvironment(name);
+    e.state = st;
+    ASSERT_TRUE(store_->UpdateEnvironment(e).ok());
+  }
+
+  std::string dir_;
   FakeClock clock_;
+  SeededRandom random_{42};
   MetricsRegistry metrics_;
+  providers::ProviderRegistry providers_;
   std::unique_ptr<state::Store> store_;
   std::unique_ptr<webhook::WebhookIntake> intake_;
   std::unique_ptr<ApiServer> api_;
+  std::string write_token_;
+  std::string read_token_;
 };
 
 TEST_F(ApiTest, EmptyListIsAnEmptyItemsArray) {
@@ -80,11 +185,95 @@ TEST_F(ApiTest, ListAndGetShowTheProductFields) {
   EXPECT_EQ(json::parse(one.body)["url"], "https://shop-calm-river-42.preview.localhost");
 }
 
+TEST_F(ApiTest, GetCarriesTheStateHistory) {
+  MakeEnv("shop-a-b-3", 3, state::EnvState::kPending);
+  SetState("shop-a-b-3", state::EnvState::kProvisioning);
+  auto res = Call("GET", "/api/v1/environments/shop-a-b-3");
+  ASSERT_EQ(res.status, 200);
+  auto events = json::parse(res.body)["events"];
+  ASSERT_EQ(events.size(), 2u) << res.body;
+  EXPECT_TRUE(events[0]["from_state"].is_null());
+  EXPECT_EQ(events[0]["to_state"], "pending");
+  EXPECT_EQ(events[1]["from_state"], "pending");
+  EXPECT_EQ(events[1]["to_state"], "provisioning");
+  EXPECT_TRUE(events[1]["id"].is_number_integer());
+  EXPECT_EQ(events[1]["at"], "2026-01-01T00:00:00.000Z");
+}
+
 TEST_F(ApiTest, UnknownEnvironmentIs404Json) {
   auto res = Call("GET", "/api/v1/environments/nope");
   EXPECT_EQ(res.status, 404);
   EXPECT_EQ(json::parse(res.body)["error"]["code"], "not_found");
   EXPECT_EQ(Call("DELETE", "/api/v1/environments/nope").status, 404);
+  EXPECT_EQ(Call("POST", "/api/v1/environments/nope/extend", {}, R"({"by":"1h"})").status, 404);
+  EXPECT_EQ(Call("GET", "/api/v1/environments/nope/logs").status, 404);
+  EXPECT_EQ(json::parse(Call("GET", "/api/v1/nothing").body)["error"]["code"], "not_found");
+}
+
+TEST_F(ApiTest, ApiNeedsAKnownUnrevokedToken) {
+  auto missing = Call("GET", "/api/v1/environments", {}, "", "");
+  EXPECT_EQ(missing.status, 401);
+  EXPECT_EQ(json::parse(missing.body)["error"]["code"], "unauthenticated");
+  EXPECT_THAT(missing.headers["WWW-Authenticate"], HasSubstr("Bearer"));
+
+  auto unknown = Call("GET", "/api/v1/environments", {}, "", "eph_not-a-token");
+  EXPECT_EQ(unknown.status, 401);
+  EXPECT_THAT(json::parse(unknown.body)["error"]["message"].get<std::string>(),
+              HasSubstr("unknown or revoked"));
+
+  server::HttpRequest basic;
+  basic.method = "GET";
+  basic.path = "/api/v1/environments";
+  basic.headers["Authorization"] = "Basic " + write_token_;
+  server::HttpResponse res;
+  api_->Handle(basic, res);
+  EXPECT_EQ(res.status, 401);
+
+  // Every API path, even unknown ones and the document, is behind the token.
+  EXPECT_EQ(Call("GET", "/api/v1/openapi.json", {}, "", "").status, 401);
+  EXPECT_EQ(Call("GET", "/api/v1/events", {}, "", "").status, 401);
+  EXPECT_EQ(Call("GET", "/api/v1/nothing", {}, "", "").status, 401);
+
+  ASSERT_TRUE(store_->RevokeToken("writer", clock_.Now()).ok());
+  EXPECT_EQ(Call("GET", "/api/v1/environments").status, 401);
+}
+
+TEST_F(ApiTest, ReadTokensMayOnlyRead) {
+  MakeEnv("shop-a-b-1", 1);
+  EXPECT_EQ(Call("GET", "/api/v1/environments", {}, "", read_token_).status, 200);
+  EXPECT_EQ(Call("GET", "/api/v1/environments/shop-a-b-1", {}, "", read_token_).status, 200);
+  auto del = Call("DELETE", "/api/v1/environments/shop-a-b-1", {}, "", read_token_);
+  EXPECT_EQ(del.status, 403);
+  EXPECT_EQ(json::parse(del.body)["error"]["code"], "permission_denied");
+  EXPECT_EQ(
+      Call("POST", "/api/v1/environments/shop-a-b-1/extend", {}, R"({"by":"1h"})", read_token_)
+          .status,
+      403);
+  EXPECT_EQ(
+      Call("POST", "/api/v1/environments", {}, R"({"project":"a/b","pr":1})", read_token_).status,
+      403);
+  EXPECT_EQ((**store_->GetEnvironment("shop-a-b-1")).state, state::EnvState::kReady);
+}
+
+TEST_F(ApiTest, HealthMetricsAndWebhooksNeedNoToken) {
+  EXPECT_EQ(Call("GET", "/healthz", {}, "", "").status, 200);
+  EXPECT_EQ(Call("GET", "/readyz", {}, "", "").status, 200);
+  auto m = Call("GET", "/metrics", {}, "", "");
+  EXPECT_EQ(m.status, 200);
+  EXPECT_THAT(m.body, HasSubstr("eph_http_request_duration_seconds"));
+  // Refused for its signature, not for a missing token.
+  auto hook = Call("POST", "/webhooks/github", {}, "{}", "");
+  EXPECT_EQ(hook.status, 401);
+  EXPECT_THAT(hook.body, HasSubstr("X-Hub-Signature-256"));
+}
+
+TEST_F(ApiTest, ReadinessFollowsTheReadyCheck) {
+  Rebuild([](ApiOptions& o) {
+    o.ready_check = [] { return absl::UnavailableError("workers stopped"); };
+  });
+  auto res = Call("GET", "/readyz", {}, "", "");
+  EXPECT_EQ(res.status, 503);
+  EXPECT_THAT(res.body, HasSubstr("workers stopped"));
 }
 
 TEST_F(ApiTest, DeleteRecordsTheWishAndQueuesTheReconciler) {
@@ -101,25 +290,222 @@ TEST_F(ApiTest, DeleteRecordsTheWishAndQueuesTheReconciler) {
   EXPECT_EQ(store_->EventsFor("shop-a-b-1")->size(), events->size());
 }
 
-TEST_F(ApiTest, HealthReadinessAndMetrics) {
-  EXPECT_EQ(Call("GET", "/healthz").status, 200);
-  EXPECT_EQ(Call("GET", "/readyz").status, 200);
-  auto m = Call("GET", "/metrics");
-  EXPECT_EQ(m.status, 200);
-  EXPECT_THAT(m.body, ::testing::HasSubstr("eph_http_request_duration_seconds"));
+TEST_F(ApiTest, CreateForAPullRequestRecordsAPendingEnvironmentAndQueuesIt) {
+  int woken = 0;
+  Rebuild([&](ApiOptions& o) {
+    o.on_enqueued = [&] { ++woken; };
+    o.base_domain = "pr.example.com";
+  });
+  auto res = Call("POST", "/api/v1/environments", {}, R"({"project":"acme/shop","pr":7})");
+  ASSERT_EQ(res.status, 201) << res.body;
+  auto env = json::parse(res.body);
+  const std::string name = env["name"];
+  EXPECT_THAT(name, ::testing::MatchesRegex("shop-[a-z]+-[a-z]+-7"));
+  EXPECT_EQ(env["state"], "pending");
+  EXPECT_EQ(env["project"], "acme/shop");
+  EXPECT_EQ(env["pr"], 7);
+  EXPECT_EQ(env["url"], "https://" + name + ".pr.example.com");
+  EXPECT_EQ(env["expires_at"], "2026-01-04T00:00:00.000Z");
+  EXPECT_EQ(res.headers["Location"], "/api/v1/environments/" + name);
+  EXPECT_EQ(*store_->QueueDepth(), 1);
+  EXPECT_EQ(woken, 1);
+  ASSERT_TRUE((*store_->GetEnvironment(name)).has_value());
+
+  // One live environment per pull request.
+  auto again = Call("POST", "/api/v1/environments", {}, R"({"project":"acme/shop","pr":7})");
+  EXPECT_EQ(again.status, 409);
+  EXPECT_THAT(json::parse(again.body)["error"]["message"].get<std::string>(), HasSubstr(name));
 }
 
-TEST_F(ApiTest, ReadinessFollowsTheReadyCheck) {
-  ApiOptions options;
-  options.ready_check = [] { return absl::UnavailableError("workers stopped"); };
-  ApiServer api(*store_, clock_, metrics_, *intake_, options);
-  server::HttpRequest req;
-  req.method = "GET";
-  req.path = "/readyz";
-  server::HttpResponse res;
-  api.Handle(req, res);
-  EXPECT_EQ(res.status, 503);
-  EXPECT_THAT(res.body, ::testing::HasSubstr("workers stopped"));
+TEST_F(ApiTest, CreateWithANameAndBadBodiesAreRefused) {
+  auto float_pr = Call("POST", "/api/v1/environments", {}, R"({"project":"acme/shop","pr":8.0})");
+  ASSERT_EQ(float_pr.status, 201) << float_pr.body;
+  EXPECT_EQ(json::parse(float_pr.body)["pr"], 8);
+  EXPECT_EQ(Call("GET", "/api/v1/environments", {{"all", "maybe"}}).status, 400);
+  auto named = Call("POST", "/api/v1/environments", {}, R"({"project":"acme/shop","name":"demo"})");
+  ASSERT_EQ(named.status, 201) << named.body;
+  EXPECT_EQ(json::parse(named.body)["pr"], 0);
+  EXPECT_EQ(
+      Call("POST", "/api/v1/environments", {}, R"({"project":"acme/shop","name":"demo"})").status,
+      409);
+  for (const char* bad :
+       {"", "[]", "not json", R"({"pr":1})", R"({"project":"noslash","pr":1})",
+        R"({"project":"a/b"})", R"({"project":"a/b","pr":0})", R"({"project":"a/b","pr":"7"})",
+        R"({"project":"a/b","pr":7.5})", R"({"project":"a/b","pr":99999999999999999999})",
+        R"({"project":"a/b","name":"Not_A_Label"})", R"({"project":"a/b","pr":1,"extra":true})"}) {
+    auto res = Call("POST", "/api/v1/environments", {}, bad);
+    EXPECT_EQ(res.status, 400) << bad;
+    EXPECT_EQ(json::parse(res.body)["error"]["code"], "invalid_argument") << bad;
+  }
+}
+
+TEST_F(ApiTest, ExtendMovesTheExpiryFromTheLaterOfNowAndTheOldExpiry) {
+  MakeEnv("shop-a-b-1", 1);  // expires 2026-01-04T00:00Z
+  auto res = Call("POST", "/api/v1/environments/shop-a-b-1/extend", {}, R"({"by":"24h"})");
+  ASSERT_EQ(res.status, 200) << res.body;
+  EXPECT_EQ(json::parse(res.body)["expires_at"], "2026-01-05T00:00:00.000Z");
+
+  // Already expired: counted from now.
+  clock_.Advance(std::chrono::hours(24 * 10));
+  res = Call("POST", "/api/v1/environments/shop-a-b-1/extend", {}, R"({"by":"1h30m"})");
+  ASSERT_EQ(res.status, 200) << res.body;
+  EXPECT_EQ(json::parse(res.body)["expires_at"], "2026-01-11T01:30:00.000Z");
+
+  for (const char* bad : {R"({"by":"soon"})", R"({"by":"-1h"})", R"({"by":24})", R"({})",
+                          R"({"by":"1h","until":"x"})", "x"}) {
+    auto r = Call("POST", "/api/v1/environments/shop-a-b-1/extend", {}, bad);
+    EXPECT_EQ(r.status, 400) << bad;
+    EXPECT_EQ(json::parse(r.body)["error"]["code"], "invalid_argument");
+  }
+
+  SetState("shop-a-b-1", state::EnvState::kDestroyed);
+  auto gone = Call("POST", "/api/v1/environments/shop-a-b-1/extend", {}, R"({"by":"1h"})");
+  EXPECT_EQ(gone.status, 409);
+  EXPECT_EQ(json::parse(gone.body)["error"]["code"], "failed_precondition");
+}
+
+TEST_F(ApiTest, LogsAreRefusedWithoutAProviderAndStreamedWithOne) {
+  MakeEnv("shop-a-b-1", 1);
+  auto refused = Call("GET", "/api/v1/environments/shop-a-b-1/logs");
+  EXPECT_EQ(refused.status, 409);
+  EXPECT_EQ(json::parse(refused.body)["error"]["code"], "failed_precondition");
+  EXPECT_FALSE(refused.stream);
+
+  auto fake = std::make_unique<providers::FakeProvider>("fake");
+  providers::FakeProvider* provider = fake.get();
+  ASSERT_TRUE(providers_.Add(std::move(fake)).ok());
+  providers::ApplyRequest apply;
+  apply.environment = "shop-a-b-1";
+  ASSERT_TRUE(provider->Apply(apply).ok());
+  provider->SetLogs("shop-a-b-1",
+                    {{"web", clock_.Now(), "GET / 200"}, {"api", clock_.Now(), "connected"}});
+  auto e = **store_->GetEnvironment("shop-a-b-1");
+  e.provider = "fake";
+  ASSERT_TRUE(store_->UpdateEnvironment(e).ok());
+
+  auto res = Call("GET", "/api/v1/environments/shop-a-b-1/logs", {{"component", "api"}});
+  ASSERT_EQ(res.status, 200) << res.body;
+  EXPECT_THAT(res.headers["Content-Type"], HasSubstr("text/plain"));
+  ASSERT_TRUE(res.stream);
+  RecordingStreamWriter out([](const std::string&) { return false; });
+  res.stream(out);
+  EXPECT_EQ(out.body(), "2026-01-01T00:00:00.000Z api connected\n");
+}
+
+TEST_F(ApiTest, EventsReplayAfterLastEventIdAsEnvironmentJson) {
+  MakeEnv("shop-a-b-1", 1, state::EnvState::kPending);
+  SetState("shop-a-b-1", state::EnvState::kProvisioning);
+  MakeEnv("shop-c-d-2", 2, state::EnvState::kPending);
+  auto all = *store_->ListEvents(0, 100);
+  ASSERT_EQ(all.size(), 3u);
+
+  auto res = Call("GET", "/api/v1/events", {}, "", {}, {{"Last-Event-ID", "0"}});
+  ASSERT_EQ(res.status, 200);
+  EXPECT_THAT(res.headers["Content-Type"], HasSubstr("text/event-stream"));
+  ASSERT_TRUE(res.stream);
+  RecordingStreamWriter out([](const std::string& body) { return Count(body, "\n\n") >= 4; });
+  res.stream(out);  // ends once the writer says the client has gone
+  const std::string body = out.body();
+  EXPECT_EQ(EventIds(body), (std::vector<int64_t>{all[0].id, all[1].id, all[2].id}));
+  EXPECT_THAT(body, HasSubstr("event: environment\ndata: {"));
+  const size_t data = body.rfind("data: ");
+  auto env = json::parse(body.substr(data + 6, body.find('\n', data) - data - 6));
+  EXPECT_EQ(env["name"], "shop-c-d-2");
+  EXPECT_EQ(env["state"], "pending");
+
+  // Resuming after the first event (query form) sends only the later ones.
+  auto resumed = Call("GET", "/api/v1/events", {{"last_event_id", std::to_string(all[0].id)}});
+  RecordingStreamWriter rest([](const std::string& b) { return Count(b, "\n\n") >= 3; });
+  resumed.stream(rest);
+  EXPECT_EQ(EventIds(rest.body()), (std::vector<int64_t>{all[1].id, all[2].id}));
+
+  EXPECT_EQ(Call("GET", "/api/v1/events", {}, "", {}, {{"Last-Event-ID", "x"}}).status, 400);
+}
+
+TEST_F(ApiTest, EventsWithoutLastEventIdSendOnlyNewChangesAndKeepAlive) {
+  MakeEnv("shop-old-1", 1);
+  auto res = Call("GET", "/api/v1/events");
+  ASSERT_TRUE(res.stream);
+  RecordingStreamWriter out([](const std::string& body) {
+    return body.find("shop-new-2") != std::string::npos &&
+           body.find(": keepalive") != std::string::npos;
+  });
+  std::thread streamer([&] { res.stream(out); });
+  // The stream is open: a change made now arrives on it.
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (out.body().find(": connected") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
+  MakeEnv("shop-new-2", 2);
+  while (!out.Cancelled() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
+  out.Cancel();
+  streamer.join();
+  EXPECT_THAT(out.body(), HasSubstr("shop-new-2"));
+  EXPECT_THAT(out.body(), HasSubstr(": keepalive\n\n"));
+  EXPECT_THAT(out.body(), ::testing::Not(HasSubstr("shop-old-1")));
+}
+
+TEST_F(ApiTest, ServesTheOpenApiDocument) {
+  auto res = Call("GET", "/api/v1/openapi.json", {}, "", read_token_);
+  ASSERT_EQ(res.status, 200);
+  auto doc = json::parse(res.body);
+  EXPECT_EQ(doc["openapi"], "3.1.0");
+  for (const char* path :
+       {"/api/v1/environments", "/api/v1/environments/{name}", "/api/v1/environments/{name}/extend",
+        "/api/v1/environments/{name}/logs", "/api/v1/events", "/healthz", "/readyz", "/metrics"}) {
+    EXPECT_TRUE(doc["paths"].contains(path)) << path;
+  }
+}
+
+class StaticFilesTest : public ApiTest {
+ protected:
+  void SetUp() override {
+    ApiTest::SetUp();
+    web_ = dir_ + "/web";
+    std::filesystem::create_directories(web_ + "/assets");
+    std::ofstream(web_ + "/index.html") << "<!doctype html><title>eph</title>";
+    std::ofstream(web_ + "/assets/app-1.js") << "console.log(1)";
+    std::ofstream(web_ + "/assets/app-1.css") << "body{}";
+    std::ofstream(web_ + "/favicon.svg") << "<svg/>";
+    std::ofstream(dir_ + "/secret.txt") << "do not serve";
+    std::filesystem::create_symlink(dir_ + "/secret.txt", web_ + "/leak.txt");
+    Rebuild([&](ApiOptions& o) { o.web_dir = web_; });
+  }
+  std::string web_;
+};
+
+TEST_F(StaticFilesTest, ServesTheDashboardWithContentTypes) {
+  auto index = Call("GET", "/", {}, "", "");
+  EXPECT_EQ(index.status, 200);
+  EXPECT_EQ(index.body, "<!doctype html><title>eph</title>");
+  EXPECT_EQ(index.headers["Content-Type"], "text/html; charset=utf-8");
+  auto js = Call("GET", "/assets/app-1.js", {}, "", "");
+  EXPECT_EQ(js.status, 200);
+  EXPECT_EQ(js.headers["Content-Type"], "text/javascript; charset=utf-8");
+  EXPECT_EQ(Call("GET", "/assets/app-1.css", {}, "", "").headers["Content-Type"],
+            "text/css; charset=utf-8");
+  EXPECT_EQ(Call("GET", "/favicon.svg", {}, "", "").headers["Content-Type"], "image/svg+xml");
+  EXPECT_EQ(ContentTypeFor("x.png"), "image/png");
+  EXPECT_EQ(ContentTypeFor("x.json"), "application/json");
+}
+
+TEST_F(StaticFilesTest, RefusesToLeaveTheDirectory) {
+  for (const char* path : {"/../secret.txt", "/assets/../../secret.txt", "/./index.html",
+                           "/leak.txt", "/..\\secret.txt"}) {
+    auto res = Call("GET", path, {}, "", "");
+    EXPECT_EQ(res.status, 404) << path;
+    EXPECT_THAT(res.body, ::testing::Not(HasSubstr("do not serve"))) << path;
+  }
+  auto missing = Call("GET", "/nope.js", {}, "", "");
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_EQ(missing.body, "404 not found\n");
+  // Under /api a miss is a JSON error.
+  auto api_missing = Call("GET", "/api/v1/nope");
+  EXPECT_EQ(api_missing.status, 404);
+  EXPECT_EQ(json::parse(api_missing.body)["error"]["code"], "not_found");
 }
 
 }  // namespace

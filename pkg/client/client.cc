@@ -15,12 +15,20 @@ size_t Append(char* data, size_t size, size_t n, void* out) {
 }
 
 struct StreamState {
+  CURL* curl = nullptr;
   const std::function<bool(std::string_view)>* on_chunk;
   bool stopped = false;
+  long status = 0;
+  std::string error_body;  // the body of a non-2xx answer, for its JSON error message
 };
 
 size_t StreamChunk(char* data, size_t size, size_t n, void* p) {
   auto* state = static_cast<StreamState*>(p);
+  if (state->status == 0) curl_easy_getinfo(state->curl, CURLINFO_RESPONSE_CODE, &state->status);
+  if (state->status < 200 || state->status >= 300) {
+    if (state->error_body.size() < 64 * 1024) state->error_body.append(data, size * n);
+    return size * n;
+  }
   if (!(*state->on_chunk)(std::string_view(data, size * n))) {
     state->stopped = true;
     return 0;  // makes curl abort the transfer
@@ -36,15 +44,25 @@ absl::Status FromHttp(long status, const std::string& body) {
   }
   if (message.empty()) message = absl::StrCat("HTTP ", status);
   switch (status) {
-    case 400: return absl::InvalidArgumentError(message);
-    case 401: return absl::UnauthenticatedError(
-        absl::StrCat(message, " (set EPH_TOKEN to a valid API token)"));
-    case 403: return absl::PermissionDeniedError(message);
-    case 404: return absl::NotFoundError(message);
-    case 409: return absl::FailedPreconditionError(message);
-    case 429: return absl::ResourceExhaustedError(message);
-    case 503: return absl::UnavailableError(message);
-    default: return absl::InternalError(absl::StrCat("HTTP ", status, ": ", message));
+    case 400:
+      return absl::InvalidArgumentError(message);
+    case 401:
+      return absl::UnauthenticatedError(
+          absl::StrCat(message, " (set EPH_TOKEN to a valid API token)"));
+    case 403:
+      return absl::PermissionDeniedError(message);
+    case 404:
+      return absl::NotFoundError(message);
+    case 409:
+      return absl::FailedPreconditionError(message);
+    case 501:
+      return absl::UnimplementedError(message);
+    case 429:
+      return absl::ResourceExhaustedError(message);
+    case 503:
+      return absl::UnavailableError(message);
+    default:
+      return absl::InternalError(absl::StrCat("HTTP ", status, ": ", message));
   }
 }
 
@@ -117,28 +135,30 @@ absl::Status ApiClient::Stream(const std::string& path,
                                const std::function<bool(std::string_view)>& on_chunk) {
   CURL* curl = curl_easy_init();
   if (curl == nullptr) return absl::InternalError("curl_easy_init failed");
-  std::string url = options_.server + path;
+  std::string url = options_.server;
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  url += path;
   curl_slist* headers = nullptr;
   const std::string auth = "Authorization: Bearer " + options_.token;
   if (!options_.token.empty()) headers = curl_slist_append(headers, auth.c_str());
-  StreamState state{&on_chunk};
-  std::string error_body;
+  StreamState state{curl, &on_chunk};
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, StreamChunk);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &state);
-  curl_easy_setopt(curl, CURLOPT_FAILONERROR, 1L);
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
   const CURLcode rc = curl_easy_perform(curl);
-  long status = 0;
-  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  long status = state.status;
+  if (status == 0) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
   curl_slist_free_all(headers);
   curl_easy_cleanup(curl);
   if (state.stopped) return absl::OkStatus();
-  if (rc == CURLE_HTTP_RETURNED_ERROR) return FromHttp(status, "");
+  if (status != 0 && (status < 200 || status >= 300)) return FromHttp(status, state.error_body);
   if (rc != CURLE_OK) {
     return absl::UnavailableError(absl::StrCat("cannot reach ephd at ", options_.server, ": ",
-                                               curl_easy_strerror(rc)));
+                                               curl_easy_strerror(rc),
+                                               " (is it running? set --server or EPH_SERVER)"));
   }
   return absl::OkStatus();
 }
