@@ -302,6 +302,9 @@ absl::Status Daemon::Start() {
         SecureRandom::Instance(), options);
     controller::WorkQueueOptions queue;
     queue.workers = config_.workers;
+    // Leases are renewed every lease_for/3 while a reconcile runs, so a short lease costs
+    // nothing and bounds how long a key stays stuck after its holder is killed (kill -9).
+    queue.lease_for = std::chrono::seconds(30);
     char hostname[256] = {};
     gethostname(hostname, sizeof(hostname) - 1);
     queue.owner = absl::StrCat(hostname, ":", getpid());

@@ -110,7 +110,11 @@ void WorkQueueRunner::Process(const state::Lease& claimed) {
   }
   metrics_.AddBusyWorkers(1);
   const TimePoint started = clock_.Now();
+  // begin/done bracket the reconcile itself (done comes before the lease is released), so logs
+  // of several processes show whether two ever worked on one key at once.
+  spdlog::debug("work queue: begin {} as {}", claimed.key, claimed.owner);
   absl::StatusOr<ReconcileResult> result = reconciler_.Reconcile(claimed.key);
+  spdlog::debug("work queue: done {} as {}", claimed.key, claimed.owner);
   metrics_.AddBusyWorkers(-1);
 
   state::Lease lease;

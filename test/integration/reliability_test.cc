@@ -1,7 +1,8 @@
 // The engine issue's reliability promises, shown against the real PostgreSQL of the test bed and
 // the built ephd binary:
-//  - kill -9 of ephd while deliveries stream in: every delivery ephd acknowledged is in the store
-//    after a restart, with its work queued exactly once per pull request (none lost, none doubled);
+//  - kill -9 of ephd while deliveries stream in and workers reconcile: every delivery ephd
+//    acknowledged is in the store after a restart, and every pull request ends with exactly one
+//    environment and one sticky comment (none lost, none doubled);
 //  - PostgreSQL restarted mid-run: /readyz says not ready while it is down, webhooks are refused
 //    with 503 (so GitHub redelivers) rather than acknowledged and lost, and ephd catches up
 //    without a restart.
@@ -17,6 +18,7 @@
 
 #include "pkg/state/store.h"
 #include "pkg/webhook/signature.h"
+#include "test/github/standin_process.h"
 #include "test/support/process.h"
 #include "test/support/testbed.h"
 
@@ -24,6 +26,7 @@ namespace eph {
 namespace {
 
 using namespace std::chrono_literals;
+using json = nlohmann::json;
 constexpr char kSecret[] = "reliability";
 
 std::string Ephd() { return testing::BinaryDir() + "/cmd/ephd/ephd"; }
@@ -82,12 +85,14 @@ struct RunningEphd {
   std::string base;
 };
 
-RunningEphd StartEphd(const std::string& state, const std::string& dir) {
+RunningEphd StartEphd(const std::string& state, const std::string& dir, int workers = 0,
+                      std::map<std::string, std::string> env = {}) {
   RunningEphd r;
+  env["EPH_GITHUB_WEBHOOK_SECRET"] = kSecret;
   r.process = std::make_unique<testing::ChildProcess>(
       std::vector<std::string>{Ephd(), "--listen", "127.0.0.1:0", "--state", state, "--workers",
-                               "0"},
-      std::map<std::string, std::string>{{"EPH_GITHUB_WEBHOOK_SECRET", kSecret}}, dir);
+                               std::to_string(workers)},
+      env, dir);
   auto port =
       r.process->WaitForOutput(std::regex("listening on http://127\\.0\\.0\\.1:(\\d+)"), 30s);
   EXPECT_TRUE(port.has_value()) << r.process->Output();
@@ -95,16 +100,33 @@ RunningEphd StartEphd(const std::string& state, const std::string& dir) {
   return r;
 }
 
-TEST(ReliabilityTest, KillNineWhileDeliveriesStreamInLosesNothingAcknowledged) {
+TEST(ReliabilityTest, KillNineWhileDeliveriesStreamInLosesNothingAndDoublesNothing) {
+  // 50 labelled pull requests on the GitHub stand-in; ephd reconciles against it (no provider is
+  // enabled, so each ends as one `failed` environment with one sticky comment saying why).
+  constexpr int kDeliveries = 500;
+  constexpr int kPullRequests = 50;
+  testing::StandInProcess standin;
+  ASSERT_FALSE(standin.url().empty());
+  standin.Request("POST", "/_standin/repos",
+                  {{"owner", "acme"},
+                   {"repo", "shop"},
+                   {"files",
+                    {{"eph.yaml", "version: \"1.0\"\nname: shop\nkubernetes:\n  manifests: [k8s]\n"},
+                     {"k8s/deployment.yaml", "kind: Deployment\n"}}}});
+  for (int pr = 1; pr <= kPullRequests; ++pr) {
+    standin.Request("PUT", "/_standin/repos/acme/shop/pulls/" + std::to_string(pr),
+                    {{"labels", {"preview"}}, {"head_ref", "f" + std::to_string(pr)}});
+  }
+  const std::map<std::string, std::string> forge_env = {
+      {"EPH_GITHUB_API_URL", standin.url()}, {"EPH_GITHUB_TOKEN", testing::kStandInToken}};
+
   const std::string dir = testing::MakeTempDir("kill9");
   const std::string url = FreshDatabase("eph_kill9");
-  RunningEphd ephd = StartEphd(url, dir);
+  RunningEphd ephd = StartEphd(url, dir, 2, forge_env);
   ASSERT_FALSE(ephd.base.empty());
 
   // 4 senders, 500 deliveries over 50 pull requests (10 each, as pushes would send), and a
-  // kill -9 once about half are in.
-  constexpr int kDeliveries = 500;
-  constexpr int kPullRequests = 50;
+  // kill -9 once about half are in, while the workers are busy reconciling.
   std::atomic<int> next{0}, sent{0};
   std::mutex mu;
   std::set<std::string> acknowledged;
@@ -132,7 +154,7 @@ TEST(ReliabilityTest, KillNineWhileDeliveriesStreamInLosesNothingAcknowledged) {
   ASSERT_LT(acknowledged.size(), static_cast<size_t>(kDeliveries)) << "the kill came too late";
 
   // Restart on the same database; redeliver everything, as GitHub would for unacknowledged ones.
-  RunningEphd again = StartEphd(url, dir);
+  RunningEphd again = StartEphd(url, dir, 2, forge_env);
   ASSERT_FALSE(again.base.empty());
   int duplicates = 0;
   for (int i = 0; i < kDeliveries; ++i) {
@@ -145,14 +167,43 @@ TEST(ReliabilityTest, KillNineWhileDeliveriesStreamInLosesNothingAcknowledged) {
     }
   }
   EXPECT_GE(duplicates, static_cast<int>(acknowledged.size()));
-  again.process->Signal(SIGTERM);
-  EXPECT_EQ(again.process->Wait(20s), 0);
 
   auto store = state::OpenStore(url);
   ASSERT_TRUE(store.ok()) << store.status();
+  // Processed: every pull request ends with exactly one environment.
+  const auto deadline = std::chrono::steady_clock::now() + 120s;
+  auto failed_count = [&] {
+    auto envs = (*store)->ListEnvironments({.include_destroyed = true});
+    int n = 0;
+    if (envs.ok()) {
+      for (const auto& e : *envs) n += e.state == state::EnvState::kFailed;
+    }
+    return n;
+  };
+  while (failed_count() < kPullRequests && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(100ms);
+  }
+  again.process->Signal(SIGTERM);
+  EXPECT_EQ(again.process->Wait(30s), 0);
+
   EXPECT_EQ(*(*store)->CountDeliveries(), kDeliveries);
-  // One queue row per pull request: 500 deliveries merged into 50 keys, none lost, none doubled.
-  EXPECT_EQ(*(*store)->QueueDepth(), kPullRequests);
+  auto envs = (*store)->ListEnvironments({.include_destroyed = true});
+  ASSERT_TRUE(envs.ok());
+  std::map<int64_t, int> per_pr;
+  for (const auto& e : *envs) ++per_pr[e.pr_number];
+  EXPECT_EQ(per_pr.size(), static_cast<size_t>(kPullRequests)) << "an environment is missing";
+  for (const auto& [pr, n] : per_pr) EXPECT_EQ(n, 1) << "pull request " << pr << " got " << n;
+  // And on GitHub: one sticky comment per pull request, never a second one.
+  std::map<int64_t, int> comments;
+  const json github_state = standin.State();  // named: a temporary would dangle in the loop
+  for (const json& c : github_state["comments"]) {
+    if (c.value("body", "").find("<!-- eph:environment=") != std::string::npos) {
+      ++comments[c.value("issue_number", int64_t{0})];
+    }
+  }
+  EXPECT_EQ(comments.size(), static_cast<size_t>(kPullRequests));
+  for (const auto& [pr, n] : comments) EXPECT_EQ(n, 1) << "pull request " << pr;
+  EXPECT_EQ(standin.Violations(), json::array());
 }
 
 TEST(ReliabilityTest, PostgresRestartMidRunIsReportedAndCaughtUp) {
