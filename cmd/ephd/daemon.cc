@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <string_view>
 
 #include "absl/strings/str_cat.h"
 #include <unistd.h>
@@ -20,9 +21,11 @@
 #include "pkg/controller/metrics.h"
 #include "pkg/controller/reconciler.h"
 #include "pkg/controller/resync.h"
+#include "pkg/controller/work_key.h"
 #include "pkg/controller/work_queue_runner.h"
 #include "pkg/forge/forge.h"
 #include "pkg/forge/github/github_forge.h"
+#include "pkg/providers/kubernetes/kubernetes_provider.h"
 #include "pkg/providers/provider.h"
 #include "pkg/server/http_server.h"
 #include "pkg/state/store.h"
@@ -58,6 +61,10 @@ const std::vector<Setting>& Settings() {
        &DaemonConfig::github_private_key_file, false},
       {"kubeconfig", "EPH_KUBECONFIG", "kubeconfig for the Kubernetes provider",
        &DaemonConfig::kubeconfig, false},
+      {"kustomize_path", "EPH_KUSTOMIZE_PATH", "the kustomize binary (default: kustomize on PATH)",
+       &DaemonConfig::kustomize_path, false},
+      {"helm_path", "EPH_HELM_PATH", "the helm binary (default: helm on PATH)",
+       &DaemonConfig::helm_path, false},
       {"docker_host", "EPH_DOCKER_HOST", "Docker engine for the Docker provider (unix://...)",
        &DaemonConfig::docker_host, false},
       {"resync_interval", "EPH_RESYNC_INTERVAL", "how often every live environment is rechecked",
@@ -224,6 +231,7 @@ absl::StatusOr<std::unique_ptr<forge::Forge>> MakeForge(const DaemonConfig& conf
 absl::Status EnableProviders(const DaemonConfig& config, providers::ProviderRegistry& registry,
                              std::vector<std::string>& enabled) {
   if (auto s = providers::RegisterBuiltinProviders(registry); !s.ok()) return s;
+  if (auto s = providers::kubernetes::RegisterKubernetesProvider(registry); !s.ok()) return s;
   struct Want {
     const char* name;
     const char* setting;
@@ -235,6 +243,10 @@ absl::Status EnableProviders(const DaemonConfig& config, providers::ProviderRegi
     providers::ProviderSettings settings;
     settings.values[want.setting] = *want.value;
     settings.values["base_domain"] = config.base_domain;
+    if (std::string_view(want.name) == "kubernetes") {
+      if (!config.kustomize_path.empty()) settings.values["kustomize_path"] = config.kustomize_path;
+      if (!config.helm_path.empty()) settings.values["helm_path"] = config.helm_path;
+    }
     absl::Status s = registry.Enable(want.name, settings);
     if (!s.ok()) {
       return absl::Status(s.code(), absl::StrCat("provider ", want.name, ": ", s.message()));
@@ -321,6 +333,17 @@ absl::Status Daemon::Start() {
     parts->resync = std::make_unique<controller::Resyncer>(
         *parts->store, parts->providers, SystemClock::Instance(), *parts->controller_metrics,
         resync, [runner] { runner->Notify(); });
+    // The Kubernetes provider watches readiness: a change enqueues the environment's key, so
+    // "ready" is reported as soon as the last pod is, not at the next poll.
+    if (auto* kube = dynamic_cast<providers::kubernetes::KubernetesProvider*>(
+            parts->providers.Find(providers::kubernetes::kProviderName))) {
+      kube->SetChangeListener([state_store, runner](const std::string& environment) {
+        auto env = state_store->GetEnvironment(environment);
+        if (!env.ok() || !env->has_value()) return;  // not ours (yet), or the store is down
+        const std::string key = controller::WorkKeyFor(**env);
+        if (state_store->Enqueue(key, SystemClock::Instance().Now()).ok()) runner->Notify();
+      });
+    }
     spdlog::info("ephd: reconciler: {} workers, resync every {}", config_.workers,
                  config_.resync_interval);
   }
@@ -379,6 +402,12 @@ void Daemon::Stop() {
   if (!parts_) return;
   // Stop taking requests first (in-flight ones finish), then let workers finish their items.
   if (parts_->http) parts_->http->Stop();
+  // The providers outlive the runner (declared before it), so their watch threads must stop
+  // calling into it first.
+  if (auto* kube = dynamic_cast<providers::kubernetes::KubernetesProvider*>(
+          parts_->providers.Find(providers::kubernetes::kProviderName))) {
+    kube->SetChangeListener({});
+  }
   if (parts_->resync) parts_->resync->Stop();
   if (parts_->runner) parts_->runner->Stop();
   parts_.reset();

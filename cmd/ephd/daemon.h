@@ -24,6 +24,8 @@ struct DaemonConfig {
   std::string github_app_id;
   std::string github_private_key_file;
   std::string kubeconfig;
+  std::string kustomize_path;  // empty: `kustomize` on PATH
+  std::string helm_path;       // empty: `helm` on PATH
   std::string docker_host;
   int workers = 4;
   std::string resync_interval = "5m";

@@ -1,0 +1,252 @@
+#include "pkg/providers/kubernetes/environment_objects.h"
+
+#include "fmt/format.h"
+
+namespace eph::providers::kubernetes {
+namespace {
+
+using nlohmann::json;
+
+std::string Str(const json& o, const char* key) {
+  if (!o.is_object()) return "";
+  const auto it = o.find(key);
+  return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+std::string TrimSpace(const std::string& s) {
+  size_t b = 0;
+  size_t e = s.size();
+  while (b < e && (s[b] == ' ' || s[b] == '\t')) ++b;
+  while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\t')) --e;
+  return s.substr(b, e - b);
+}
+
+void MergeLabels(json& metadata_parent, const std::map<std::string, std::string>& labels) {
+  if (!metadata_parent.is_object()) return;
+  json& meta = metadata_parent["metadata"];
+  if (!meta.is_object()) meta = json::object();
+  json& l = meta["labels"];
+  if (!l.is_object()) l = json::object();
+  for (const auto& [k, v] : labels) l[k] = v;
+}
+
+json* Child(json& o, std::initializer_list<const char*> path) {
+  json* cur = &o;
+  for (const char* key : path) {
+    if (!cur->is_object()) return nullptr;
+    auto it = cur->find(key);
+    if (it == cur->end() || !it->is_object()) return nullptr;
+    cur = &*it;
+  }
+  return cur;
+}
+
+}  // namespace
+
+absl::StatusOr<std::map<std::string, std::string>> ParseKeyValueList(const std::string& text,
+                                                                     const std::string& setting) {
+  std::map<std::string, std::string> out;
+  const std::string t = TrimSpace(text);
+  if (t.empty() || t == "none" || t == "off") return out;
+  size_t start = 0;
+  while (start <= t.size()) {
+    const size_t end = std::min(t.find(',', start), t.size());
+    const std::string entry = TrimSpace(t.substr(start, end - start));
+    start = end + 1;
+    if (entry.empty()) continue;
+    const size_t eq = entry.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return absl::InvalidArgumentError(fmt::format(
+          "provider setting {}: '{}' is not key=value (expected e.g. \"pods=50,requests.cpu=4\")",
+          setting, entry));
+    }
+    out[TrimSpace(entry.substr(0, eq))] = TrimSpace(entry.substr(eq + 1));
+  }
+  return out;
+}
+
+json BuildNamespace(const std::string& name, const std::map<std::string, std::string>& labels,
+                    const std::map<std::string, std::string>& annotations) {
+  json ns = {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", name}}}};
+  json l = json::object();
+  for (const auto& [k, v] : labels) l[k] = v;
+  ns["metadata"]["labels"] = std::move(l);
+  if (!annotations.empty()) {
+    json a = json::object();
+    for (const auto& [k, v] : annotations) a[k] = v;
+    ns["metadata"]["annotations"] = std::move(a);
+  }
+  return ns;
+}
+
+std::optional<json> BuildResourceQuota(const NamespaceSettings& settings) {
+  if (settings.quota.empty()) return std::nullopt;
+  json hard = json::object();
+  for (const auto& [k, v] : settings.quota) hard[k] = v;
+  return json{{"apiVersion", "v1"},
+              {"kind", "ResourceQuota"},
+              {"metadata", {{"name", "eph-quota"}}},
+              {"spec", {{"hard", hard}}}};
+}
+
+std::optional<json> BuildLimitRange(const NamespaceSettings& settings) {
+  if (settings.default_limits.empty() && settings.default_requests.empty()) return std::nullopt;
+  json limit = {{"type", "Container"}};
+  if (!settings.default_limits.empty()) {
+    json d = json::object();
+    for (const auto& [k, v] : settings.default_limits) d[k] = v;
+    limit["default"] = std::move(d);
+  }
+  if (!settings.default_requests.empty()) {
+    json d = json::object();
+    for (const auto& [k, v] : settings.default_requests) d[k] = v;
+    limit["defaultRequest"] = std::move(d);
+  }
+  return json{{"apiVersion", "v1"},
+              {"kind", "LimitRange"},
+              {"metadata", {{"name", "eph-limits"}}},
+              {"spec", {{"limits", json::array({limit})}}}};
+}
+
+std::optional<json> BuildNetworkPolicy(const NamespaceSettings& settings) {
+  if (!settings.network_policy) return std::nullopt;
+  json from = json::array({json{{"podSelector", json::object()}}});
+  if (!settings.ingress_namespace_labels.empty()) {
+    json match = json::object();
+    for (const auto& [k, v] : settings.ingress_namespace_labels) match[k] = v;
+    from.push_back({{"namespaceSelector", {{"matchLabels", match}}}});
+  }
+  return json{{"apiVersion", "networking.k8s.io/v1"},
+              {"kind", "NetworkPolicy"},
+              {"metadata", {{"name", "eph-isolation"}}},
+              {"spec",
+               {{"podSelector", json::object()},
+                {"policyTypes", json::array({"Ingress"})},
+                {"ingress", json::array({json{{"from", from}}})}}}};
+}
+
+void AddEphLabels(json& object, const std::map<std::string, std::string>& labels) {
+  if (!object.is_object()) return;
+  MergeLabels(object, labels);
+  const std::string kind = Str(object, "kind");
+  if (kind == "Deployment" || kind == "StatefulSet" || kind == "DaemonSet" ||
+      kind == "ReplicaSet" || kind == "ReplicationController" || kind == "Job") {
+    if (json* spec = Child(object, {"spec"}); spec != nullptr) {
+      json& tmpl = (*spec)["template"];
+      if (!tmpl.is_object()) tmpl = json::object();
+      MergeLabels(tmpl, labels);
+    }
+  } else if (kind == "CronJob") {
+    if (json* spec = Child(object, {"spec"}); spec != nullptr) {
+      json& job = (*spec)["jobTemplate"];
+      if (!job.is_object()) job = json::object();
+      MergeLabels(job, labels);
+      json& job_spec = job["spec"];
+      if (!job_spec.is_object()) job_spec = json::object();
+      json& tmpl = job_spec["template"];
+      if (!tmpl.is_object()) tmpl = json::object();
+      MergeLabels(tmpl, labels);
+    }
+  }
+}
+
+void ConfigureIngress(std::vector<json>& objects, const IngressSettings& settings) {
+  if (settings.host.empty()) return;
+  const std::string annotation = settings.tls_issuer_kind == "Issuer"
+                                     ? "cert-manager.io/issuer"
+                                     : "cert-manager.io/cluster-issuer";
+  auto add_tls = [&](json& ingress) {
+    if (settings.tls_issuer.empty()) return;
+    json& meta = ingress["metadata"];
+    if (!meta["annotations"].is_object()) meta["annotations"] = json::object();
+    meta["annotations"][annotation] = settings.tls_issuer;
+    json& spec = ingress["spec"];
+    json& tls = spec["tls"];
+    if (!tls.is_array() || tls.empty()) {
+      tls = json::array({json{{"hosts", json::array({settings.host})},
+                              {"secretName", Str(meta, "name") + "-tls"}}});
+    }
+  };
+  bool has_ingress = false;
+  for (json& o : objects) {
+    if (Str(o, "kind") != "Ingress") continue;
+    has_ingress = true;
+    json& spec = o["spec"];
+    if (!spec.is_object()) spec = json::object();
+    json& rules = spec["rules"];
+    if (!rules.is_array() || rules.empty()) {
+      // An Ingress with only a default backend: give it a rule for the host that sends
+      // everything to that backend.
+      json rule = {{"host", settings.host}};
+      if (spec.contains("defaultBackend")) {
+        rule["http"] = {{"paths", json::array({json{{"path", "/"},
+                                                    {"pathType", "Prefix"},
+                                                    {"backend", spec["defaultBackend"]}}})}};
+      }
+      rules = json::array({rule});
+    } else {
+      for (json& rule : rules) {
+        if (rule.is_object()) rule["host"] = settings.host;
+      }
+    }
+    if (spec.contains("tls") && spec["tls"].is_array()) {
+      for (json& t : spec["tls"]) {
+        if (t.is_object()) t["hosts"] = json::array({settings.host});
+      }
+    }
+    add_tls(o);
+  }
+  if (has_ingress) return;
+  for (const json& o : objects) {
+    if (Str(o, "kind") != "Service" || Str(o, "apiVersion") != "v1") continue;
+    const json* ports = nullptr;
+    if (o.contains("spec") && o["spec"].is_object() && o["spec"].contains("ports") &&
+        o["spec"]["ports"].is_array() && !o["spec"]["ports"].empty()) {
+      ports = &o["spec"]["ports"];
+    }
+    if (ports == nullptr) continue;
+    const json& port = (*ports)[0];
+    json service_port = json::object();
+    if (port.contains("name") && port["name"].is_string() &&
+        !port["name"].get<std::string>().empty()) {
+      service_port["name"] = port["name"];
+    } else if (port.contains("port") && port["port"].is_number_integer()) {
+      service_port["number"] = port["port"];
+    } else {
+      continue;
+    }
+    const std::string service = Str(o["metadata"], "name");
+    json ingress = {
+        {"apiVersion", "networking.k8s.io/v1"},
+        {"kind", "Ingress"},
+        {"metadata", {{"name", "eph-" + service}}},
+        {"spec",
+         {{"rules",
+           json::array({json{
+               {"host", settings.host},
+               {"http",
+                {{"paths",
+                  json::array({json{
+                      {"path", "/"},
+                      {"pathType", "Prefix"},
+                      {"backend",
+                       {{"service", {{"name", service}, {"port", service_port}}}}}}})}}}}})}}}};
+    if (!settings.ingress_class.empty()) {
+      ingress["spec"]["ingressClassName"] = settings.ingress_class;
+    }
+    add_tls(ingress);
+    objects.push_back(std::move(ingress));
+    return;
+  }
+}
+
+std::string KindKey(const json& object) {
+  return Str(object, "apiVersion") + "/" + Str(object, "kind");
+}
+
+std::string ObjectId(const json& object) {
+  const json meta = object.is_object() ? object.value("metadata", json::object()) : json();
+  return KindKey(object) + " " + Str(meta, "name");
+}
+
+}  // namespace eph::providers::kubernetes

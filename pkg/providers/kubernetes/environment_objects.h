@@ -1,0 +1,76 @@
+// The objects Eph adds around an application in its namespace, and the changes it makes to the
+// application's own objects: pure functions over JSON, so they are unit-tested without a cluster.
+//
+//  - BuildNamespace: the namespace with the Eph labels (and the request's labels).
+//  - BuildResourceQuota / BuildLimitRange: defaults from the provider settings, so one preview
+//    cannot take the cluster, and pods without resource requests still fit the quota.
+//  - BuildNetworkPolicy: ingress only from the same namespace and from the ingress controller's
+//    namespace; other environments cannot reach this one.
+//  - AddEphLabels: the labels on the object and on its pod templates (so pods carry them too).
+//  - ConfigureIngress: the app's Ingress objects serve the environment's host; with none, Eph
+//    makes one for the first Service.
+//
+// Thread-safety: pure functions.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
+
+namespace eph::providers::kubernetes {
+
+// The namespace annotations Eph keeps its bookkeeping in.
+inline constexpr char kAppliedKindsAnnotation[] = "eph.dev/applied-kinds";
+inline constexpr char kAppliedShaAnnotation[] = "eph.dev/applied-sha";
+
+// "k=v,k2=v2" -> map. InvalidArgument naming `setting` on a malformed entry. "" -> empty map.
+[[nodiscard]] absl::StatusOr<std::map<std::string, std::string>> ParseKeyValueList(
+    const std::string& text, const std::string& setting);
+
+struct IngressSettings {
+  std::string host;           // the environment's host; empty: leave hosts alone, make no Ingress
+  std::string ingress_class;  // spec.ingressClassName of the Ingress Eph makes; empty: default
+  std::string tls_issuer;     // cert-manager issuer; empty: no TLS
+  std::string tls_issuer_kind = "ClusterIssuer";  // or "Issuer"
+};
+
+struct NamespaceSettings {
+  // Hard limits of the ResourceQuota "eph-quota" (empty: no quota).
+  std::map<std::string, std::string> quota;
+  // Container defaults of the LimitRange "eph-limits" (both empty: no LimitRange).
+  std::map<std::string, std::string> default_limits;
+  std::map<std::string, std::string> default_requests;
+  // matchLabels of the namespace the ingress controller runs in (empty: no such peer).
+  std::map<std::string, std::string> ingress_namespace_labels;
+  bool network_policy = true;
+};
+
+nlohmann::json BuildNamespace(const std::string& name,
+                              const std::map<std::string, std::string>& labels,
+                              const std::map<std::string, std::string>& annotations);
+// nullopt when the settings turn it off.
+std::optional<nlohmann::json> BuildResourceQuota(const NamespaceSettings& settings);
+std::optional<nlohmann::json> BuildLimitRange(const NamespaceSettings& settings);
+std::optional<nlohmann::json> BuildNetworkPolicy(const NamespaceSettings& settings);
+
+// Adds `labels` to metadata.labels and to the pod templates of workloads (Deployment,
+// StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job, CronJob). Existing values of
+// the same keys are replaced: they are Eph's.
+void AddEphLabels(nlohmann::json& object, const std::map<std::string, std::string>& labels);
+
+// Sets every rule's host (and TLS hosts) of the app's Ingress objects to settings.host. Without
+// an Ingress, appends one named "eph-<service>" for the first Service (in render order) that has
+// a port: path "/" (Prefix) to its first port. TLS: annotation cert-manager.io/cluster-issuer
+// (or cert-manager.io/issuer) and a `tls` entry with secret "<ingress>-tls".
+void ConfigureIngress(std::vector<nlohmann::json>& objects, const IngressSettings& settings);
+
+// "apps/v1/Deployment web": how objects are named in messages and compared for pruning.
+std::string ObjectId(const nlohmann::json& object);
+// "apps/v1/Deployment"
+std::string KindKey(const nlohmann::json& object);
+
+}  // namespace eph::providers::kubernetes

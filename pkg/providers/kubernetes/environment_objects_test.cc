@@ -1,0 +1,163 @@
+#include "pkg/providers/kubernetes/environment_objects.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace eph::providers::kubernetes {
+namespace {
+
+using nlohmann::json;
+using ::testing::HasSubstr;
+
+std::map<std::string, std::string> Labels() {
+  return {{"eph.dev/managed-by", "eph"}, {"eph.dev/environment", "shop-42"}};
+}
+
+TEST(AddEphLabelsTest, LabelsTheObjectAndItsPodTemplate) {
+  json d = json::parse(R"({"apiVersion":"apps/v1","kind":"Deployment",
+    "metadata":{"name":"api","labels":{"app":"api","eph.dev/environment":"forged"}},
+    "spec":{"selector":{"matchLabels":{"app":"api"}},
+            "template":{"metadata":{"labels":{"app":"api"}},"spec":{"containers":[]}}}})");
+  AddEphLabels(d, Labels());
+  EXPECT_EQ(
+      d["metadata"]["labels"],
+      (json{{"app", "api"}, {"eph.dev/managed-by", "eph"}, {"eph.dev/environment", "shop-42"}}));
+  EXPECT_EQ(d["spec"]["template"]["metadata"]["labels"]["eph.dev/environment"], "shop-42");
+  EXPECT_EQ(d["spec"]["template"]["metadata"]["labels"]["app"], "api");
+  // The selector is the app's: adding labels to the template keeps it matching.
+  EXPECT_EQ(d["spec"]["selector"], (json{{"matchLabels", {{"app", "api"}}}}));
+}
+
+TEST(AddEphLabelsTest, CronJobsGetThemOnJobAndPodTemplates) {
+  json c = json::parse(R"({"apiVersion":"batch/v1","kind":"CronJob","metadata":{"name":"n"},
+    "spec":{"schedule":"* * * * *","jobTemplate":{"spec":{"template":{"spec":{}}}}}})");
+  AddEphLabels(c, Labels());
+  EXPECT_EQ(c["metadata"]["labels"]["eph.dev/managed-by"], "eph");
+  EXPECT_EQ(c["spec"]["jobTemplate"]["metadata"]["labels"]["eph.dev/managed-by"], "eph");
+  EXPECT_EQ(
+      c["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]["eph.dev/managed-by"],
+      "eph");
+  json cm = {{"apiVersion", "v1"}, {"kind", "ConfigMap"}, {"metadata", {{"name", "x"}}}};
+  AddEphLabels(cm, Labels());
+  EXPECT_FALSE(cm.contains("spec"));
+}
+
+json Service(const std::string& name, const json& ports) {
+  return {{"apiVersion", "v1"},
+          {"kind", "Service"},
+          {"metadata", {{"name", name}}},
+          {"spec", {{"ports", ports}}}};
+}
+
+TEST(ConfigureIngressTest, TheAppsIngressServesTheEnvironmentsHost) {
+  std::vector<json> objects = {json::parse(R"({"apiVersion":"networking.k8s.io/v1","kind":"Ingress",
+    "metadata":{"name":"shop"},
+    "spec":{"rules":[{"host":"shop.example.com","http":{"paths":[]}},{"http":{"paths":[]}}],
+            "tls":[{"hosts":["shop.example.com"],"secretName":"shop-tls"}]}})")};
+  ConfigureIngress(objects, {.host = "shop-42.preview.acme.dev"});
+  ASSERT_EQ(objects.size(), 1u);
+  for (const json& rule : objects[0]["spec"]["rules"]) {
+    EXPECT_EQ(rule["host"], "shop-42.preview.acme.dev");
+  }
+  EXPECT_EQ(objects[0]["spec"]["tls"][0]["hosts"], json::array({"shop-42.preview.acme.dev"}));
+  EXPECT_EQ(objects[0]["spec"]["tls"][0]["secretName"], "shop-tls");
+}
+
+TEST(ConfigureIngressTest, WithoutOneEphMakesOneForTheFirstService) {
+  std::vector<json> objects = {
+      {{"apiVersion", "v1"}, {"kind", "ConfigMap"}, {"metadata", {{"name", "c"}}}},
+      Service("headless", json::array()),
+      Service("web", json::array({{{"name", "http"}, {"port", 80}}})),
+      Service("api", json::array({{{"port", 8080}}}))};
+  ConfigureIngress(
+      objects,
+      {.host = "shop-42.preview.acme.dev", .ingress_class = "nginx", .tls_issuer = "letsencrypt"});
+  ASSERT_EQ(objects.size(), 5u);
+  const json& ing = objects.back();
+  EXPECT_EQ(ing["kind"], "Ingress");
+  EXPECT_EQ(ing["metadata"]["name"], "eph-web");
+  EXPECT_EQ(ing["metadata"]["annotations"]["cert-manager.io/cluster-issuer"], "letsencrypt");
+  EXPECT_EQ(ing["spec"]["ingressClassName"], "nginx");
+  const json& rule = ing["spec"]["rules"][0];
+  EXPECT_EQ(rule["host"], "shop-42.preview.acme.dev");
+  EXPECT_EQ(rule["http"]["paths"][0]["path"], "/");
+  EXPECT_EQ(rule["http"]["paths"][0]["pathType"], "Prefix");
+  EXPECT_EQ(rule["http"]["paths"][0]["backend"]["service"],
+            (json{{"name", "web"}, {"port", {{"name", "http"}}}}));
+  EXPECT_EQ(ing["spec"]["tls"][0],
+            (json{{"hosts", {"shop-42.preview.acme.dev"}}, {"secretName", "eph-web-tls"}}));
+}
+
+TEST(ConfigureIngressTest, PortNumbersNoServicesAndNoHost) {
+  std::vector<json> objects = {Service("api", json::array({{{"port", 8080}}}))};
+  ConfigureIngress(objects, {.host = "h.example", .tls_issuer = "ca", .tls_issuer_kind = "Issuer"});
+  ASSERT_EQ(objects.size(), 2u);
+  EXPECT_EQ(objects[1]["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["port"],
+            (json{{"number", 8080}}));
+  EXPECT_EQ(objects[1]["metadata"]["annotations"]["cert-manager.io/issuer"], "ca");
+  EXPECT_FALSE(objects[1]["spec"].contains("ingressClassName"));
+
+  std::vector<json> none = {{{"apiVersion", "v1"}, {"kind", "ConfigMap"}}};
+  ConfigureIngress(none, {.host = "h.example"});
+  EXPECT_EQ(none.size(), 1u);
+
+  std::vector<json> no_host = {Service("api", json::array({{{"port", 8080}}}))};
+  ConfigureIngress(no_host, {});
+  EXPECT_EQ(no_host.size(), 1u);
+}
+
+TEST(NamespaceObjectsTest, QuotaLimitsAndIsolation) {
+  NamespaceSettings s;
+  s.quota = {{"pods", "50"}, {"requests.cpu", "8"}};
+  s.default_limits = {{"cpu", "500m"}};
+  s.default_requests = {{"cpu", "50m"}, {"memory", "64Mi"}};
+  s.ingress_namespace_labels = {{"kubernetes.io/metadata.name", "ingress-nginx"}};
+  std::optional<json> quota = BuildResourceQuota(s);
+  ASSERT_TRUE(quota);
+  EXPECT_EQ((*quota)["spec"]["hard"], (json{{"pods", "50"}, {"requests.cpu", "8"}}));
+  std::optional<json> limits = BuildLimitRange(s);
+  ASSERT_TRUE(limits);
+  EXPECT_EQ((*limits)["spec"]["limits"][0]["default"], (json{{"cpu", "500m"}}));
+  EXPECT_EQ((*limits)["spec"]["limits"][0]["defaultRequest"]["memory"], "64Mi");
+  std::optional<json> policy = BuildNetworkPolicy(s);
+  ASSERT_TRUE(policy);
+  EXPECT_EQ((*policy)["spec"]["podSelector"], json::object());
+  EXPECT_EQ((*policy)["spec"]["policyTypes"], json::array({"Ingress"}));
+  const json& from = (*policy)["spec"]["ingress"][0]["from"];
+  ASSERT_EQ(from.size(), 2u);
+  EXPECT_EQ(from[0], (json{{"podSelector", json::object()}}));  // same namespace only
+  EXPECT_EQ(from[1]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+            "ingress-nginx");
+
+  EXPECT_FALSE(BuildResourceQuota(NamespaceSettings{}));
+  EXPECT_FALSE(BuildLimitRange(NamespaceSettings{}));
+  NamespaceSettings off;
+  off.network_policy = false;
+  EXPECT_FALSE(BuildNetworkPolicy(off));
+
+  json ns = BuildNamespace("eph-shop-42", Labels(), {{kAppliedKindsAnnotation, "v1/Service"}});
+  EXPECT_EQ(ns["metadata"]["labels"]["eph.dev/environment"], "shop-42");
+  EXPECT_EQ(ns["metadata"]["annotations"]["eph.dev/applied-kinds"], "v1/Service");
+}
+
+TEST(ParseKeyValueListTest, ParsesAndRejects) {
+  absl::StatusOr<std::map<std::string, std::string>> m =
+      ParseKeyValueList(" pods=50, requests.cpu = 8 ,", "resource_quota");
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(*m, (std::map<std::string, std::string>{{"pods", "50"}, {"requests.cpu", "8"}}));
+  EXPECT_TRUE(ParseKeyValueList("none", "x")->empty());
+  EXPECT_TRUE(ParseKeyValueList("", "x")->empty());
+  absl::StatusOr<std::map<std::string, std::string>> bad =
+      ParseKeyValueList("pods", "resource_quota");
+  ASSERT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("resource_quota"));
+}
+
+TEST(ObjectIdTest, Formats) {
+  json d = {{"apiVersion", "apps/v1"}, {"kind", "Deployment"}, {"metadata", {{"name", "web"}}}};
+  EXPECT_EQ(ObjectId(d), "apps/v1/Deployment web");
+  EXPECT_EQ(KindKey(d), "apps/v1/Deployment");
+}
+
+}  // namespace
+}  // namespace eph::providers::kubernetes

@@ -1,0 +1,558 @@
+#include "pkg/providers/kubernetes/kubernetes_provider.h"
+
+#include <algorithm>
+#include <set>
+
+#include "absl/time/time.h"
+#include "fmt/format.h"
+#include "pkg/kube/api_errors.h"
+#include "pkg/kube/kube_config.h"
+#include "pkg/providers/kubernetes/workload_status.h"
+#include "spdlog/spdlog.h"
+
+namespace eph::providers::kubernetes {
+namespace {
+
+using nlohmann::json;
+
+constexpr char kVersion[] = "0.1.0 (server-side apply, kustomize, helm)";
+
+std::string Str(const json& o, const char* key) {
+  if (!o.is_object()) return "";
+  const auto it = o.find(key);
+  return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+const json& Meta(const json& o) {
+  static const json kEmpty = json::object();
+  if (!o.is_object()) return kEmpty;
+  const auto it = o.find("metadata");
+  return it != o.end() && it->is_object() ? *it : kEmpty;
+}
+
+std::string Label(const json& o, const char* key) {
+  return Str(Meta(o).value("labels", json::object()), key);
+}
+
+std::string Annotation(const json& o, const char* key) {
+  return Str(Meta(o).value("annotations", json::object()), key);
+}
+
+std::set<std::string> SplitKinds(const std::string& text) {
+  std::set<std::string> out;
+  size_t start = 0;
+  while (start < text.size()) {
+    const size_t end = std::min(text.find(',', start), text.size());
+    if (end > start) out.insert(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+std::string JoinKinds(const std::set<std::string>& kinds) {
+  std::string out;
+  for (const std::string& k : kinds) out += (out.empty() ? "" : ",") + k;
+  return out;
+}
+
+bool IsTerminal(const absl::Status& s) {
+  return absl::IsInvalidArgument(s) || absl::IsFailedPrecondition(s) ||
+         absl::IsPermissionDenied(s) || absl::IsNotFound(s) || absl::IsAlreadyExists(s);
+}
+
+// "/apis/apps/v1/deployments" -> "/apis/apps/v1/namespaces/NS/deployments"
+std::string InNamespace(const std::string& collection, const std::string& ns) {
+  const size_t slash = collection.rfind('/');
+  return collection.substr(0, slash) + "/namespaces/" + ns + collection.substr(slash);
+}
+
+absl::StatusOr<bool> ParseBool(const std::string& value, const std::string& key) {
+  if (value == "true" || value == "1" || value == "yes" || value == "on") return true;
+  if (value == "false" || value == "0" || value == "no" || value == "off") return false;
+  return absl::InvalidArgumentError(
+      fmt::format("provider setting {}: '{}' is not true or false", key, value));
+}
+
+absl::StatusOr<size_t> ParseBytes(const std::string& value, const std::string& key) {
+  size_t i = 0;
+  while (i < value.size() && std::isdigit(static_cast<unsigned char>(value[i])) != 0) ++i;
+  const std::string digits = value.substr(0, i);
+  std::string unit = value.substr(i);
+  while (!unit.empty() && unit.front() == ' ') unit.erase(0, 1);
+  static const std::map<std::string, size_t> kUnits = {
+      {"", 1},          {"B", 1},          {"K", 1000},        {"KB", 1000},     {"M", 1000000},
+      {"MB", 1000000},  {"G", 1000000000}, {"GB", 1000000000}, {"Ki", 1u << 10}, {"KiB", 1u << 10},
+      {"Mi", 1u << 20}, {"MiB", 1u << 20}, {"Gi", 1u << 30},   {"GiB", 1u << 30}};
+  const auto it = kUnits.find(unit);
+  if (digits.empty() || it == kUnits.end() || digits.size() > 12) {
+    return absl::InvalidArgumentError(
+        fmt::format("provider setting {}: '{}' is not a size (e.g. 20MiB, 50000000)", key, value));
+  }
+  return static_cast<size_t>(std::stoull(digits)) * it->second;
+}
+
+absl::StatusOr<int64_t> ParseCount(const std::string& value, const std::string& key, int64_t min,
+                                   int64_t max) {
+  int64_t v = 0;
+  try {
+    size_t used = 0;
+    v = std::stoll(value, &used);
+    if (used != value.size()) throw std::invalid_argument(value);
+  } catch (const std::exception&) {
+    return absl::InvalidArgumentError(
+        fmt::format("provider setting {}: '{}' is not a number", key, value));
+  }
+  if (v < min || v > max) {
+    return absl::InvalidArgumentError(
+        fmt::format("provider setting {}: {} is not between {} and {}", key, v, min, max));
+  }
+  return v;
+}
+
+}  // namespace
+
+KubernetesProviderOptions DefaultProviderOptions() {
+  KubernetesProviderOptions o;
+  o.namespace_settings.quota = {{"pods", "50"},
+                                {"requests.cpu", "8"},
+                                {"requests.memory", "16Gi"},
+                                {"limits.cpu", "16"},
+                                {"limits.memory", "32Gi"},
+                                {"services.loadbalancers", "0"},
+                                {"services.nodeports", "0"}};
+  o.namespace_settings.default_limits = {{"cpu", "500m"}, {"memory", "512Mi"}};
+  o.namespace_settings.default_requests = {{"cpu", "50m"}, {"memory", "64Mi"}};
+  o.namespace_settings.ingress_namespace_labels = {
+      {"kubernetes.io/metadata.name", "ingress-nginx"}};
+  return o;
+}
+
+absl::StatusOr<KubernetesProviderOptions> ParseProviderSettings(const ProviderSettings& settings) {
+  KubernetesProviderOptions o = DefaultProviderOptions();
+  static const std::set<std::string> kKnown = {"kubeconfig",
+                                               "context",
+                                               "kustomize_path",
+                                               "helm_path",
+                                               "render_timeout",
+                                               "render_max_bytes",
+                                               "render_temp_dir",
+                                               "resource_quota",
+                                               "limit_range_default",
+                                               "limit_range_default_request",
+                                               "network_policy",
+                                               "ingress_namespace_selector",
+                                               "ingress_class",
+                                               "tls_issuer",
+                                               "tls_issuer_kind",
+                                               "apply_concurrency",
+                                               "watch",
+                                               "log_tail_lines",
+                                               "base_domain"};
+  for (const auto& [key, value] : settings.values) {
+    if (kKnown.count(key) == 0) {
+      std::string known;
+      for (const std::string& k : kKnown) known += (known.empty() ? "" : ", ") + k;
+      return absl::InvalidArgumentError(
+          fmt::format("unknown setting '{}' for the Kubernetes provider (known: {})", key, known));
+    }
+    if (key == "kustomize_path") {
+      o.render.kustomize_path = value;
+    } else if (key == "helm_path") {
+      o.render.helm_path = value;
+    } else if (key == "render_temp_dir") {
+      o.render.temp_dir = value;
+    } else if (key == "render_timeout") {
+      absl::Duration d;
+      if (!absl::ParseDuration(value, &d) || d <= absl::ZeroDuration()) {
+        return absl::InvalidArgumentError(fmt::format(
+            "provider setting render_timeout: '{}' is not a positive duration (e.g. 60s)", value));
+      }
+      o.render.timeout = std::chrono::milliseconds(absl::ToInt64Milliseconds(d));
+    } else if (key == "render_max_bytes") {
+      absl::StatusOr<size_t> n = ParseBytes(value, key);
+      if (!n.ok()) return n.status();
+      o.render.max_output_bytes = *n;
+    } else if (key == "resource_quota") {
+      absl::StatusOr<std::map<std::string, std::string>> m = ParseKeyValueList(value, key);
+      if (!m.ok()) return m.status();
+      o.namespace_settings.quota = *std::move(m);
+    } else if (key == "limit_range_default") {
+      absl::StatusOr<std::map<std::string, std::string>> m = ParseKeyValueList(value, key);
+      if (!m.ok()) return m.status();
+      o.namespace_settings.default_limits = *std::move(m);
+    } else if (key == "limit_range_default_request") {
+      absl::StatusOr<std::map<std::string, std::string>> m = ParseKeyValueList(value, key);
+      if (!m.ok()) return m.status();
+      o.namespace_settings.default_requests = *std::move(m);
+    } else if (key == "ingress_namespace_selector") {
+      absl::StatusOr<std::map<std::string, std::string>> m = ParseKeyValueList(value, key);
+      if (!m.ok()) return m.status();
+      o.namespace_settings.ingress_namespace_labels = *std::move(m);
+    } else if (key == "network_policy") {
+      absl::StatusOr<bool> b = ParseBool(value, key);
+      if (!b.ok()) return b.status();
+      o.namespace_settings.network_policy = *b;
+    } else if (key == "ingress_class") {
+      o.ingress.ingress_class = value;
+    } else if (key == "tls_issuer") {
+      o.ingress.tls_issuer = value;
+    } else if (key == "tls_issuer_kind") {
+      if (value != "ClusterIssuer" && value != "Issuer") {
+        return absl::InvalidArgumentError(fmt::format(
+            "provider setting tls_issuer_kind: '{}' is neither ClusterIssuer nor Issuer", value));
+      }
+      o.ingress.tls_issuer_kind = value;
+    } else if (key == "apply_concurrency") {
+      absl::StatusOr<int64_t> n = ParseCount(value, key, 1, 64);
+      if (!n.ok()) return n.status();
+      o.applier.concurrency = static_cast<int>(*n);
+    } else if (key == "watch") {
+      absl::StatusOr<bool> b = ParseBool(value, key);
+      if (!b.ok()) return b.status();
+      o.watch = *b;
+    } else if (key == "log_tail_lines") {
+      absl::StatusOr<int64_t> n = ParseCount(value, key, 1, 1'000'000);
+      if (!n.ok()) return n.status();
+      o.log_tail_lines = *n;
+    } else if (key == "base_domain") {
+      o.base_domain = value;
+    }
+  }
+  return o;
+}
+
+KubernetesProvider::KubernetesProvider(std::shared_ptr<kube::KubeClient> client,
+                                       KubernetesProviderOptions options)
+    : client_(std::move(client)),
+      options_(std::move(options)),
+      renderer_(options_.render),
+      applier_(*client_, options_.applier) {
+  if (options_.watch) {
+    cache_ = std::make_unique<ReadinessCache>(*client_,
+                                              std::string(kManagedByLabel) + "=" + kManagedByValue);
+    cache_->Start();
+  }
+}
+
+KubernetesProvider::~KubernetesProvider() {
+  if (cache_) cache_->Stop();
+}
+
+ProviderInfo KubernetesProvider::Info() const { return {kProviderName, kVersion}; }
+
+void KubernetesProvider::SetChangeListener(ChangeListener listener) {
+  if (cache_) cache_->SetChangeListener(std::move(listener));
+}
+
+bool KubernetesProvider::WatchesSynced() const { return cache_ && cache_->Synced(); }
+
+std::optional<Observation> KubernetesProvider::ObserveFromWatches(const EnvironmentRef& ref) const {
+  if (!cache_) return std::nullopt;
+  return cache_->Evaluate(NamespaceOf(ref));
+}
+
+std::string KubernetesProvider::NamespaceOf(const EnvironmentRef& ref) const {
+  return ref.namespace_name.empty() ? "eph-" + ref.environment : ref.namespace_name;
+}
+
+std::string KubernetesProvider::LabelSelectorFor(const std::string& environment) const {
+  return fmt::format("{}={},{}={}", kManagedByLabel, kManagedByValue, kEnvironmentLabel,
+                     environment);
+}
+
+absl::StatusOr<ApplyResult> KubernetesProvider::Apply(const ApplyRequest& request) {
+  if (request.environment.empty()) return absl::InvalidArgumentError("no environment name");
+  const std::string ns =
+      request.namespace_name.empty() ? "eph-" + request.environment : request.namespace_name;
+  if (absl::Status st = kube::ValidatePathSegment(ns, "namespace"); !st.ok()) return st;
+
+  // 1. Render and check everything before the cluster is touched.
+  absl::StatusOr<RenderRequest> render = ParseKubernetesSection(request.config_json);
+  if (!render.ok()) return render.status();
+  render->source_dir = request.source_dir;
+  render->images = request.images;
+  render->namespace_name = ns;
+  absl::StatusOr<std::vector<json>> rendered = renderer_.Render(*render);
+  if (!rendered.ok()) return rendered.status();
+
+  std::string host = request.host;
+  while (!host.empty() && host.back() == '.') host.pop_back();
+  if (host.empty() && !options_.base_domain.empty()) {
+    host = request.environment + "." + options_.base_domain;
+  }
+  IngressSettings ingress = options_.ingress;
+  ingress.host = host;
+  ConfigureIngress(*rendered, ingress);
+  // Eph's own objects go through the same checks and labelling as the app's.
+  for (const std::optional<json>& own : {BuildResourceQuota(options_.namespace_settings),
+                                         BuildLimitRange(options_.namespace_settings),
+                                         BuildNetworkPolicy(options_.namespace_settings)}) {
+    if (own) rendered->push_back(*own);
+  }
+  std::map<std::string, std::string> labels = request.labels;
+  labels[kManagedByLabel] = kManagedByValue;
+  labels[kEnvironmentLabel] = request.environment;
+  absl::StatusOr<std::vector<PreparedObject>> prepared =
+      applier_.Prepare(*std::move(rendered), ns, labels);
+  if (!prepared.ok()) return prepared.status();
+  std::set<std::string> kinds;
+  std::set<std::string> keep;
+  for (const PreparedObject& p : *prepared) {
+    kinds.insert(p.kind_key);
+    keep.insert(p.id);
+  }
+
+  // 2. The namespace: ours, or new.
+  const std::string ns_path = "/api/v1/namespaces/" + ns;
+  bool first_apply = true;
+  std::set<std::string> previous_kinds;
+  std::string previous_sha;
+  absl::StatusOr<json> existing = client_->Get(ns_path);
+  if (existing.ok()) {
+    if (Label(*existing, kManagedByLabel) != kManagedByValue ||
+        Label(*existing, kEnvironmentLabel) != request.environment) {
+      return absl::FailedPreconditionError(fmt::format(
+          "namespace {} exists and does not belong to environment {} (labels {}={} and {}={} "
+          "missing); Eph does not take over namespaces it did not create",
+          ns, request.environment, kManagedByLabel, kManagedByValue, kEnvironmentLabel,
+          request.environment));
+    }
+    if (Meta(*existing).contains("deletionTimestamp")) {
+      return absl::UnavailableError(fmt::format(
+          "namespace {} is still being deleted (an earlier attempt or a destroy); it can be "
+          "created again once it is gone",
+          ns));
+    }
+    previous_kinds = SplitKinds(Annotation(*existing, kAppliedKindsAnnotation));
+    previous_sha = Annotation(*existing, kAppliedShaAnnotation);
+    first_apply = previous_sha.empty();
+  } else if (!absl::IsNotFound(existing.status())) {
+    return existing.status();
+  }
+  std::set<std::string> all_kinds = kinds;
+  all_kinds.insert(previous_kinds.begin(), previous_kinds.end());
+  std::map<std::string, std::string> annotations = {
+      {kAppliedKindsAnnotation, JoinKinds(all_kinds)}};
+  if (!previous_sha.empty()) annotations[kAppliedShaAnnotation] = previous_sha;
+  if (absl::StatusOr<json> applied_ns =
+          applier_.ApplyOne(ns_path, BuildNamespace(ns, labels, annotations), "v1/Namespace " + ns);
+      !applied_ns.ok()) {
+    return applied_ns.status();
+  }
+
+  // 3. Everything else. On a first apply that cannot succeed, nothing stays behind.
+  absl::StatusOr<std::vector<json>> applied = applier_.ApplyAll(*prepared);
+  if (!applied.ok()) {
+    if (first_apply && IsTerminal(applied.status())) {
+      kube::DeleteOptions del;
+      del.propagation_policy = "Background";
+      if (absl::Status st = client_->Delete(ns_path, del); !st.ok() && !absl::IsNotFound(st)) {
+        spdlog::warn("kubernetes: {}: could not remove namespace {} after a failed first apply: {}",
+                     request.environment, ns, st.ToString());
+      }
+    }
+    return applied.status();
+  }
+  RecordExpectations(ns, *prepared, *applied, host);
+
+  // 4. Prune what the render no longer has, then record what this apply consists of.
+  absl::StatusOr<PruneResult> pruned =
+      applier_.Prune(ns, LabelSelectorFor(request.environment), all_kinds, keep);
+  if (!pruned.ok()) return pruned.status();
+  annotations[kAppliedKindsAnnotation] = JoinKinds(kinds);
+  annotations[kAppliedShaAnnotation] = request.head_sha.empty() ? "unknown" : request.head_sha;
+  if (absl::StatusOr<json> applied_ns =
+          applier_.ApplyOne(ns_path, BuildNamespace(ns, labels, annotations), "v1/Namespace " + ns);
+      !applied_ns.ok()) {
+    return applied_ns.status();
+  }
+  ApplyResult result;
+  result.handle = "namespace/" + ns;
+  result.summary = fmt::format("{} objects applied to namespace {}", prepared->size(), ns);
+  if (pruned->deleted > 0) result.summary += fmt::format(", {} pruned", pruned->deleted);
+  spdlog::info("kubernetes: {}: {}", request.environment, result.summary);
+  return result;
+}
+
+void KubernetesProvider::RecordExpectations(const std::string& ns,
+                                            const std::vector<PreparedObject>& objects,
+                                            const std::vector<json>& applied,
+                                            const std::string& host) {
+  std::vector<Expected> expected;
+  for (size_t i = 0; i < objects.size() && i < applied.size(); ++i) {
+    const std::string kind = Str(objects[i].object, "kind");
+    if (kind != "Deployment" && kind != "StatefulSet" && kind != "DaemonSet" && kind != "Job" &&
+        kind != "Pod") {
+      continue;
+    }
+    Expected e;
+    e.kind = kind;
+    e.name = Str(Meta(objects[i].object), "name");
+    e.path = objects[i].path;
+    const json& gen = Meta(applied[i]).value("generation", json());
+    e.generation = gen.is_number_integer() ? gen.get<int64_t>() : 0;
+    expected.push_back(std::move(e));
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  expected_[ns] = std::move(expected);
+  hosts_[ns] = host;
+}
+
+absl::StatusOr<NamespaceSnapshot> KubernetesProvider::ReadNamespaceDirectly(const std::string& ns) {
+  NamespaceSnapshot snap;
+  absl::StatusOr<json> ns_object = client_->Get("/api/v1/namespaces/" + ns);
+  if (!ns_object.ok()) {
+    if (absl::IsNotFound(ns_object.status())) return snap;
+    return ns_object.status();
+  }
+  snap.namespace_object = TrimForCache(*ns_object);
+  const std::string selector = std::string(kManagedByLabel) + "=" + kManagedByValue;
+  for (const WatchedKind& kind : ReadinessKinds()) {
+    if (kind.kind == "Namespace") continue;
+    absl::StatusOr<kube::ListResult> list =
+        client_->List(InNamespace(kind.collection_path, ns), {.label_selector = selector});
+    if (!list.ok()) return list.status();
+    for (const json& item : list->items) snap.objects.push_back(TrimForCache(item));
+  }
+  return snap;
+}
+
+absl::StatusOr<Observation> KubernetesProvider::Observe(const EnvironmentRef& ref) {
+  const std::string ns = NamespaceOf(ref);
+  if (absl::Status st = kube::ValidatePathSegment(ns, "namespace"); !st.ok()) return st;
+  std::optional<NamespaceSnapshot> snap;
+  if (cache_) snap = cache_->Snapshot(ns);
+  if (!snap) {
+    absl::StatusOr<NamespaceSnapshot> direct = ReadNamespaceDirectly(ns);
+    if (!direct.ok()) return direct.status();
+    snap = *std::move(direct);
+  }
+  std::vector<Expected> expected;
+  std::string host;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = expected_.find(ns); it != expected_.end()) expected = it->second;
+    if (auto it = hosts_.find(ns); it != hosts_.end()) host = it->second;
+  }
+  // The watch may not have delivered what the last Apply wrote yet: read those objects directly
+  // rather than judge an old generation.
+  if (!snap->namespace_object.is_null()) {
+    for (const Expected& e : expected) {
+      auto it = std::find_if(snap->objects.begin(), snap->objects.end(), [&](const json& o) {
+        return Str(o, "kind") == e.kind && Str(Meta(o), "name") == e.name;
+      });
+      if (it != snap->objects.end()) {
+        const json& gen = Meta(*it).value("generation", json());
+        if (gen.is_number_integer() && gen.get<int64_t>() >= e.generation) continue;
+      }
+      absl::StatusOr<json> fresh = client_->Get(e.path);
+      if (!fresh.ok()) {
+        if (absl::IsNotFound(fresh.status())) continue;
+        return fresh.status();
+      }
+      json trimmed = TrimForCache(*fresh);
+      if (it != snap->objects.end()) {
+        *it = std::move(trimmed);
+      } else {
+        snap->objects.push_back(std::move(trimmed));
+      }
+    }
+  }
+  Observation obs = SummarizeEnvironment(snap->namespace_object, snap->objects);
+  if (obs.phase == Phase::kReady && !host.empty()) obs.url = "https://" + host;
+  return obs;
+}
+
+absl::StatusOr<DestroyResult> KubernetesProvider::Destroy(const EnvironmentRef& ref) {
+  const std::string ns = NamespaceOf(ref);
+  if (absl::Status st = kube::ValidatePathSegment(ns, "namespace"); !st.ok()) return st;
+  const std::string path = "/api/v1/namespaces/" + ns;
+  DestroyResult result;
+  absl::StatusOr<json> existing = client_->Get(path);
+  if (!existing.ok()) {
+    if (!absl::IsNotFound(existing.status())) return existing.status();
+    std::lock_guard<std::mutex> lock(mu_);
+    expected_.erase(ns);
+    hosts_.erase(ns);
+    result.done = true;
+    return result;
+  }
+  if (Label(*existing, kManagedByLabel) != kManagedByValue) {
+    return absl::FailedPreconditionError(
+        fmt::format("namespace {} is not managed by Eph (no {}={} label); Eph does not delete it",
+                    ns, kManagedByLabel, kManagedByValue));
+  }
+  if (!ref.environment.empty() && Label(*existing, kEnvironmentLabel) != ref.environment) {
+    return absl::FailedPreconditionError(
+        fmt::format("namespace {} belongs to environment '{}', not '{}'; Eph does not delete it",
+                    ns, Label(*existing, kEnvironmentLabel), ref.environment));
+  }
+  if (!Meta(*existing).contains("deletionTimestamp")) {
+    kube::DeleteOptions del;
+    del.propagation_policy = "Background";
+    del.precondition_uid = Str(Meta(*existing), "uid");
+    absl::Status st = client_->Delete(path, del);
+    if (absl::IsNotFound(st)) {
+      result.done = true;
+      return result;
+    }
+    if (!st.ok()) return st;
+  }
+  result.done = false;
+  result.message = fmt::format("namespace {} is terminating", ns);
+  return result;
+}
+
+absl::StatusOr<std::vector<OwnedObject>> KubernetesProvider::ListOwned() {
+  absl::StatusOr<kube::ListResult> list =
+      client_->List("/api/v1/namespaces",
+                    {.label_selector = std::string(kManagedByLabel) + "=" + kManagedByValue});
+  if (!list.ok()) return list.status();
+  std::vector<OwnedObject> out;
+  for (const json& item : list->items) {
+    OwnedObject o;
+    o.kind = "Namespace";
+    o.name = Str(Meta(item), "name");
+    o.environment = Label(item, kEnvironmentLabel);
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<KubernetesProvider>> NewKubernetesProvider(
+    const ProviderSettings& settings) {
+  absl::StatusOr<KubernetesProviderOptions> options = ParseProviderSettings(settings);
+  if (!options.ok()) return options.status();
+  auto get = [&](const char* key) {
+    auto it = settings.values.find(key);
+    return it == settings.values.end() ? std::string() : it->second;
+  };
+  absl::StatusOr<kube::KubeConfig> config;
+  if (!get("kubeconfig").empty()) {
+    kube::KubeconfigOptions ko;
+    ko.context = get("context");
+    config = kube::LoadKubeconfig(get("kubeconfig"), ko);
+  } else {
+    config = kube::LoadInClusterConfig();
+    if (!config.ok()) {
+      return absl::FailedPreconditionError(fmt::format(
+          "no kubeconfig is set and Eph is not running in a pod ({}); set EPH_KUBECONFIG",
+          kube::MessageOf(config.status())));
+    }
+  }
+  if (!config.ok()) return config.status();
+  auto client = std::make_shared<kube::KubeClient>(*std::move(config));
+  return std::make_unique<KubernetesProvider>(std::move(client), *std::move(options));
+}
+
+absl::Status RegisterKubernetesProvider(ProviderRegistry& registry) {
+  return registry.RegisterFactory(
+      kProviderName,
+      [](const ProviderSettings& settings) -> absl::StatusOr<std::unique_ptr<Provider>> {
+        absl::StatusOr<std::unique_ptr<KubernetesProvider>> p = NewKubernetesProvider(settings);
+        if (!p.ok()) return p.status();
+        return std::unique_ptr<Provider>(std::move(*p));
+      });
+}
+
+}  // namespace eph::providers::kubernetes

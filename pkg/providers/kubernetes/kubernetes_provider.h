@@ -1,0 +1,139 @@
+// KubernetesProvider: an environment is a namespace in a real cluster.
+//
+//   Apply     render (manifest_renderer.h) -> check every object (kube_applier.h) -> namespace
+//             eph-<name> with the Eph labels, ResourceQuota, LimitRange and an isolating
+//             NetworkPolicy -> server-side apply of every object (fieldManager eph) -> the Ingress
+//             on the environment's host -> prune what a later render dropped. Errors in the
+//             manifests (unknown kind, invalid field, cluster-scoped object, other namespace, a
+//             render too large) are InvalidArgument with the API's or the renderer's message; on
+//             the first apply nothing is left behind (the namespace is deleted), on an update the
+//             running version stays.
+//   Observe   from a watch-fed cache of Deployments, ReplicaSets, StatefulSets, DaemonSets, Jobs,
+//             Pods and Namespaces (readiness_cache.h), evaluated by workload_status.h; a direct
+//             read when the cache is not synced or has not caught up with the last Apply.
+//   Destroy   deletes the namespace (propagation Background); done once it is gone.
+//   Logs      streams the pods of a component (Deployment, StatefulSet, DaemonSet or Job name).
+//   ListOwned namespaces labelled eph.dev/managed-by=eph, with their environment label.
+//
+// Bookkeeping lives on the namespace: annotation eph.dev/applied-kinds lists every kind Eph
+// applied there (what Prune lists), eph.dev/applied-sha the commit of the last complete apply
+// (without it, an apply counts as the first one).
+//
+// Eph never changes or deletes a namespace without eph.dev/managed-by=eph and the environment's
+// own eph.dev/environment label: such a namespace is FailedPrecondition.
+//
+// Settings (ProviderSettings::values; docs/provider-kubernetes.md has the full table):
+//   kubeconfig, context, kustomize_path, helm_path, render_timeout, render_max_bytes,
+//   render_temp_dir, resource_quota, limit_range_default, limit_range_default_request,
+//   network_policy, ingress_namespace_selector, ingress_class, tls_issuer, tls_issuer_kind,
+//   apply_concurrency, watch, log_tail_lines, base_domain.
+//
+// Thread-safety: every method may be called from many threads at once (the reconciler never
+// runs two calls for one environment at the same time).
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "pkg/kube/kube_client.h"
+#include "pkg/providers/kubernetes/environment_objects.h"
+#include "pkg/providers/kubernetes/kube_applier.h"
+#include "pkg/providers/kubernetes/manifest_renderer.h"
+#include "pkg/providers/kubernetes/readiness_cache.h"
+#include "pkg/providers/provider.h"
+
+namespace eph::providers::kubernetes {
+
+inline constexpr char kProviderName[] = "kubernetes";
+
+struct KubernetesProviderOptions {
+  RendererOptions render;
+  NamespaceSettings namespace_settings;
+  IngressSettings ingress;  // `host` comes from each ApplyRequest
+  ApplierOptions applier;
+  bool watch = true;             // false: Observe always reads the API (tests, tools)
+  int64_t log_tail_lines = 200;  // LogsRequest::tail_lines == 0
+  std::string base_domain;       // for requests without a host
+};
+
+// The defaults: quota pods=50, requests.cpu=8, requests.memory=16Gi, limits.cpu=16,
+// limits.memory=32Gi, services.loadbalancers=0, services.nodeports=0; container defaults
+// cpu=500m/memory=512Mi (limit) and cpu=50m/memory=64Mi (request); ingress from the namespace
+// labelled kubernetes.io/metadata.name=ingress-nginx.
+KubernetesProviderOptions DefaultProviderOptions();
+
+// Settings -> options (everything but the connection). InvalidArgument naming the setting.
+[[nodiscard]] absl::StatusOr<KubernetesProviderOptions> ParseProviderSettings(
+    const ProviderSettings& settings);
+
+class KubernetesProvider final : public Provider {
+ public:
+  // Starts the readiness watches when options.watch.
+  KubernetesProvider(std::shared_ptr<kube::KubeClient> client, KubernetesProviderOptions options);
+  ~KubernetesProvider() override;
+  KubernetesProvider(const KubernetesProvider&) = delete;
+  KubernetesProvider& operator=(const KubernetesProvider&) = delete;
+
+  ProviderInfo Info() const override;
+  absl::StatusOr<ApplyResult> Apply(const ApplyRequest& request) override;
+  absl::StatusOr<Observation> Observe(const EnvironmentRef& ref) override;
+  absl::StatusOr<DestroyResult> Destroy(const EnvironmentRef& ref) override;
+  absl::Status Logs(const LogsRequest& request, const LogSink& sink) override;
+  absl::StatusOr<std::vector<OwnedObject>> ListOwned() override;
+
+  // Called (on a watch thread) with an environment's name whenever its readiness as seen by the
+  // watches changes: the reconciler enqueues the environment's key and calls Observe. Replaces
+  // any earlier listener; an empty function removes it.
+  void SetChangeListener(ChangeListener listener);
+
+  // True once the readiness watches have listed everything (always false without watches).
+  bool WatchesSynced() const;
+
+  // What the watches alone say about an environment (no direct reads); nullopt without watches
+  // or before they synced. For tests and the benchmark: Observe is what the reconciler uses.
+  std::optional<Observation> ObserveFromWatches(const EnvironmentRef& ref) const;
+
+  kube::KubeClient& client() { return *client_; }
+
+ private:
+  struct Expected {
+    std::string kind;
+    std::string name;
+    std::string path;
+    int64_t generation = 0;
+  };
+
+  absl::StatusOr<NamespaceSnapshot> ReadNamespaceDirectly(const std::string& ns);
+  void RecordExpectations(const std::string& ns, const std::vector<PreparedObject>& objects,
+                          const std::vector<nlohmann::json>& applied, const std::string& host);
+  std::string NamespaceOf(const EnvironmentRef& ref) const;
+  std::string LabelSelectorFor(const std::string& environment) const;
+
+  const std::shared_ptr<kube::KubeClient> client_;
+  const KubernetesProviderOptions options_;
+  ManifestRenderer renderer_;
+  KubeApplier applier_;
+  std::unique_ptr<ReadinessCache> cache_;
+
+  std::mutex mu_;
+  std::map<std::string, std::vector<Expected>> expected_;  // by namespace, from the last Apply
+  std::map<std::string, std::string> hosts_;               // by namespace, from the last Apply
+};
+
+// Builds the provider from ephd's settings: the client from `kubeconfig` (and `context`), or the
+// in-cluster service account when `kubeconfig` is empty.
+[[nodiscard]] absl::StatusOr<std::unique_ptr<KubernetesProvider>> NewKubernetesProvider(
+    const ProviderSettings& settings);
+
+// Registers NewKubernetesProvider as factory "kubernetes". Separate from RegisterBuiltinProviders
+// (pkg/providers/provider.cc) because eph_providers cannot depend on this library, which depends
+// on it; ephd calls both.
+[[nodiscard]] absl::Status RegisterKubernetesProvider(ProviderRegistry& registry);
+
+}  // namespace eph::providers::kubernetes
