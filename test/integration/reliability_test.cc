@@ -180,7 +180,21 @@ TEST(ReliabilityTest, KillNineWhileDeliveriesStreamInLosesNothingAndDoublesNothi
     }
     return n;
   };
-  while (failed_count() < kPullRequests && std::chrono::steady_clock::now() < deadline) {
+  // A failed environment is saved before its comment is written, and a pull request whose comment
+  // the killed ephd never wrote is only reported when its redelivered key comes up: converged
+  // means every environment failed and every pull request shows its sticky comment.
+  auto commented_count = [&] {
+    std::set<int64_t> prs;
+    const json github_state = standin.State();
+    for (const json& c : github_state["comments"]) {
+      if (c.value("body", "").find("<!-- eph:environment=") != std::string::npos) {
+        prs.insert(c.value("issue_number", int64_t{0}));
+      }
+    }
+    return static_cast<int>(prs.size());
+  };
+  while ((failed_count() < kPullRequests || commented_count() < kPullRequests) &&
+         std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(100ms);
   }
   again.process->Signal(SIGTERM);
