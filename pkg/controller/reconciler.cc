@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "pkg/config/duration.h"
 #include "pkg/controller/decision.h"
 #include "pkg/controller/render.h"
@@ -71,7 +72,27 @@ bool SameRow(const Environment& a, const Environment& b) {
 }
 
 std::string Fingerprint(const Environment& env) {
-  return StateName(env.state) + "|" + env.reason + "|" + env.url + "|" + env.head_sha;
+  return StateName(env.state) + "|" + env.reason + "|" + env.url + "|" + env.head_sha + "|" +
+         (env.expires_at ? FormatRfc3339(*env.expires_at) : "kept");
+}
+
+// "2d 3h", "5h 10m", "12m": coarse, for people.
+std::string Remaining(Duration left) {
+  const int64_t minutes = std::max<int64_t>(
+      0, std::chrono::duration_cast<std::chrono::minutes>(left).count());
+  const int64_t days = minutes / (24 * 60), hours = minutes / 60 % 24, mins = minutes % 60;
+  if (days > 0) return absl::StrCat(days, "d ", hours, "h");
+  if (hours > 0) return absl::StrCat(hours, "h ", mins, "m");
+  return absl::StrCat(mins, "m");
+}
+
+// The TTL line of a live environment's comment. The time left is as of the comment's writing;
+// the absolute time is what stays true.
+std::string ExpiryLine(const Environment& env, TimePoint now) {
+  if (!env.expires_at) return "Kept: no TTL (`/eph down` removes it).";
+  std::string when = FormatRfc3339(*env.expires_at);
+  return "Expires " + when + " (in " + Remaining(*env.expires_at - now) +
+         "). `/eph extend 24h` adds time, `/eph keep` removes the TTL.";
 }
 
 std::string NamespaceOf(const Environment& env, const EnvRecord& record,
@@ -703,8 +724,11 @@ absl::StatusOr<Environment> EnvironmentReconciler::Report(Environment env) {
   if (record.reported == fingerprint) return env;
 
   const std::string marker = CommentMarker(env.name);
-  const std::string body =
+  std::string body =
       marker + "\n**Preview environment** `" + env.name + "`\n\n" + StatusLine(env, record) + "\n";
+  if (env.state != EnvState::kDestroyed && env.state != EnvState::kDestroying) {
+    body += "\n" + ExpiryLine(env, clock_.Now()) + "\n";
+  }
   absl::Status forge_error = forge_.UpsertComment(env.project, env.pr_number, marker, body);
 
   std::optional<forge::DeploymentState> deployment_state = DeploymentStateFor(env.state);

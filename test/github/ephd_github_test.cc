@@ -11,6 +11,7 @@
 
 #include "pkg/forge/github/github_http.h"
 #include "pkg/webhook/signature.h"
+#include "test/github/ephd_harness.h"
 #include "test/github/standin_process.h"
 #include "test/support/process.h"
 #include "test/support/testbed.h"
@@ -18,48 +19,17 @@
 namespace eph {
 namespace {
 
+using testing::ApiGet;
+using testing::EphdBinary;
+using testing::EphdProcess;
+using testing::kSecret;
+using testing::Post;
+using testing::StickyComment;
+using testing::WaitFor;
+
 using ::testing::HasSubstr;
 using json = nlohmann::json;
 using namespace std::chrono_literals;
-
-constexpr char kSecret[] = "github-webhook-secret";
-
-std::string EphdBinary() { return testing::BinaryDir() + "/cmd/ephd/ephd"; }
-
-struct EphdProcess {
-  std::string dir;
-  std::string url;
-  std::unique_ptr<testing::ChildProcess> process;
-
-  explicit EphdProcess(std::map<std::string, std::string> env) {
-    dir = testing::MakeTempDir("ephd-github");
-    env["EPH_GITHUB_WEBHOOK_SECRET"] = kSecret;
-    process = std::make_unique<testing::ChildProcess>(
-        std::vector<std::string>{EphdBinary(), "--listen", "127.0.0.1:0", "--state",
-                                 "sqlite:" + dir + "/eph.db"},
-        env, dir);
-    auto port =
-        process->WaitForOutput(std::regex("listening on http://127\\.0\\.0\\.1:(\\d+)"), 30s);
-    if (!port) {
-      ADD_FAILURE() << "ephd did not start:\n" << process->Output();
-      return;
-    }
-    url = "http://127.0.0.1:" + *port;
-  }
-  ~EphdProcess() {
-    process->Signal(SIGTERM);
-    EXPECT_EQ(process->Wait(20s), 0) << process->Output();
-  }
-};
-
-forge::github::HttpAnswer Post(const std::string& url, std::vector<std::string> headers,
-                               const std::string& body) {
-  forge::github::HttpExchange exchange{.method = "POST", .url = url, .headers = std::move(headers)};
-  exchange.body = body;
-  auto answer = forge::github::PerformHttp(exchange);
-  EXPECT_TRUE(answer.ok()) << answer.status();
-  return answer.ok() ? *answer : forge::github::HttpAnswer{};
-}
 
 TEST(EphdGitHubTest, EveryWebhookExampleIsAcceptedWithoutAServerError) {
   const std::string dir = testing::MakeTempDir("webhook-examples");
@@ -91,38 +61,6 @@ TEST(EphdGitHubTest, EveryWebhookExampleIsAcceptedWithoutAServerError) {
   EXPECT_EQ(events, (std::set<std::string>{"pull_request", "check_suite", "check_run", "status",
                                            "issue_comment", "installation",
                                            "installation_repositories", "ping"}));
-}
-
-// The stand-in's sticky comment body for `repo`#`number`, or "".
-std::string StickyComment(testing::StandInProcess& standin, int64_t number) {
-  const json state = standin.State();
-  for (const json& c : state["comments"]) {
-    if (c.value("issue_number", 0) == number &&
-        c.value("body", "").find("<!-- eph:environment=") != std::string::npos) {
-      return c.value("body", "");
-    }
-  }
-  return "";
-}
-
-// Polls `condition` until it holds or `timeout` passes.
-bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(100ms);
-  }
-  return condition();
-}
-
-json ApiGet(const std::string& url, const std::string& token) {
-  forge::github::HttpExchange exchange{
-      .method = "GET", .url = url, .headers = {"Authorization: Bearer " + token}};
-  auto answer = forge::github::PerformHttp(exchange);
-  EXPECT_TRUE(answer.ok()) << answer.status();
-  if (!answer.ok()) return nullptr;
-  EXPECT_EQ(answer->status, 200) << answer->body;
-  return json::parse(answer->body, nullptr, false);
 }
 
 TEST(EphdGitHubTest, LabelledPullRequestGetsAnEnvironmentAndTheConversationSaysWhatHappened) {

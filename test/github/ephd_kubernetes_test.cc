@@ -1,0 +1,177 @@
+// The whole path, end to end: a labelled pull request on the GitHub stand-in, a webhook to a
+// running ephd with the Kubernetes provider on the test bed's real control plane, a namespace
+// with the app in it, a sticky comment with the URL and a successful GitHub deployment; a push
+// updates it; closing the pull request removes the namespace and marks the deployment inactive.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "test/github/ephd_harness.h"
+#include "test/github/standin_process.h"
+#include "test/support/process.h"
+#include "test/support/testbed.h"
+
+namespace eph {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using testing::ApiGet;
+using testing::EphdProcess;
+using testing::kSecret;
+using testing::StickyComment;
+using testing::WaitFor;
+using ::testing::HasSubstr;
+using namespace std::chrono_literals;
+
+// The multi-service fixture (test/kubernetes/app: 12 Deployments, kustomize base and overlay),
+// as repository files for the stand-in.
+json FixtureFiles() {
+  const fs::path root = testing::SourceDir() + "/test/kubernetes/app";
+  json files = json::object();
+  for (const auto& entry : fs::recursive_directory_iterator(root)) {
+    if (!entry.is_regular_file()) continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    files[fs::relative(entry.path(), root).string()] = text.str();
+  }
+  return files;
+}
+
+std::string Kube(const std::string& key) { return testing::TestbedValue("kubernetes", key); }
+
+// `kubectl get` of one object as JSON, or nullptr when it does not exist.
+json KubectlGet(const std::vector<std::string>& what) {
+  std::vector<std::string> argv = {Kube("EPH_TEST_KUBE_BIN") + "/kubectl", "--kubeconfig",
+                                   Kube("EPH_TEST_KUBECONFIG"), "get", "-o", "json"};
+  argv.insert(argv.end(), what.begin(), what.end());
+  auto got = testing::RunCommand(argv);
+  if (got.exit_code != 0) return nullptr;
+  return json::parse(got.out, nullptr, false);
+}
+
+json Deliver(testing::StandInProcess& standin, const EphdProcess& ephd, json body) {
+  body["url"] = ephd.url + "/webhooks/github";
+  body["secret"] = kSecret;
+  body["repo"] = "acme/shop";
+  return standin.Request("POST", "/_standin/deliver", body);
+}
+
+std::vector<std::string> DeploymentStates(const json& state) {
+  std::vector<std::string> out;
+  for (const json& d : state["deployments"]) {
+    for (const json& s : d["statuses"]) out.push_back(s.value("state", ""));
+  }
+  return out;
+}
+
+TEST(EphdKubernetesTest, PullRequestLifeOnARealClusterFromLabelToClose) {
+  testing::StandInProcess standin;
+  ASSERT_FALSE(standin.url().empty());
+  standin.Request("POST", "/_standin/repos",
+                  {{"owner", "acme"}, {"repo", "shop"}, {"files", FixtureFiles()}});
+  standin.Request("PUT", "/_standin/repos/acme/shop/pulls/7",
+                  {{"labels", {"preview"}}, {"head_ref", "feature-7"}, {"user", "octocat"}});
+  const std::string bin = Kube("EPH_TEST_KUBE_BIN");
+  EphdProcess ephd({{"EPH_GITHUB_API_URL", standin.url()},
+                    {"EPH_GITHUB_TOKEN", testing::kStandInToken},
+                    {"EPH_KUBECONFIG", Kube("EPH_TEST_KUBECONFIG")},
+                    {"EPH_KUSTOMIZE_PATH", bin + "/kustomize"},
+                    {"EPH_HELM_PATH", bin + "/helm"}});
+  ASSERT_FALSE(ephd.url.empty());
+  const std::string token = testing::CreateApiToken(ephd);
+
+  json delivered =
+      Deliver(standin, ephd,
+              {{"event", "pull_request"}, {"action", "labeled"}, {"number", 7}, {"label", "preview"}});
+  ASSERT_EQ(delivered.value("status", 0) / 100, 2) << delivered;
+
+  // Ready: the comment has the URL, the deployment succeeded with it, the namespace holds the app.
+  ASSERT_TRUE(WaitFor([&] { return StickyComment(standin, 7).find("Ready at") != std::string::npos; },
+                      120s))
+      << StickyComment(standin, 7) << "\n"
+      << ephd.process->Output();
+  json list = ApiGet(ephd.url + "/api/v1/environments", token);
+  ASSERT_EQ(list["items"].size(), 1u) << list;
+  const json env = list["items"][0];
+  const std::string name = env.value("name", "");
+  EXPECT_EQ(env.value("state", ""), "ready") << env;
+  EXPECT_THAT(env.value("url", ""), HasSubstr(name + ".preview.localhost"));
+  EXPECT_THAT(StickyComment(standin, 7), HasSubstr(env.value("url", "")));
+  EXPECT_THAT(StickyComment(standin, 7), HasSubstr("Expires"));
+  const std::string ns = "eph-" + name;
+  json namespace_object = KubectlGet({"namespace", ns});
+  ASSERT_TRUE(namespace_object.is_object()) << ns;
+  EXPECT_EQ(namespace_object["metadata"]["labels"].value("eph.dev/environment", ""), name);
+  json deployments = KubectlGet({"deployments", "-n", ns});
+  ASSERT_TRUE(deployments.is_object());
+  EXPECT_GE(deployments["items"].size(), 10u);
+  for (const json& d : deployments["items"]) {
+    const std::string image = d["spec"]["template"]["spec"]["containers"][0].value("image", "");
+    EXPECT_THAT(image, HasSubstr(":pr-7")) << d["metadata"].value("name", "");
+  }
+  json state = standin.State();
+  ASSERT_EQ(state["deployments"].size(), 1u) << state["deployments"];
+  EXPECT_EQ(state["deployments"][0]["statuses"].back().value("state", ""), "success");
+  EXPECT_EQ(state["deployments"][0]["statuses"].back().value("environment_url", ""),
+            env.value("url", ""));
+
+  // A push that drops a service: the environment is updated and the Deployment pruned.
+  json files = FixtureFiles();
+  std::string kustomization = files["base/kustomization.yaml"];
+  const auto at = kustomization.find("  - notifications.yaml\n");
+  ASSERT_NE(at, std::string::npos) << kustomization;
+  kustomization.erase(at, std::string("  - notifications.yaml\n").size());
+  std::string overlay = files["overlays/preview/kustomization.yaml"];
+  const std::string replicas = "  - name: notifications\n    count: 1\n";
+  const auto in_overlay = overlay.find(replicas);
+  ASSERT_NE(in_overlay, std::string::npos) << overlay;
+  overlay.erase(in_overlay, replicas.size());
+  json commit = standin.Request("POST", "/_standin/repos/acme/shop/commits",
+                                {{"branch", "feature-7"},
+                                 {"files",
+                                  {{"base/kustomization.yaml", kustomization},
+                                   {"overlays/preview/kustomization.yaml", overlay}}}});
+  ASSERT_TRUE(commit.contains("sha")) << commit;
+  standin.Request("PUT", "/_standin/repos/acme/shop/pulls/7", {{"head_sha", commit["sha"]}});
+  Deliver(standin, ephd, {{"event", "pull_request"}, {"action", "synchronize"}, {"number", 7}});
+  const std::string short_sha = commit["sha"].get<std::string>().substr(0, 7);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const std::string c = StickyComment(standin, 7);
+        return c.find("Ready at") != std::string::npos && c.find(short_sha) != std::string::npos;
+      },
+      120s))
+      << StickyComment(standin, 7) << "\n"
+      << ephd.process->Output();
+  EXPECT_TRUE(KubectlGet({"deployment", "-n", ns, "notifications"}).is_null())
+      << "the dropped Deployment was not pruned";
+  EXPECT_TRUE(KubectlGet({"deployment", "-n", ns, "frontend"}).is_object());
+
+  // Closed: the namespace is deleted and gone, the deployment inactive, the comment says why.
+  standin.Request("PUT", "/_standin/repos/acme/shop/pulls/7", {{"state", "closed"}});
+  Deliver(standin, ephd, {{"event", "pull_request"}, {"action", "closed"}, {"number", 7}});
+  ASSERT_TRUE(WaitFor(
+      [&] { return StickyComment(standin, 7).find("Destroyed") != std::string::npos; }, 120s))
+      << StickyComment(standin, 7) << "\n"
+      << ephd.process->Output();
+  EXPECT_TRUE(KubectlGet({"namespace", ns}).is_null()) << "namespace " << ns << " is left";
+  state = standin.State();
+  const std::vector<std::string> states = DeploymentStates(state);
+  ASSERT_FALSE(states.empty());
+  EXPECT_EQ(states.back(), "inactive") << json(states);
+  EXPECT_THAT(states, ::testing::Contains("in_progress"));
+  int sticky = 0;
+  for (const json& c : state["comments"]) {
+    sticky += c.value("body", "").find("<!-- eph:environment=") != std::string::npos;
+  }
+  EXPECT_EQ(sticky, 1);
+  EXPECT_EQ(standin.Violations(), json::array());
+}
+
+}  // namespace
+}  // namespace eph
