@@ -44,6 +44,8 @@ EnvRecord ParseEnvRecord(const std::string& spec_json) {
   r.deployment_id = Get<int64_t>(*c, "deployment_id", 0);
   r.deployment_sha = Get<std::string>(*c, "deployment_sha", "");
   r.reported = Get<std::string>(*c, "reported", "");
+  r.last_comment_id = Get<int64_t>(*c, "last_comment_id", 0);
+  r.command_note = Get<std::string>(*c, "command_note", "");
   return r;
 }
 
@@ -56,6 +58,8 @@ std::string EnvRecordJson(const EnvRecord& r) {
                      {"provider_touched", r.provider_touched}, {"deployment_id", r.deployment_id},
                      {"deployment_sha", r.deployment_sha},     {"reported", r.reported}};
   if (r.block_recreate.has_value()) controller["block_recreate"] = *r.block_recreate;
+  if (r.last_comment_id != 0) controller["last_comment_id"] = r.last_comment_id;
+  if (!r.command_note.empty()) controller["command_note"] = r.command_note;
   json j = {{"namespace", r.namespace_name},
             {"trigger_labels", r.trigger_labels},
             {"idle_timeout_ms", r.idle_timeout_ms},

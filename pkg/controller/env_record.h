@@ -36,6 +36,10 @@ struct EnvRecord {
   int64_t deployment_id = 0;  // forge deployment for deployment_sha
   std::string deployment_sha;
   std::string reported;  // fingerprint of the status last written to the forge
+  // `/eph` commands: the newest comment handled (GitHub comment ids only grow), and what the
+  // last one did, shown in the sticky comment.
+  int64_t last_comment_id = 0;
+  std::string command_note;
 };
 
 EnvRecord ParseEnvRecord(const std::string& spec_json);

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "pkg/config/duration.h"
+#include "pkg/controller/commands.h"
 #include "pkg/controller/decision.h"
 #include "pkg/controller/render.h"
 #include "pkg/controller/retry_policy.h"
@@ -70,6 +71,9 @@ bool SameRow(const Environment& a, const Environment& b) {
   return a.state == b.state && a.reason == b.reason && a.url == b.url && a.provider == b.provider &&
          a.head_sha == b.head_sha && a.spec_json == b.spec_json && a.expires_at == b.expires_at;
 }
+
+// Commands read per pass; more wait for the next pass (the key is requeued by the next comment).
+constexpr int kMaxCommandsPerPass = 100;
 
 std::string Fingerprint(const Environment& env) {
   return StateName(env.state) + "|" + env.reason + "|" + env.url + "|" + env.head_sha + "|" +
@@ -196,6 +200,10 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ReconcilePullRequest(cons
   }
   const Target target{repo, number, pr->head_sha, pr->head_branch};
 
+  absl::StatusOr<std::optional<ReconcileResult>> commanded = HandleCommands(repo, number, live);
+  if (!commanded.ok()) return commanded.status();
+  if (commanded->has_value()) return **commanded;
+
   if (live) {
     const EnvRecord record = ParseEnvRecord(live->spec_json);
     if (std::optional<std::string> expired = ExpiryReason(*live, record)) {
@@ -268,6 +276,120 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ReconcilePullRequest(cons
   return Create(target, config);
 }
 
+bool EnvironmentReconciler::FirstConfigCheckReport(const std::string& repo,
+                                                   const std::string& sha) {
+  constexpr size_t kRemembered = 4096;
+  std::lock_guard<std::mutex> lock(checks_mu_);
+  const std::string key = repo + "@" + sha;
+  if (!reported_checks_.insert(key).second) return false;
+  reported_checks_order_.push_back(key);
+  if (reported_checks_order_.size() > kRemembered) {
+    reported_checks_.erase(reported_checks_order_.front());
+    reported_checks_order_.pop_front();
+  }
+  return true;
+}
+
+absl::StatusOr<std::optional<ReconcileResult>> EnvironmentReconciler::HandleCommands(
+    const std::string& repo, int64_t number, std::optional<Environment>& live) {
+  std::optional<Environment> target = live;
+  if (!target) {
+    absl::StatusOr<std::optional<Environment>> newest = NewestDestroyed(repo, number);
+    if (!newest.ok()) return newest.status();
+    target = std::move(*newest);
+  }
+  if (!target) return std::nullopt;
+  // Only comments made while this environment existed: a command written before it was created
+  // was meant for another (or none).
+  absl::StatusOr<std::vector<state::Delivery>> deliveries = store_.ListPullRequestDeliveries(
+      repo, number, "issue_comment", target->created_at, kMaxCommandsPerPass);
+  if (!deliveries.ok()) return deliveries.status();
+  EnvRecord record = ParseEnvRecord(target->spec_json);
+  const bool is_live =
+      target->state != EnvState::kDestroyed && target->state != EnvState::kDestroying;
+  const TimePoint now = clock_.Now();
+  bool changed = false;
+  std::optional<std::string> down_reason;
+  for (const state::Delivery& d : *deliveries) {
+    std::optional<CommandComment> c = CommandFromDelivery(d.action, d.body);
+    if (!c || c->comment_id <= record.last_comment_id || down_reason) continue;
+    const std::string who = "`" + c->command.text + "` from @" + c->author;
+    if (c->command.kind != Command::Kind::kInvalid) {
+      // An error here (GitHub unreachable) retries the pass; nothing was saved, so the command
+      // is handled then, once.
+      absl::StatusOr<bool> may = forge_.CanWrite(repo, c->author);
+      if (!may.ok()) return may.status();
+      if (!*may) {
+        record.last_comment_id = c->comment_id;
+        record.command_note = who + " was ignored: commands need write access to " + repo + ".";
+        changed = true;
+        continue;
+      }
+    }
+    record.last_comment_id = c->comment_id;
+    changed = true;
+    switch (c->command.kind) {
+      case Command::Kind::kInvalid:
+        record.command_note = who + " was not understood: " + c->command.error + ".";
+        break;
+      case Command::Kind::kRedeploy:
+        if (is_live) {
+          record.applied_sha.clear();
+          record.failed_sha.clear();
+          record.command_note = who + ": redeploying.";
+        } else {
+          record.block_recreate = false;
+          record.command_note = who + ": a new environment will be created.";
+        }
+        break;
+      case Command::Kind::kExtend:
+        if (!is_live) {
+          record.command_note = who + ": nothing to extend, the environment is destroyed.";
+        } else if (!target->expires_at) {
+          record.command_note = who + ": nothing to extend, the environment has no TTL.";
+        } else {
+          target->expires_at = std::max(now, *target->expires_at) + c->command.extend_by;
+          record.command_note = who + ": now expires " + FormatRfc3339(*target->expires_at) + ".";
+        }
+        break;
+      case Command::Kind::kKeep:
+        if (is_live) {
+          target->expires_at.reset();
+          record.command_note = who + ": kept, no TTL.";
+        } else {
+          record.command_note = who + ": nothing to keep, the environment is destroyed.";
+        }
+        break;
+      case Command::Kind::kDown:
+        if (is_live) {
+          down_reason = "`/eph down` from @" + c->author;
+          record.command_note = who + ": destroying.";
+        } else {
+          record.command_note = who + ": already destroyed.";
+        }
+        break;
+    }
+    spdlog::info("environment {}: {}", target->name, record.command_note);
+  }
+  if (!changed) return std::nullopt;
+  target->spec_json = EnvRecordJson(record);
+  target->updated_at = now;
+  if (down_reason) {
+    absl::StatusOr<ReconcileResult> destroyed = Destroy(*target, *down_reason, true);
+    if (!destroyed.ok()) return destroyed.status();
+    return std::optional<ReconcileResult>(*destroyed);
+  }
+  absl::StatusOr<Environment> saved = Save(*target);
+  if (!saved.ok()) return saved.status();
+  if (is_live) {
+    live = *saved;
+  } else {
+    absl::StatusOr<Environment> reported = Report(*saved);
+    if (!reported.ok()) return reported.status();
+  }
+  return std::nullopt;
+}
+
 absl::StatusOr<ReconcileResult> EnvironmentReconciler::ReconcileByName(const std::string& name) {
   absl::StatusOr<std::optional<Environment>> found = store_.GetEnvironment(name);
   if (!found.ok()) return found.status();
@@ -318,10 +440,12 @@ absl::StatusOr<EnvironmentReconciler::LoadedConfig> EnvironmentReconciler::LoadP
       check.annotations.push_back(
           {d.file.empty() ? options_.config_path : d.file, d.line, d.line, d.message});
     }
-    if (absl::Status reported = forge_.ReportConfigCheck(check);
-        !reported.ok() && reported.code() != absl::StatusCode::kUnimplemented) {
-      spdlog::warn("{}: could not report the {} check at {}: {}", repo, options_.config_path,
-                   ShortSha(sha), reported.ToString());
+    if (FirstConfigCheckReport(repo, sha)) {
+      if (absl::Status reported = forge_.ReportConfigCheck(check);
+          !reported.ok() && reported.code() != absl::StatusCode::kUnimplemented) {
+        spdlog::warn("{}: could not report the {} check at {}: {}", repo, options_.config_path,
+                     ShortSha(sha), reported.ToString());
+      }
     }
     return LoadedConfig{std::nullopt, message};
   }
@@ -720,7 +844,7 @@ absl::StatusOr<Environment> EnvironmentReconciler::Save(const Environment& env) 
 absl::StatusOr<Environment> EnvironmentReconciler::Report(Environment env) {
   if (env.pr_number <= 0) return env;
   EnvRecord record = ParseEnvRecord(env.spec_json);
-  const std::string fingerprint = Fingerprint(env);
+  const std::string fingerprint = Fingerprint(env) + "|" + record.command_note;
   if (record.reported == fingerprint) return env;
 
   const std::string marker = CommentMarker(env.name);
@@ -729,6 +853,7 @@ absl::StatusOr<Environment> EnvironmentReconciler::Report(Environment env) {
   if (env.state != EnvState::kDestroyed && env.state != EnvState::kDestroying) {
     body += "\n" + ExpiryLine(env, clock_.Now()) + "\n";
   }
+  if (!record.command_note.empty()) body += "\nLast command: " + record.command_note + "\n";
   absl::Status forge_error = forge_.UpsertComment(env.project, env.pr_number, marker, body);
 
   std::optional<forge::DeploymentState> deployment_state = DeploymentStateFor(env.state);

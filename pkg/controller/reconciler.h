@@ -24,6 +24,9 @@
 #pragma once
 
 #include <chrono>
+#include <deque>
+#include <mutex>
+#include <set>
 #include <optional>
 #include <string>
 
@@ -99,6 +102,12 @@ class EnvironmentReconciler final : public Reconciler {
 
   absl::StatusOr<ReconcileResult> ReconcilePullRequest(const std::string& repo, int64_t number);
   absl::StatusOr<ReconcileResult> ReconcileByName(const std::string& name);
+  // Carries out the pull request's new `/eph` comment commands on its live environment (or,
+  // without one, its newest destroyed one), updating `live`. A result when a command ended the
+  // pass (`/eph down`).
+  absl::StatusOr<std::optional<ReconcileResult>> HandleCommands(const std::string& repo,
+                                                                int64_t number,
+                                                                std::optional<state::Environment>& live);
 
   absl::StatusOr<LoadedConfig> LoadProjectConfig(const std::string& repo, const std::string& sha);
   absl::StatusOr<ReconcileResult> Create(const Target& target, const config::ProjectConfig& config);
@@ -142,6 +151,14 @@ class EnvironmentReconciler final : public Reconciler {
   const Clock& clock_;
   Random& random_;
   const ReconcilerOptions options_;
+
+  // Commits whose broken eph.yaml was already reported as a check ("repo@sha"), so a pull
+  // request's every webhook does not add another check run. In memory and bounded: after a
+  // restart a commit may be reported once more, which is harmless.
+  bool FirstConfigCheckReport(const std::string& repo, const std::string& sha);
+  std::mutex checks_mu_;
+  std::set<std::string> reported_checks_;
+  std::deque<std::string> reported_checks_order_;
 };
 
 }  // namespace eph::controller

@@ -9,6 +9,8 @@
 #include <map>
 #include <tuple>
 
+#include <nlohmann/json.hpp>
+
 #include "pkg/controller/test_world.h"
 #include "pkg/controller/work_key.h"
 
@@ -456,6 +458,22 @@ TEST(ReconcilerTest, BrokenConfigFailsWithTheErrorAndNeverCallsTheProvider) {
   EXPECT_EQ(w.Live(15)->reason, "");
 }
 
+TEST(ReconcilerTest, BrokenConfigOnAnUnlabelledPullRequestIsCheckedOncePerCommit) {
+  World w("version: \"1.0\"\nname: my-app\nkubernetes:\n  manifestz: [./k8s]\n");
+  w.OpenPr(16, {});
+  for (int i = 0; i < 3; ++i) w.MustReconcile(16);  // every webhook of the PR runs a pass
+  EXPECT_FALSE(w.Live(16).has_value());
+  std::vector<forge::ConfigCheck> checks = w.forge.ConfigChecks(kRepo, Sha(1));
+  ASSERT_EQ(checks.size(), 1u) << "one check run per commit, not one per pass";
+  EXPECT_FALSE(checks[0].ok);
+  // A new commit, still broken: its own check.
+  w.forge.Push(kRepo, 16, Sha(2));
+  w.forge.SetFile(kRepo, Sha(2), "eph.yaml", "version: \"1.0\"\nname: [\n");
+  w.MustReconcile(16);
+  w.MustReconcile(16);
+  EXPECT_EQ(w.forge.ConfigChecks(kRepo, Sha(2)).size(), 1u);
+}
+
 TEST(ReconcilerTest, MissingConfigWithLabelFailsVisibly) {
   World w;
   w.OpenPr(16);
@@ -734,6 +752,137 @@ TEST(ReconcilerTest, RecordTerminalFailureMarksTheEnvironmentFailed) {
       w.reconciler
           ->RecordTerminalFailure(PullRequestKey(kRepo, 999), absl::InvalidArgumentError("x"))
           .ok());
+}
+
+// An `issue_comment` delivery for pull request `pr`, as the intake stores it.
+void Comment(World& w, int64_t pr, int64_t comment_id, const std::string& user,
+             const std::string& body) {
+  nlohmann::json payload = {
+      {"action", "created"},
+      {"issue", {{"number", pr}, {"pull_request", nlohmann::json::object()}}},
+      {"comment", {{"id", comment_id}, {"body", body}, {"user", {{"login", user}, {"type", "User"}}}}}};
+  state::Delivery d;
+  d.id = "comment-" + std::to_string(comment_id);
+  d.forge = "github";
+  d.event = "issue_comment";
+  d.action = "created";
+  d.repo = kRepo;
+  d.pr_number = pr;
+  d.body = payload.dump();
+  d.received_at = w.clock.Now();
+  ASSERT_TRUE(w.store->RecordDelivery(d, PullRequestKey(kRepo, pr)).ok());
+}
+
+TEST(ReconcilerCommandsTest, ExtendKeepAndDownFromAWriterActOnceEach) {
+  World w;
+  w.OpenPr(60);
+  w.MustReconcile(60);
+  const state::Environment created = *w.Live(60);
+  w.forge.GrantWrite(kRepo, "alice");
+  EXPECT_THAT(CommentFor(w, 60, created.name), HasSubstr("Expires "));
+
+  w.clock.Advance(hours(1));
+  Comment(w, 60, 1001, "alice", "/eph extend 24h");
+  w.MustReconcile(60);
+  EXPECT_EQ(*w.Live(60)->expires_at, *created.expires_at + hours(24));
+  EXPECT_THAT(CommentFor(w, 60, created.name),
+              HasSubstr("Last command: `/eph extend 24h` from @alice: now expires"));
+  // Handled once: another pass does not extend again.
+  w.MustReconcile(60);
+  w.MustReconcile(60);
+  EXPECT_EQ(*w.Live(60)->expires_at, *created.expires_at + hours(24));
+
+  Comment(w, 60, 1002, "alice", "/eph keep");
+  w.MustReconcile(60);
+  EXPECT_FALSE(w.Live(60)->expires_at.has_value());
+  EXPECT_THAT(CommentFor(w, 60, created.name), HasSubstr("Kept: no TTL"));
+  w.clock.Advance(hours(24 * 30));
+  w.store->TouchEnvironment(created.name, w.clock.Now()).IgnoreError();
+  w.MustReconcile(60);
+  ASSERT_TRUE(w.Live(60).has_value()) << "kept: the TTL never ends it";
+
+  Comment(w, 60, 1003, "alice", "thanks!\n/eph down");
+  w.MustReconcile(60);
+  w.MustReconcile(60);
+  EXPECT_FALSE(w.Live(60).has_value());
+  EXPECT_EQ(w.History(60).back().reason, "`/eph down` from @alice");
+  EXPECT_FALSE(w.provider->Exists(created.name));
+  // Still labelled, same commit: it stays down.
+  w.MustReconcile(60);
+  EXPECT_EQ(w.History(60).size(), 1u);
+
+  // `/eph redeploy` brings a new one at the same commit.
+  Comment(w, 60, 1004, "alice", "/eph redeploy");
+  w.MustReconcile(60);
+  ASSERT_TRUE(w.Live(60).has_value());
+  EXPECT_NE(w.Live(60)->name, created.name);
+  EXPECT_EQ(w.Live(60)->state, EnvState::kReady);
+  EXPECT_THAT(CommentFor(w, 60, created.name), HasSubstr("a new environment will be created"));
+}
+
+TEST(ReconcilerCommandsTest, CommandsFromUsersWithoutWriteAccessAreIgnoredAndSaidSo) {
+  World w;
+  w.OpenPr(61);
+  w.MustReconcile(61);
+  const state::Environment env = *w.Live(61);
+  Comment(w, 61, 2001, "mallory", "/eph down");
+  w.MustReconcile(61);
+  ASSERT_TRUE(w.Live(61).has_value());
+  EXPECT_EQ(w.Live(61)->state, EnvState::kReady);
+  EXPECT_THAT(CommentFor(w, 61, env.name),
+              HasSubstr("`/eph down` from @mallory was ignored: commands need write access"));
+  EXPECT_EQ(w.forge.Calls(FakeForge::Method::kCanWrite), 1);
+  w.MustReconcile(61);
+  EXPECT_EQ(w.forge.Calls(FakeForge::Method::kCanWrite), 1) << "asked once per comment";
+}
+
+TEST(ReconcilerCommandsTest, RedeployAppliesTheSameCommitAgainAndRetriesAFailure) {
+  World w;
+  w.OpenPr(62);
+  w.provider->FailNext(M::kApply, absl::InvalidArgumentError("image pull failed"));
+  w.MustReconcile(62);
+  ASSERT_EQ(w.Live(62)->state, EnvState::kFailed);
+  const int64_t applies = w.provider->Calls(M::kApply);
+  w.MustReconcile(62);
+  EXPECT_EQ(w.provider->Calls(M::kApply), applies) << "a failure waits for a change";
+
+  w.forge.GrantWrite(kRepo, "alice");
+  Comment(w, 62, 3001, "alice", "/eph redeploy");
+  w.MustReconcile(62);
+  EXPECT_EQ(w.provider->Calls(M::kApply), applies + 1);
+  EXPECT_EQ(w.Live(62)->state, EnvState::kReady);
+  EXPECT_THAT(CommentFor(w, 62, w.Live(62)->name), HasSubstr("redeploying"));
+}
+
+TEST(ReconcilerCommandsTest, MistakesAreExplainedAndATransientPermissionErrorRetries) {
+  World w;
+  w.OpenPr(63);
+  w.MustReconcile(63);
+  const std::string name = w.Live(63)->name;
+  w.forge.GrantWrite(kRepo, "alice");
+  Comment(w, 63, 4001, "alice", "/eph extend forever");
+  w.MustReconcile(63);
+  EXPECT_THAT(CommentFor(w, 63, name), HasSubstr("was not understood"));
+
+  Comment(w, 63, 4002, "alice", "/eph keep");
+  w.forge.FailNext(FakeForge::Method::kCanWrite, absl::UnavailableError("GitHub is down"));
+  EXPECT_FALSE(w.Reconcile(63).ok());
+  EXPECT_TRUE(w.Live(63)->expires_at.has_value());
+  w.MustReconcile(63);
+  EXPECT_FALSE(w.Live(63)->expires_at.has_value());
+}
+
+TEST(ReconcilerCommandsTest, ACommandWrittenBeforeTheEnvironmentExistedIsNotApplied) {
+  World w;
+  w.forge.GrantWrite(kRepo, "alice");
+  w.OpenPr(64, {});
+  Comment(w, 64, 5001, "alice", "/eph down");
+  w.MustReconcile(64);
+  w.clock.Advance(minutes(1));
+  w.forge.AddLabel(kRepo, 64, "preview");
+  w.MustReconcile(64);
+  ASSERT_TRUE(w.Live(64).has_value());
+  EXPECT_EQ(w.Live(64)->state, EnvState::kReady);
 }
 
 TEST(ReconcilerTest, MalformedKeyIsATerminalError) {

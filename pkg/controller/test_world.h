@@ -55,6 +55,11 @@ class RecordingStore final : public state::Store {
     return inner_->GetDelivery(id);
   }
   absl::StatusOr<int64_t> CountDeliveries() override { return inner_->CountDeliveries(); }
+  absl::StatusOr<std::vector<state::Delivery>> ListPullRequestDeliveries(
+      const std::string& repo, int64_t pr_number, const std::string& event, TimePoint since,
+      int limit) override {
+    return inner_->ListPullRequestDeliveries(repo, pr_number, event, since, limit);
+  }
   absl::Status Enqueue(const std::string& key, TimePoint not_before) override {
     return inner_->Enqueue(key, not_before);
   }

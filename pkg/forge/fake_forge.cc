@@ -61,6 +61,17 @@ absl::Status FakeForge::FetchSource(const std::string& repo, const std::string& 
   return absl::OkStatus();
 }
 
+absl::StatusOr<bool> FakeForge::CanWrite(const std::string& repo, const std::string& user) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto failure = Begin(Method::kCanWrite)) return *failure;
+  return writers_.count({repo, user}) > 0;
+}
+
+void FakeForge::GrantWrite(const std::string& repo, const std::string& user) {
+  std::lock_guard<std::mutex> lock(mu_);
+  writers_.insert({repo, user});
+}
+
 absl::Status FakeForge::ReportConfigCheck(const ConfigCheck& check) {
   std::lock_guard<std::mutex> lock(mu_);
   if (auto failure = Begin(Method::kReportConfigCheck)) return *failure;

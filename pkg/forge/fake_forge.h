@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <set>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -34,6 +35,7 @@ class FakeForge final : public Forge {
     kSetDeploymentStatus,
     kFetchSource,
     kReportConfigCheck,
+    kCanWrite,
   };
 
   struct Comment {
@@ -61,6 +63,7 @@ class FakeForge final : public Forge {
   absl::Status FetchSource(const std::string& repo, const std::string& sha,
                            const std::string& dest_dir) override;
   absl::Status ReportConfigCheck(const ConfigCheck& check) override;
+  absl::StatusOr<bool> CanWrite(const std::string& repo, const std::string& user) override;
   absl::StatusOr<int64_t> CreateDeployment(const DeploymentRequest& request) override;
   absl::Status SetDeploymentStatus(const std::string& repo, int64_t deployment_id,
                                    const DeploymentStatus& status) override;
@@ -79,6 +82,8 @@ class FakeForge final : public Forge {
   void SetCheck(const std::string& repo, const std::string& sha, const std::string& name,
                 CheckState state);
   void SetChangedFiles(const std::string& repo, int64_t number, std::vector<std::string> files);
+  // `user` may push to `repo` (CanWrite answers true); nobody may until granted.
+  void GrantWrite(const std::string& repo, const std::string& user);
   // The next call of `method` fails with `status` (queued: one entry per call).
   void FailNext(Method method, absl::Status status);
 
@@ -110,6 +115,7 @@ class FakeForge final : public Forge {
   std::map<PrKey, std::vector<Comment>> comments_;
   std::map<std::string, std::vector<Deployment>> deployments_;
   std::vector<ConfigCheck> config_checks_;
+  std::set<std::pair<std::string, std::string>> writers_;  // (repo, user)
   int64_t next_deployment_id_ = 1000;
   std::map<Method, std::deque<absl::Status>> failures_;
   std::map<Method, int64_t> calls_;

@@ -127,6 +127,11 @@ class Forge {
   // may create check runs); callers then rely on the comment alone.
   virtual absl::Status ReportConfigCheck(const ConfigCheck& check) = 0;
 
+  // Whether `user` may push to the repository (GitHub: admin, maintain or write permission), the
+  // bar for `/eph` commands. False for users without access; errors only when the forge cannot
+  // answer.
+  virtual absl::StatusOr<bool> CanWrite(const std::string& repo, const std::string& user) = 0;
+
   // Returns the new deployment's id.
   virtual absl::StatusOr<int64_t> CreateDeployment(const DeploymentRequest& request) = 0;
   virtual absl::Status SetDeploymentStatus(const std::string& repo, int64_t deployment_id,

@@ -120,6 +120,11 @@ CREATE TABLE api_tokens (
 CREATE UNIQUE INDEX api_tokens_live_name ON api_tokens (name) WHERE revoked_at IS NULL;
 )sql";
 
+// Version 4: the reconciler reads a pull request's comment deliveries (`/eph` commands).
+constexpr std::string_view kDeliveriesByPullRequest = R"sql(
+CREATE INDEX deliveries_by_pull_request ON deliveries (repo, pr_number, event);
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& Migrations() {
@@ -133,6 +138,7 @@ const std::vector<Migration>& Migrations() {
        .name = "api tokens",
        .sqlite_sql = kApiTokensSqlite,
        .postgres_sql = kApiTokensPostgres},
+      {.version = 4, .name = "deliveries by pull request", .sql = kDeliveriesByPullRequest},
   };
   return *kMigrations;
 }

@@ -235,6 +235,37 @@ class SqlStore final : public Store {
     return out;
   }
 
+  absl::StatusOr<std::vector<Delivery>> ListPullRequestDeliveries(const std::string& repo,
+                                                                  int64_t pr_number,
+                                                                  const std::string& event,
+                                                                  TimePoint since,
+                                                                  int limit) override {
+    std::vector<Delivery> out;
+    absl::Status s = backend_->Run(TxMode::kRead, [&](SqlTx& tx) {
+      const SqlResult r = tx.Exec(
+          "SELECT id, forge, event, action, repo, pr_number, body, received_at FROM deliveries "
+          "WHERE repo = $1 AND pr_number = $2 AND event = $3 AND received_at >= $4 "
+          "ORDER BY received_at, id LIMIT $5",
+          {repo, pr_number, event, Ms(since), static_cast<int64_t>(limit)});
+      out.clear();
+      for (const SqlRow& row : r.rows) {
+        Delivery d;
+        d.id = row.Str(0);
+        d.forge = row.Str(1);
+        d.event = row.Str(2);
+        d.action = row.Str(3);
+        d.repo = row.Str(4);
+        d.pr_number = row.Int(5);
+        d.body = row.Str(6);
+        d.received_at = row.Time(7);
+        out.push_back(std::move(d));
+      }
+      return absl::OkStatus();
+    });
+    if (!s.ok()) return s;
+    return out;
+  }
+
   absl::StatusOr<int64_t> CountDeliveries() override {
     return CountRows("SELECT COUNT(*) FROM deliveries");
   }

@@ -133,6 +133,11 @@ class Store {
                                               const std::optional<std::string>& work_key) = 0;
   virtual absl::StatusOr<std::optional<Delivery>> GetDelivery(const std::string& id) = 0;
   virtual absl::StatusOr<int64_t> CountDeliveries() = 0;
+  // The deliveries of `event` for one pull request received at or after `since`, oldest first
+  // (at most `limit`): how the reconciler finds `/eph` comment commands.
+  virtual absl::StatusOr<std::vector<Delivery>> ListPullRequestDeliveries(
+      const std::string& repo, int64_t pr_number, const std::string& event, TimePoint since,
+      int limit) = 0;
 
   // Adds `key` to the queue to run no later than `not_before`. Keys merge: a key already queued
   // keeps one row and runs at the earlier time; a key being worked on is marked dirty so it runs

@@ -111,6 +111,37 @@ TEST_P(StoreTest, DeliveryIsStoredOnceAndEnqueuesItsKeyOnce) {
   EXPECT_EQ(lease->key, "acme/shop#42");
 }
 
+TEST_P(StoreTest, PullRequestDeliveriesAreListedByEventOldestFirstFromATime) {
+  const TimePoint start = clock_.Now();
+  auto comment = [&](const std::string& id, int64_t pr) {
+    Delivery d = NewDelivery(id, clock_.Now());
+    d.event = "issue_comment";
+    d.action = "created";
+    d.pr_number = pr;
+    clock_.Advance(seconds(1));
+    return d;
+  };
+  MUST(store_->RecordDelivery(comment("c1", 42), "acme/shop#42"));
+  MUST(store_->RecordDelivery(NewDelivery("label", clock_.Now()), "acme/shop#42"));
+  MUST(store_->RecordDelivery(comment("c2", 42), "acme/shop#42"));
+  MUST(store_->RecordDelivery(comment("other-pr", 7), "acme/shop#7"));
+  MUST(store_->RecordDelivery(comment("c3", 42), "acme/shop#42"));
+  auto ids = [](const std::vector<Delivery>& ds) {
+    std::vector<std::string> out;
+    for (const Delivery& d : ds) out.push_back(d.id);
+    return out;
+  };
+  EXPECT_EQ(ids(MUST(store_->ListPullRequestDeliveries("acme/shop", 42, "issue_comment", start, 10))),
+            (std::vector<std::string>{"c1", "c2", "c3"}));
+  EXPECT_EQ(ids(MUST(store_->ListPullRequestDeliveries("acme/shop", 42, "issue_comment",
+                                                       start + seconds(1), 10))),
+            (std::vector<std::string>{"c2", "c3"}));
+  EXPECT_EQ(ids(MUST(store_->ListPullRequestDeliveries("acme/shop", 42, "issue_comment", start, 1))),
+            (std::vector<std::string>{"c1"}));
+  EXPECT_TRUE(MUST(store_->ListPullRequestDeliveries("acme/other", 42, "issue_comment", start, 10))
+                  .empty());
+}
+
 TEST_P(StoreTest, DeliveryWithoutWorkKeyEnqueuesNothing) {
   EXPECT_TRUE(MUST(store_->RecordDelivery(NewDelivery("ping-1", clock_.Now()), std::nullopt)));
   EXPECT_EQ(MUST(store_->CountDeliveries()), 1);

@@ -120,6 +120,36 @@ TEST(EphdKubernetesTest, PullRequestLifeOnARealClusterFromLabelToClose) {
   EXPECT_EQ(state["deployments"][0]["statuses"].back().value("environment_url", ""),
             env.value("url", ""));
 
+  // `/eph` commands: one from a reader is refused and says so; a writer's extend moves the TTL.
+  standin.Request("PUT", "/_standin/repos/acme/shop/collaborators/alice", {{"permission", "write"}});
+  standin.Request("PUT", "/_standin/repos/acme/shop/collaborators/bob", {{"permission", "read"}});
+  auto command = [&](const std::string& user, const std::string& text) {
+    json comment = standin.Request("POST", "/_standin/repos/acme/shop/issues/7/comments",
+                                   {{"user", user}, {"body", text}});
+    ASSERT_TRUE(comment.contains("id")) << comment;
+    json sent = Deliver(standin, ephd,
+                        {{"event", "issue_comment"}, {"action", "created"}, {"number", 7},
+                         {"comment_id", comment["id"]}});
+    ASSERT_EQ(sent.value("status", 0) / 100, 2) << sent;
+  };
+  command("bob", "/eph down");
+  ASSERT_TRUE(WaitFor(
+      [&] { return StickyComment(standin, 7).find("@bob was ignored") != std::string::npos; }, 30s))
+      << StickyComment(standin, 7) << "\n"
+      << ephd.process->Output();
+  EXPECT_TRUE(KubectlGet({"namespace", ns}).is_object()) << "a reader's /eph down was obeyed";
+  command("alice", "Needs another day.\n/eph extend 24h");
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return StickyComment(standin, 7).find("`/eph extend 24h` from @alice: now expires") !=
+               std::string::npos;
+      },
+      30s))
+      << StickyComment(standin, 7) << "\n"
+      << ephd.process->Output();
+  const json extended = ApiGet(ephd.url + "/api/v1/environments/" + name, token);
+  EXPECT_NE(extended.value("expires_at", ""), env.value("expires_at", "")) << extended;
+
   // A push that drops a service: the environment is updated and the Deployment pruned.
   json files = FixtureFiles();
   std::string kustomization = files["base/kustomization.yaml"];

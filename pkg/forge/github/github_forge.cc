@@ -499,6 +499,26 @@ absl::Status GitHubForge::FetchSource(const std::string& repo, const std::string
   return absl::OkStatus();
 }
 
+absl::StatusOr<bool> GitHubForge::CanWrite(const std::string& repo, const std::string& user) {
+  if (auto s = CheckRepo(repo); !s.ok()) return s;
+  if (user.empty()) return false;
+  auto answer = CallJson(
+      "GET",
+      fmt::format("/repos/{}/collaborators/{}/permission", repo, PercentEncode(user, false)),
+      nullptr, repo);
+  // 404: not a collaborator (or no such user); either way, no write access.
+  if (!answer.ok()) {
+    if (answer.status().code() == absl::StatusCode::kNotFound) return false;
+    return answer.status();
+  }
+  // `permission` is the legacy level (maintain shows as write, triage as read); role_name the
+  // role itself.
+  const std::string permission = answer->value("permission", "");
+  const std::string role = answer->value("role_name", "");
+  return permission == "admin" || permission == "write" || role == "admin" ||
+         role == "maintain" || role == "write";
+}
+
 absl::Status GitHubForge::ReportConfigCheck(const ConfigCheck& check) {
   if (auto s = CheckRepo(check.repo); !s.ok()) return s;
   if (signer_ == nullptr) {

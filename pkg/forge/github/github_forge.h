@@ -66,6 +66,7 @@ class GitHubForge final : public Forge {
   // A check run named own_check_name; annotations beyond 50 (GitHub's limit per request) are
   // added by updating the run. Unimplemented with a token (GitHub: Apps only), without a call.
   absl::Status ReportConfigCheck(const ConfigCheck& check) override;
+  absl::StatusOr<bool> CanWrite(const std::string& repo, const std::string& user) override;
   absl::StatusOr<int64_t> CreateDeployment(const DeploymentRequest& request) override;
   absl::Status SetDeploymentStatus(const std::string& repo, int64_t deployment_id,
                                    const DeploymentStatus& status) override;
