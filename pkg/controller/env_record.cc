@@ -45,6 +45,7 @@ EnvRecord ParseEnvRecord(const std::string& spec_json) {
   r.deployment_sha = Get<std::string>(*c, "deployment_sha", "");
   r.reported = Get<std::string>(*c, "reported", "");
   r.last_comment_id = Get<int64_t>(*c, "last_comment_id", 0);
+  r.backend_url = Get<std::string>(*c, "backend_url", "");
   r.command_note = Get<std::string>(*c, "command_note", "");
   return r;
 }
@@ -59,6 +60,7 @@ std::string EnvRecordJson(const EnvRecord& r) {
                      {"deployment_sha", r.deployment_sha},     {"reported", r.reported}};
   if (r.block_recreate.has_value()) controller["block_recreate"] = *r.block_recreate;
   if (r.last_comment_id != 0) controller["last_comment_id"] = r.last_comment_id;
+  if (!r.backend_url.empty()) controller["backend_url"] = r.backend_url;
   if (!r.command_note.empty()) controller["command_note"] = r.command_note;
   json j = {{"namespace", r.namespace_name},
             {"trigger_labels", r.trigger_labels},

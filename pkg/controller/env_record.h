@@ -36,6 +36,7 @@ struct EnvRecord {
   int64_t deployment_id = 0;  // forge deployment for deployment_sha
   std::string deployment_sha;
   std::string reported;  // fingerprint of the status last written to the forge
+  std::string backend_url;  // the provider's own address of the web service (gateway target)
   // `/eph` commands: the newest comment handled (GitHub comment ids only grow), and what the
   // last one did, shown in the sticky comment.
   int64_t last_comment_id = 0;

@@ -681,9 +681,7 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
   Environment settled = env;
   switch (observed->phase) {
     case providers::Phase::kReady:
-      settled.state = EnvState::kReady;
-      settled.url = BaseDomain(config).empty() ? observed->url
-                                               : "https://" + env.name + "." + BaseDomain(config);
+      SettleReady(settled, *observed, config);
       break;
     case providers::Phase::kFailed:
       settled.state = EnvState::kFailed;
@@ -728,10 +726,8 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ObserveOnly(
   ReconcileResult result;
   switch (observed->phase) {
     case providers::Phase::kReady:
-      settled.state = EnvState::kReady;
+      SettleReady(settled, *observed, config);
       settled.reason.clear();
-      settled.url = BaseDomain(config).empty() ? observed->url
-                                               : "https://" + env.name + "." + BaseDomain(config);
       break;
     case providers::Phase::kFailed:
       settled.state = EnvState::kFailed;
@@ -971,6 +967,29 @@ void EnvironmentReconciler::RequeueForDeadlines(const Environment& env,
   if (!deadline) return;
   const Duration in = std::max(Duration::zero(), *deadline - clock_.Now());
   if (!result.requeue_after || in < *result.requeue_after) result.requeue_after = in;
+}
+
+void EnvironmentReconciler::SettleReady(Environment& env, const providers::Observation& observed,
+                                        const config::ProjectConfig& config) const {
+  env.state = EnvState::kReady;
+  const std::string domain = BaseDomain(config);
+  if (domain.empty()) {
+    env.url = observed.url;
+  } else {
+    env.url = options_.url_template;
+    const std::string host = env.name + "." + domain;
+    for (size_t at = env.url.find("{host}"); at != std::string::npos;
+         at = env.url.find("{host}", at + host.size())) {
+      env.url.replace(at, 6, host);
+    }
+  }
+  // Where the gateway sends this environment's traffic (a Docker port on 127.0.0.1); empty for
+  // providers whose own ingress serves the host.
+  EnvRecord record = ParseEnvRecord(env.spec_json);
+  if (record.backend_url != observed.url) {
+    record.backend_url = observed.url;
+    env.spec_json = EnvRecordJson(record);
+  }
 }
 
 std::string EnvironmentReconciler::BaseDomain(const config::ProjectConfig& config) const {

@@ -63,6 +63,9 @@ struct ReconcilerOptions {
   // Environments are served at https://<name>.<base_domain> (EPH_BASE_DOMAIN); eph.yaml's
   // environment.base_domain overrides it per project.
   std::string base_domain = "localhost";
+  // The public URL of a ready environment; {host} is "<name>.<base_domain>". ephd's own
+  // gateway on a plain-HTTP port makes it e.g. "http://{host}:8081".
+  std::string url_template = "https://{host}";
   std::string config_path = "eph.yaml";               // where eph.yaml lives in a repository
   std::string namespace_prefix = "eph-";              // Kubernetes namespace = prefix + name
   Duration progress_poll = std::chrono::seconds(10);  // while the provider is progressing
@@ -144,6 +147,9 @@ class EnvironmentReconciler final : public Reconciler {
   // Shortens `result.requeue_after` to the environment's next TTL / idle deadline.
   void RequeueForDeadlines(const state::Environment& env, ReconcileResult& result) const;
   std::string BaseDomain(const config::ProjectConfig& config) const;
+  // `env` is ready as `observed` says: state, public URL and the gateway's backend.
+  void SettleReady(state::Environment& env, const providers::Observation& observed,
+                   const config::ProjectConfig& config) const;
 
   state::Store& store_;
   forge::Forge& forge_;

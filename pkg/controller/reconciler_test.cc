@@ -885,6 +885,23 @@ TEST(ReconcilerCommandsTest, ACommandWrittenBeforeTheEnvironmentExistedIsNotAppl
   EXPECT_EQ(w.Live(64)->state, EnvState::kReady);
 }
 
+TEST(ReconcilerTest, PublicUrlFollowsTheTemplateAndTheBackendIsRecordedForTheGateway) {
+  World w;
+  w.options.url_template = "http://{host}:8081";
+  w.reconciler = std::make_unique<EnvironmentReconciler>(*w.store, w.forge, w.registry, w.clock,
+                                                         w.random, w.options);
+  w.OpenPr(65);
+  w.MustReconcile(65);
+  const std::string name = w.Live(65)->name;
+  EXPECT_EQ(w.Live(65)->url, "http://" + name + "." + kBaseDomain + ":8081");
+  EXPECT_EQ(ParseEnvRecord(w.Live(65)->spec_json).backend_url, "");
+  // The provider's own address (a Docker port) moves: the record follows, the public URL stays.
+  w.provider->SetUrl(name, "http://127.0.0.1:41234");
+  w.MustReconcile(65);
+  EXPECT_EQ(ParseEnvRecord(w.Live(65)->spec_json).backend_url, "http://127.0.0.1:41234");
+  EXPECT_EQ(w.Live(65)->url, "http://" + name + "." + kBaseDomain + ":8081");
+}
+
 TEST(ReconcilerTest, MalformedKeyIsATerminalError) {
   World w;
   absl::StatusOr<ReconcileResult> r = w.reconciler->Reconcile("not a key");
