@@ -150,6 +150,45 @@ void AddEphLabels(json& object, const std::map<std::string, std::string>& labels
   }
 }
 
+std::optional<json> BuildEnvSecret(const std::map<std::string, std::string>& values) {
+  if (values.empty()) return std::nullopt;
+  json data = json::object();
+  for (const auto& [key, value] : values) data[key] = value;
+  return json{{"apiVersion", "v1"},
+              {"kind", "Secret"},
+              {"metadata", {{"name", kEnvSecretName}}},
+              {"type", "Opaque"},
+              {"stringData", data}};
+}
+
+void AddEnvFrom(json& object) {
+  if (!object.is_object()) return;
+  const std::string kind = Str(object, "kind");
+  json* pod_spec = nullptr;
+  if (kind == "Pod") {
+    pod_spec = Child(object, {"spec"});
+  } else if (kind == "Deployment" || kind == "StatefulSet" || kind == "DaemonSet" ||
+             kind == "ReplicaSet" || kind == "ReplicationController" || kind == "Job") {
+    pod_spec = Child(object, {"spec", "template", "spec"});
+  } else if (kind == "CronJob") {
+    pod_spec = Child(object, {"spec", "jobTemplate", "spec", "template", "spec"});
+  }
+  if (pod_spec == nullptr) return;
+  const json ref = {{"secretRef", {{"name", kEnvSecretName}}}};
+  for (const char* list : {"containers", "initContainers"}) {
+    auto containers = pod_spec->find(list);
+    if (containers == pod_spec->end() || !containers->is_array()) continue;
+    for (json& container : *containers) {
+      if (!container.is_object()) continue;
+      json& env_from = container["envFrom"];
+      if (!env_from.is_array()) env_from = json::array();
+      bool present = false;
+      for (const json& e : env_from) present = present || e == ref;
+      if (!present) env_from.push_back(ref);
+    }
+  }
+}
+
 void ConfigureIngress(std::vector<json>& objects, const IngressSettings& settings) {
   if (settings.host.empty()) return;
   const std::string annotation = settings.tls_issuer_kind == "Issuer"

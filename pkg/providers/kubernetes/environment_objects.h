@@ -68,6 +68,14 @@ void AddEphLabels(nlohmann::json& object, const std::map<std::string, std::strin
 // (or cert-manager.io/issuer) and a `tls` entry with secret "<ingress>-tls".
 void ConfigureIngress(std::vector<nlohmann::json>& objects, const IngressSettings& settings);
 
+// The Secret with what Eph gives the app as environment variables (ApplyRequest::secret_env:
+// the database's DATABASE_URL and PG* settings); nullopt when there is nothing to give.
+inline constexpr char kEnvSecretName[] = "eph-env";
+std::optional<nlohmann::json> BuildEnvSecret(const std::map<std::string, std::string>& values);
+// Adds `envFrom: [{secretRef: {name: eph-env}}]` to every container and init container of a
+// workload's pod template (or a bare Pod), unless it is there already.
+void AddEnvFrom(nlohmann::json& object);
+
 // "apps/v1/Deployment web": how objects are named in messages and compared for pruning.
 std::string ObjectId(const nlohmann::json& object);
 // "apps/v1/Deployment"

@@ -49,6 +49,37 @@ json Service(const std::string& name, const json& ports) {
           {"spec", {{"ports", ports}}}};
 }
 
+TEST(EnvSecretTest, TheSecretHoldsTheValuesAndEveryContainerReferencesItOnce) {
+  EXPECT_FALSE(BuildEnvSecret({}).has_value());
+  std::optional<json> secret = BuildEnvSecret({{"DATABASE_URL", "postgres://u:p@h/db"}});
+  ASSERT_TRUE(secret.has_value());
+  EXPECT_EQ((*secret)["metadata"]["name"], kEnvSecretName);
+  EXPECT_EQ((*secret)["stringData"]["DATABASE_URL"], "postgres://u:p@h/db");
+
+  json d = json::parse(R"({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"api"},
+    "spec":{"template":{"spec":{"initContainers":[{"name":"migrate"}],
+      "containers":[{"name":"api","envFrom":[{"configMapRef":{"name":"settings"}}]},
+                    {"name":"sidecar"}]}}}})");
+  AddEnvFrom(d);
+  AddEnvFrom(d);  // idempotent: a second apply adds nothing
+  const json ref = {{"secretRef", {{"name", kEnvSecretName}}}};
+  const json& pod = d["spec"]["template"]["spec"];
+  EXPECT_EQ(pod["initContainers"][0]["envFrom"], json::array({ref}));
+  EXPECT_EQ(pod["containers"][0]["envFrom"],
+            json::array({{{"configMapRef", {{"name", "settings"}}}}, ref}));
+  EXPECT_EQ(pod["containers"][1]["envFrom"], json::array({ref}));
+
+  json cron = json::parse(R"({"kind":"CronJob","spec":{"jobTemplate":{"spec":{"template":
+    {"spec":{"containers":[{"name":"job"}]}}}}}})");
+  AddEnvFrom(cron);
+  EXPECT_EQ(cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["envFrom"],
+            json::array({ref}));
+  json service = json::parse(R"({"kind":"Service","spec":{"ports":[{"port":80}]}})");
+  const json before = service;
+  AddEnvFrom(service);
+  EXPECT_EQ(service, before);
+}
+
 TEST(ConfigureIngressTest, TheAppsIngressServesTheEnvironmentsHost) {
   std::vector<json> objects = {json::parse(R"({"apiVersion":"networking.k8s.io/v1","kind":"Ingress",
     "metadata":{"name":"shop"},

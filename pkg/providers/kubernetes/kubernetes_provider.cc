@@ -284,9 +284,14 @@ absl::StatusOr<ApplyResult> KubernetesProvider::Apply(const ApplyRequest& reques
   ingress.host = host;
   ConfigureIngress(*rendered, ingress);
   // Eph's own objects go through the same checks and labelling as the app's.
+  // What Eph gives the app (the database's settings) reaches every container through a Secret.
+  if (!request.secret_env.empty()) {
+    for (json& object : *rendered) AddEnvFrom(object);
+  }
   for (const std::optional<json>& own : {BuildResourceQuota(options_.namespace_settings),
                                          BuildLimitRange(options_.namespace_settings),
-                                         BuildNetworkPolicy(options_.namespace_settings)}) {
+                                         BuildNetworkPolicy(options_.namespace_settings),
+                                         BuildEnvSecret(request.secret_env)}) {
     if (own) rendered->push_back(*own);
   }
   std::map<std::string, std::string> labels = request.labels;

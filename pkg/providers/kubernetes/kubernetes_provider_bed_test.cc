@@ -30,6 +30,7 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using nlohmann::json;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 std::string Msg(const absl::Status& s) { return kube::MessageOf(s); }
 std::string Bed(const std::string& key) { return eph::testing::TestbedValue("kubernetes", key); }
@@ -234,12 +235,16 @@ TEST_F(KubernetesProviderBedTest, CreateReadyUpdatePruneDestroyTheMultiServiceAp
 
   // ---- create
   const auto t0 = std::chrono::steady_clock::now();
-  absl::StatusOr<ApplyResult> applied = provider_->Apply(AppRequest(env, checkout, "pr-42-a"));
+  ApplyRequest request = AppRequest(env, checkout, "pr-42-a");
+  request.secret_env = {{"DATABASE_URL", "postgres://shop:s3cret@db.internal:5432/shop"},
+                        {"PGUSER", "shop"}};
+  absl::StatusOr<ApplyResult> applied = provider_->Apply(request);
   ASSERT_TRUE(applied.ok()) << applied.status();
+  EXPECT_THAT(applied->summary, Not(HasSubstr("s3cret")));
   const auto apply_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
   EXPECT_EQ(applied->handle, "namespace/" + ns);
-  EXPECT_THAT(applied->summary, HasSubstr("30 objects applied"));
+  EXPECT_THAT(applied->summary, HasSubstr("31 objects applied"));  // 30 and the eph-env Secret
 
   absl::StatusOr<json> namespace_object = Get("/api/v1/namespaces/" + ns);
   ASSERT_TRUE(namespace_object.ok()) << namespace_object.status();
@@ -258,6 +263,12 @@ TEST_F(KubernetesProviderBedTest, CreateReadyUpdatePruneDestroyTheMultiServiceAp
   ASSERT_TRUE(policy.ok()) << policy.status();
   EXPECT_EQ((*policy)["spec"]["policyTypes"], json::array({"Ingress"}));
 
+  // The database's settings: a Secret every container reads.
+  absl::StatusOr<json> env_secret = Get(fmt::format("/api/v1/namespaces/{}/secrets/eph-env", ns));
+  ASSERT_TRUE(env_secret.ok()) << env_secret.status();
+  EXPECT_TRUE((*env_secret)["data"].contains("DATABASE_URL"));
+  EXPECT_EQ((*env_secret)["metadata"]["labels"][kEnvironmentLabel], env);
+
   // The app's objects: in the namespace, labelled, applied by "eph" through server-side apply.
   absl::StatusOr<json> api = Get(fmt::format("/apis/apps/v1/namespaces/{}/deployments/api", ns));
   ASSERT_TRUE(api.ok()) << api.status();
@@ -268,6 +279,8 @@ TEST_F(KubernetesProviderBedTest, CreateReadyUpdatePruneDestroyTheMultiServiceAp
     if (f["manager"] == "eph" && f["operation"] == "Apply") applied_by_eph = true;
   }
   EXPECT_TRUE(applied_by_eph) << (*api)["metadata"]["managedFields"].dump();
+  EXPECT_EQ((*api)["spec"]["template"]["spec"]["containers"][0]["envFrom"].back(),
+            (json{{"secretRef", {{"name", "eph-env"}}}}));
   // The app's Ingress serves the environment's host.
   absl::StatusOr<json> ingress =
       Get(fmt::format("/apis/networking.k8s.io/v1/namespaces/{}/ingresses/shop", ns));
