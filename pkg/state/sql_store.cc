@@ -503,12 +503,14 @@ class SqlStore final : public Store {
     std::optional<Environment> stored;
     absl::Status s = backend_->Run(TxMode::kWrite, [&](SqlTx& tx) -> absl::Status {
       const SqlResult cur =
-          tx.Exec("SELECT state, version FROM environments WHERE name = $1", {env.name});
+          tx.Exec("SELECT state, version, expires_at FROM environments WHERE name = $1",
+                  {env.name});
       if (cur.rows.empty()) {
         return absl::NotFoundError(absl::StrCat("environment '", env.name, "' does not exist"));
       }
       const std::string old_state = cur.rows[0].Str(0);
       const int64_t version = cur.rows[0].Int(1);
+      const std::optional<TimePoint> old_expires_at = cur.rows[0].OptTime(2);
       if (version != env.version) return StaleVersionError(env.name, env.version);
       // project, pr_number and created_at are fixed at creation; last_activity_at only moves
       // forward (see TouchEnvironment).
@@ -539,6 +541,13 @@ class SqlStore final : public Store {
       stored = EnvironmentFromRow(r.rows[0]);
       if (old_state != EnvStateName(env.state)) {
         AppendEvent(tx, env.name, old_state, EnvStateName(env.state), env.reason, env.updated_at);
+      } else if (stored->expires_at != old_expires_at) {
+        // An extension (or `keep`) is news for the dashboard's countdown: an event in the same
+        // state whose reason says what changed.
+        AppendEvent(tx, env.name, old_state, old_state,
+                    stored->expires_at ? "expires " + FormatRfc3339(*stored->expires_at)
+                                       : "kept: no TTL",
+                    env.updated_at);
       }
       return absl::OkStatus();
     });

@@ -619,6 +619,19 @@ TEST_P(StoreTest, StateChangesAreRecordedAsEventsWithIncreasingIds) {
   EXPECT_TRUE(MUST(store_->ListEvents(0, 0)).empty());
   EPH_EXPECT_CODE(store_->ListEvents(0, -1), kInvalidArgument);
   EXPECT_TRUE(MUST(store_->EventsFor("no-such-env")).empty());
+
+  // A new expiry (an extension, or `keep`) is an event in the same state, saying what changed.
+  const TimePoint expiry = clock_.Now() + std::chrono::hours(48);
+  e.expires_at = expiry;
+  step(EnvState::kFailed, e.reason);
+  e.expires_at.reset();
+  step(EnvState::kFailed, e.reason);
+  const std::vector<EnvEvent> after = MUST(store_->EventsFor("shop-events-3"));
+  ASSERT_EQ(after.size(), 6u);
+  EXPECT_EQ(after[4].from_state, "failed");
+  EXPECT_EQ(after[4].to_state, "failed");
+  EXPECT_EQ(after[4].reason, "expires " + FormatRfc3339(expiry));
+  EXPECT_EQ(after[5].reason, "kept: no TTL");
 }
 
 // An SSE follower pages through events while writers commit concurrently: it must see every
