@@ -25,6 +25,7 @@
 #include "pkg/controller/work_queue_runner.h"
 #include "pkg/forge/forge.h"
 #include "pkg/forge/github/github_forge.h"
+#include "pkg/providers/docker/docker_provider.h"
 #include "pkg/providers/kubernetes/kubernetes_provider.h"
 #include "pkg/providers/provider.h"
 #include "pkg/server/http_server.h"
@@ -232,6 +233,7 @@ absl::Status EnableProviders(const DaemonConfig& config, providers::ProviderRegi
                              std::vector<std::string>& enabled) {
   if (auto s = providers::RegisterBuiltinProviders(registry); !s.ok()) return s;
   if (auto s = providers::kubernetes::RegisterKubernetesProvider(registry); !s.ok()) return s;
+  if (auto s = providers::docker::RegisterDockerProvider(registry); !s.ok()) return s;
   struct Want {
     const char* name;
     const char* setting;

@@ -1,0 +1,833 @@
+#include "pkg/providers/docker/docker_provider.h"
+
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "fmt/format.h"
+#include "nlohmann/json.hpp"
+#include "pkg/config/duration.h"
+#include "pkg/config/source_checks.h"
+#include "pkg/providers/docker/compose_file.h"
+#include "pkg/providers/docker/container_spec.h"
+#include "pkg/providers/docker/log_stream.h"
+
+namespace eph::providers::docker {
+namespace {
+
+using nlohmann::json;
+
+constexpr char kVersion[] =
+    "0.1.0 (Engine API "
+    "v1.41"
+    ", compose subset)";
+
+std::string Str(const json& o, const char* key) {
+  if (!o.is_object()) return "";
+  const auto it = o.find(key);
+  return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+// o[key], or null when `o` is not an object or lacks the key (never throws, unlike value()).
+json Field(const json& o, const char* key) {
+  if (!o.is_object()) return json();
+  const auto it = o.find(key);
+  return it == o.end() ? json() : *it;
+}
+
+int64_t IntField(const json& o, const char* key) {
+  const json v = Field(o, key);
+  return v.is_number_integer() ? v.get<int64_t>() : 0;
+}
+
+json Array(const json& v) { return v.is_array() ? v : json::array(); }
+
+std::string LabelOf(const json& labels, const char* key) { return Str(labels, key); }
+
+json Parse(const EngineResponse& r) { return json::parse(r.body, nullptr, false); }
+
+std::string EnvFilter(const std::string& environment, const std::string& extra = "") {
+  json labels = json::array({fmt::format("{}={}", kManagedByLabel, kManagedByValue)});
+  if (!environment.empty()) labels.push_back(fmt::format("{}={}", kEnvironmentLabel, environment));
+  if (!extra.empty()) labels.push_back(extra);
+  return UrlEncode(json({{"label", labels}}).dump());
+}
+
+// True if the labels say the object belongs to `environment` and Eph.
+bool Owns(const json& labels, const std::string& environment) {
+  return LabelOf(labels, kManagedByLabel) == kManagedByValue &&
+         LabelOf(labels, kEnvironmentLabel) == environment;
+}
+
+std::string ProjectOf(const std::string& namespace_name, const std::string& environment) {
+  return namespace_name.empty() ? "eph-" + environment : namespace_name;
+}
+
+absl::StatusOr<std::string> ReadComposeText(const ApplyRequest& request, const std::string& path) {
+  namespace fs = std::filesystem;
+  const fs::path rel(path);
+  for (const auto& part : rel) {
+    if (part == "..") {
+      return absl::InvalidArgumentError(
+          fmt::format("eph.yaml: docker.compose_file `{}` leaves the repository", path));
+    }
+  }
+  if (rel.is_absolute() || path.empty()) {
+    return absl::InvalidArgumentError(
+        fmt::format("eph.yaml: docker.compose_file `{}` must be relative to the repository", path));
+  }
+  if (!request.source_dir.empty()) {
+    const fs::path full = fs::path(request.source_dir) / rel;
+    std::error_code ec;
+    if (!fs::is_regular_file(full, ec)) {
+      return absl::FailedPreconditionError(fmt::format(
+          "compose file `{}` (docker.compose_file in eph.yaml) is not in the repository at {}",
+          path, request.head_sha.empty() ? "this commit" : request.head_sha.substr(0, 7)));
+    }
+    // Refused before reading: the parser's own size limit must not cost the memory it guards.
+    if (const uintmax_t size = fs::file_size(full, ec); !ec && size > config::kMaxConfigBytes) {
+      return absl::InvalidArgumentError(
+          fmt::format("{}: the file is {} bytes; a compose file may be at most {} bytes", path,
+                      size, config::kMaxConfigBytes));
+    }
+    std::ifstream in(full, std::ios::binary);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (!in.good() && !in.eof()) {
+      return absl::UnavailableError(fmt::format("reading {}: I/O error", full.string()));
+    }
+    return text;
+  }
+  for (const SourceFile& f : request.sources) {
+    if (fs::path(f.path).lexically_normal() == rel.lexically_normal()) return f.content;
+  }
+  if (request.sources.empty()) {
+    return absl::FailedPreconditionError(
+        "the Docker provider got no repository files (neither source_dir nor sources)");
+  }
+  return absl::FailedPreconditionError(fmt::format(
+      "compose file `{}` (docker.compose_file in eph.yaml) is not in the repository", path));
+}
+
+// The container's last few log lines, for failure messages ("" if unavailable).
+std::string LastLogLines(const EngineClient& engine, const std::string& id, int lines) {
+  absl::StatusOr<EngineResponse> r =
+      engine.Get(fmt::format("/containers/{}/logs?stdout=1&stderr=1&tail={}", id, lines));
+  if (!r.ok() || r->status != 200) return "";
+  LogDemuxer demux;
+  std::vector<std::string> out;
+  auto keep = [&](int, std::string_view line) {
+    if (!line.empty()) out.emplace_back(line);
+    return true;
+  };
+  demux.Feed(r->body, keep);
+  demux.Finish(keep);
+  std::string text;
+  for (const std::string& l : out) text += (text.empty() ? "" : " | ") + l;
+  if (text.size() > 500) text = "..." + text.substr(text.size() - 500);
+  return text;
+}
+
+std::string HealthOutput(const json& health) {
+  const json log = Array(Field(health, "Log"));
+  if (!log.is_array() || log.empty()) return "";
+  const json& last = log.back();
+  std::string output = Str(last, "Output");
+  while (!output.empty() && (output.back() == '\n' || output.back() == ' ')) output.pop_back();
+  const int64_t code = IntField(last, "ExitCode");
+  if (output.empty()) return fmt::format("last check exited with {}", code);
+  return fmt::format("last check exited with {}: {}", code, output);
+}
+
+// Waits until the container of `dependency` satisfies a depends_on `condition`
+// (service_healthy or service_completed_successfully), as `docker compose up` does before it
+// starts the dependent service. FailedPrecondition once it cannot (unhealthy, exited, no
+// healthcheck) or after `timeout`.
+absl::Status WaitForDependency(const EngineClient& engine, const std::string& project,
+                               const std::string& service, const std::string& dependency,
+                               const std::string& condition, absl::Duration timeout) {
+  const bool healthy = condition == "service_healthy";
+  const std::string wanted = healthy ? "healthy" : "completed successfully";
+  const std::string name = ContainerName(project, dependency);
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::milliseconds(absl::ToInt64Milliseconds(timeout));
+  auto fail = [&](const std::string& why) {
+    return absl::FailedPreconditionError(
+        fmt::format("service `{}` waits for `{}` to be {} (depends_on), but {}", service,
+                    dependency, wanted, why));
+  };
+  while (true) {
+    absl::StatusOr<EngineResponse> r = engine.Get(fmt::format("/containers/{}/json", name));
+    if (!r.ok()) return r.status();
+    if (r->status != 200) return ErrorFromResponse(*r, "inspecting " + name);
+    const json c = Parse(*r);
+    const json state = Field(c, "State");
+    const std::string status = Str(state, "Status");
+    const json health = Field(state, "Health");
+    const int64_t code = IntField(state, "ExitCode");
+    if (healthy) {
+      if (Field(Field(c, "Config"), "Healthcheck").is_null() && health.is_null()) {
+        return fail("it has no healthcheck");
+      }
+      const std::string h = Str(health, "Status");
+      if (status == "running" && h == "healthy") return absl::OkStatus();
+      if (h == "unhealthy") return fail(fmt::format("it is unhealthy ({})", HealthOutput(health)));
+      if (status == "exited" || status == "dead") {
+        return fail(fmt::format("it exited with code {}", code));
+      }
+    } else if (status == "exited" || status == "dead") {
+      if (code == 0) return absl::OkStatus();
+      return fail(fmt::format("it exited with code {}", code));
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return fail(fmt::format("it was not within {}", config::DurationString(timeout)));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<DockerProviderOptions> ParseDockerSettings(const ProviderSettings& settings) {
+  DockerProviderOptions out;
+  std::string host = kDefaultDockerHost;
+  auto duration_ms = [](const std::string& key,
+                        const std::string& value) -> absl::StatusOr<std::chrono::milliseconds> {
+    absl::StatusOr<absl::Duration> d = config::ParseDuration(value);
+    if (!d.ok() || *d <= absl::ZeroDuration()) {
+      return absl::InvalidArgumentError(fmt::format(
+          "Docker provider setting {}: `{}` is not a positive duration such as 30s", key, value));
+    }
+    return std::chrono::milliseconds(absl::ToInt64Milliseconds(*d));
+  };
+  for (const auto& [key, value] : settings.values) {
+    if (key == "docker_host") {
+      if (!value.empty()) host = value;
+    } else if (key == "request_timeout" || key == "connect_timeout" || key == "health_timeout") {
+      absl::StatusOr<std::chrono::milliseconds> ms = duration_ms(key, value);
+      if (!ms.ok()) return ms.status();
+      if (key == "request_timeout") out.engine.request_timeout = *ms;
+      if (key == "connect_timeout") out.engine.connect_timeout = *ms;
+      if (key == "health_timeout") out.health_timeout = absl::Milliseconds(ms->count());
+    } else if (key == "log_tail_lines") {
+      int64_t n = 0;
+      bool ok = !value.empty() && value.size() < 10;
+      for (const char c : value) ok = ok && std::isdigit(static_cast<unsigned char>(c)) != 0;
+      if (ok) n = std::stoll(value);
+      if (!ok || n <= 0) {
+        return absl::InvalidArgumentError(fmt::format(
+            "Docker provider setting log_tail_lines: `{}` is not a positive number", value));
+      }
+      out.log_tail_lines = n;
+    } else if (key == "fixed_host_ports") {
+      if (value == "true") {
+        out.fixed_host_ports = true;
+      } else if (value == "false" || value.empty()) {
+        out.fixed_host_ports = false;
+      } else {
+        return absl::InvalidArgumentError(fmt::format(
+            "Docker provider setting fixed_host_ports: `{}` is not true or false", value));
+      }
+    } else if (key == "base_domain") {
+      // Shared by all providers; the gateway, not this provider, serves the host.
+    } else {
+      return absl::InvalidArgumentError(
+          fmt::format("unknown Docker provider setting `{}` (known: docker_host, request_timeout, "
+                      "connect_timeout, health_timeout, log_tail_lines, fixed_host_ports)",
+                      key));
+    }
+  }
+  absl::StatusOr<std::string> socket = SocketPathFromHost(host);
+  if (!socket.ok()) return socket.status();
+  out.engine.socket_path = *socket;
+  return out;
+}
+
+absl::StatusOr<DockerSection> ParseDockerSection(const std::string& config_json) {
+  json doc = json::parse(config_json, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) {
+    return absl::InvalidArgumentError("the Docker provider's configuration is not a JSON object");
+  }
+  if (doc.contains("docker")) doc = doc["docker"];
+  if (!doc.is_object()) return absl::InvalidArgumentError("eph.yaml: `docker` is not a mapping");
+  DockerSection out;
+  if (doc.contains("compose_file")) {
+    if (!doc["compose_file"].is_string()) {
+      return absl::InvalidArgumentError("eph.yaml: docker.compose_file is not a string");
+    }
+    out.compose_file = doc["compose_file"].get<std::string>();
+  }
+  if (doc.contains("web") && !doc["web"].is_null()) {
+    const json& web = doc["web"];
+    if (!web.is_object() || !web.contains("service") || !web["service"].is_string()) {
+      return absl::InvalidArgumentError("eph.yaml: docker.web needs a `service`");
+    }
+    out.web_service = web["service"].get<std::string>();
+    if (web.contains("port")) {
+      if (!web["port"].is_number_integer() || web["port"].get<int64_t>() < 1 ||
+          web["port"].get<int64_t>() > 65535) {
+        return absl::InvalidArgumentError("eph.yaml: docker.web.port is not a port number");
+      }
+      out.web_port = web["port"].get<int>();
+    }
+  }
+  return out;
+}
+
+DockerProvider::DockerProvider(DockerProviderOptions options)
+    : options_(std::move(options)),
+      engine_(options_.engine),
+      clock_(options_.clock != nullptr ? *options_.clock : SystemClock::Instance()) {}
+
+ProviderInfo DockerProvider::Info() const { return {kProviderName, kVersion}; }
+
+absl::StatusOr<ApplyResult> DockerProvider::Apply(const ApplyRequest& request) {
+  if (request.environment.empty()) {
+    return absl::InvalidArgumentError("Docker provider: the request names no environment");
+  }
+  const std::string project = ProjectOf(request.namespace_name, request.environment);
+  absl::StatusOr<DockerSection> section = ParseDockerSection(request.config_json);
+  if (!section.ok()) return section.status();
+  absl::StatusOr<std::string> text = ReadComposeText(request, section->compose_file);
+  if (!text.ok()) return text.status();
+  absl::StatusOr<ComposeFile> compose = ParseComposeFile(*text, section->compose_file);
+  if (!compose.ok()) return compose.status();
+
+  // The web service and port the URL points at.
+  const ComposeService* web = nullptr;
+  int web_port = section->web_port;
+  if (!section->web_service.empty()) {
+    web = compose->Find(section->web_service);
+    if (web == nullptr) {
+      return absl::InvalidArgumentError(
+          fmt::format("eph.yaml: docker.web.service `{}` is not a service of {}",
+                      section->web_service, section->compose_file));
+    }
+  } else {
+    for (const ComposeService& s : compose->services) {
+      if (!s.ports.empty()) {
+        web = &s;
+        break;
+      }
+    }
+  }
+  if (web != nullptr && web_port == 0) {
+    for (const PortMapping& p : web->ports) {
+      if (p.protocol == "tcp") {
+        web_port = p.container_port;
+        break;
+      }
+    }
+    if (web_port == 0) {
+      return absl::InvalidArgumentError(
+          fmt::format("service `{}` of {} publishes no tcp port: add one to its `ports` or set "
+                      "docker.web.port in eph.yaml",
+                      web->name, section->compose_file));
+    }
+  }
+
+  std::map<std::string, std::string> labels = request.labels;
+  labels[kManagedByLabel] = kManagedByValue;
+  labels[kEnvironmentLabel] = request.environment;
+
+  // Every image must be on the engine before anything is created: Eph never pulls.
+  std::vector<ServicePlan> plans;
+  std::map<std::string, std::string> image_ids;
+  for (const ComposeService* s : compose->StartOrder()) {
+    ServicePlan plan;
+    plan.service = s;
+    plan.image = ResolveImage(s->image, request.images);
+    plan.web_port = s == web ? web_port : 0;
+    plan.fixed_host_ports = options_.fixed_host_ports;
+    plan.project = project;
+    plan.labels = labels;
+    plan.secret_env = request.secret_env;
+    if (image_ids.count(plan.image) == 0) {
+      absl::StatusOr<EngineResponse> r =
+          engine_.Get(fmt::format("/images/{}/json", UrlEncode(plan.image)));
+      if (!r.ok()) return r.status();
+      if (r->status == 404) {
+        return absl::FailedPreconditionError(fmt::format(
+            "image {} not found on the Docker host (service `{}`): Eph never pulls images; "
+            "build or load it on the engine first",
+            plan.image, s->name));
+      }
+      if (r->status != 200) return ErrorFromResponse(*r, "inspecting image " + plan.image);
+      image_ids[plan.image] = Str(Parse(*r), "Id");
+    }
+    plan.image_id = image_ids[plan.image];
+    plans.push_back(std::move(plan));
+  }
+
+  // What exists already (this environment's containers, by service).
+  absl::StatusOr<EngineResponse> listed =
+      engine_.Get("/containers/json?all=1&filters=" + EnvFilter(request.environment));
+  if (!listed.ok()) return listed.status();
+  if (listed->status != 200) return ErrorFromResponse(*listed, "listing containers");
+  std::map<std::string, json> existing;
+  for (const json& c : Array(Parse(*listed)))
+    existing[LabelOf(Field(c, "Labels"), kServiceLabel)] = c;
+
+  std::vector<std::string> created_containers;
+  std::vector<std::string> created_volumes;
+  bool created_network = false;
+  const bool first_apply = existing.empty();
+  auto rollback = [&](absl::Status error) -> absl::Status {
+    for (const std::string& id : created_containers) {
+      (void)engine_.Delete(fmt::format("/containers/{}?force=1&v=1", id));
+    }
+    if (first_apply) {
+      for (const std::string& v : created_volumes) (void)engine_.Delete("/volumes/" + v);
+      if (created_network) (void)engine_.Delete("/networks/" + NetworkName(project));
+    }
+    return error;
+  };
+
+  // Network.
+  const std::string network = NetworkName(project);
+  {
+    absl::StatusOr<EngineResponse> r = engine_.Get("/networks/" + UrlEncode(network));
+    if (!r.ok()) return r.status();
+    if (r->status == 200) {
+      const json n = Parse(*r);
+      if (Str(n, "Name") == network && !Owns(Field(n, "Labels"), request.environment)) {
+        return absl::FailedPreconditionError(fmt::format(
+            "network {} exists on the Docker host but is not Eph's environment {} (it lacks "
+            "the eph.dev labels); remove or rename it",
+            network, request.environment));
+      }
+    }
+    if (r->status == 404 || (r->status == 200 && Str(Parse(*r), "Name") != network)) {
+      json body = {
+          {"Name", network}, {"Driver", "bridge"}, {"CheckDuplicate", true}, {"Labels", labels}};
+      body["Labels"][kProjectLabel] = project;
+      body["Labels"]["com.docker.compose.network"] = "default";
+      absl::StatusOr<EngineResponse> c = engine_.Post("/networks/create", body.dump());
+      if (!c.ok()) return c.status();
+      if (c->status != 201) {
+        return rollback(ErrorFromResponse(*c, "creating network " + network));
+      }
+      created_network = true;
+    } else if (r->status != 200) {
+      return ErrorFromResponse(*r, "inspecting network " + network);
+    }
+  }
+
+  // Volumes.
+  for (const std::string& v : compose->volumes) {
+    const std::string name = VolumeName(project, v);
+    absl::StatusOr<EngineResponse> r = engine_.Get("/volumes/" + UrlEncode(name));
+    if (!r.ok()) return rollback(r.status());
+    if (r->status == 200) {
+      if (!Owns(Field(Parse(*r), "Labels"), request.environment)) {
+        return rollback(absl::FailedPreconditionError(fmt::format(
+            "volume {} exists on the Docker host but is not Eph's environment {}; remove or "
+            "rename it",
+            name, request.environment)));
+      }
+      continue;
+    }
+    if (r->status != 404) return rollback(ErrorFromResponse(*r, "inspecting volume " + name));
+    json body = {{"Name", name}, {"Labels", labels}};
+    for (const auto& [k, val] : compose->volume_labels[v]) body["Labels"][k] = val;
+    body["Labels"][kProjectLabel] = project;
+    body["Labels"]["com.docker.compose.volume"] = v;
+    absl::StatusOr<EngineResponse> c = engine_.Post("/volumes/create", body.dump());
+    if (!c.ok()) return rollback(c.status());
+    if (c->status != 201) return rollback(ErrorFromResponse(*c, "creating volume " + name));
+    created_volumes.push_back(name);
+  }
+
+  // Containers, in dependency order.
+  int kept = 0;
+  int replaced = 0;
+  int fresh = 0;
+  for (const ServicePlan& plan : plans) {
+    const std::string& service = plan.service->name;
+    const std::string name = ContainerName(project, service);
+    json body = ContainerCreateBody(plan);
+    const std::string hash = ConfigHash(body, plan.image_id);
+    body["Labels"][kConfigHashLabel] = hash;
+    const auto ex = existing.find(service);
+    if (ex != existing.end()) {
+      const json& c = ex->second;
+      if (LabelOf(Field(c, "Labels"), kConfigHashLabel) == hash && Str(c, "State") == "running") {
+        ++kept;
+        continue;
+      }
+      absl::StatusOr<EngineResponse> d =
+          engine_.Delete(fmt::format("/containers/{}?force=1&v=1", Str(c, "Id")));
+      if (!d.ok()) return rollback(d.status());
+      if (d->status != 204 && d->status != 404) {
+        return rollback(ErrorFromResponse(*d, "removing the old container of " + service));
+      }
+      ++replaced;
+    } else {
+      // A container with our name that the label filter did not find is not ours.
+      absl::StatusOr<EngineResponse> r = engine_.Get(fmt::format("/containers/{}/json", name));
+      if (!r.ok()) return rollback(r.status());
+      if (r->status == 200) {
+        const json c = Parse(*r);
+        if (!Owns(Field(Field(c, "Config"), "Labels"), request.environment)) {
+          return rollback(absl::FailedPreconditionError(fmt::format(
+              "a container named {} exists on the Docker host but is not Eph's environment "
+              "{}; remove or rename it",
+              name, request.environment)));
+        }
+        (void)engine_.Delete(fmt::format("/containers/{}?force=1&v=1", name));
+      }
+      ++fresh;
+    }
+    for (const auto& [dependency, condition] : plan.service->depends_on_condition) {
+      absl::Status ready = WaitForDependency(engine_, project, service, dependency, condition,
+                                             options_.health_timeout);
+      if (!ready.ok()) return rollback(ready);
+    }
+    absl::StatusOr<EngineResponse> c =
+        engine_.Post("/containers/create?name=" + UrlEncode(name), body.dump());
+    if (!c.ok()) return rollback(c.status());
+    if (c->status != 201) {
+      absl::Status st = ErrorFromResponse(*c, fmt::format("creating service `{}`", service));
+      if (absl::IsUnavailable(st)) {
+        st = absl::FailedPreconditionError(st.message());
+      }
+      return rollback(st);
+    }
+    const std::string id = Str(Parse(*c), "Id");
+    created_containers.push_back(id);
+    absl::StatusOr<EngineResponse> s = engine_.Post(fmt::format("/containers/{}/start", id), "");
+    if (!s.ok()) return rollback(s.status());
+    if (s->status != 204 && s->status != 304) {
+      // Whatever the HTTP code, a container that cannot start (port taken, missing
+      // executable) will not start on a retry either.
+      return rollback(absl::FailedPreconditionError(
+          fmt::format("starting service `{}` failed: {}", service, EngineMessage(*s))));
+    }
+  }
+
+  // Services dropped from the compose file.
+  int removed = 0;
+  for (const auto& [service, c] : existing) {
+    if (compose->Find(service) != nullptr) continue;
+    absl::StatusOr<EngineResponse> d =
+        engine_.Delete(fmt::format("/containers/{}?force=1&v=1", Str(c, "Id")));
+    if (!d.ok()) return d.status();
+    ++removed;
+  }
+
+  ApplyResult result;
+  result.handle = "compose-project/" + project;
+  result.summary = fmt::format("{} services: {} created, {} replaced, {} unchanged", plans.size(),
+                               fresh, replaced, kept);
+  if (removed > 0) result.summary += fmt::format(", {} removed", removed);
+  return result;
+}
+
+absl::StatusOr<Observation> DockerProvider::Observe(const EnvironmentRef& ref) {
+  absl::StatusOr<EngineResponse> listed =
+      engine_.Get("/containers/json?all=1&filters=" + EnvFilter(ref.environment));
+  if (!listed.ok()) return listed.status();
+  if (listed->status != 200) return ErrorFromResponse(*listed, "listing containers");
+  const json containers = Parse(*listed);
+  Observation out;
+  if (!containers.is_array() || containers.empty()) {
+    absl::StatusOr<EngineResponse> nets =
+        engine_.Get("/networks?filters=" + EnvFilter(ref.environment));
+    if (!nets.ok()) return nets.status();
+    const json n = Parse(*nets);
+    if (n.is_array() && !n.empty()) {
+      out.phase = Phase::kProgressing;
+      out.message = "the network exists but no container does yet";
+    }
+    return out;
+  }
+  const TimePoint now = clock_.Now();
+  for (const json& summary : Array(containers)) {
+    const std::string id = Str(summary, "Id");
+    absl::StatusOr<EngineResponse> r = engine_.Get(fmt::format("/containers/{}/json", id));
+    if (!r.ok()) return r.status();
+    if (r->status == 404) continue;  // removed in between
+    if (r->status != 200) return ErrorFromResponse(*r, "inspecting container " + id);
+    const json c = Parse(*r);
+    const json labels = Field(Field(c, "Config"), "Labels");
+    ComponentStatus component;
+    component.name = LabelOf(labels, kServiceLabel);
+    const std::string web_port = LabelOf(labels, kWebPortLabel);
+    const json state = Field(c, "State");
+    const std::string status = Str(state, "Status");
+    const int64_t exit_code = IntField(state, "ExitCode");
+    const json health = Field(state, "Health");
+    const std::string health_status = Str(health, "Status");
+    auto with_logs = [&](std::string message) {
+      const std::string logs = LastLogLines(engine_, id, 5);
+      if (!logs.empty()) message += "; last output: " + logs;
+      return message;
+    };
+    if (status == "running") {
+      if (health_status.empty() || health_status == "healthy") {
+        component.phase = Phase::kReady;
+      } else if (health_status == "unhealthy") {
+        component.phase = Phase::kFailed;
+        component.message =
+            fmt::format("service `{}` is unhealthy ({})", component.name, HealthOutput(health));
+      } else {
+        absl::Time started;
+        std::string err;
+        const bool parsed =
+            absl::ParseTime(absl::RFC3339_full, Str(state, "StartedAt"), &started, &err);
+        if (parsed && absl::FromChrono(now) - started > options_.health_timeout) {
+          component.phase = Phase::kFailed;
+          component.message =
+              fmt::format("service `{}` did not become healthy within {} ({})", component.name,
+                          config::DurationString(options_.health_timeout), HealthOutput(health));
+        } else {
+          component.phase = Phase::kProgressing;
+          component.message =
+              fmt::format("service `{}`: waiting for its healthcheck", component.name);
+        }
+      }
+    } else if (status == "created") {
+      component.phase = Phase::kProgressing;
+      component.message = fmt::format("service `{}`: created, not started", component.name);
+    } else if (status == "restarting") {
+      component.phase = Phase::kFailed;
+      component.message = with_logs(fmt::format("service `{}` keeps restarting (last exit code {})",
+                                                component.name, exit_code));
+    } else if ((status == "exited" || status == "dead") && exit_code == 0 && web_port.empty()) {
+      component.phase = Phase::kReady;  // a one-shot task (migration, seed) that completed
+      component.message = "completed";
+    } else {
+      std::string message = fmt::format("service `{}` {} with code {}", component.name,
+                                        status == "dead" ? "died" : "exited", exit_code);
+      const std::string error = Str(state, "Error");
+      if (!error.empty()) message += ": " + error;
+      if (Field(state, "OOMKilled") == json(true)) message += " (out of memory)";
+      component.phase = Phase::kFailed;
+      component.message = with_logs(message);
+    }
+    if (!web_port.empty() && status == "running") {
+      const json ports = Field(Field(c, "NetworkSettings"), "Ports");
+      const json bindings = Field(ports, (web_port + "/tcp").c_str());
+      if (bindings.is_array()) {
+        for (const json& b : bindings) {
+          if (Str(b, "HostIp") == "127.0.0.1" && !Str(b, "HostPort").empty()) {
+            out.url = "http://127.0.0.1:" + Str(b, "HostPort");
+            break;
+          }
+        }
+      }
+    }
+    out.components.push_back(std::move(component));
+  }
+  std::sort(out.components.begin(), out.components.end(),
+            [](const ComponentStatus& a, const ComponentStatus& b) { return a.name < b.name; });
+  bool any_failed = false;
+  bool all_ready = !out.components.empty();
+  std::string failed;
+  std::string waiting;
+  for (const ComponentStatus& c : out.components) {
+    if (c.phase == Phase::kFailed) {
+      any_failed = true;
+      failed += (failed.empty() ? "" : "; ") + c.message;
+    } else if (c.phase != Phase::kReady) {
+      all_ready = false;
+      waiting += (waiting.empty() ? "" : "; ") + c.message;
+    }
+  }
+  if (any_failed) {
+    out.phase = Phase::kFailed;
+    out.message = failed;
+  } else if (all_ready) {
+    out.phase = Phase::kReady;
+  } else {
+    out.phase = Phase::kProgressing;
+    out.message = waiting;
+  }
+  return out;
+}
+
+absl::StatusOr<DestroyResult> DockerProvider::Destroy(const EnvironmentRef& ref) {
+  if (ref.environment.empty()) {
+    return absl::InvalidArgumentError("Docker provider: the request names no environment");
+  }
+  const std::string filter = EnvFilter(ref.environment);
+  struct Kind {
+    const char* list;
+    const char* noun;
+    const char* id_key;
+  };
+  std::vector<std::string> problems;
+  for (const Kind& kind :
+       {Kind{"/containers/json?all=1&filters=", "container", "Id"},
+        Kind{"/networks?filters=", "network", "Id"}, Kind{"/volumes?filters=", "volume", "Name"}}) {
+    absl::StatusOr<EngineResponse> r = engine_.Get(kind.list + filter);
+    if (!r.ok()) return r.status();
+    if (r->status != 200) return ErrorFromResponse(*r, std::string("listing ") + kind.noun + "s");
+    json items = Parse(*r);
+    if (std::string_view(kind.noun) == "volume") items = Field(items, "Volumes");
+    if (!items.is_array()) continue;
+    for (const json& item : items) {
+      const std::string id = Str(item, kind.id_key);
+      std::string path;
+      if (std::string_view(kind.noun) == "container") {
+        path = fmt::format("/containers/{}?force=1&v=1", id);
+      } else if (std::string_view(kind.noun) == "network") {
+        path = "/networks/" + id;
+      } else {
+        path = "/volumes/" + UrlEncode(id);
+      }
+      absl::StatusOr<EngineResponse> d = engine_.Delete(path);
+      if (!d.ok()) return d.status();
+      if (d->status >= 300 && d->status != 404) {
+        problems.push_back(fmt::format("{} {}: {}", kind.noun, id, EngineMessage(*d)));
+      }
+    }
+  }
+  // What is left, read back.
+  std::vector<std::string> left;
+  absl::StatusOr<std::vector<OwnedObject>> owned = ListOwned();
+  if (!owned.ok()) return owned.status();
+  for (const OwnedObject& o : *owned) {
+    if (o.environment == ref.environment) left.push_back(o.kind + " " + o.name);
+  }
+  DestroyResult out;
+  out.done = left.empty();
+  if (!out.done) {
+    out.message = "still there: ";
+    for (size_t i = 0; i < left.size(); ++i) out.message += (i == 0 ? "" : ", ") + left[i];
+    for (const std::string& p : problems) out.message += "; " + p;
+  }
+  return out;
+}
+
+absl::Status DockerProvider::Logs(const LogsRequest& request, const LogSink& sink) {
+  std::string extra;
+  if (!request.component.empty()) extra = fmt::format("{}={}", kServiceLabel, request.component);
+  absl::StatusOr<EngineResponse> listed =
+      engine_.Get("/containers/json?all=1&filters=" + EnvFilter(request.environment, extra));
+  if (!listed.ok()) return listed.status();
+  if (listed->status != 200) return ErrorFromResponse(*listed, "listing containers");
+  const json containers = Parse(*listed);
+  if (request.component.empty() ? false : (!containers.is_array() || containers.empty())) {
+    return absl::NotFoundError(
+        fmt::format("environment {} has no service `{}`", request.environment, request.component));
+  }
+  const int64_t tail = request.tail_lines > 0 ? request.tail_lines : options_.log_tail_lines;
+  std::mutex sink_mu;
+  std::atomic<bool> stop{false};
+  auto stream_one = [&](const std::string& id, const std::string& service) -> absl::Status {
+    LogDemuxer demux;
+    auto on_line = [&](int, std::string_view raw) {
+      if (stop.load()) return false;
+      LogLine line;
+      line.component = service;
+      line.text = std::string(SplitTimestamp(raw, line.at));
+      std::lock_guard<std::mutex> lock(sink_mu);
+      if (stop.load() || !sink(line)) {
+        stop.store(true);
+        return false;
+      }
+      return true;
+    };
+    EngineRequest r;
+    r.path = fmt::format("/containers/{}/logs?stdout=1&stderr=1&timestamps=1&tail={}{}", id, tail,
+                         request.follow ? "&follow=1" : "");
+    r.timeout = request.follow ? std::chrono::milliseconds(-1) : std::chrono::milliseconds(0);
+    r.on_body = [&](std::string_view data) { return demux.Feed(data, on_line); };
+    r.cancelled = [&] { return stop.load(); };
+    absl::StatusOr<EngineResponse> resp = engine_.Perform(r);
+    if (!resp.ok()) return resp.status();
+    if (resp->stopped_by_reader) return absl::OkStatus();
+    if (resp->status == 404) {
+      return absl::NotFoundError(
+          fmt::format("service `{}` of environment {} is gone", service, request.environment));
+    }
+    if (resp->status != 200) return ErrorFromResponse(*resp, "reading logs of " + service);
+    demux.Finish(on_line);
+    return absl::OkStatus();
+  };
+  std::vector<std::pair<std::string, std::string>> targets;
+  for (const json& c : Array(containers)) {
+    targets.emplace_back(Str(c, "Id"), LabelOf(Field(c, "Labels"), kServiceLabel));
+  }
+  std::sort(targets.begin(), targets.end(),
+            [](const auto& a, const auto& b) { return a.second < b.second; });
+  if (!request.follow || targets.size() <= 1) {
+    for (const auto& [id, service] : targets) {
+      absl::Status s = stream_one(id, service);
+      if (!s.ok()) return s;
+      if (stop.load()) break;
+    }
+    return absl::OkStatus();
+  }
+  // Following several services: one stream each, lines interleaved as they come.
+  std::vector<absl::Status> results(targets.size());
+  {
+    std::vector<std::jthread> threads;
+    for (size_t i = 0; i < targets.size(); ++i) {
+      threads.emplace_back(
+          [&, i] { results[i] = stream_one(targets[i].first, targets[i].second); });
+    }
+  }
+  for (const absl::Status& s : results) {
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<OwnedObject>> DockerProvider::ListOwned() {
+  const std::string filter = EnvFilter("");
+  std::vector<OwnedObject> out;
+  absl::StatusOr<EngineResponse> c = engine_.Get("/containers/json?all=1&filters=" + filter);
+  if (!c.ok()) return c.status();
+  if (c->status != 200) return ErrorFromResponse(*c, "listing containers");
+  for (const json& item : Array(Parse(*c))) {
+    std::string name = Str(item, "Id");
+    const json names = Field(item, "Names");
+    if (names.is_array() && !names.empty() && names[0].is_string()) {
+      name = names[0].get<std::string>();
+      if (!name.empty() && name[0] == '/') name.erase(0, 1);
+    }
+    out.push_back({"container", name, "", LabelOf(Field(item, "Labels"), kEnvironmentLabel)});
+  }
+  absl::StatusOr<EngineResponse> n = engine_.Get("/networks?filters=" + filter);
+  if (!n.ok()) return n.status();
+  if (n->status != 200) return ErrorFromResponse(*n, "listing networks");
+  for (const json& item : Array(Parse(*n))) {
+    out.push_back(
+        {"network", Str(item, "Name"), "", LabelOf(Field(item, "Labels"), kEnvironmentLabel)});
+  }
+  absl::StatusOr<EngineResponse> v = engine_.Get("/volumes?filters=" + filter);
+  if (!v.ok()) return v.status();
+  if (v->status != 200) return ErrorFromResponse(*v, "listing volumes");
+  const json volumes = Field(Parse(*v), "Volumes");
+  if (volumes.is_array()) {
+    for (const json& item : volumes) {
+      out.push_back(
+          {"volume", Str(item, "Name"), "", LabelOf(Field(item, "Labels"), kEnvironmentLabel)});
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<DockerProvider>> NewDockerProvider(
+    const ProviderSettings& settings) {
+  absl::StatusOr<DockerProviderOptions> options = ParseDockerSettings(settings);
+  if (!options.ok()) return options.status();
+  return std::make_unique<DockerProvider>(*std::move(options));
+}
+
+absl::Status RegisterDockerProvider(ProviderRegistry& registry) {
+  return registry.RegisterFactory(
+      kProviderName,
+      [](const ProviderSettings& settings) -> absl::StatusOr<std::unique_ptr<Provider>> {
+        absl::StatusOr<std::unique_ptr<DockerProvider>> p = NewDockerProvider(settings);
+        if (!p.ok()) return p.status();
+        return std::unique_ptr<Provider>(*std::move(p));
+      });
+}
+
+}  // namespace eph::providers::docker

@@ -1,0 +1,109 @@
+// DockerProvider: an environment is its own compose-like project on one Docker engine, driven
+// through the Engine API over its unix socket (engine_client.h); Eph reads the compose file
+// itself (compose_file.h). docs/provider-docker.md has the user's view.
+//
+//   Apply     the `docker:` section of eph.yaml (config_json) names the compose file (read from
+//             source_dir, or from sources) and the web service -> every image must exist on the
+//             engine (Eph never pulls: FailedPrecondition otherwise, nothing created) -> network
+//             <project>_default, volumes <project>_<name> -> containers <project>-<service>-1 in
+//             dependency order, waiting (up to health_timeout) for depends_on conditions
+//             service_healthy / service_completed_successfully. A container whose
+//             eph.dev/config-hash still matches and which runs is left alone; any other is
+//             replaced; containers of services dropped from the compose file are removed. A create
+//             or start error (port taken, bad command) is FailedPrecondition with the engine's
+//             message, and what this Apply created is removed again (all of the project when
+//             nothing of it existed before).
+//   Observe   per service: running without healthcheck or healthy -> ready; health starting ->
+//             progressing, or failed once it has been starting longer than health_timeout;
+//             unhealthy, restarting, exited (non-zero, or any exit of the web service) -> failed
+//             with the reason and the container's last log lines. url is
+//             http://127.0.0.1:<published port> of the web service.
+//   Destroy   force-removes the containers, then the network and the volumes; done when nothing
+//             labelled with the environment is left.
+//   Logs      per service (/containers/{id}/logs, demultiplexed); NotFound for an unknown one.
+//   ListOwned containers, networks and volumes labelled eph.dev/managed-by=eph.
+//
+// Every object carries the request's labels (eph.dev/managed-by, eph.dev/environment) plus
+// com.docker.compose.project/service; objects are found by those labels only. An existing
+// network, volume or container with Eph's name but without the environment's labels is
+// FailedPrecondition: Eph never touches what it does not own.
+//
+// Settings (ProviderSettings::values):
+//   docker_host       unix:///path (default unix:///var/run/docker.sock)
+//   request_timeout   one Engine API call (default 60s)
+//   connect_timeout   connecting to the socket (default 5s)
+//   health_timeout    how long a service may stay unhealthy-but-starting, and how long Apply
+//                     waits for a depends_on condition (default 5m)
+//   log_tail_lines    LogsRequest::tail_lines == 0 (default 200)
+//   fixed_host_ports  true: a host port written in the compose file is used (on 127.0.0.1);
+//                     false (default): every port gets an ephemeral host port, so environments
+//                     never clash
+//   base_domain       accepted and unused (ephd passes it to every provider)
+//
+// Thread-safety: every method may be called from many threads at once; the provider keeps no
+// state between calls (everything is read back from the engine).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "pkg/base/clock.h"
+#include "pkg/providers/docker/engine_client.h"
+#include "pkg/providers/provider.h"
+
+namespace eph::providers::docker {
+
+inline constexpr char kProviderName[] = "docker";
+inline constexpr char kDefaultDockerHost[] = "unix:///var/run/docker.sock";
+
+struct DockerProviderOptions {
+  EngineClientOptions engine;
+  absl::Duration health_timeout = absl::Minutes(5);
+  int64_t log_tail_lines = 200;
+  bool fixed_host_ports = false;
+  const Clock* clock = nullptr;  // health_timeout; null: the system clock
+};
+
+// Settings -> options. InvalidArgument naming the setting.
+[[nodiscard]] absl::StatusOr<DockerProviderOptions> ParseDockerSettings(
+    const ProviderSettings& settings);
+
+// The `docker:` section of config_json (pkg/controller/render.cc writes it):
+//   {"docker": {"compose_file": "...", "images": [...], "web": {"service": "web", "port": 8080}}}
+struct DockerSection {
+  std::string compose_file = "docker-compose.yml";
+  std::string web_service;  // empty: the first service publishing a port
+  int web_port = 0;         // 0: the web service's first published tcp port
+};
+[[nodiscard]] absl::StatusOr<DockerSection> ParseDockerSection(const std::string& config_json);
+
+class DockerProvider final : public Provider {
+ public:
+  explicit DockerProvider(DockerProviderOptions options);
+
+  ProviderInfo Info() const override;
+  absl::StatusOr<ApplyResult> Apply(const ApplyRequest& request) override;
+  absl::StatusOr<Observation> Observe(const EnvironmentRef& ref) override;
+  absl::StatusOr<DestroyResult> Destroy(const EnvironmentRef& ref) override;
+  absl::Status Logs(const LogsRequest& request, const LogSink& sink) override;
+  absl::StatusOr<std::vector<OwnedObject>> ListOwned() override;
+
+  const EngineClient& engine() const { return engine_; }
+
+ private:
+  const DockerProviderOptions options_;
+  const EngineClient engine_;
+  const Clock& clock_;
+};
+
+[[nodiscard]] absl::StatusOr<std::unique_ptr<DockerProvider>> NewDockerProvider(
+    const ProviderSettings& settings);
+
+// Registers NewDockerProvider as factory "docker" (ephd calls it beside
+// RegisterBuiltinProviders, as for Kubernetes).
+[[nodiscard]] absl::Status RegisterDockerProvider(ProviderRegistry& registry);
+
+}  // namespace eph::providers::docker
