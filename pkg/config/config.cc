@@ -69,6 +69,9 @@ constexpr std::string_view kKeyPaths[] = {
     "database.instances[].template.strategy",
     "database.instances[].template.seed",
     "database.instances[].template.seed.scripts",
+    "database.instances[].template.seed.timeout",
+    "database.instances[].template.on_seed_change",
+    "database.instances[].template.sanitize",
     "docker",
     "docker.compose_file",
     "docker.images",
@@ -898,9 +901,6 @@ void ConfigReader::ReadDatabaseInstance(const Item& item, DatabaseSettings& data
       const Field& seed_field = seed_it->second;
       Fields seed_fields =
           ReadFields(seed_field.value, "database.instances[].template.seed", seed_field.path);
-      if (instance.strategy == DatabaseTemplateStrategy::kClone) {
-        Error(seed_field.key_mark, Cat("`", seed_field.path, "` only applies to `strategy: seed`"));
-      }
       Require(seed_fields, "scripts", MarkOf(seed_field), seed_field.path);
       if (auto scripts_it = seed_fields.find("scripts"); scripts_it != seed_fields.end()) {
         if (auto scripts = ReadPathList(scripts_it->second)) {
@@ -909,8 +909,16 @@ void ConfigReader::ReadDatabaseInstance(const Item& item, DatabaseSettings& data
                                                   "` is empty; list the SQL files "
                                                   "to run"));
           }
-          if (instance.strategy == DatabaseTemplateStrategy::kSeed) {
-            instance.seed_scripts = std::move(*scripts);
+          instance.seed_scripts = std::move(*scripts);
+        }
+      }
+      if (auto timeout_it = seed_fields.find("timeout"); timeout_it != seed_fields.end()) {
+        if (auto timeout = ReadDuration(timeout_it->second)) {
+          if (*timeout <= absl::ZeroDuration()) {
+            Error(MarkOf(timeout_it->second),
+                  Cat("`", timeout_it->second.path, "` must be longer than zero"));
+          } else {
+            instance.seed_timeout = *timeout;
           }
         }
       }
@@ -918,6 +926,39 @@ void ConfigReader::ReadDatabaseInstance(const Item& item, DatabaseSettings& data
                instance.strategy == DatabaseTemplateStrategy::kSeed) {
       Error(MarkOf(template_field),
             Cat("`", template_field.path, "`: `strategy: seed` needs `seed.scripts`"));
+    }
+    if (auto change_it = template_fields.find("on_seed_change");
+        change_it != template_fields.end()) {
+      if (auto change = ReadString(change_it->second)) {
+        static constexpr std::string_view kChoices[] = {"keep", "reseed"};
+        if (*change == "keep") {
+          instance.on_seed_change = DatabaseSeedChange::kKeep;
+        } else if (*change == "reseed") {
+          instance.on_seed_change = DatabaseSeedChange::kReseed;
+        } else {
+          std::string message =
+              Cat("`", change_it->second.path, "`: unknown choice ", Quote(*change));
+          if (auto match = ClosestMatch(*change, kChoices)) {
+            Append(message, "; did you mean `", *match, "`?");
+          } else {
+            Append(message, " (valid: keep, reseed)");
+          }
+          Error(MarkOf(change_it->second), std::move(message));
+        }
+      }
+    }
+    if (auto sanitize_it = template_fields.find("sanitize"); sanitize_it != template_fields.end()) {
+      if (auto sanitize = ReadPath(sanitize_it->second)) {
+        if (instance.strategy != DatabaseTemplateStrategy::kClone) {
+          Error(sanitize_it->second.key_mark,
+                Cat("`", sanitize_it->second.path, "` only applies to `strategy: clone`"));
+        } else if (seed_it == template_fields.end()) {
+          Error(sanitize_it->second.key_mark,
+                Cat("`", sanitize_it->second.path,
+                    "` needs `seed.scripts`: it cleans the data they load"));
+        }
+        instance.sanitize_script = *sanitize;
+      }
     }
   }
   database.instances.push_back(std::move(instance));

@@ -103,11 +103,24 @@ enum class DatabaseTemplateStrategy {
   kClone,  // copy the provider's template database
 };
 
+// What a push whose seed scripts differ from the database's does (`template.on_seed_change`).
+enum class DatabaseSeedChange {
+  kKeep,    // keep the environment's data
+  kReseed,  // replace it: seed (or clone) again
+};
+
+inline constexpr absl::Duration kDefaultSeedTimeout = absl::Minutes(10);
+
 struct DatabaseInstance {
   std::string name;
   std::string version;
   DatabaseTemplateStrategy strategy = DatabaseTemplateStrategy::kEmpty;
-  std::vector<std::string> seed_scripts;  // normalised paths; only for kSeed, never empty then
+  // Normalised paths. Never empty for kSeed; for kClone the scripts that build the template
+  // (empty: the provider keeps the template itself).
+  std::vector<std::string> seed_scripts;
+  absl::Duration seed_timeout = kDefaultSeedTimeout;  // always > 0
+  DatabaseSeedChange on_seed_change = DatabaseSeedChange::kKeep;
+  std::string sanitize_script;  // normalised path; kClone with seed scripts only; "" for none
 
   friend bool operator==(const DatabaseInstance&, const DatabaseInstance&) = default;
 };

@@ -69,6 +69,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         Check(!instance.seed_scripts.empty());
       }
       for (const std::string& script : instance.seed_scripts) Check(IsNormalized(script));
+      Check(instance.seed_timeout > absl::ZeroDuration());
+      if (!instance.sanitize_script.empty()) {
+        Check(IsNormalized(instance.sanitize_script));
+        Check(instance.strategy == eph::config::DatabaseTemplateStrategy::kClone);
+        Check(!instance.seed_scripts.empty());
+      }
     }
     Check(!eph::config::SummarizeConfig(config, "fuzz.yaml").empty());
   }

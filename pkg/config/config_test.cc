@@ -173,6 +173,52 @@ TEST(ParseConfigTest, DatabaseCanBeSwitchedOff) {
   EXPECT_FALSE(config.database.enabled);
 }
 
+TEST(ParseConfigTest, CloneTemplateFromSeedScriptsWithSanitiserAndSeedSettings) {
+  ProjectConfig config = ParseOk(
+      "version: '1.0'\nname: app\ndocker: {}\ndatabase:\n  instances:\n"
+      "    - name: pg\n      version: '15'\n      template:\n        strategy: clone\n"
+      "        seed: {scripts: [./db/schema.sql, db/data.sql], timeout: 90s}\n"
+      "        on_seed_change: reseed\n        sanitize: ./db/scrub.sql\n");
+  ASSERT_EQ(config.database.instances.size(), 1u);
+  const DatabaseInstance& db = config.database.instances[0];
+  EXPECT_EQ(db.strategy, DatabaseTemplateStrategy::kClone);
+  EXPECT_THAT(db.seed_scripts, ElementsAre("db/schema.sql", "db/data.sql"));
+  EXPECT_EQ(db.seed_timeout, absl::Seconds(90));
+  EXPECT_EQ(db.on_seed_change, DatabaseSeedChange::kReseed);
+  EXPECT_EQ(db.sanitize_script, "db/scrub.sql");
+
+  ProjectConfig defaults = ParseOk(
+      "version: '1.0'\nname: app\ndocker: {}\ndatabase:\n  instances:\n"
+      "    - name: pg\n      version: '15'\n      template: {strategy: seed, seed: {scripts: "
+      "[a.sql]}}\n");
+  EXPECT_EQ(defaults.database.instances[0].seed_timeout, kDefaultSeedTimeout);
+  EXPECT_EQ(defaults.database.instances[0].on_seed_change, DatabaseSeedChange::kKeep);
+}
+
+TEST(ParseConfigTest, RejectsBadSeedSettings) {
+  const std::string head =
+      "version: '1.0'\nname: app\ndocker: {}\ndatabase:\n  instances:\n"
+      "    - name: pg\n      version: '15'\n      template:\n";
+  struct Case {
+    std::string body;
+    std::string says;
+  };
+  for (const Case& c : {
+           Case{"        strategy: clone\n        on_seed_change: resed\n",
+                "did you mean `reseed`?"},
+           Case{"        strategy: seed\n        seed: {scripts: [a.sql], timeout: 0s}\n",
+                "must be longer than zero"},
+           Case{"        strategy: clone\n        sanitize: scrub.sql\n", "needs `seed.scripts`"},
+           Case{"        strategy: clone\n        seed: {scripts: [a.sql]}\n        sanitize: "
+                "../x.sql\n",
+                "x.sql"},
+       }) {
+    ValidationResult result = ParseConfig(head + c.body);
+    ASSERT_FALSE(result.ok()) << c.body;
+    EXPECT_THAT(result.diagnostics[0].message, HasSubstr(c.says)) << c.body;
+  }
+}
+
 TEST(ParseConfigTest, RandomSuffixAllowsAConstantNameTemplate) {
   ProjectConfig config = ParseOk(
       "version: '1.0'\nname: app\n"

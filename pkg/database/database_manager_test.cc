@@ -1,0 +1,507 @@
+// Against the test bed's PostgreSQL 15 (FIXTURES postgres). Every test uses its own project and
+// environment names, so tests may run in parallel; *.Serial* tests sweep the whole server and
+// run alone.
+#include "pkg/database/database_manager.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <pqxx/pqxx>
+#include <sstream>
+#include <thread>
+
+#include "pkg/base/random.h"
+#include "spdlog/sinks/ostream_sink.h"
+#include "spdlog/spdlog.h"
+#include "test/support/testbed.h"
+
+namespace eph::database {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+namespace fs = std::filesystem;
+
+std::string AdminUrl() {
+  return eph::testing::TestbedValue("postgres", "EPH_TEST_POSTGRES_ADMIN_URL");
+}
+
+class DatabaseManagerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    repo_ = eph::testing::MakeTempDir("database");
+    // Unique per test and run: parallel tests and reruns never share objects.
+    const std::string suffix = SecureRandom::Instance().Hex(3);
+    const std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    tag_ = absl_lower(test.substr(0, 20)) + "-" + suffix;
+    project_ = "p-" + tag_;
+    manager_ = MakeManager();
+  }
+
+  static std::string absl_lower(std::string s) {
+    std::string out;
+    for (char c : s)
+      out.push_back(std::isalnum(static_cast<unsigned char>(c)) ? std::tolower(c) : '-');
+    return out;
+  }
+
+  std::unique_ptr<DatabaseManager> MakeManager(Random* random = nullptr,
+                                               CloneCopy copy = CloneCopy::kWalLog) {
+    DatabaseManagerOptions options;
+    options.admin_url = AdminUrl();
+    options.random = random;
+    options.clone_copy = copy;
+    absl::StatusOr<std::unique_ptr<DatabaseManager>> m = DatabaseManager::Create(options);
+    EXPECT_TRUE(m.ok()) << m.status();
+    return m.ok() ? *std::move(m) : nullptr;
+  }
+
+  std::string Env(const std::string& n) { return n + "-" + tag_; }
+
+  void Write(const std::string& rel, const std::string& text) {
+    const fs::path p = fs::path(repo_) / rel;
+    fs::create_directories(p.parent_path());
+    std::ofstream(p, std::ios::binary | std::ios::trunc) << text;
+  }
+
+  EnsureRequest Request(const std::string& env, SeedStrategy strategy,
+                        std::vector<std::string> scripts) {
+    EnsureRequest r;
+    r.environment = env;
+    r.project = project_;
+    r.source_dir = repo_;
+    r.database.strategy = strategy;
+    r.database.scripts = std::move(scripts);
+    r.database.timeout = std::chrono::seconds(60);
+    return r;
+  }
+
+  // One value, as the environment's own role (the credentials must work).
+  static std::string QueryAs(const Credentials& c, const std::string& sql) {
+    pqxx::connection conn(c.database_url);
+    pqxx::work tx(conn);
+    pqxx::result r = tx.exec(sql);
+    tx.commit();
+    return r.empty() || r[0][0].is_null() ? "" : r[0][0].c_str();
+  }
+
+  static int64_t AdminCount(const std::string& sql, const std::string& param) {
+    pqxx::connection conn(AdminUrl());
+    pqxx::nontransaction tx(conn);
+    return tx.exec_params(sql, param)[0][0].as<int64_t>();
+  }
+  static bool DatabaseExists(const std::string& name) {
+    return AdminCount("SELECT count(*) FROM pg_database WHERE datname = $1", name) > 0;
+  }
+  static bool RoleExists(const std::string& name) {
+    return AdminCount("SELECT count(*) FROM pg_roles WHERE rolname = $1", name) > 0;
+  }
+  static void ExpectGone(const std::string& env) {
+    const std::string name = DatabaseManager::ObjectName(env);
+    EXPECT_FALSE(DatabaseExists(name)) << name;
+    EXPECT_FALSE(RoleExists(name)) << name;
+  }
+
+  std::string repo_;
+  std::string tag_;
+  std::string project_;
+  std::unique_ptr<DatabaseManager> manager_;
+};
+
+constexpr char kSchema[] =
+    "-- schema\n"
+    "CREATE TABLE users (id int PRIMARY KEY, email text NOT NULL);\n"
+    "CREATE TABLE orders (id serial PRIMARY KEY, user_id int REFERENCES users(id));\n";
+constexpr char kData[] =
+    "INSERT INTO users SELECT g, 'user' || g || '@example.com' FROM generate_series(1, 100) g;\n"
+    "COPY orders (user_id) FROM stdin;\n1\n2\n3\n\\.\n"
+    "VACUUM ANALYZE users;\n";
+
+TEST_F(DatabaseManagerTest, SeedRunsScriptsInOrderAndTheAppSeesItsData) {
+  Write("db/schema.sql", kSchema);
+  Write("db/data.sql", kData);
+  const EnsureRequest req =
+      Request(Env("a"), SeedStrategy::kSeed, {"./db/schema.sql", "db/data.sql"});
+  absl::StatusOr<EnsureResult> r = manager_->Ensure(req);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->outcome, EnsureOutcome::kCreated);
+  const Credentials& c = r->credentials;
+  EXPECT_EQ(c.dbname, DatabaseManager::ObjectName(req.environment));
+  EXPECT_EQ(c.user, c.dbname);
+  EXPECT_GE(c.password.size(), 32u);
+  for (const char* key :
+       {"DATABASE_URL", "PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD"}) {
+    EXPECT_TRUE(c.env.count(key)) << key;
+  }
+  EXPECT_EQ(QueryAs(c, "SELECT count(*) FROM users"), "100");
+  EXPECT_EQ(QueryAs(c, "SELECT count(*) FROM orders"), "3");
+  // The role owns what it seeded and can change it.
+  EXPECT_EQ(QueryAs(c, "SELECT tableowner FROM pg_tables WHERE tablename = 'users'"), c.user);
+  EXPECT_EQ(QueryAs(c, "SELECT current_setting('is_superuser')"), "off");
+  EXPECT_EQ(manager_->seeds_run(), 1);
+
+  // A repeated Ensure runs nothing and returns the same credentials.
+  absl::StatusOr<EnsureResult> again = manager_->Ensure(req);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->outcome, EnsureOutcome::kUnchanged);
+  EXPECT_EQ(again->credentials.database_url, c.database_url);
+  EXPECT_EQ(manager_->seeds_run(), 1);
+  ASSERT_TRUE(manager_->Drop(req.environment).ok());
+  ExpectGone(req.environment);
+}
+
+TEST_F(DatabaseManagerTest, FailingScriptNamesScriptLineAndMessageAndLeavesNothing) {
+  Write("db/schema.sql", kSchema);
+  Write("db/bad.sql",
+        "INSERT INTO users VALUES (1, 'a');\n"
+        "-- the next statement spans lines\n"
+        "SELECT id,\n"
+        "       no_such_column\n"
+        "FROM users;\n");
+  const EnsureRequest req = Request(Env("a"), SeedStrategy::kSeed, {"db/schema.sql", "db/bad.sql"});
+  absl::StatusOr<EnsureResult> r = manager_->Ensure(req);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(r.status().message(), HasSubstr("seed script db/bad.sql line 4:"));
+  EXPECT_THAT(r.status().message(), HasSubstr("column \"no_such_column\" does not exist"));
+  ExpectGone(req.environment);
+
+  // A run-time error (no position): the line where the failing statement starts.
+  Write("db/dup.sql", "INSERT INTO users VALUES (1, 'a');\n\nINSERT INTO users VALUES (1, 'b');\n");
+  r = manager_->Ensure(Request(Env("b"), SeedStrategy::kSeed, {"db/schema.sql", "db/dup.sql"}));
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(), HasSubstr("seed script db/dup.sql line 3:"));
+  EXPECT_THAT(r.status().message(), HasSubstr("duplicate key"));
+  ExpectGone(Env("b"));
+  absl::StatusOr<std::vector<OwnedObject>> owned = manager_->ListOwned();
+  ASSERT_TRUE(owned.ok()) << owned.status();
+  for (const OwnedObject& o : *owned) EXPECT_NE(o.environment, Env("b"));
+}
+
+TEST_F(DatabaseManagerTest, ScriptPathsOutsideTheRepositoryOrMissingAreClearErrors) {
+  Write("db/schema.sql", kSchema);
+  const std::string outside = eph::testing::MakeTempDir("database-outside");
+  std::ofstream(fs::path(outside) / "secret.sql") << "SELECT 1;\n";
+  fs::create_symlink(fs::path(outside) / "secret.sql", fs::path(repo_) / "db" / "link.sql");
+  struct Case {
+    std::string path;
+    absl::StatusCode code;
+    std::string says;
+  };
+  for (const Case& c :
+       {Case{"../secret.sql", absl::StatusCode::kInvalidArgument, ".."},
+        Case{"/etc/passwd", absl::StatusCode::kInvalidArgument, "absolute"},
+        Case{"db/link.sql", absl::StatusCode::kInvalidArgument, "outside"},
+        Case{"db/missing.sql", absl::StatusCode::kFailedPrecondition, "does not exist"}}) {
+    absl::StatusOr<EnsureResult> r =
+        manager_->Ensure(Request(Env("a"), SeedStrategy::kSeed, {"db/schema.sql", c.path}));
+    ASSERT_FALSE(r.ok()) << c.path;
+    EXPECT_EQ(r.status().code(), c.code) << c.path << ": " << r.status();
+    EXPECT_THAT(r.status().message(), HasSubstr(c.says)) << c.path;
+    ExpectGone(Env("a"));
+  }
+}
+
+TEST_F(DatabaseManagerTest, SeedOverItsTimeLimitIsDeadlineExceeded) {
+  Write("db/slow.sql", "CREATE TABLE t (x int);\nSELECT pg_sleep(60);\n");
+  EnsureRequest req = Request(Env("a"), SeedStrategy::kSeed, {"db/slow.sql"});
+  req.database.timeout = std::chrono::seconds(2);
+  const auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<EnsureResult> r = manager_->Ensure(req);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDeadlineExceeded) << r.status();
+  EXPECT_THAT(r.status().message(), HasSubstr("db/slow.sql line 2"));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20));
+  ExpectGone(req.environment);
+}
+
+TEST_F(DatabaseManagerTest, ClonesNeverSeeEachOthersWrites) {
+  Write("db/schema.sql", kSchema);
+  Write("db/data.sql", kData);
+  absl::StatusOr<EnsureResult> a =
+      manager_->Ensure(Request(Env("a"), SeedStrategy::kClone, {"db/schema.sql", "db/data.sql"}));
+  ASSERT_TRUE(a.ok()) << a.status();
+  // Both copy strategies give the same, independent data.
+  std::unique_ptr<DatabaseManager> file_copy = MakeManager(nullptr, CloneCopy::kFileCopy);
+  absl::StatusOr<EnsureResult> b =
+      file_copy->Ensure(Request(Env("b"), SeedStrategy::kClone, {"db/schema.sql", "db/data.sql"}));
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(manager_->template_builds(), 1);
+  EXPECT_EQ(file_copy->template_builds(), 0);
+  EXPECT_EQ(QueryAs(a->credentials, "SELECT count(*) FROM users"), "100");
+  EXPECT_EQ(QueryAs(b->credentials, "SELECT count(*) FROM users"), "100");
+  QueryAs(a->credentials, "INSERT INTO users VALUES (1000, 'only-in-a')");
+  QueryAs(a->credentials, "CREATE TABLE a_only (x int)");
+  EXPECT_EQ(QueryAs(a->credentials, "SELECT count(*) FROM users"), "101");
+  EXPECT_EQ(QueryAs(b->credentials, "SELECT count(*) FROM users"), "100");
+  EXPECT_EQ(QueryAs(b->credentials, "SELECT count(*) FROM pg_tables WHERE tablename = 'a_only'"),
+            "0");
+  // The clone's objects belong to the environment's role, as with `seed`.
+  EXPECT_EQ(QueryAs(b->credentials, "SELECT tableowner FROM pg_tables WHERE tablename = 'users'"),
+            b->credentials.user);
+  ASSERT_TRUE(manager_->Drop(Env("a")).ok());
+  ASSERT_TRUE(manager_->Drop(Env("b")).ok());
+  ExpectGone(Env("a"));
+  ExpectGone(Env("b"));
+}
+
+TEST_F(DatabaseManagerTest, TemplateIsRebuiltOnlyWhenSeedContentChanges) {
+  Write("db/schema.sql", kSchema);
+  Write("db/data.sql", kData);
+  const std::vector<std::string> scripts = {"db/schema.sql", "db/data.sql"};
+  ASSERT_TRUE(manager_->Ensure(Request(Env("a"), SeedStrategy::kClone, scripts)).ok());
+  ASSERT_TRUE(manager_->Ensure(Request(Env("b"), SeedStrategy::kClone, scripts)).ok());
+  ASSERT_TRUE(manager_->Ensure(Request(Env("a"), SeedStrategy::kClone, scripts)).ok());
+  EXPECT_EQ(manager_->template_builds(), 1);
+
+  Write("db/data.sql", std::string(kData) + "INSERT INTO users VALUES (500, 'new');\n");
+  // `keep`: the old data stays, nothing is built for it.
+  absl::StatusOr<EnsureResult> kept =
+      manager_->Ensure(Request(Env("a"), SeedStrategy::kClone, scripts));
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  EXPECT_EQ(kept->outcome, EnsureOutcome::kKeptData);
+  EXPECT_EQ(manager_->template_builds(), 1);
+  EXPECT_EQ(QueryAs(kept->credentials, "SELECT count(*) FROM users"), "100");
+  // `reseed`: the new template is built once and the data replaced; the password stays.
+  EnsureRequest reseed = Request(Env("b"), SeedStrategy::kClone, scripts);
+  reseed.database.on_seed_change = OnSeedChange::kReseed;
+  absl::StatusOr<EnsureResult> r = manager_->Ensure(reseed);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->outcome, EnsureOutcome::kReseeded);
+  EXPECT_EQ(QueryAs(r->credentials, "SELECT count(*) FROM users"), "101");
+  EXPECT_EQ(manager_->template_builds(), 2);
+  ASSERT_TRUE(manager_->Ensure(Request(Env("c"), SeedStrategy::kClone, scripts)).ok());
+  EXPECT_EQ(manager_->template_builds(), 2);
+
+  // Once no environment records the old template and a newer one exists, it goes.
+  for (const char* e : {"a", "b", "c"}) ASSERT_TRUE(manager_->Drop(Env(e)).ok());
+  absl::StatusOr<std::vector<OwnedObject>> owned = manager_->ListOwned();
+  ASSERT_TRUE(owned.ok());
+  int templates = 0;
+  for (const OwnedObject& o : *owned) templates += o.kind == "template" && o.project == project_;
+  EXPECT_EQ(templates, 1);  // the newest stays for the next environment
+}
+
+TEST_F(DatabaseManagerTest, ConcurrentEnsuresWaitForTheTemplateBuild) {
+  Write("db/schema.sql", kSchema);
+  // Slow enough that every caller arrives while the template is being built.
+  Write("db/data.sql", std::string("SELECT pg_sleep(2);\n") + kData);
+  const std::vector<std::string> scripts = {"db/schema.sql", "db/data.sql"};
+  constexpr int kEnvs = 4;
+  std::vector<absl::StatusOr<EnsureResult>> results(kEnvs, absl::UnknownError(""));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kEnvs; ++i) {
+    threads.emplace_back([&, i] {
+      results[i] =
+          manager_->Ensure(Request(Env("e" + std::to_string(i)), SeedStrategy::kClone, scripts));
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (int i = 0; i < kEnvs; ++i) {
+    ASSERT_TRUE(results[i].ok()) << results[i].status();
+    EXPECT_EQ(QueryAs(results[i]->credentials, "SELECT count(*) FROM users"), "100");
+    EXPECT_EQ(QueryAs(results[i]->credentials, "SELECT count(*) FROM orders"), "3");
+  }
+  EXPECT_EQ(manager_->template_builds(), 1);
+  for (int i = 0; i < kEnvs; ++i) ASSERT_TRUE(manager_->Drop(Env("e" + std::to_string(i))).ok());
+}
+
+TEST_F(DatabaseManagerTest, FailingSanitiserMeansNoClone) {
+  Write("db/schema.sql", kSchema);
+  Write("db/data.sql", kData);
+  Write("db/sanitize.sql", "UPDATE users SET email = 'x';\nUPDATE nowhere SET a = 1;\n");
+  EnsureRequest req = Request(Env("a"), SeedStrategy::kClone, {"db/schema.sql", "db/data.sql"});
+  req.database.sanitize_script = "db/sanitize.sql";
+  absl::StatusOr<EnsureResult> r = manager_->Ensure(req);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(r.status().message(), HasSubstr("sanitising script db/sanitize.sql line 2"));
+  ExpectGone(req.environment);
+  // Another environment gets the same answer without a second build.
+  req.environment = Env("b");
+  r = manager_->Ensure(req);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(), HasSubstr("sanitising script db/sanitize.sql"));
+  EXPECT_EQ(manager_->template_builds(), 0);
+  ExpectGone(Env("b"));
+
+  // A working sanitiser runs before anyone gets the data.
+  Write("db/sanitize.sql", "UPDATE users SET email = 'user' || id || '@invalid';\n");
+  r = manager_->Ensure(req);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(QueryAs(r->credentials, "SELECT count(*) FROM users WHERE email LIKE '%@example.com'"),
+            "0");
+  ASSERT_TRUE(manager_->Drop(req.environment).ok());
+}
+
+TEST_F(DatabaseManagerTest, DropWithAnOpenConnectionLeavesNothing) {
+  Write("db/schema.sql", kSchema);
+  absl::StatusOr<EnsureResult> r =
+      manager_->Ensure(Request(Env("a"), SeedStrategy::kSeed, {"db/schema.sql"}));
+  ASSERT_TRUE(r.ok()) << r.status();
+  pqxx::connection app(r->credentials.database_url);
+  {
+    pqxx::work tx(app);
+    tx.exec("INSERT INTO users VALUES (1, 'x')");
+    tx.commit();
+  }
+  absl::Status dropped = manager_->Drop(Env("a"));
+  ASSERT_TRUE(dropped.ok()) << dropped;
+  ExpectGone(Env("a"));
+  EXPECT_ANY_THROW({
+    pqxx::nontransaction tx(app);
+    tx.exec("SELECT 1");
+  });
+  EXPECT_ANY_THROW(pqxx::connection again(r->credentials.database_url));
+  // Dropping what is gone is fine.
+  EXPECT_TRUE(manager_->Drop(Env("a")).ok());
+}
+
+TEST_F(DatabaseManagerTest, EnvironmentsCannotReachEachOthersDatabases) {
+  Write("db/schema.sql", kSchema);
+  absl::StatusOr<EnsureResult> a =
+      manager_->Ensure(Request(Env("a"), SeedStrategy::kSeed, {"db/schema.sql"}));
+  absl::StatusOr<EnsureResult> b = manager_->Ensure(Request(Env("b"), SeedStrategy::kEmpty, {}));
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE(b.ok()) << b.status();
+  Credentials a_into_b = a->credentials;
+  a_into_b.database_url = "postgresql://" + a->credentials.user + ":" + a->credentials.password +
+                          "@" + a->credentials.host + ":" + std::to_string(a->credentials.port) +
+                          "/" + b->credentials.dbname;
+  try {
+    pqxx::connection conn(a_into_b.database_url);
+    ADD_FAILURE() << "env a's role connected to env b's database";
+  } catch (const std::exception& e) {
+    EXPECT_THAT(std::string(e.what()), HasSubstr("permission denied"));
+  }
+  ASSERT_TRUE(manager_->Drop(Env("a")).ok());
+  ASSERT_TRUE(manager_->Drop(Env("b")).ok());
+}
+
+TEST_F(DatabaseManagerTest, PasswordsNeverReachLogsOrErrors) {
+  std::ostringstream captured;
+  auto previous = spdlog::default_logger();
+  auto logger = std::make_shared<spdlog::logger>(
+      "capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(captured));
+  logger->set_level(spdlog::level::trace);
+  spdlog::set_default_logger(logger);
+
+  // The passwords the manager will pick, known in advance from the seeded generator.
+  SeededRandom random(42), predict(42);
+  std::vector<std::string> passwords;
+  for (int i = 0; i < 8; ++i) passwords.push_back(predict.Hex(24));
+  std::unique_ptr<DatabaseManager> manager = MakeManager(&random);
+  std::vector<std::string> messages;
+
+  Write("db/schema.sql", kSchema);
+  Write("db/bad.sql", "SELECT current_user || ' oops' FROM nowhere;\n");
+  Write("db/sanitize.sql", "SELECT * FROM nowhere;\n");
+  absl::StatusOr<EnsureResult> ok =
+      manager->Ensure(Request(Env("a"), SeedStrategy::kSeed, {"db/schema.sql"}));
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->credentials.password, passwords[0]);
+  absl::StatusOr<EnsureResult> bad =
+      manager->Ensure(Request(Env("b"), SeedStrategy::kSeed, {"db/schema.sql", "db/bad.sql"}));
+  ASSERT_FALSE(bad.ok());
+  messages.emplace_back(bad.status().message());
+  EnsureRequest clone = Request(Env("c"), SeedStrategy::kClone, {"db/schema.sql"});
+  clone.database.sanitize_script = "db/sanitize.sql";
+  absl::StatusOr<EnsureResult> sanitize = manager->Ensure(clone);
+  ASSERT_FALSE(sanitize.ok());
+  messages.emplace_back(sanitize.status().message());
+  EnsureRequest slow = Request(Env("d"), SeedStrategy::kSeed, {"db/schema.sql"});
+  Write("db/slow.sql", "SELECT pg_sleep(30);\n");
+  slow.database.scripts.push_back("db/slow.sql");
+  slow.database.timeout = std::chrono::seconds(1);
+  absl::StatusOr<EnsureResult> timed_out = manager->Ensure(slow);
+  ASSERT_FALSE(timed_out.ok());
+  messages.emplace_back(timed_out.status().message());
+  absl::Status dropped = manager->Drop(Env("a"));
+  EXPECT_TRUE(dropped.ok()) << dropped;
+
+  spdlog::set_default_logger(previous);
+  const std::string log = captured.str();
+  EXPECT_THAT(log, HasSubstr("environment " + Env("a")));  // the capture works
+  const std::string admin_password =
+      eph::testing::TestbedValue("postgres", "EPH_TEST_POSTGRES_PASSWORD");
+  passwords.push_back(admin_password);
+  for (const std::string& pw : passwords) {
+    EXPECT_THAT(log, Not(HasSubstr(pw)));
+    for (const std::string& m : messages) EXPECT_THAT(m, Not(HasSubstr(pw)));
+  }
+}
+
+// Sweeps the whole server: runs alone (see CMakeLists.txt).
+TEST_F(DatabaseManagerTest, SerialOrphanSweepDropsOnlyMarkedObjectsWithoutALiveEnvironment) {
+  Write("db/schema.sql", kSchema);
+  ASSERT_TRUE(manager_->Ensure(Request(Env("live"), SeedStrategy::kSeed, {"db/schema.sql"})).ok());
+  ASSERT_TRUE(manager_->Ensure(Request(Env("gone"), SeedStrategy::kClone, {"db/schema.sql"})).ok());
+  // Foreign objects, one even named like Eph's: never touched.
+  const std::string foreign_db = "foreign_" + absl_lower(tag_).substr(0, 20);
+  const std::string lookalike = DatabaseManager::ObjectName(Env("lookalike"));
+  {
+    pqxx::connection conn(AdminUrl());
+    pqxx::nontransaction tx(conn);
+    tx.exec("CREATE DATABASE " + tx.quote_name(foreign_db));
+    tx.exec("CREATE DATABASE " + tx.quote_name(lookalike));
+    tx.exec("CREATE ROLE " + tx.quote_name(lookalike));
+  }
+  absl::StatusOr<std::vector<std::string>> swept = manager_->SweepOrphans({Env("live")});
+  ASSERT_TRUE(swept.ok()) << swept.status();
+  EXPECT_THAT(*swept, ::testing::Contains(Env("gone")));
+  EXPECT_THAT(*swept, Not(::testing::Contains(Env("live"))));
+  ExpectGone(Env("gone"));
+  EXPECT_TRUE(DatabaseExists(DatabaseManager::ObjectName(Env("live"))));
+  EXPECT_TRUE(DatabaseExists(foreign_db));
+  EXPECT_TRUE(DatabaseExists(lookalike));
+  EXPECT_TRUE(RoleExists(lookalike));
+  // The swept environment's template is its project's newest: it stays for the next one.
+  absl::StatusOr<std::vector<OwnedObject>> owned = manager_->ListOwned();
+  ASSERT_TRUE(owned.ok()) << owned.status();
+  EXPECT_THAT(*owned, ::testing::Contains(::testing::Field(&OwnedObject::project, project_)));
+  // Ensure refuses to adopt the look-alike.
+  absl::StatusOr<EnsureResult> r =
+      manager_->Ensure(Request(Env("lookalike"), SeedStrategy::kEmpty, {}));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(r.status().message(), HasSubstr("not Eph's"));
+
+  ASSERT_TRUE(manager_->Drop(Env("live")).ok());
+  pqxx::connection conn(AdminUrl());
+  pqxx::nontransaction tx(conn);
+  tx.exec("DROP DATABASE " + tx.quote_name(foreign_db));
+  tx.exec("DROP DATABASE " + tx.quote_name(lookalike));
+  tx.exec("DROP ROLE " + tx.quote_name(lookalike));
+}
+
+TEST(SpecFromConfigTest, CarriesEveryDatabaseSetting) {
+  config::DatabaseInstance instance;
+  instance.strategy = config::DatabaseTemplateStrategy::kClone;
+  instance.seed_scripts = {"db/a.sql", "db/b.sql"};
+  instance.seed_timeout = absl::Minutes(2);
+  instance.on_seed_change = config::DatabaseSeedChange::kReseed;
+  instance.sanitize_script = "db/scrub.sql";
+  const DatabaseSpec spec = SpecFromConfig(instance);
+  EXPECT_EQ(spec.strategy, SeedStrategy::kClone);
+  EXPECT_EQ(spec.scripts, instance.seed_scripts);
+  EXPECT_EQ(spec.timeout, std::chrono::seconds(120));
+  EXPECT_EQ(spec.on_seed_change, OnSeedChange::kReseed);
+  EXPECT_EQ(spec.sanitize_script, "db/scrub.sql");
+}
+
+TEST(DatabaseNamesTest, AreSafeIdentifiersAndDistinct) {
+  const std::string long_a(63, 'a');
+  std::string long_b = long_a;
+  long_b.back() = 'b';
+  EXPECT_EQ(DatabaseManager::ObjectName("my-app-gentle-stream-42"),
+            "eph_env_my_app_gentle_stream_42");
+  EXPECT_LE(DatabaseManager::ObjectName(long_a).size(), 63u);
+  EXPECT_NE(DatabaseManager::ObjectName(long_a), DatabaseManager::ObjectName(long_b));
+  EXPECT_LE(DatabaseManager::TemplateName("my-app", std::string(64, 'f')).size(), 63u);
+}
+
+}  // namespace
+}  // namespace eph::database
