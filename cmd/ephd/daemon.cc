@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <string_view>
 
 #include "absl/strings/str_cat.h"
@@ -18,7 +19,9 @@
 #include "pkg/base/metrics.h"
 #include "pkg/base/random.h"
 #include "pkg/config/duration.h"
+#include "pkg/controller/databases.h"
 #include "pkg/controller/metrics.h"
+#include "pkg/database/database_manager.h"
 #include "pkg/controller/reconciler.h"
 #include "pkg/controller/resync.h"
 #include "pkg/controller/work_key.h"
@@ -68,6 +71,12 @@ const std::vector<Setting>& Settings() {
        &DaemonConfig::helm_path, false},
       {"docker_host", "EPH_DOCKER_HOST", "Docker engine for the Docker provider (unix://...)",
        &DaemonConfig::docker_host, false},
+      {"database_admin_url", "EPH_DATABASE_ADMIN_URL",
+       "PostgreSQL (admin role with CREATEDB and CREATEROLE) for per-environment databases",
+       &DaemonConfig::database_admin_url, true},
+      {"database_app_host", "EPH_DATABASE_APP_HOST",
+       "host[:port] apps use to reach that server (default: the admin URL's)",
+       &DaemonConfig::database_app_host, false},
       {"resync_interval", "EPH_RESYNC_INTERVAL", "how often every live environment is rechecked",
        &DaemonConfig::resync_interval, false},
       {"web_dir", "EPH_WEB_DIR", "the dashboard's built files (web/dist), served at /",
@@ -191,6 +200,7 @@ struct Daemon::Parts {
   std::unique_ptr<server::HttpServer> http;
   // The engine: absent when no forge is configured or --workers is 0 (intake only).
   providers::ProviderRegistry providers;
+  std::unique_ptr<controller::EnvironmentDatabases> databases;
   std::unique_ptr<forge::Forge> forge;
   std::unique_ptr<controller::ControllerMetrics> controller_metrics;
   std::unique_ptr<controller::EnvironmentReconciler> reconciler;
@@ -227,6 +237,63 @@ absl::StatusOr<std::unique_ptr<forge::Forge>> MakeForge(const DaemonConfig& conf
   auto github = forge::github::GitHubForge::Create(std::move(options));
   if (!github.ok()) return github.status();
   return std::unique_ptr<forge::Forge>(std::move(*github));
+}
+
+// The controller's view of pkg/database: one database per environment on a shared server.
+class SharedServerDatabases final : public controller::EnvironmentDatabases {
+ public:
+  explicit SharedServerDatabases(std::unique_ptr<database::DatabaseManager> manager)
+      : manager_(std::move(manager)) {}
+
+  absl::StatusOr<std::map<std::string, std::string>> Ensure(
+      const std::string& environment, const std::string& project, const std::string& source_dir,
+      const config::DatabaseInstance& instance) override {
+    database::EnsureRequest request;
+    request.environment = environment;
+    request.project = project;
+    request.source_dir = source_dir;
+    request.database = database::SpecFromConfig(instance);
+    absl::StatusOr<database::EnsureResult> ensured = manager_->Ensure(request);
+    if (!ensured.ok()) return ensured.status();
+    return ensured->credentials.env;
+  }
+  absl::Status Drop(const std::string& environment) override {
+    return manager_->Drop(environment);
+  }
+  absl::StatusOr<std::set<std::string>> EnvironmentsWithDatabases() override {
+    absl::StatusOr<std::vector<database::OwnedObject>> owned = manager_->ListOwned();
+    if (!owned.ok()) return owned.status();
+    std::set<std::string> out;
+    for (const database::OwnedObject& o : *owned) {
+      if (!o.environment.empty()) out.insert(o.environment);
+    }
+    return out;
+  }
+
+ private:
+  std::unique_ptr<database::DatabaseManager> manager_;
+};
+
+absl::StatusOr<std::unique_ptr<controller::EnvironmentDatabases>> MakeDatabases(
+    const DaemonConfig& config) {
+  database::DatabaseManagerOptions options;
+  options.admin_url = config.database_admin_url;
+  if (!config.database_app_host.empty()) {
+    std::string host;
+    uint16_t port = 0;
+    if (config.database_app_host.find(':') != std::string::npos &&
+        SplitHostPort(config.database_app_host, host, port).ok()) {
+      options.app_host = host;
+      options.app_port = port;
+    } else {
+      options.app_host = config.database_app_host;
+    }
+  }
+  absl::StatusOr<std::unique_ptr<database::DatabaseManager>> manager =
+      database::DatabaseManager::Create(std::move(options));
+  if (!manager.ok()) return manager.status();
+  return std::unique_ptr<controller::EnvironmentDatabases>(
+      std::make_unique<SharedServerDatabases>(std::move(*manager)));
 }
 
 absl::Status EnableProviders(const DaemonConfig& config, providers::ProviderRegistry& registry,
@@ -311,6 +378,17 @@ absl::Status Daemon::Start() {
     parts->controller_metrics = std::make_unique<controller::ControllerMetrics>(parts->metrics);
     controller::ReconcilerOptions options;
     options.base_domain = config_.base_domain;
+    if (!config_.database_admin_url.empty()) {
+      auto databases = MakeDatabases(config_);
+      if (!databases.ok()) {
+        return absl::Status(databases.status().code(),
+                            absl::StrCat("database server: ", databases.status().message()));
+      }
+      parts->databases = std::move(*databases);
+      options.databases = parts->databases.get();
+      spdlog::info("ephd: databases: one per environment on {}",
+                   state::RedactStoreUrl(config_.database_admin_url));
+    }
     parts->reconciler = std::make_unique<controller::EnvironmentReconciler>(
         *parts->store, *parts->forge, parts->providers, SystemClock::Instance(),
         SecureRandom::Instance(), options);
@@ -330,6 +408,7 @@ absl::Status Daemon::Start() {
         *parts->store, *parts->reconciler, SystemClock::Instance(), SecureRandom::Instance(),
         *parts->controller_metrics, queue);
     controller::ResyncOptions resync;
+    resync.databases = parts->databases.get();
     resync.interval = std::chrono::duration_cast<Duration>(absl::ToChronoNanoseconds(*resync_interval));
     controller::WorkQueueRunner* runner = parts->runner.get();
     parts->resync = std::make_unique<controller::Resyncer>(

@@ -46,6 +46,7 @@ EnvRecord ParseEnvRecord(const std::string& spec_json) {
   r.reported = Get<std::string>(*c, "reported", "");
   r.last_comment_id = Get<int64_t>(*c, "last_comment_id", 0);
   r.backend_url = Get<std::string>(*c, "backend_url", "");
+  r.database_touched = Get<bool>(*c, "database_touched", false);
   r.command_note = Get<std::string>(*c, "command_note", "");
   return r;
 }
@@ -61,6 +62,7 @@ std::string EnvRecordJson(const EnvRecord& r) {
   if (r.block_recreate.has_value()) controller["block_recreate"] = *r.block_recreate;
   if (r.last_comment_id != 0) controller["last_comment_id"] = r.last_comment_id;
   if (!r.backend_url.empty()) controller["backend_url"] = r.backend_url;
+  if (r.database_touched) controller["database_touched"] = true;
   if (!r.command_note.empty()) controller["command_note"] = r.command_note;
   json j = {{"namespace", r.namespace_name},
             {"trigger_labels", r.trigger_labels},

@@ -37,6 +37,7 @@ struct EnvRecord {
   std::string deployment_sha;
   std::string reported;  // fingerprint of the status last written to the forge
   std::string backend_url;  // the provider's own address of the web service (gateway target)
+  bool database_touched = false;  // Ensure was called: Drop must run before `destroyed`
   // `/eph` commands: the newest comment handled (GitHub comment ids only grow), and what the
   // last one did, shown in the sticky comment.
   int64_t last_comment_id = 0;

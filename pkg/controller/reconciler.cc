@@ -654,6 +654,37 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
     return fetched;
   }
   request.source_dir = checkout->path();
+  if (config.database.enabled && !config.database.instances.empty()) {
+    if (options_.databases == nullptr) {
+      return Fail(env,
+                  "eph.yaml asks for a database, but this ephd has no database server "
+                  "(set EPH_DATABASE_ADMIN_URL)",
+                  target.sha);
+    }
+    if (config.database.instances.size() > 1) {
+      return Fail(env, "eph.yaml lists " + std::to_string(config.database.instances.size()) +
+                           " databases; Eph gives an environment one database for now",
+                  target.sha);
+    }
+    if (!record.database_touched) {
+      // Recorded before the database exists, so a crash in between still drops it on destroy.
+      record.database_touched = true;
+      env.spec_json = EnvRecordJson(record);
+      absl::StatusOr<Environment> saved = Save(env);
+      if (!saved.ok()) return saved.status();
+      env = *saved;
+    }
+    absl::StatusOr<std::map<std::string, std::string>> settings = options_.databases->Ensure(
+        env.name, target.repo, checkout->path(), config.database.instances.front());
+    if (!settings.ok()) {
+      if (IsTerminalError(settings.status()) ||
+          settings.status().code() == absl::StatusCode::kDeadlineExceeded) {
+        return Fail(env, "database: " + std::string(settings.status().message()), target.sha);
+      }
+      return settings.status();
+    }
+    request.secret_env = std::move(*settings);
+  }
   absl::StatusOr<providers::ApplyResult> applied = provider.Apply(request);
   if (!applied.ok()) {
     if (IsTerminalError(applied.status())) {
@@ -818,6 +849,14 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::FinishDestroy(Environment
       return ReconcileResult{options_.destroy_poll,
                              "destroying " + env.name + ": " + gone->message};
     }
+  }
+  if (record.database_touched) {
+    if (options_.databases == nullptr) {
+      return absl::UnavailableError("environment " + env.name +
+                                    " has a database, but this ephd has no database server; it "
+                                    "stays destroying until one is configured");
+    }
+    if (absl::Status dropped = options_.databases->Drop(env.name); !dropped.ok()) return dropped;
   }
   // Destroyed without a recorded wish (the API's DELETE): keep the pull request from getting a
   // new environment at once.

@@ -35,6 +35,7 @@
 #include "pkg/base/clock.h"
 #include "pkg/base/random.h"
 #include "pkg/config/config.h"
+#include "pkg/controller/databases.h"
 #include "pkg/controller/env_record.h"
 #include "pkg/forge/forge.h"
 #include "pkg/providers/provider.h"
@@ -74,6 +75,9 @@ struct ReconcilerOptions {
   // Where each apply's checkout of the repository goes (a fresh directory, removed after the
   // apply); empty: the system's temporary directory.
   std::string source_root;
+  // Per-environment databases (eph.yaml `database:`); null: this ephd has none, and an
+  // environment asking for one fails saying so. Must outlive the reconciler.
+  EnvironmentDatabases* databases = nullptr;
 };
 
 class EnvironmentReconciler final : public Reconciler {

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "pkg/controller/resync.h"
 #include "pkg/controller/test_world.h"
 #include "pkg/controller/work_key.h"
 
@@ -26,6 +27,7 @@ using std::chrono::hours;
 using std::chrono::minutes;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 using M = FakeProvider::Method;
@@ -900,6 +902,130 @@ TEST(ReconcilerTest, PublicUrlFollowsTheTemplateAndTheBackendIsRecordedForTheGat
   w.MustReconcile(65);
   EXPECT_EQ(ParseEnvRecord(w.Live(65)->spec_json).backend_url, "http://127.0.0.1:41234");
   EXPECT_EQ(w.Live(65)->url, "http://" + name + "." + kBaseDomain + ":8081");
+}
+
+// Records what the reconciler asks of the database module; scripted failures.
+class FakeDatabases final : public EnvironmentDatabases {
+ public:
+  absl::StatusOr<std::map<std::string, std::string>> Ensure(
+      const std::string& environment, const std::string& project, const std::string& source_dir,
+      const config::DatabaseInstance& instance) override {
+    ++ensures;
+    last_project = project;
+    last_scripts = instance.seed_scripts;
+    source_seen = !source_dir.empty();
+    if (!fail_next.ok()) {
+      absl::Status s = fail_next;
+      fail_next = absl::OkStatus();
+      return s;
+    }
+    existing.insert(environment);
+    return std::map<std::string, std::string>{
+        {"DATABASE_URL", "postgres://" + environment + ":pw@db:5432/" + environment}};
+  }
+  absl::Status Drop(const std::string& environment) override {
+    ++drops;
+    existing.erase(environment);
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::set<std::string>> EnvironmentsWithDatabases() override { return existing; }
+
+  int ensures = 0, drops = 0;
+  bool source_seen = false;
+  std::string last_project;
+  std::vector<std::string> last_scripts;
+  std::set<std::string> existing;
+  absl::Status fail_next;
+};
+
+std::string DatabaseConfig() {
+  return ConfigYaml() +
+         "database:\n"
+         "  instances:\n"
+         "    - name: main\n"
+         "      version: \"15\"\n"
+         "      template:\n"
+         "        strategy: seed\n"
+         "        seed:\n"
+         "          scripts: [db/schema.sql]\n";
+}
+
+TEST(ReconcilerDatabaseTest, TheAppGetsItsDatabaseSettingsAndDestroyDropsTheDatabase) {
+  World w(DatabaseConfig());
+  FakeDatabases databases;
+  w.options.databases = &databases;
+  w.reconciler = std::make_unique<EnvironmentReconciler>(*w.store, w.forge, w.registry, w.clock,
+                                                         w.random, w.options);
+  w.OpenPr(70);
+  w.MustReconcile(70);
+  const state::Environment env = *w.Live(70);
+  EXPECT_EQ(env.state, EnvState::kReady);
+  EXPECT_EQ(databases.ensures, 1);
+  EXPECT_TRUE(databases.source_seen);
+  EXPECT_EQ(databases.last_project, kRepo);
+  EXPECT_EQ(databases.last_scripts, std::vector<std::string>{"db/schema.sql"});
+  std::optional<providers::ApplyRequest> applied = w.provider->LastApply(env.name);
+  ASSERT_TRUE(applied.has_value());
+  EXPECT_EQ(applied->secret_env.at("DATABASE_URL"),
+            "postgres://" + env.name + ":pw@db:5432/" + env.name);
+  // Never in what people see.
+  EXPECT_THAT(CommentFor(w, 70, env.name), Not(HasSubstr("pw@")));
+  EXPECT_THAT(env.spec_json, Not(HasSubstr("pw@")));
+
+  w.forge.SetState(kRepo, 70, forge::PullRequestState::kClosed);
+  w.MustReconcile(70);
+  w.MustReconcile(70);
+  EXPECT_FALSE(w.Live(70).has_value());
+  EXPECT_EQ(databases.drops, 1);
+  EXPECT_TRUE(databases.existing.empty());
+}
+
+TEST(ReconcilerDatabaseTest, AFailingSeedFailsTheEnvironmentWithItsMessageAndAServerOutageRetries) {
+  World w(DatabaseConfig());
+  FakeDatabases databases;
+  w.options.databases = &databases;
+  w.reconciler = std::make_unique<EnvironmentReconciler>(*w.store, w.forge, w.registry, w.clock,
+                                                         w.random, w.options);
+  w.OpenPr(71);
+  databases.fail_next = absl::UnavailableError("connection refused");
+  EXPECT_FALSE(w.Reconcile(71).ok());
+  EXPECT_EQ(w.provider->Calls(M::kApply), 0);
+  w.MustReconcile(71);
+  EXPECT_EQ(w.Live(71)->state, EnvState::kReady);
+
+  w.forge.Push(kRepo, 71, Sha(2));
+  w.forge.SetFile(kRepo, Sha(2), "eph.yaml", DatabaseConfig());
+  databases.fail_next = absl::FailedPreconditionError(
+      "seed script db/schema.sql line 3: ERROR: relation \"users\" does not exist");
+  w.MustReconcile(71);
+  EXPECT_EQ(w.Live(71)->state, EnvState::kFailed);
+  EXPECT_THAT(w.Live(71)->reason, HasSubstr("db/schema.sql line 3"));
+  EXPECT_THAT(CommentFor(w, 71, w.Live(71)->name), HasSubstr("relation \"users\" does not exist"));
+}
+
+TEST(ReconcilerDatabaseTest, WithoutADatabaseServerTheEnvironmentFailsSayingSo) {
+  World w(DatabaseConfig());
+  w.OpenPr(72);
+  w.MustReconcile(72);
+  EXPECT_EQ(w.Live(72)->state, EnvState::kFailed);
+  EXPECT_THAT(w.Live(72)->reason, HasSubstr("EPH_DATABASE_ADMIN_URL"));
+  EXPECT_EQ(w.provider->Calls(M::kApply), 0);
+}
+
+TEST(ResyncDatabaseTest, DatabasesOfEnvironmentsThatAreNotLiveAreDropped) {
+  World w;
+  w.OpenPr(73);
+  w.MustReconcile(73);
+  FakeDatabases databases;
+  databases.existing = {w.Live(73)->name, "gone-env-1"};
+  ControllerMetrics metrics;
+  ResyncOptions options;
+  options.databases = &databases;
+  Resyncer resync(*w.store, w.registry, w.clock, metrics, options, [] {});
+  absl::StatusOr<ResyncReport> report = resync.RunOnce();
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(databases.existing, std::set<std::string>{w.Live(73)->name});
+  EXPECT_EQ(databases.drops, 1);
 }
 
 TEST(ReconcilerTest, MalformedKeyIsATerminalError) {

@@ -76,6 +76,30 @@ int64_t Resyncer::SweepOrphans(std::vector<std::string>& errors) {
       ++destroyed;
     }
   }
+  if (options_.databases != nullptr) {
+    // Listed first, then each checked in the store: an environment created meanwhile is live by
+    // the time it is checked, so its new database is never taken for an orphan.
+    absl::StatusOr<std::set<std::string>> with_databases =
+        options_.databases->EnvironmentsWithDatabases();
+    if (!with_databases.ok()) {
+      errors.push_back("databases: list: " + with_databases.status().ToString());
+    } else {
+      for (const std::string& environment : *with_databases) {
+        absl::StatusOr<std::optional<state::Environment>> env = store_.GetEnvironment(environment);
+        if (!env.ok()) {
+          errors.push_back(environment + ": " + env.status().ToString());
+          continue;
+        }
+        if (env->has_value() && state::IsLive((*env)->state)) continue;
+        spdlog::info("resync: the database of {}, which is not live, is dropped", environment);
+        if (absl::Status dropped = options_.databases->Drop(environment); !dropped.ok()) {
+          errors.push_back("databases: drop orphan " + environment + ": " + dropped.ToString());
+          continue;
+        }
+        ++destroyed;
+      }
+    }
+  }
   if (destroyed > 0) metrics_.CountOrphansDestroyed(destroyed);
   return destroyed;
 }

@@ -25,6 +25,7 @@
 
 #include "absl/status/statusor.h"
 #include "pkg/base/clock.h"
+#include "pkg/controller/databases.h"
 #include "pkg/controller/metrics.h"
 #include "pkg/providers/provider.h"
 #include "pkg/state/store.h"
@@ -34,6 +35,8 @@ namespace eph::controller {
 struct ResyncOptions {
   Duration interval = std::chrono::minutes(5);
   bool sweep_orphans = true;
+  // Also sweeps databases and roles of environments that are not live (null: no databases).
+  EnvironmentDatabases* databases = nullptr;
   // The longest the background thread sleeps without checking the clock (real time).
   Duration max_wait = std::chrono::seconds(30);
 };
