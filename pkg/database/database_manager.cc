@@ -141,6 +141,15 @@ std::optional<std::map<std::string, std::string>> ParseMarker(std::string_view c
   return out;
 }
 
+// "owner/repo" (GitHub's characters) or a DNS label: it goes into markers split on spaces.
+bool ValidProject(std::string_view project) {
+  if (project.empty() || project.size() > 200) return false;
+  for (char c : project) {
+    if (!absl::ascii_isalnum(c) && c != '-' && c != '_' && c != '.' && c != '/') return false;
+  }
+  return true;
+}
+
 std::string EnvMarker(std::string_view environment, std::string_view project) {
   return absl::StrCat(kMarker, " environment=", S(environment), " project=", S(project));
 }
@@ -982,9 +991,9 @@ absl::StatusOr<EnsureResult> DatabaseManager::Ensure(const EnsureRequest& req) {
     return absl::InvalidArgumentError(absl::StrCat("environment name `", req.environment,
                                                    "` is not a DNS label (a-z, 0-9, '-', <= 63)"));
   }
-  if (!IsDnsLabel(req.project)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("project name `", req.project, "` is not a DNS label"));
+  if (!ValidProject(req.project)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "project `", req.project, "` is not a repository (owner/repo) or a DNS label"));
   }
   const DatabaseSpec& spec = req.database;
   if (spec.timeout.count() <= 0) {

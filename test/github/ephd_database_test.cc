@@ -1,0 +1,285 @@
+// Per-environment databases end to end: ephd with the test bed's PostgreSQL as its database
+// server, the Kubernetes and the Docker provider, driven through the GitHub stand-in. The app's
+// settings are read back where the app would find them (the eph-env Secret, the container's
+// environment) and used to connect as the app does.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <pqxx/pqxx>
+
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/escaping.h"
+#include "pkg/database/database_manager.h"
+#include "test/github/ephd_harness.h"
+#include "test/github/standin_process.h"
+#include "test/support/process.h"
+#include "test/support/testbed.h"
+
+namespace eph {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using testing::ApiGet;
+using testing::EphdProcess;
+using testing::kSecret;
+using testing::StickyComment;
+using testing::WaitFor;
+using ::testing::HasSubstr;
+using namespace std::chrono_literals;
+
+constexpr char kSchema[] =
+    "CREATE TABLE users (id serial PRIMARY KEY, name text NOT NULL);\n"
+    "INSERT INTO users (name) VALUES ('ada'), ('grace');\n";
+constexpr char kBrokenSchema[] =
+    "CREATE TABLE users (id serial PRIMARY KEY, name text NOT NULL);\n"
+    "\n"
+    "INSERT INTO userz (name) VALUES ('ada');\n";
+
+std::string DatabaseSection(const std::string& strategy) {
+  return "database:\n"
+         "  instances:\n"
+         "    - name: main\n"
+         "      version: \"15\"\n"
+         "      template:\n"
+         "        strategy: " +
+         strategy +
+         "\n"
+         "        seed:\n"
+         "          scripts: [db/schema.sql]\n";
+}
+
+std::string Kube(const std::string& key) { return testing::TestbedValue("kubernetes", key); }
+std::string DockerHost() { return testing::TestbedValue("docker", "EPH_TEST_DOCKER_HOST"); }
+
+std::string Tool(const std::string& name) {
+  for (const char* dir : {"/usr/local/bin", "/usr/bin", "/bin"}) {
+    const std::string path = std::string(dir) + "/" + name;
+    if (access(path.c_str(), X_OK) == 0) return path;
+  }
+  ADD_FAILURE() << name << " not found";
+  return name;
+}
+
+// The demo's sample app (deploy/demo/app) as eph-demo/web:pr-N, built FROM scratch.
+void BuildDemoImage(int pr) {
+  const std::string dir = testing::MakeTempDir("demo-image");
+  auto gcc = testing::RunCommand({Tool("gcc"), "-static", "-O2", "-o", dir + "/demo_server",
+                                  testing::SourceDir() + "/deploy/demo/app/demo_server.c"},
+                                 {}, 120s);
+  ASSERT_EQ(gcc.exit_code, 0) << gcc.err;
+  fs::copy_file(testing::SourceDir() + "/deploy/demo/app/Dockerfile", dir + "/Dockerfile");
+  auto build = testing::RunCommand(
+      {Tool("docker"), "build", "-q", "--build-arg", "APP_VERSION=pr-" + std::to_string(pr), "-t",
+       "eph-demo/web:pr-" + std::to_string(pr), dir},
+      {{"DOCKER_HOST", DockerHost()}, {"DOCKER_BUILDKIT", "0"}}, 180s);
+  ASSERT_EQ(build.exit_code, 0) << build.out << build.err;
+}
+
+json Deliver(testing::StandInProcess& standin, const EphdProcess& ephd, const std::string& repo,
+             json body) {
+  body["url"] = ephd.url + "/webhooks/github";
+  body["secret"] = kSecret;
+  body["repo"] = repo;
+  return standin.Request("POST", "/_standin/deliver", body);
+}
+
+int64_t CountUsers(const std::string& url) {
+  pqxx::connection conn(url);
+  pqxx::work tx(conn);
+  return tx.exec1("SELECT count(*) FROM users")[0].as<int64_t>();
+}
+
+bool DatabaseExists(const std::string& name) {
+  pqxx::connection conn(testing::TestbedValue("postgres", "EPH_TEST_POSTGRES_ADMIN_URL"));
+  pqxx::work tx(conn);
+  return tx.exec_params1("SELECT count(*) FROM pg_database WHERE datname = $1", name)[0]
+             .as<int64_t>() > 0 ||
+         tx.exec_params1("SELECT count(*) FROM pg_roles WHERE rolname = $1", name)[0]
+                 .as<int64_t>() > 0;
+}
+
+std::string SecretValue(const json& secret, const std::string& key) {
+  std::string out;
+  absl::Base64Unescape(secret["data"].value(key, ""), &out);
+  return out;
+}
+
+TEST(EphdDatabaseTest, EachEnvironmentGetsItsOwnSeededOrClonedDatabaseThroughBothProviders) {
+  BuildDemoImage(1);
+  testing::StandInProcess standin;
+  ASSERT_FALSE(standin.url().empty());
+  // A Kubernetes project seeding its database, a Docker project cloning it.
+  standin.Request(
+      "POST", "/_standin/repos",
+      {{"owner", "acme"},
+       {"repo", "kube"},
+       {"files",
+        {{"eph.yaml", "version: \"1.0\"\nname: kube\nkubernetes:\n  manifests: [k8s]\n" +
+                          DatabaseSection("seed")},
+         {"db/schema.sql", kSchema},
+         {"k8s/app.yaml",
+          "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n"
+          "  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n"
+          "      labels: {app: web}\n    spec:\n      containers:\n"
+          "        - name: web\n          image: acme/web:1\n"}}}});
+  standin.Request(
+      "POST", "/_standin/repos",
+      {{"owner", "acme"},
+       {"repo", "compose"},
+       {"files",
+        {{"eph.yaml",
+          "version: \"1.0\"\nname: compose\ndocker:\n  compose_file: compose.yaml\n  images:\n"
+          "    - name: eph-demo/web\n      newTag: \"pr-1\"\n" +
+              DatabaseSection("clone")},
+         {"db/schema.sql", kSchema},
+         {"compose.yaml",
+          "services:\n  web:\n    image: eph-demo/web:dev\n    ports: [\"8080\"]\n"
+          "    healthcheck:\n      test: [\"CMD\", \"/app\", \"--check\"]\n"
+          "      interval: 1s\n      retries: 30\n"}}}});
+  for (const char* repo : {"kube", "compose"}) {
+    for (int pr : {1, 2}) {
+      standin.Request("PUT", std::string("/_standin/repos/acme/") + repo + "/pulls/" +
+                                 std::to_string(pr),
+                      {{"labels", {"preview"}}});
+    }
+  }
+  const std::string bin = Kube("EPH_TEST_KUBE_BIN");
+  EphdProcess ephd({{"EPH_GITHUB_API_URL", standin.url()},
+                    {"EPH_GITHUB_TOKEN", testing::kStandInToken},
+                    {"EPH_KUBECONFIG", Kube("EPH_TEST_KUBECONFIG")},
+                    {"EPH_KUSTOMIZE_PATH", bin + "/kustomize"},
+                    {"EPH_HELM_PATH", bin + "/helm"},
+                    {"EPH_DOCKER_HOST", DockerHost()},
+                    {"EPH_DATABASE_ADMIN_URL",
+                     testing::TestbedValue("postgres", "EPH_TEST_POSTGRES_ADMIN_URL")},
+                    {"EPH_LOG_LEVEL", "debug"}});
+  ASSERT_FALSE(ephd.url.empty());
+  const std::string token = testing::CreateApiToken(ephd);
+  for (const char* repo : {"kube", "compose"}) {
+    for (int pr : {1, 2}) {
+      json sent = Deliver(standin, ephd, std::string("acme/") + repo,
+                          {{"event", "pull_request"}, {"action", "labeled"}, {"number", pr},
+                           {"label", "preview"}});
+      ASSERT_EQ(sent.value("status", 0) / 100, 2) << sent;
+    }
+  }
+  auto ready = [&](const std::string& repo, int pr) {
+    json list = ApiGet(ephd.url + "/api/v1/environments?project=" + repo, token);
+    for (const json& e : list["items"]) {
+      if (e.value("pr", 0) == pr && e.value("state", "") == "ready") return e;
+    }
+    return json();
+  };
+  for (const char* repo : {"acme/kube", "acme/compose"}) {
+    for (int pr : {1, 2}) {
+      ASSERT_TRUE(WaitFor([&] { return ready(repo, pr).is_object(); }, 180s))
+          << repo << "#" << pr << "\n"
+          << ApiGet(ephd.url + "/api/v1/environments?all=true", token).dump(1) << "\n"
+          << ephd.process->Output();
+    }
+  }
+
+  // Kubernetes: the app finds DATABASE_URL in Secret eph-env and its seeded tables behind it.
+  std::vector<std::string> passwords;
+  std::vector<std::string> kube_urls;
+  for (int pr : {1, 2}) {
+    const std::string name = ready("acme/kube", pr).value("name", "");
+    auto got = testing::RunCommand({bin + "/kubectl", "--kubeconfig", Kube("EPH_TEST_KUBECONFIG"),
+                                    "get", "secret", "eph-env", "-n", "eph-" + name, "-o", "json"});
+    ASSERT_EQ(got.exit_code, 0) << got.err;
+    const json secret = json::parse(got.out);
+    kube_urls.push_back(SecretValue(secret, "DATABASE_URL"));
+    passwords.push_back(SecretValue(secret, "PGPASSWORD"));
+    EXPECT_EQ(CountUsers(kube_urls.back()), 2) << name;
+  }
+  // Docker: the container's environment carries the clone's settings; two clones are separate.
+  std::vector<std::string> docker_urls;
+  for (int pr : {1, 2}) {
+    const std::string name = ready("acme/compose", pr).value("name", "");
+    auto inspected =
+        testing::RunCommand({Tool("docker"), "inspect", "eph-" + name + "-web-1"},
+                            {{"DOCKER_HOST", DockerHost()}});
+    ASSERT_EQ(inspected.exit_code, 0) << inspected.err;
+    std::string url;
+    const json container = json::parse(inspected.out);  // named: a temporary would dangle
+    for (const json& kv : container[0]["Config"]["Env"]) {
+      const std::string s = kv.get<std::string>();
+      if (s.rfind("DATABASE_URL=", 0) == 0) url = s.substr(13);
+      if (s.rfind("PGPASSWORD=", 0) == 0) passwords.push_back(s.substr(11));
+    }
+    ASSERT_FALSE(url.empty()) << inspected.out;
+    docker_urls.push_back(url);
+    EXPECT_EQ(CountUsers(url), 2) << name;
+  }
+  {
+    pqxx::connection conn(docker_urls[0]);
+    pqxx::work tx(conn);
+    tx.exec0("INSERT INTO users (name) VALUES ('only in the first clone')");
+    tx.commit();
+  }
+  EXPECT_EQ(CountUsers(docker_urls[0]), 3);
+  EXPECT_EQ(CountUsers(docker_urls[1]), 2) << "a clone saw another environment's write";
+  EXPECT_THROW(pqxx::connection(docker_urls[0].substr(0, docker_urls[0].rfind('/')) + "/" +
+                                docker_urls[1].substr(docker_urls[1].rfind('/') + 1)),
+               pqxx::broken_connection)
+      << "one environment's role reached another's database";
+
+  // A push with a failing seed script: failed with the script and line, nothing of it left.
+  json commit = standin.Request("POST", "/_standin/repos/acme/kube/commits",
+                                {{"branch", "feature-3"}, {"files", {{"db/schema.sql", kBrokenSchema}}}});
+  standin.Request("PUT", "/_standin/repos/acme/kube/pulls/3",
+                  {{"labels", {"preview"}}, {"head_ref", "feature-3"}, {"head_sha", commit["sha"]}});
+  Deliver(standin, ephd, "acme/kube",
+          {{"event", "pull_request"}, {"action", "labeled"}, {"number", 3}, {"label", "preview"}});
+  ASSERT_TRUE(WaitFor(
+      [&] { return StickyComment(standin, 3).find("db/schema.sql line 3") != std::string::npos; },
+      120s))
+      << StickyComment(standin, 3) << "\n"
+      << ephd.process->Output();
+  EXPECT_THAT(StickyComment(standin, 3), HasSubstr("userz"));
+  json failed = ApiGet(ephd.url + "/api/v1/environments?project=acme/kube", token);
+  std::string failed_name;
+  for (const json& e : failed["items"]) {
+    if (e.value("pr", 0) == 3) failed_name = e.value("name", "");
+  }
+  ASSERT_FALSE(failed_name.empty());
+  EXPECT_FALSE(DatabaseExists(database::DatabaseManager::ObjectName(failed_name)))
+      << "the half-made database or role of " << failed_name << " is left";
+
+  // Closing every pull request drops every database and role.
+  std::vector<std::string> dbnames;
+  for (const std::string& url : kube_urls) dbnames.push_back(url.substr(url.rfind('/') + 1));
+  for (const std::string& url : docker_urls) dbnames.push_back(url.substr(url.rfind('/') + 1));
+  for (const char* repo : {"kube", "compose"}) {
+    for (int pr : {1, 2}) {
+      standin.Request("PUT", std::string("/_standin/repos/acme/") + repo + "/pulls/" +
+                                 std::to_string(pr),
+                      {{"state", "closed"}});
+      Deliver(standin, ephd, std::string("acme/") + repo,
+              {{"event", "pull_request"}, {"action", "closed"}, {"number", pr}});
+    }
+  }
+  for (const std::string& db : dbnames) {
+    EXPECT_TRUE(WaitFor([&] { return !DatabaseExists(db); }, 120s)) << db << " is left";
+  }
+
+  // No password in any log line of the run or any API answer.
+  const std::string api = ApiGet(ephd.url + "/api/v1/environments?all=true", token).dump();
+  ASSERT_EQ(passwords.size(), 4u);
+  for (const std::string& pw : passwords) {
+    ASSERT_GE(pw.size(), 16u);
+    EXPECT_EQ(ephd.process->Output().find(pw), std::string::npos) << "a password is in ephd's log";
+    EXPECT_EQ(api.find(pw), std::string::npos) << "a password is in the API";
+    const json github_state = standin.State();
+    for (const json& c : github_state["comments"]) {
+      EXPECT_EQ(c.value("body", "").find(pw), std::string::npos) << "a password is on GitHub";
+    }
+  }
+  EXPECT_EQ(standin.Violations(), json::array());
+}
+
+}  // namespace
+}  // namespace eph
