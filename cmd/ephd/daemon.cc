@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
+#include <unordered_map>
 #include <set>
 #include <string_view>
 
@@ -20,6 +22,7 @@
 #include "pkg/base/random.h"
 #include "pkg/config/duration.h"
 #include "pkg/controller/databases.h"
+#include "pkg/controller/env_record.h"
 #include "pkg/controller/metrics.h"
 #include "pkg/database/database_manager.h"
 #include "pkg/controller/reconciler.h"
@@ -28,6 +31,7 @@
 #include "pkg/controller/work_queue_runner.h"
 #include "pkg/forge/forge.h"
 #include "pkg/forge/github/github_forge.h"
+#include "pkg/gateway/gateway.h"
 #include "pkg/providers/docker/docker_provider.h"
 #include "pkg/providers/kubernetes/kubernetes_provider.h"
 #include "pkg/providers/provider.h"
@@ -54,6 +58,13 @@ const std::vector<Setting>& Settings() {
        false},
       {"base_domain", "EPH_BASE_DOMAIN", "environments are https://<name>.<base_domain>",
        &DaemonConfig::base_domain, false},
+      {"gateway_listen", "EPH_GATEWAY_LISTEN",
+       "host:port to serve *.<base_domain> on, proxying to Docker environments (empty: off)",
+       &DaemonConfig::gateway_listen, false},
+      {"public_url", "EPH_PUBLIC_URL",
+       "environments' URL, {host} = <name>.<base_domain> (default https://{host}, or "
+       "http://{host}:<gateway port> with the gateway)",
+       &DaemonConfig::public_url, false},
       {"github_webhook_secret", "EPH_GITHUB_WEBHOOK_SECRET", "secret GitHub signs webhooks with",
        &DaemonConfig::github_webhook_secret, true},
       {"github_api_url", "EPH_GITHUB_API_URL", "GitHub API base URL (Enterprise: https://HOST/api/v3)",
@@ -192,12 +203,69 @@ absl::Status ApplyConfigFile(const CLI::App& app, const std::string& path, Daemo
   return absl::OkStatus();
 }
 
+namespace {
+
+// The gateway's view of the store: an environment's backend (the provider's 127.0.0.1 port), kept
+// for a second so the proxy's hot path rarely reads the database.
+class BackendLookup {
+ public:
+  explicit BackendLookup(state::Store& store) : store_(store) {}
+
+  std::optional<gateway::Backend> Find(std::string_view name) {
+    const auto now = std::chrono::steady_clock::now();
+    const std::string key(name);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = cache_.find(key);
+      if (it != cache_.end() && now - it->second.fetched < kFresh) return it->second.backend;
+    }
+    std::optional<gateway::Backend> backend = Read(key);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (cache_.size() > kMaxEntries) cache_.clear();  // unknown names must not grow it forever
+    cache_[key] = {backend, now};
+    return backend;
+  }
+
+ private:
+  static constexpr auto kFresh = std::chrono::seconds(1);
+  static constexpr size_t kMaxEntries = 10000;
+  struct Entry {
+    std::optional<gateway::Backend> backend;
+    std::chrono::steady_clock::time_point fetched;
+  };
+
+  std::optional<gateway::Backend> Read(const std::string& name) {
+    absl::StatusOr<std::optional<state::Environment>> env = store_.GetEnvironment(name);
+    if (!env.ok() || !env->has_value()) return std::nullopt;
+    const state::EnvState st = (*env)->state;
+    if (st != state::EnvState::kReady && st != state::EnvState::kUpdating) return std::nullopt;
+    // "http://127.0.0.1:PORT" as the Docker provider reports it.
+    const std::string url = controller::ParseEnvRecord((*env)->spec_json).backend_url;
+    constexpr std::string_view kPrefix = "http://";
+    if (url.rfind(kPrefix, 0) != 0) return std::nullopt;
+    std::string host;
+    uint16_t port = 0;
+    std::string authority = url.substr(kPrefix.size());
+    authority = authority.substr(0, authority.find('/'));
+    if (!SplitHostPort(authority, host, port).ok() || port == 0) return std::nullopt;
+    return gateway::Backend{host, port};
+  }
+
+  state::Store& store_;
+  std::mutex mu_;
+  std::unordered_map<std::string, Entry> cache_;
+};
+
+}  // namespace
+
 struct Daemon::Parts {
   MetricsRegistry metrics;
   std::unique_ptr<state::Store> store;
   std::unique_ptr<webhook::WebhookIntake> intake;
   std::unique_ptr<api::ApiServer> api;
   std::unique_ptr<server::HttpServer> http;
+  std::unique_ptr<BackendLookup> backends;
+  std::unique_ptr<gateway::Gateway> gateway;
   // The engine: absent when no forge is configured or --workers is 0 (intake only).
   providers::ProviderRegistry providers;
   std::unique_ptr<controller::EnvironmentDatabases> databases;
@@ -367,6 +435,46 @@ absl::Status Daemon::Start() {
     return absl::InvalidArgumentError(absl::StrCat("resync interval \"", config_.resync_interval,
                                                    "\": ", resync_interval.status().message()));
   }
+  // The gateway starts before the reconciler: environments' URLs carry its port.
+  std::string public_url = config_.public_url;
+  if (!config_.gateway_listen.empty()) {
+    gateway::GatewayOptions gateway_options;
+    uint16_t gateway_port = 0;
+    if (auto s = SplitHostPort(config_.gateway_listen, gateway_options.host, gateway_port);
+        !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("gateway: ", s.message()));
+    }
+    gateway_options.port = gateway_port;
+    gateway_options.base_domain = config_.base_domain;
+    parts->backends = std::make_unique<BackendLookup>(*parts->store);
+    BackendLookup* backends = parts->backends.get();
+    state::Store* activity_store = parts->store.get();
+    parts->gateway = std::make_unique<gateway::Gateway>(
+        gateway_options,
+        [backends](std::string_view environment) { return backends->Find(environment); },
+        [activity_store](std::string_view environment, TimePoint at) {
+          if (absl::Status s = activity_store->TouchEnvironment(std::string(environment), at);
+              !s.ok()) {
+            spdlog::warn("gateway: could not record activity of {}: {}", environment,
+                         s.ToString());
+          }
+        },
+        SystemClock::Instance(), &parts->metrics);
+    if (auto s = parts->gateway->Start(); !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("gateway: ", s.message()));
+    }
+    if (public_url.empty()) {
+      public_url = absl::StrCat("http://{host}:", parts->gateway->port());
+    }
+    spdlog::info("ephd: gateway: serving *.{} on http://{}:{}", config_.base_domain,
+                 gateway_options.host, parts->gateway->port());
+  }
+  if (public_url.empty()) public_url = "https://{host}";
+  if (public_url.find("{host}") == std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "public URL \"", public_url, "\" must contain {host}, e.g. https://{host}"));
+  }
+
   auto forge = MakeForge(config_);
   if (config_.workers == 0) {
     spdlog::info("ephd: reconciler: off (--workers 0: intake and API only)");
@@ -378,6 +486,10 @@ absl::Status Daemon::Start() {
     parts->controller_metrics = std::make_unique<controller::ControllerMetrics>(parts->metrics);
     controller::ReconcilerOptions options;
     options.base_domain = config_.base_domain;
+    options.url_template = public_url;
+    // Providers without a readiness watch (Docker) are asked again this often while an
+    // environment comes up: a healthcheck passing shows within two seconds.
+    options.progress_poll = std::chrono::seconds(2);
     if (!config_.database_admin_url.empty()) {
       auto databases = MakeDatabases(config_);
       if (!databases.ok()) {
@@ -483,6 +595,7 @@ void Daemon::Stop() {
   if (!parts_) return;
   // Stop taking requests first (in-flight ones finish), then let workers finish their items.
   if (parts_->http) parts_->http->Stop();
+  if (parts_->gateway) parts_->gateway->Stop();
   // The providers outlive the runner (declared before it), so their watch threads must stop
   // calling into it first.
   if (auto* kube = dynamic_cast<providers::kubernetes::KubernetesProvider*>(

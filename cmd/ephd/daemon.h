@@ -18,6 +18,8 @@ struct DaemonConfig {
   std::string listen = "127.0.0.1:8080";
   std::string state = "sqlite:./eph-data/eph.db";
   std::string base_domain = "preview.localhost";
+  std::string gateway_listen;  // host:port of the preview gateway; empty: no gateway
+  std::string public_url;      // URL template of environments ({host}); empty: see daemon.cc
   std::string github_webhook_secret;
   std::string github_api_url = "https://api.github.com";
   std::string github_token;

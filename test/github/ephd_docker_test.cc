@@ -1,0 +1,189 @@
+// Docker environments end to end: ephd with the Docker provider on the test bed's engine and its
+// preview gateway, driven through the GitHub stand-in. The page is fetched the way a person
+// would, through http://<name>.preview.localhost:<gateway port>/.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "pkg/forge/github/github_http.h"
+#include "test/github/ephd_harness.h"
+#include "test/github/standin_process.h"
+#include "test/support/process.h"
+#include "test/support/testbed.h"
+
+namespace eph {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using testing::ApiGet;
+using testing::EphdProcess;
+using testing::kSecret;
+using testing::StickyComment;
+using testing::WaitFor;
+using ::testing::HasSubstr;
+using namespace std::chrono_literals;
+
+constexpr char kSha1[] = "1111111aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+constexpr char kSha2[] = "2222222bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+std::string DockerHost() { return testing::TestbedValue("docker", "EPH_TEST_DOCKER_HOST"); }
+
+std::string Tool(const std::string& name) {
+  for (const char* dir : {"/usr/local/bin", "/usr/bin", "/bin"}) {
+    const std::string path = std::string(dir) + "/" + name;
+    if (access(path.c_str(), X_OK) == 0) return path;
+  }
+  ADD_FAILURE() << name << " not found";
+  return name;
+}
+
+// deploy/demo/app as eph-demo/web:<tag>, its page naming `tag` as the version.
+void BuildImage(const std::string& tag) {
+  const std::string dir = testing::MakeTempDir("gateway-image");
+  auto gcc = testing::RunCommand({Tool("gcc"), "-static", "-O2", "-o", dir + "/demo_server",
+                                  testing::SourceDir() + "/deploy/demo/app/demo_server.c"},
+                                 {}, 120s);
+  ASSERT_EQ(gcc.exit_code, 0) << gcc.err;
+  fs::copy_file(testing::SourceDir() + "/deploy/demo/app/Dockerfile", dir + "/Dockerfile");
+  auto build = testing::RunCommand({Tool("docker"), "build", "-q", "--build-arg",
+                                    "APP_VERSION=" + tag, "-t", "eph-demo/web:" + tag, dir},
+                                   {{"DOCKER_HOST", DockerHost()}, {"DOCKER_BUILDKIT", "0"}}, 180s);
+  ASSERT_EQ(build.exit_code, 0) << build.out << build.err;
+}
+
+// GET through the gateway with the environment's Host, as a browser resolving *.localhost would.
+forge::github::HttpAnswer GetThroughGateway(const std::string& url, int gateway_port) {
+  const std::string host = url.substr(url.find("://") + 3, url.rfind(':') - url.find("://") - 3);
+  forge::github::HttpExchange exchange{
+      .method = "GET",
+      .url = "http://127.0.0.1:" + std::to_string(gateway_port) + "/",
+      .headers = {"Host: " + host + ":" + std::to_string(gateway_port)}};
+  auto answer = forge::github::PerformHttp(exchange);
+  return answer.ok() ? *answer : forge::github::HttpAnswer{};
+}
+
+json Engine(const std::string& path) {
+  auto got = testing::RunCommand({Tool("curl"), "-sS", "--unix-socket",
+                                  DockerHost().substr(std::string("unix://").size()),
+                                  "http://localhost/v1.41" + path});
+  return json::parse(got.out, nullptr, false);
+}
+
+int Owned(const std::string& kind, const std::string& environment) {
+  const std::string filters = "%7B%22label%22%3A%5B%22eph.dev%2Fenvironment%3D" + environment +
+                              "%22%5D%7D";  // {"label":["eph.dev/environment=<env>"]}
+  json answer = Engine("/" + kind + "?all=1&filters=" + filters);
+  if (kind == "volumes") answer = answer["Volumes"];
+  return answer.is_array() ? static_cast<int>(answer.size()) : -1;
+}
+
+TEST(EphdDockerTest, PushUpdatesThePageBehindTheGatewayAndCloseLeavesNothing) {
+  BuildImage("1111111");
+  BuildImage("2222222");
+  testing::StandInProcess standin;
+  ASSERT_FALSE(standin.url().empty());
+  const std::string compose =
+      "services:\n"
+      "  web:\n"
+      "    image: eph-demo/web:dev\n"
+      "    ports: [\"8080\"]\n"
+      "    volumes: [\"data:/data\"]\n"
+      "    healthcheck:\n"
+      "      test: [\"CMD\", \"/app\", \"--check\"]\n"
+      "      interval: 1s\n"
+      "      retries: 30\n"
+      "volumes:\n"
+      "  data: {}\n";
+  standin.Request("POST", "/_standin/repos",
+                  {{"owner", "acme"},
+                   {"repo", "web"},
+                   {"sha", kSha1},
+                   {"files",
+                    {{"eph.yaml",
+                      "version: \"1.0\"\nname: web\ndocker:\n  compose_file: compose.yaml\n"
+                      "  images:\n    - name: eph-demo/web\n      newTag: \"{short_sha}\"\n"},
+                     {"compose.yaml", compose}}}});
+  standin.Request("PUT", "/_standin/repos/acme/web/pulls/5",
+                  {{"labels", {"preview"}}, {"head_sha", kSha1}});
+  EphdProcess ephd({{"EPH_GITHUB_API_URL", standin.url()},
+                    {"EPH_GITHUB_TOKEN", testing::kStandInToken},
+                    {"EPH_DOCKER_HOST", DockerHost()},
+                    {"EPH_GATEWAY_LISTEN", "127.0.0.1:0"}});
+  ASSERT_FALSE(ephd.url.empty());
+  std::smatch m;
+  const std::string out = ephd.process->Output();
+  ASSERT_TRUE(std::regex_search(out, m, std::regex("gateway: serving \\S+ on http://127\\.0\\.0\\.1:(\\d+)")))
+      << out;
+  const int gateway_port = std::stoi(m[1]);
+  const std::string token = testing::CreateApiToken(ephd);
+  auto deliver = [&](const std::string& action) {
+    json sent = standin.Request("POST", "/_standin/deliver",
+                                {{"url", ephd.url + "/webhooks/github"},
+                                 {"secret", kSecret},
+                                 {"repo", "acme/web"},
+                                 {"event", "pull_request"},
+                                 {"action", action},
+                                 {"number", 5},
+                                 {"label", "preview"}});
+    ASSERT_EQ(sent.value("status", 0) / 100, 2) << sent;
+  };
+  auto environment = [&] {
+    json list = ApiGet(ephd.url + "/api/v1/environments?all=true", token);
+    return !list.is_object() || list["items"].empty() ? json::object() : list["items"][0];
+  };
+
+  deliver("labeled");
+  ASSERT_TRUE(WaitFor([&] { return environment().value("state", "") == "ready"; }, 120s))
+      << environment().dump() << "\n"
+      << ephd.process->Output();
+  const std::string name = environment().value("name", "");
+  const std::string url = environment().value("url", "");
+  EXPECT_EQ(url, "http://" + name + ".preview.localhost:" + std::to_string(gateway_port));
+  EXPECT_THAT(StickyComment(standin, 5), HasSubstr(url));
+  forge::github::HttpAnswer page = GetThroughGateway(url, gateway_port);
+  EXPECT_EQ(page.status, 200);
+  EXPECT_THAT(page.body, HasSubstr("version <b id=\"version\">1111111</b>"));
+  EXPECT_THAT(page.body, HasSubstr("forwarded for <code>127.0.0.1</code>"));
+  // An unknown name gets the gateway's 404, which names nothing.
+  forge::github::HttpAnswer unknown =
+      GetThroughGateway("http://nope-1.preview.localhost:1", gateway_port);
+  EXPECT_EQ(unknown.status, 404);
+  EXPECT_EQ(unknown.body.find(name), std::string::npos);
+  // The visit counts as activity (idle_timeout's clock).
+  EXPECT_TRUE(WaitFor([&] { return !environment()["last_activity_at"].is_null(); }, 10s));
+
+  // A push with a new image tag: the new page.
+  json commit = standin.Request("POST", "/_standin/repos/acme/web/commits",
+                                {{"branch", "feature-5"}, {"sha", kSha2}, {"files", json::object()}});
+  ASSERT_EQ(commit.value("sha", ""), kSha2) << commit;
+  standin.Request("PUT", "/_standin/repos/acme/web/pulls/5", {{"head_sha", kSha2}});
+  deliver("synchronize");
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return GetThroughGateway(url, gateway_port).body.find(">2222222<") != std::string::npos;
+      },
+      120s))
+      << environment().dump() << "\n"
+      << ephd.process->Output();
+  EXPECT_EQ(environment().value("state", ""), "ready");
+
+  // Closed: containers, network and volume gone, the page too.
+  EXPECT_EQ(Owned("containers/json", name), 1);
+  EXPECT_EQ(Owned("networks", name), 1);
+  EXPECT_EQ(Owned("volumes", name), 1);
+  standin.Request("PUT", "/_standin/repos/acme/web/pulls/5", {{"state", "closed"}});
+  deliver("closed");
+  ASSERT_TRUE(WaitFor([&] { return environment().value("state", "") == "destroyed"; }, 120s))
+      << environment().dump() << "\n"
+      << ephd.process->Output();
+  EXPECT_EQ(Owned("containers/json", name), 0);
+  EXPECT_EQ(Owned("networks", name), 0);
+  EXPECT_EQ(Owned("volumes", name), 0);
+  EXPECT_TRUE(WaitFor([&] { return GetThroughGateway(url, gateway_port).status == 404; }, 10s));
+  EXPECT_EQ(standin.Violations(), json::array());
+}
+
+}  // namespace
+}  // namespace eph
