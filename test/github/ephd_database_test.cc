@@ -51,41 +51,6 @@ std::string DatabaseSection(const std::string& strategy) {
          "          scripts: [db/schema.sql]\n";
 }
 
-std::string Kube(const std::string& key) { return testing::TestbedValue("kubernetes", key); }
-std::string DockerHost() { return testing::TestbedValue("docker", "EPH_TEST_DOCKER_HOST"); }
-
-std::string Tool(const std::string& name) {
-  for (const char* dir : {"/usr/local/bin", "/usr/bin", "/bin"}) {
-    const std::string path = std::string(dir) + "/" + name;
-    if (access(path.c_str(), X_OK) == 0) return path;
-  }
-  ADD_FAILURE() << name << " not found";
-  return name;
-}
-
-// The demo's sample app (deploy/demo/app) as eph-demo/web:pr-N, built FROM scratch.
-void BuildDemoImage(int pr) {
-  const std::string dir = testing::MakeTempDir("demo-image");
-  auto gcc = testing::RunCommand({Tool("gcc"), "-static", "-O2", "-o", dir + "/demo_server",
-                                  testing::SourceDir() + "/deploy/demo/app/demo_server.c"},
-                                 {}, 120s);
-  ASSERT_EQ(gcc.exit_code, 0) << gcc.err;
-  fs::copy_file(testing::SourceDir() + "/deploy/demo/app/Dockerfile", dir + "/Dockerfile");
-  auto build = testing::RunCommand(
-      {Tool("docker"), "build", "-q", "--build-arg", "APP_VERSION=pr-" + std::to_string(pr), "-t",
-       "eph-demo/web:pr-" + std::to_string(pr), dir},
-      {{"DOCKER_HOST", DockerHost()}, {"DOCKER_BUILDKIT", "0"}}, 180s);
-  ASSERT_EQ(build.exit_code, 0) << build.out << build.err;
-}
-
-json Deliver(testing::StandInProcess& standin, const EphdProcess& ephd, const std::string& repo,
-             json body) {
-  body["url"] = ephd.url + "/webhooks/github";
-  body["secret"] = kSecret;
-  body["repo"] = repo;
-  return standin.Request("POST", "/_standin/deliver", body);
-}
-
 int64_t CountUsers(const std::string& url) {
   pqxx::connection conn(url);
   pqxx::work tx(conn);
@@ -108,7 +73,7 @@ std::string SecretValue(const json& secret, const std::string& key) {
 }
 
 TEST(EphdDatabaseTest, EachEnvironmentGetsItsOwnSeededOrClonedDatabaseThroughBothProviders) {
-  BuildDemoImage(1);
+  testing::BuildDemoImage("pr-1");
   testing::StandInProcess standin;
   ASSERT_FALSE(standin.url().empty());
   // A Kubernetes project seeding its database, a Docker project cloning it.
@@ -146,13 +111,13 @@ TEST(EphdDatabaseTest, EachEnvironmentGetsItsOwnSeededOrClonedDatabaseThroughBot
                       {{"labels", {"preview"}}});
     }
   }
-  const std::string bin = Kube("EPH_TEST_KUBE_BIN");
+  const std::string bin = testing::KubeBed("EPH_TEST_KUBE_BIN");
   EphdProcess ephd({{"EPH_GITHUB_API_URL", standin.url()},
                     {"EPH_GITHUB_TOKEN", testing::kStandInToken},
-                    {"EPH_KUBECONFIG", Kube("EPH_TEST_KUBECONFIG")},
+                    {"EPH_KUBECONFIG", testing::KubeBed("EPH_TEST_KUBECONFIG")},
                     {"EPH_KUSTOMIZE_PATH", bin + "/kustomize"},
                     {"EPH_HELM_PATH", bin + "/helm"},
-                    {"EPH_DOCKER_HOST", DockerHost()},
+                    {"EPH_DOCKER_HOST", testing::DockerHost()},
                     {"EPH_DATABASE_ADMIN_URL",
                      testing::TestbedValue("postgres", "EPH_TEST_POSTGRES_ADMIN_URL")},
                     {"EPH_LOG_LEVEL", "debug"}});
@@ -160,7 +125,7 @@ TEST(EphdDatabaseTest, EachEnvironmentGetsItsOwnSeededOrClonedDatabaseThroughBot
   const std::string token = testing::CreateApiToken(ephd);
   for (const char* repo : {"kube", "compose"}) {
     for (int pr : {1, 2}) {
-      json sent = Deliver(standin, ephd, std::string("acme/") + repo,
+      json sent = testing::Deliver(standin, ephd, std::string("acme/") + repo,
                           {{"event", "pull_request"}, {"action", "labeled"}, {"number", pr},
                            {"label", "preview"}});
       ASSERT_EQ(sent.value("status", 0) / 100, 2) << sent;
@@ -187,7 +152,7 @@ TEST(EphdDatabaseTest, EachEnvironmentGetsItsOwnSeededOrClonedDatabaseThroughBot
   std::vector<std::string> kube_urls;
   for (int pr : {1, 2}) {
     const std::string name = ready("acme/kube", pr).value("name", "");
-    auto got = testing::RunCommand({bin + "/kubectl", "--kubeconfig", Kube("EPH_TEST_KUBECONFIG"),
+    auto got = testing::RunCommand({bin + "/kubectl", "--kubeconfig", testing::KubeBed("EPH_TEST_KUBECONFIG"),
                                     "get", "secret", "eph-env", "-n", "eph-" + name, "-o", "json"});
     ASSERT_EQ(got.exit_code, 0) << got.err;
     const json secret = json::parse(got.out);
@@ -200,8 +165,8 @@ TEST(EphdDatabaseTest, EachEnvironmentGetsItsOwnSeededOrClonedDatabaseThroughBot
   for (int pr : {1, 2}) {
     const std::string name = ready("acme/compose", pr).value("name", "");
     auto inspected =
-        testing::RunCommand({Tool("docker"), "inspect", "eph-" + name + "-web-1"},
-                            {{"DOCKER_HOST", DockerHost()}});
+        testing::RunCommand({testing::Tool("docker"), "inspect", "eph-" + name + "-web-1"},
+                            {{"DOCKER_HOST", testing::DockerHost()}});
     ASSERT_EQ(inspected.exit_code, 0) << inspected.err;
     std::string url;
     const json container = json::parse(inspected.out);  // named: a temporary would dangle
@@ -232,7 +197,7 @@ TEST(EphdDatabaseTest, EachEnvironmentGetsItsOwnSeededOrClonedDatabaseThroughBot
                                 {{"branch", "feature-3"}, {"files", {{"db/schema.sql", kBrokenSchema}}}});
   standin.Request("PUT", "/_standin/repos/acme/kube/pulls/3",
                   {{"labels", {"preview"}}, {"head_ref", "feature-3"}, {"head_sha", commit["sha"]}});
-  Deliver(standin, ephd, "acme/kube",
+  testing::Deliver(standin, ephd, "acme/kube",
           {{"event", "pull_request"}, {"action", "labeled"}, {"number", 3}, {"label", "preview"}});
   ASSERT_TRUE(WaitFor(
       [&] { return StickyComment(standin, 3).find("db/schema.sql line 3") != std::string::npos; },
@@ -258,7 +223,7 @@ TEST(EphdDatabaseTest, EachEnvironmentGetsItsOwnSeededOrClonedDatabaseThroughBot
       standin.Request("PUT", std::string("/_standin/repos/acme/") + repo + "/pulls/" +
                                  std::to_string(pr),
                       {{"state", "closed"}});
-      Deliver(standin, ephd, std::string("acme/") + repo,
+      testing::Deliver(standin, ephd, std::string("acme/") + repo,
               {{"event", "pull_request"}, {"action", "closed"}, {"number", pr}});
     }
   }

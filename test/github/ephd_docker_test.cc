@@ -28,31 +28,6 @@ using namespace std::chrono_literals;
 constexpr char kSha1[] = "1111111aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 constexpr char kSha2[] = "2222222bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 
-std::string DockerHost() { return testing::TestbedValue("docker", "EPH_TEST_DOCKER_HOST"); }
-
-std::string Tool(const std::string& name) {
-  for (const char* dir : {"/usr/local/bin", "/usr/bin", "/bin"}) {
-    const std::string path = std::string(dir) + "/" + name;
-    if (access(path.c_str(), X_OK) == 0) return path;
-  }
-  ADD_FAILURE() << name << " not found";
-  return name;
-}
-
-// deploy/demo/app as eph-demo/web:<tag>, its page naming `tag` as the version.
-void BuildImage(const std::string& tag) {
-  const std::string dir = testing::MakeTempDir("gateway-image");
-  auto gcc = testing::RunCommand({Tool("gcc"), "-static", "-O2", "-o", dir + "/demo_server",
-                                  testing::SourceDir() + "/deploy/demo/app/demo_server.c"},
-                                 {}, 120s);
-  ASSERT_EQ(gcc.exit_code, 0) << gcc.err;
-  fs::copy_file(testing::SourceDir() + "/deploy/demo/app/Dockerfile", dir + "/Dockerfile");
-  auto build = testing::RunCommand({Tool("docker"), "build", "-q", "--build-arg",
-                                    "APP_VERSION=" + tag, "-t", "eph-demo/web:" + tag, dir},
-                                   {{"DOCKER_HOST", DockerHost()}, {"DOCKER_BUILDKIT", "0"}}, 180s);
-  ASSERT_EQ(build.exit_code, 0) << build.out << build.err;
-}
-
 // GET through the gateway with the environment's Host, as a browser resolving *.localhost would.
 forge::github::HttpAnswer GetThroughGateway(const std::string& url, int gateway_port) {
   const std::string host = url.substr(url.find("://") + 3, url.rfind(':') - url.find("://") - 3);
@@ -65,8 +40,8 @@ forge::github::HttpAnswer GetThroughGateway(const std::string& url, int gateway_
 }
 
 json Engine(const std::string& path) {
-  auto got = testing::RunCommand({Tool("curl"), "-sS", "--unix-socket",
-                                  DockerHost().substr(std::string("unix://").size()),
+  auto got = testing::RunCommand({testing::Tool("curl"), "-sS", "--unix-socket",
+                                  testing::DockerHost().substr(std::string("unix://").size()),
                                   "http://localhost/v1.41" + path});
   return json::parse(got.out, nullptr, false);
 }
@@ -80,8 +55,8 @@ int Owned(const std::string& kind, const std::string& environment) {
 }
 
 TEST(EphdDockerTest, PushUpdatesThePageBehindTheGatewayAndCloseLeavesNothing) {
-  BuildImage("1111111");
-  BuildImage("2222222");
+  testing::BuildDemoImage("1111111");
+  testing::BuildDemoImage("2222222");
   testing::StandInProcess standin;
   ASSERT_FALSE(standin.url().empty());
   const std::string compose =
@@ -109,7 +84,7 @@ TEST(EphdDockerTest, PushUpdatesThePageBehindTheGatewayAndCloseLeavesNothing) {
                   {{"labels", {"preview"}}, {"head_sha", kSha1}});
   EphdProcess ephd({{"EPH_GITHUB_API_URL", standin.url()},
                     {"EPH_GITHUB_TOKEN", testing::kStandInToken},
-                    {"EPH_DOCKER_HOST", DockerHost()},
+                    {"EPH_DOCKER_HOST", testing::DockerHost()},
                     {"EPH_GATEWAY_LISTEN", "127.0.0.1:0"}});
   ASSERT_FALSE(ephd.url.empty());
   std::smatch m;

@@ -4,7 +4,10 @@
 
 #include <signal.h>
 
+#include <unistd.h>
+
 #include <chrono>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -110,6 +113,44 @@ inline std::string CreateApiToken(const EphdProcess& ephd) {
   std::string token = created.out;
   while (!token.empty() && token.back() == '\n') token.pop_back();
   return token.substr(token.rfind('\n') + 1);
+}
+
+// RunCommand execs without a PATH search: the absolute path of a system tool.
+inline std::string Tool(const std::string& name) {
+  for (const char* dir : {"/usr/local/bin", "/usr/bin", "/bin"}) {
+    const std::string path = std::string(dir) + "/" + name;
+    if (access(path.c_str(), X_OK) == 0) return path;
+  }
+  ADD_FAILURE() << name << " not found";
+  return name;
+}
+
+inline std::string KubeBed(const std::string& key) { return TestbedValue("kubernetes", key); }
+inline std::string DockerHost() { return TestbedValue("docker", "EPH_TEST_DOCKER_HOST"); }
+
+// The demo's sample app (deploy/demo/app, static, FROM scratch) on the test bed's engine as
+// eph-demo/web:<tag>, its page naming `tag` as the version.
+inline void BuildDemoImage(const std::string& tag) {
+  const std::string dir = MakeTempDir("demo-image");
+  auto gcc = RunCommand({Tool("gcc"), "-static", "-O2", "-o", dir + "/demo_server",
+                         SourceDir() + "/deploy/demo/app/demo_server.c"},
+                        {}, std::chrono::seconds(120));
+  ASSERT_EQ(gcc.exit_code, 0) << gcc.err;
+  std::filesystem::copy_file(SourceDir() + "/deploy/demo/app/Dockerfile", dir + "/Dockerfile");
+  auto build = RunCommand({Tool("docker"), "build", "-q", "--build-arg", "APP_VERSION=" + tag,
+                           "-t", "eph-demo/web:" + tag, dir},
+                          {{"DOCKER_HOST", DockerHost()}, {"DOCKER_BUILDKIT", "0"}},
+                          std::chrono::seconds(180));
+  ASSERT_EQ(build.exit_code, 0) << build.out << build.err;
+}
+
+// Delivers a signed webhook for `repo` to ephd through the stand-in.
+inline json Deliver(StandInProcess& standin, const EphdProcess& ephd, const std::string& repo,
+                    json body) {
+  body["url"] = ephd.url + "/webhooks/github";
+  body["secret"] = kSecret;
+  body["repo"] = repo;
+  return standin.Request("POST", "/_standin/deliver", body);
 }
 
 }  // namespace eph::testing

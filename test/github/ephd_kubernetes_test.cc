@@ -42,12 +42,10 @@ json FixtureFiles() {
   return files;
 }
 
-std::string Kube(const std::string& key) { return testing::TestbedValue("kubernetes", key); }
-
 // `kubectl get` of one object as JSON, or nullptr when it does not exist.
 json KubectlGet(const std::vector<std::string>& what) {
-  std::vector<std::string> argv = {Kube("EPH_TEST_KUBE_BIN") + "/kubectl", "--kubeconfig",
-                                   Kube("EPH_TEST_KUBECONFIG"), "get", "-o", "json"};
+  std::vector<std::string> argv = {testing::KubeBed("EPH_TEST_KUBE_BIN") + "/kubectl", "--kubeconfig",
+                                   testing::KubeBed("EPH_TEST_KUBECONFIG"), "get", "-o", "json"};
   argv.insert(argv.end(), what.begin(), what.end());
   auto got = testing::RunCommand(argv);
   if (got.exit_code != 0) return nullptr;
@@ -55,10 +53,7 @@ json KubectlGet(const std::vector<std::string>& what) {
 }
 
 json Deliver(testing::StandInProcess& standin, const EphdProcess& ephd, json body) {
-  body["url"] = ephd.url + "/webhooks/github";
-  body["secret"] = kSecret;
-  body["repo"] = "acme/shop";
-  return standin.Request("POST", "/_standin/deliver", body);
+  return testing::Deliver(standin, ephd, "acme/shop", std::move(body));
 }
 
 std::vector<std::string> DeploymentStates(const json& state) {
@@ -76,10 +71,10 @@ TEST(EphdKubernetesTest, PullRequestLifeOnARealClusterFromLabelToClose) {
                   {{"owner", "acme"}, {"repo", "shop"}, {"files", FixtureFiles()}});
   standin.Request("PUT", "/_standin/repos/acme/shop/pulls/7",
                   {{"labels", {"preview"}}, {"head_ref", "feature-7"}, {"user", "octocat"}});
-  const std::string bin = Kube("EPH_TEST_KUBE_BIN");
+  const std::string bin = testing::KubeBed("EPH_TEST_KUBE_BIN");
   EphdProcess ephd({{"EPH_GITHUB_API_URL", standin.url()},
                     {"EPH_GITHUB_TOKEN", testing::kStandInToken},
-                    {"EPH_KUBECONFIG", Kube("EPH_TEST_KUBECONFIG")},
+                    {"EPH_KUBECONFIG", testing::KubeBed("EPH_TEST_KUBECONFIG")},
                     {"EPH_KUSTOMIZE_PATH", bin + "/kustomize"},
                     {"EPH_HELM_PATH", bin + "/helm"}});
   ASSERT_FALSE(ephd.url.empty());
