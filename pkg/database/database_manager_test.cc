@@ -290,23 +290,42 @@ TEST_F(DatabaseManagerTest, ConcurrentEnsuresWaitForTheTemplateBuild) {
   // Slow enough that every caller arrives while the template is being built.
   Write("db/data.sql", std::string("SELECT pg_sleep(2);\n") + kData);
   const std::vector<std::string> scripts = {"db/schema.sql", "db/data.sql"};
-  constexpr int kEnvs = 4;
-  std::vector<absl::StatusOr<EnsureResult>> results(kEnvs, absl::UnknownError(""));
-  std::vector<std::thread> threads;
-  for (int i = 0; i < kEnvs; ++i) {
-    threads.emplace_back([&, i] {
-      results[i] =
-          manager_->Ensure(Request(Env("e" + std::to_string(i)), SeedStrategy::kClone, scripts));
-    });
-  }
-  for (std::thread& t : threads) t.join();
+  constexpr int kEnvs = 10;
+  // Ten environments ask at once; returns their results.
+  auto ensure_all = [&](const std::string& prefix) {
+    std::vector<absl::StatusOr<EnsureResult>> results(kEnvs, absl::UnknownError(""));
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kEnvs; ++i) {
+      threads.emplace_back([&, i] {
+        results[i] = manager_->Ensure(
+            Request(Env(prefix + std::to_string(i)), SeedStrategy::kClone, scripts));
+      });
+    }
+    for (std::thread& t : threads) t.join();
+    return results;
+  };
+  std::vector<absl::StatusOr<EnsureResult>> results = ensure_all("e");
   for (int i = 0; i < kEnvs; ++i) {
     ASSERT_TRUE(results[i].ok()) << results[i].status();
     EXPECT_EQ(QueryAs(results[i]->credentials, "SELECT count(*) FROM users"), "100");
     EXPECT_EQ(QueryAs(results[i]->credentials, "SELECT count(*) FROM orders"), "3");
   }
   EXPECT_EQ(manager_->template_builds(), 1);
-  for (int i = 0; i < kEnvs; ++i) ASSERT_TRUE(manager_->Drop(Env("e" + std::to_string(i))).ok());
+
+  // The seed changes (a push): the template is rebuilt once while ten new environments wait.
+  Write("db/data.sql", std::string("SELECT pg_sleep(1);\n") + kData +
+                           "INSERT INTO orders (user_id) VALUES (4);\n");
+  results = ensure_all("f");
+  for (int i = 0; i < kEnvs; ++i) {
+    ASSERT_TRUE(results[i].ok()) << results[i].status();
+    EXPECT_EQ(QueryAs(results[i]->credentials, "SELECT count(*) FROM orders"), "4");
+  }
+  EXPECT_EQ(manager_->template_builds(), 2);
+  for (const char* prefix : {"e", "f"}) {
+    for (int i = 0; i < kEnvs; ++i) {
+      ASSERT_TRUE(manager_->Drop(Env(prefix + std::to_string(i))).ok());
+    }
+  }
 }
 
 TEST_F(DatabaseManagerTest, FailingSanitiserMeansNoClone) {
