@@ -680,10 +680,22 @@ struct DatabaseManager::Impl {
                               Quote(conn, EnvMarker(req.environment, req.project))));
       Exec(conn, absl::StrCat("REVOKE ALL ON DATABASE ", qname, " FROM PUBLIC"));
       // The template's objects belong to the template's role: hand them to the environment's.
-      std::unique_ptr<pqxx::connection> in_db = Connect(name);
-      const std::string qtpl = QuoteName(*in_db, tpl);
-      Exec(*in_db, absl::StrCat("REASSIGN OWNED BY ", qtpl, " TO ", qname));
-      Exec(*in_db, absl::StrCat("DROP OWNED BY ", qtpl));
+      // DROP OWNED also revokes the template role's grants on shared objects (the template
+      // database's ACL), which concurrent clones would update at once ("tuple concurrently
+      // updated"): one clone at a time per template does this step, serialised on the admin
+      // connection (advisory locks are per database, and each clone is its own database).
+      const int64_t owner_key = LockKey(absl::StrCat("eph.tpl-owner:", tpl));
+      Exec(conn, absl::StrCat("SELECT pg_advisory_lock(", owner_key, ")"));
+      try {
+        std::unique_ptr<pqxx::connection> in_db = Connect(name);
+        const std::string qtpl = QuoteName(*in_db, tpl);
+        Exec(*in_db, absl::StrCat("REASSIGN OWNED BY ", qtpl, " TO ", qname));
+        Exec(*in_db, absl::StrCat("DROP OWNED BY ", qtpl));
+      } catch (...) {
+        Unlock(conn, "pg_advisory_unlock", owner_key);
+        throw;
+      }
+      Unlock(conn, "pg_advisory_unlock", owner_key);
       return tpl;
     }
     Exec(conn, absl::StrCat("CREATE DATABASE ", qname, " OWNER ", qname));
