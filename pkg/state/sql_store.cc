@@ -80,6 +80,8 @@ constexpr absl::string_view kEventColumns = "id, environment, from_state, to_sta
 constexpr absl::string_view kProjectColumns =
     "repo, forge, installation_id, enabled, created_at, updated_at";
 constexpr absl::string_view kTokenColumns = "id, name, scope, hash, created_at, revoked_at";
+constexpr absl::string_view kDeliveryColumns =
+    "id, forge, event, action, repo, pr_number, body, received_at";
 
 SqlValue Ms(TimePoint t) { return ToUnixMillis(t); }
 SqlValue OptMs(const std::optional<TimePoint>& t) {
@@ -120,6 +122,19 @@ EnvEvent EventFromRow(const SqlRow& r) {
   ev.reason = r.Str(4);
   ev.at = r.Time(5);
   return ev;
+}
+
+Delivery DeliveryFromRow(const SqlRow& r) {
+  Delivery d;
+  d.id = r.Str(0);
+  d.forge = r.Str(1);
+  d.event = r.Str(2);
+  d.action = r.Str(3);
+  d.repo = r.Str(4);
+  d.pr_number = r.Int(5);
+  d.body = r.Str(6);
+  d.received_at = r.Time(7);
+  return d;
 }
 
 Project ProjectFromRow(const SqlRow& r) {
@@ -214,21 +229,8 @@ class SqlStore final : public Store {
     std::optional<Delivery> out;
     absl::Status s = backend_->Run(TxMode::kRead, [&](SqlTx& tx) {
       const SqlResult r = tx.Exec(
-          "SELECT id, forge, event, action, repo, pr_number, body, received_at FROM deliveries "
-          "WHERE id = $1",
-          {id});
-      if (r.rows.empty()) return absl::OkStatus();
-      const SqlRow& row = r.rows[0];
-      Delivery d;
-      d.id = row.Str(0);
-      d.forge = row.Str(1);
-      d.event = row.Str(2);
-      d.action = row.Str(3);
-      d.repo = row.Str(4);
-      d.pr_number = row.Int(5);
-      d.body = row.Str(6);
-      d.received_at = row.Time(7);
-      out = std::move(d);
+          absl::StrCat("SELECT ", kDeliveryColumns, " FROM deliveries WHERE id = $1"), {id});
+      if (!r.rows.empty()) out = DeliveryFromRow(r.rows[0]);
       return absl::OkStatus();
     });
     if (!s.ok()) return s;
@@ -243,23 +245,12 @@ class SqlStore final : public Store {
     std::vector<Delivery> out;
     absl::Status s = backend_->Run(TxMode::kRead, [&](SqlTx& tx) {
       const SqlResult r = tx.Exec(
-          "SELECT id, forge, event, action, repo, pr_number, body, received_at FROM deliveries "
-          "WHERE repo = $1 AND pr_number = $2 AND event = $3 AND received_at >= $4 "
-          "ORDER BY received_at, id LIMIT $5",
+          absl::StrCat("SELECT ", kDeliveryColumns,
+                       " FROM deliveries WHERE repo = $1 AND pr_number = $2 AND event = $3 "
+                       "AND received_at >= $4 ORDER BY received_at, id LIMIT $5"),
           {repo, pr_number, event, Ms(since), static_cast<int64_t>(limit)});
-      out.clear();
-      for (const SqlRow& row : r.rows) {
-        Delivery d;
-        d.id = row.Str(0);
-        d.forge = row.Str(1);
-        d.event = row.Str(2);
-        d.action = row.Str(3);
-        d.repo = row.Str(4);
-        d.pr_number = row.Int(5);
-        d.body = row.Str(6);
-        d.received_at = row.Time(7);
-        out.push_back(std::move(d));
-      }
+      out.clear();  // a retried transaction starts again
+      for (const SqlRow& row : r.rows) out.push_back(DeliveryFromRow(row));
       return absl::OkStatus();
     });
     if (!s.ok()) return s;
