@@ -452,9 +452,9 @@ absl::StatusOr<EnvironmentReconciler::LoadedConfig> EnvironmentReconciler::LoadP
   return LoadedConfig{std::move(parsed.config), ""};
 }
 
-absl::StatusOr<ReconcileResult> EnvironmentReconciler::Create(const Target& target,
-                                                              const config::ProjectConfig& config) {
-  const TimePoint now = clock_.Now();
+absl::StatusOr<std::string> EnvironmentReconciler::NewName(const std::string& project,
+                                                           const Target& target,
+                                                           const names::NameOptions& options) {
   absl::Status lookup_error;
   auto taken = [&](const std::string& candidate) {
     absl::StatusOr<bool> t = store_.NameTaken(candidate);
@@ -464,12 +464,19 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::Create(const Target& targ
     }
     return *t;
   };
+  absl::StatusOr<std::string> name = names::MakeName(
+      {project, target.pr_number, target.sha, target.branch}, options, random_, taken);
+  if (!lookup_error.ok()) return lookup_error;
+  return name;
+}
+
+absl::StatusOr<ReconcileResult> EnvironmentReconciler::Create(const Target& target,
+                                                              const config::ProjectConfig& config) {
+  const TimePoint now = clock_.Now();
   names::NameOptions name_options;
   name_options.name_template = config.environment.name_template;
   name_options.random_suffix = config.environment.random_suffix;
-  absl::StatusOr<std::string> name = names::MakeName(
-      {config.name, target.pr_number, target.sha, target.branch}, name_options, random_, taken);
-  if (!lookup_error.ok()) return lookup_error;
+  absl::StatusOr<std::string> name = NewName(config.name, target, name_options);
   if (!name.ok()) return name.status();
 
   Environment env;
@@ -519,20 +526,9 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::Create(const Target& targ
 absl::StatusOr<ReconcileResult> EnvironmentReconciler::CreateFailed(const Target& target,
                                                                     const std::string& reason) {
   const TimePoint now = clock_.Now();
-  absl::Status lookup_error;
-  auto taken = [&](const std::string& candidate) {
-    absl::StatusOr<bool> t = store_.NameTaken(candidate);
-    if (!t.ok()) {
-      lookup_error = t.status();
-      return true;
-    }
-    return *t;
-  };
   std::string project = names::ToDnsLabelPart(target.repo.substr(target.repo.find('/') + 1));
   if (project.empty()) project = "app";
-  absl::StatusOr<std::string> name =
-      names::MakeName({project, target.pr_number, target.sha, target.branch}, {}, random_, taken);
-  if (!lookup_error.ok()) return lookup_error;
+  absl::StatusOr<std::string> name = NewName(project, target, {});
   if (!name.ok()) return name.status();
 
   Environment env;

@@ -38,6 +38,7 @@
 #include "pkg/controller/databases.h"
 #include "pkg/controller/env_record.h"
 #include "pkg/forge/forge.h"
+#include "pkg/names/names.h"
 #include "pkg/providers/provider.h"
 #include "pkg/state/store.h"
 
@@ -117,6 +118,10 @@ class EnvironmentReconciler final : public Reconciler {
                                                                 std::optional<state::Environment>& live);
 
   absl::StatusOr<LoadedConfig> LoadProjectConfig(const std::string& repo, const std::string& sha);
+  // A name no environment ever had, for `project`'s pull request; the store's error if it
+  // cannot be asked.
+  absl::StatusOr<std::string> NewName(const std::string& project, const Target& target,
+                                      const names::NameOptions& options);
   absl::StatusOr<ReconcileResult> Create(const Target& target, const config::ProjectConfig& config);
   absl::StatusOr<ReconcileResult> CreateFailed(const Target& target, const std::string& reason);
   absl::StatusOr<ReconcileResult> Converge(state::Environment env, const Target& target,
