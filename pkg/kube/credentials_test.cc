@@ -211,6 +211,7 @@ TEST(RunProcessTest, ReportsExitCodeAndBothStreams) {
   EXPECT_EQ(r->exit_code, 7);
   EXPECT_EQ(r->out, "out\n");
   EXPECT_EQ(r->err, "err\n");
+  EXPECT_FALSE(r->succeeded());
 }
 
 TEST(RunProcessTest, DoesNotWaitForABackgroundChildHoldingStdout) {

@@ -79,6 +79,9 @@ absl::StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec) {
   posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&actions, out_write.get(), STDOUT_FILENO);
   posix_spawn_file_actions_adddup2(&actions, err_write.get(), STDERR_FILENO);
+  if (!spec.working_dir.empty()) {
+    posix_spawn_file_actions_addchdir_np(&actions, spec.working_dir.c_str());
+  }
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   // Its own process group, so a timeout kills the plugin's children too. Default signal
@@ -124,7 +127,7 @@ absl::StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec) {
   int status = 0;
   bool out_open = true;
   bool err_open = true;
-  char buf[16384];
+  std::string buf(size_t{64} << 10, '\0');
   while (out_open || err_open) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
@@ -152,19 +155,37 @@ absl::StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec) {
       if (fds[i].revents == 0) continue;
       const bool is_out = fds[i].fd == out_read.get();
       std::string& sink = is_out ? result.out : result.err;
-      const ssize_t got = read(fds[i].fd, buf, sizeof(buf));
+      const ssize_t got = read(fds[i].fd, buf.data(), buf.size());
       if (got < 0 && errno == EINTR) continue;
       if (got <= 0) {
         (is_out ? out_open : err_open) = false;
         continue;
       }
+      const size_t size = static_cast<size_t>(got);
+      if (!is_out && spec.stderr_tail_bytes > 0) {
+        sink.append(buf.data(), size);
+        if (sink.size() > spec.stderr_tail_bytes) {
+          sink.erase(0, sink.size() - spec.stderr_tail_bytes);
+        }
+        continue;
+      }
       const size_t room =
           sink.size() < spec.max_output_bytes ? spec.max_output_bytes - sink.size() : 0;
-      if (static_cast<size_t>(got) > room) result.output_truncated = true;
-      sink.append(buf, std::min(room, static_cast<size_t>(got)));
+      if (size > room) result.output_truncated = true;
+      sink.append(buf.data(), std::min(room, size));
+      if (is_out && size > room && spec.kill_on_output_limit) {
+        result.killed_for_output = true;
+        out_open = false;
+        err_open = false;
+        break;
+      }
     }
   }
-  if (result.timed_out && !reaped) kill(-pid, SIGKILL);
+  bool killed = false;
+  if ((result.timed_out || result.killed_for_output) && !reaped) {
+    kill(-pid, SIGKILL);
+    killed = true;
+  }
   if (result.timed_out && reaped) result.timed_out = false;  // it exited; a child held the pipe
   while (!reaped && waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
@@ -173,6 +194,7 @@ absl::StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec) {
   } else if (WIFSIGNALED(status)) {
     result.term_signal = WTERMSIG(status);
   }
+  if (killed && result.term_signal == 0) result.term_signal = SIGKILL;
   return result;
 }
 

@@ -13,7 +13,7 @@
 
 #include "fmt/format.h"
 #include "pkg/kube/api_errors.h"
-#include "pkg/providers/kubernetes/bounded_process.h"
+#include "pkg/kube/process_runner.h"
 #include "pkg/providers/kubernetes/yaml_documents.h"
 #include "yaml-cpp/yaml.h"
 
@@ -442,18 +442,20 @@ class RenderSession {
     const auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - Clock::now());
     if (left.count() <= 0) return Timeout(what);
-    BoundedProcessSpec spec;
+    kube::ProcessSpec spec;
     spec.argv = std::move(argv);
     spec.env = std::move(env);
     spec.timeout = left;
     spec.max_output_bytes = Room();
-    absl::StatusOr<BoundedProcessResult> result = RunBoundedProcess(spec);
+    spec.kill_on_output_limit = true;
+    spec.stderr_tail_bytes = size_t{64} << 10;
+    absl::StatusOr<kube::ProcessResult> result = kube::RunProcess(spec);
     if (!result.ok()) {
       return absl::FailedPreconditionError(
           fmt::format("{}: {}", what, kube::MessageOf(result.status())));
     }
     if (result->timed_out) return Timeout(what);
-    if (result->output_exceeded) return TooLarge(what);
+    if (result->killed_for_output) return TooLarge(what);
     if (!result->succeeded()) {
       std::string err = Trim(result->err);
       ReplaceAll(err, root_.string() + "/", "");
