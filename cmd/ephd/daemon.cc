@@ -343,9 +343,10 @@ class SharedServerDatabases final : public controller::EnvironmentDatabases {
 };
 
 absl::StatusOr<std::unique_ptr<controller::EnvironmentDatabases>> MakeDatabases(
-    const DaemonConfig& config) {
+    const DaemonConfig& config, const std::string& installation) {
   database::DatabaseManagerOptions options;
   options.admin_url = config.database_admin_url;
+  options.installation = installation;
   if (!config.database_app_host.empty()) {
     std::string host;
     uint16_t port = 0;
@@ -421,8 +422,15 @@ absl::Status Daemon::Start() {
   }
   parts->store = std::move(*store);
   auto schema = parts->store->SchemaVersion();
-  spdlog::info("ephd {}: state in {} (schema version {})", kVersion,
-               state::RedactStoreUrl(state_url), schema.ok() ? *schema : -1);
+  absl::StatusOr<std::string> installation = parts->store->InstallationId();
+  if (!installation.ok()) {
+    return absl::Status(installation.status().code(),
+                        absl::StrCat("state store ", state::RedactStoreUrl(state_url),
+                                     ": reading the installation id: ",
+                                     installation.status().message()));
+  }
+  spdlog::info("ephd {}: state in {} (schema version {}, installation {})", kVersion,
+               state::RedactStoreUrl(state_url), schema.ok() ? *schema : -1, *installation);
   std::vector<std::string> enabled;
   if (auto s = EnableProviders(config_, parts->providers, enabled); !s.ok()) return s;
   spdlog::info("ephd: providers: {}", enabled.empty()
@@ -490,8 +498,9 @@ absl::Status Daemon::Start() {
     // Providers without a readiness watch (Docker) are asked again this often while an
     // environment comes up: a healthcheck passing shows within two seconds.
     options.progress_poll = std::chrono::seconds(2);
+    options.installation = *installation;
     if (!config_.database_admin_url.empty()) {
-      auto databases = MakeDatabases(config_);
+      auto databases = MakeDatabases(config_, *installation);
       if (!databases.ok()) {
         return absl::Status(databases.status().code(),
                             absl::StrCat("database server: ", databases.status().message()));
@@ -521,6 +530,7 @@ absl::Status Daemon::Start() {
         *parts->controller_metrics, queue);
     controller::ResyncOptions resync;
     resync.databases = parts->databases.get();
+    resync.installation = *installation;
     resync.interval = std::chrono::duration_cast<Duration>(absl::ToChronoNanoseconds(*resync_interval));
     controller::WorkQueueRunner* runner = parts->runner.get();
     parts->resync = std::make_unique<controller::Resyncer>(

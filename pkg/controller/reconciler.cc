@@ -639,6 +639,9 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
   request.images = spec->images;
   request.labels = {{providers::kManagedByLabel, providers::kManagedByValue},
                     {providers::kEnvironmentLabel, env.name}};
+  if (!options_.installation.empty()) {
+    request.labels[providers::kInstallationLabel] = options_.installation;
+  }
   // A fresh checkout per apply, gone afterwards: renders never see another commit's files.
   absl::StatusOr<SourceCheckout> checkout = SourceCheckout::Create(options_.source_root);
   if (!checkout.ok()) return checkout.status();

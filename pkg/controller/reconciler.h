@@ -68,6 +68,9 @@ struct ReconcilerOptions {
   // The public URL of a ready environment; {host} is "<name>.<base_domain>". ephd's own
   // gateway on a plain-HTTP port makes it e.g. "http://{host}:8081".
   std::string url_template = "https://{host}";
+  // The Store's InstallationId, stamped on every object as providers::kInstallationLabel (empty:
+  // not stamped).
+  std::string installation;
   std::string config_path = "eph.yaml";               // where eph.yaml lives in a repository
   std::string namespace_prefix = "eph-";              // Kubernetes namespace = prefix + name
   Duration progress_poll = std::chrono::seconds(10);  // while the provider is progressing

@@ -54,6 +54,10 @@ int64_t Resyncer::SweepOrphans(std::vector<std::string>& errors) {
     std::map<std::string, std::string> by_environment;
     for (const providers::OwnedObject& object : *owned) {
       if (object.environment.empty()) continue;  // never touch an object without the label
+      // Another installation's (or an unstamped object, which cannot be proven ours).
+      if (!options_.installation.empty() && object.installation != options_.installation) {
+        continue;
+      }
       std::string& ns = by_environment[object.environment];
       if (ns.empty()) ns = object.kind == "Namespace" ? object.name : object.namespace_name;
     }

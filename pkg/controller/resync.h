@@ -35,6 +35,10 @@ namespace eph::controller {
 struct ResyncOptions {
   Duration interval = std::chrono::minutes(5);
   bool sweep_orphans = true;
+  // The Store's InstallationId: only objects carrying it (providers::kInstallationLabel) are
+  // swept, so installations sharing a cluster, engine or database server never destroy each
+  // other's environments. Empty: every Eph-labelled object is this installation's.
+  std::string installation;
   // Also sweeps databases and roles of environments that are not live (null: no databases).
   EnvironmentDatabases* databases = nullptr;
   // The longest the background thread sleeps without checking the clock (real time).

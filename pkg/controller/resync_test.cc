@@ -101,6 +101,24 @@ TEST(ResyncTest, SweepDestroysOrphansAndNothingElse) {
   EXPECT_EQ(resync.SweepOrphans(errors), 0);
 }
 
+TEST(ResyncTest, SweepTouchesOnlyThisInstallationsObjects) {
+  World w;
+  ControllerMetrics metrics;
+  w.provider->AddForeignObject({"Namespace", "eph-mine", "", "mine", "0123456789abcdef"});
+  w.provider->AddForeignObject({"Namespace", "eph-theirs", "", "theirs", "fedcba9876543210"});
+  w.provider->AddForeignObject({"Namespace", "eph-unstamped", "", "unstamped", ""});
+  ResyncOptions options;
+  options.installation = "0123456789abcdef";
+  Resyncer resync(*w.store, w.registry, w.clock, metrics, options);
+  std::vector<std::string> errors;
+  EXPECT_EQ(resync.SweepOrphans(errors), 1);
+  EXPECT_TRUE(errors.empty());
+  std::set<std::string> left;
+  const std::vector<OwnedObject> owned = *w.provider->ListOwned();
+  for (const OwnedObject& o : owned) left.insert(o.environment);
+  EXPECT_EQ(left, (std::set<std::string>{"theirs", "unstamped"}));
+}
+
 TEST(ResyncTest, SweepGoesOnPastAProviderError) {
   World w;
   ControllerMetrics metrics;

@@ -47,6 +47,7 @@ class RecordingStore final : public state::Store {
 
   absl::Status Ping() override { return inner_->Ping(); }
   absl::StatusOr<int> SchemaVersion() override { return inner_->SchemaVersion(); }
+  absl::StatusOr<std::string> InstallationId() override { return inner_->InstallationId(); }
   absl::StatusOr<bool> RecordDelivery(const state::Delivery& d,
                                       const std::optional<std::string>& key) override {
     return inner_->RecordDelivery(d, key);

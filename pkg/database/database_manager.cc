@@ -150,8 +150,12 @@ bool ValidProject(std::string_view project) {
   return true;
 }
 
-std::string EnvMarker(std::string_view environment, std::string_view project) {
-  return absl::StrCat(kMarker, " environment=", S(environment), " project=", S(project));
+std::string EnvMarker(std::string_view environment, std::string_view project,
+                      std::string_view installation) {
+  std::string marker =
+      absl::StrCat(kMarker, " environment=", S(environment), " project=", S(project));
+  if (!installation.empty()) absl::StrAppend(&marker, " installation=", S(installation));
+  return marker;
 }
 std::string TemplateMarker(std::string_view project, std::string_view hash) {
   return absl::StrCat(kMarker, " template project=", S(project), " hash=", S(hash));
@@ -551,6 +555,10 @@ struct DatabaseManager::Impl {
         " password text NOT NULL, seed_hash text NOT NULL DEFAULT '',"
         " template text NOT NULL DEFAULT '', ready boolean NOT NULL DEFAULT false,"
         " updated_at timestamptz NOT NULL DEFAULT now())");
+    // Which installation of Eph the environment belongs to (several may share a server).
+    tx.exec(
+        "ALTER TABLE eph_meta.environments "
+        "ADD COLUMN IF NOT EXISTS installation text NOT NULL DEFAULT ''");
     tx.exec(
         "CREATE TABLE IF NOT EXISTS eph_meta.templates ("
         " name text PRIMARY KEY, project text NOT NULL, content_hash text NOT NULL,"
@@ -677,7 +685,7 @@ struct DatabaseManager::Impl {
       }
       Unlock(conn, "pg_advisory_unlock_shared", key);
       Exec(conn, absl::StrCat("COMMENT ON DATABASE ", qname, " IS ",
-                              Quote(conn, EnvMarker(req.environment, req.project))));
+                              Quote(conn, EnvMarker(req.environment, req.project, options.installation))));
       Exec(conn, absl::StrCat("REVOKE ALL ON DATABASE ", qname, " FROM PUBLIC"));
       // The template's objects belong to the template's role: hand them to the environment's.
       // DROP OWNED also revokes the template role's grants on shared objects (the template
@@ -700,7 +708,7 @@ struct DatabaseManager::Impl {
     }
     Exec(conn, absl::StrCat("CREATE DATABASE ", qname, " OWNER ", qname));
     Exec(conn, absl::StrCat("COMMENT ON DATABASE ", qname, " IS ",
-                            Quote(conn, EnvMarker(req.environment, req.project))));
+                            Quote(conn, EnvMarker(req.environment, req.project, options.installation))));
     Exec(conn, absl::StrCat("REVOKE ALL ON DATABASE ", qname, " FROM PUBLIC"));
     if (req.database.strategy == SeedStrategy::kSeed) {
       self->seeds_run_.fetch_add(1);
@@ -950,6 +958,12 @@ DatabaseManager::~DatabaseManager() = default;
 absl::StatusOr<std::unique_ptr<DatabaseManager>> DatabaseManager::Create(
     DatabaseManagerOptions options) {
   if (options.random == nullptr) options.random = &SecureRandom::Instance();
+  for (char c : options.installation) {
+    if (!absl::ascii_isalnum(c) && c != '-') {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the installation id `", options.installation, "` may hold letters, digits and '-' only"));
+    }
+  }
   auto impl = std::make_unique<Impl>();
   char* err = nullptr;
   PQconninfoOption* parsed = PQconninfoParse(options.admin_url.c_str(), &err);
@@ -1072,8 +1086,14 @@ absl::StatusOr<EnsureResult> DatabaseManager::Ensure(const EnsureRequest& req) {
     const ObjectInfo db = DatabaseInfo(*conn, name);
     const ObjectInfo role = RoleInfo(*conn, name);
     auto ours = [&](const ObjectInfo& info) {
-      return info.marker && info.marker->count("environment") &&
-             info.marker->at("environment") == req.environment;
+      if (!info.marker || !info.marker->count("environment") ||
+          info.marker->at("environment") != req.environment) {
+        return false;
+      }
+      // Another installation's environment of the same name is not ours either.
+      const auto installation = info.marker->find("installation");
+      return installation == info.marker->end() || installation->second.empty() ||
+             installation->second == impl_->options.installation;
     };
     if ((db.exists && !ours(db)) || (role.exists && !ours(role))) {
       return absl::FailedPreconditionError(
@@ -1110,15 +1130,17 @@ absl::StatusOr<EnsureResult> DatabaseManager::Ensure(const EnsureRequest& req) {
     {
       pqxx::nontransaction tx(*conn);
       tx.exec_params(
-          "INSERT INTO eph_meta.environments (environment, project, object_name, password) "
-          "VALUES ($1, $2, $3, $4) ON CONFLICT (environment) DO UPDATE "
+          "INSERT INTO eph_meta.environments "
+          "(environment, project, object_name, password, installation) "
+          "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (environment) DO UPDATE "
           "SET ready = false, updated_at = now()",
-          req.environment, req.project, name, password);
+          req.environment, req.project, name, password, impl_->options.installation);
     }
     if (result.outcome == EnsureOutcome::kCreated) {
       if (db.exists) impl_->DropObjects(*conn, name, "");  // half-made by an interrupted call
       if (absl::Status st =
-              impl_->CreateRole(*conn, name, password, EnvMarker(req.environment, req.project));
+              impl_->CreateRole(*conn, name, password, EnvMarker(req.environment, req.project,
+                                                         impl_->options.installation));
           !st.ok()) {
         return st;
       }
@@ -1218,6 +1240,11 @@ absl::StatusOr<std::vector<OwnedObject>> DatabaseManager::ListOwned() {
         o.environment = (*marker)["environment"];
         o.project = (*marker)["project"];
         if (o.environment.empty() || o.name != ObjectName(o.environment)) continue;
+        // Another installation's (or unstamped, when this one is named): never swept by us.
+        if (!impl_->options.installation.empty() &&
+            (*marker)["installation"] != impl_->options.installation) {
+          continue;
+        }
       }
       out.push_back(std::move(o));
     }
@@ -1240,7 +1267,10 @@ absl::StatusOr<std::vector<std::string>> DatabaseManager::SweepOrphans(
     impl_->EnsureMeta(*conn);
     {
       pqxx::nontransaction tx(*conn);
-      for (const pqxx::row& row : tx.exec("SELECT environment FROM eph_meta.environments")) {
+      for (const pqxx::row& row :
+           tx.exec_params("SELECT environment FROM eph_meta.environments "
+                          "WHERE $1 = '' OR installation = $1",
+                          impl_->options.installation)) {
         if (!live.count(row[0].c_str())) orphans.insert(row[0].c_str());
       }
     }

@@ -110,6 +110,10 @@ struct DatabaseManagerOptions {
   std::string app_host;
   int app_port = 0;
   std::string app_sslmode;  // adds ?sslmode= and PGSSLMODE when set
+  // The Store's InstallationId, written into every marker: ListOwned and SweepOrphans see only
+  // this installation's environments, so installations sharing a server never drop each other's.
+  // Empty: every environment on the server is this installation's. Letters, digits and '-'.
+  std::string installation;
   CloneCopy clone_copy = CloneCopy::kWalLog;
   std::chrono::seconds connect_timeout{10};
   Random* random = nullptr;  // passwords; default SecureRandom

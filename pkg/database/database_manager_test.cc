@@ -9,6 +9,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <pqxx/pqxx>
 #include <sstream>
 #include <thread>
@@ -49,9 +50,11 @@ class DatabaseManagerTest : public ::testing::Test {
   }
 
   std::unique_ptr<DatabaseManager> MakeManager(Random* random = nullptr,
-                                               CloneCopy copy = CloneCopy::kWalLog) {
+                                               CloneCopy copy = CloneCopy::kWalLog,
+                                               std::string installation = "") {
     DatabaseManagerOptions options;
     options.admin_url = AdminUrl();
+    options.installation = std::move(installation);
     options.random = random;
     options.clone_copy = copy;
     absl::StatusOr<std::unique_ptr<DatabaseManager>> m = DatabaseManager::Create(options);
@@ -494,6 +497,43 @@ TEST_F(DatabaseManagerTest, SerialOrphanSweepDropsOnlyMarkedObjectsWithoutALiveE
   tx.exec("DROP DATABASE " + tx.quote_name(foreign_db));
   tx.exec("DROP DATABASE " + tx.quote_name(lookalike));
   tx.exec("DROP ROLE " + tx.quote_name(lookalike));
+}
+
+// Two installations of Eph on one server: neither lists, sweeps or adopts the other's. Sweeps
+// templates server-wide, so it runs alone like the other Serial tests.
+TEST_F(DatabaseManagerTest, SerialInstallationsSharingAServerLeaveEachOthersDatabasesAlone) {
+  std::unique_ptr<DatabaseManager> ours = MakeManager(nullptr, CloneCopy::kWalLog, "aaaa-" + tag_);
+  std::unique_ptr<DatabaseManager> theirs =
+      MakeManager(nullptr, CloneCopy::kWalLog, "bbbb-" + tag_);
+  ASSERT_TRUE(ours && theirs);
+  Write("db/schema.sql", kSchema);
+  ASSERT_TRUE(ours->Ensure(Request(Env("a"), SeedStrategy::kSeed, {"db/schema.sql"})).ok());
+  ASSERT_TRUE(theirs->Ensure(Request(Env("b"), SeedStrategy::kEmpty, {})).ok());
+
+  auto environments = [](DatabaseManager& m) {
+    std::set<std::string> out;
+    absl::StatusOr<std::vector<OwnedObject>> owned = m.ListOwned();
+    EXPECT_TRUE(owned.ok()) << owned.status();
+    if (!owned.ok()) return out;
+    for (const OwnedObject& o : *owned) {
+      if (!o.environment.empty()) out.insert(o.environment);
+    }
+    return out;
+  };
+  EXPECT_EQ(environments(*ours), std::set<std::string>{Env("a")});
+  EXPECT_EQ(environments(*theirs), std::set<std::string>{Env("b")});
+  // "Nothing is live" for the other installation still drops only its own environment.
+  absl::StatusOr<std::vector<std::string>> swept = theirs->SweepOrphans({});
+  ASSERT_TRUE(swept.ok()) << swept.status();
+  EXPECT_EQ(*swept, std::vector<std::string>{Env("b")});
+  EXPECT_TRUE(DatabaseExists(DatabaseManager::ObjectName(Env("a"))));
+  ExpectGone(Env("b"));
+  // Nor does it take over an environment of the same name.
+  absl::StatusOr<EnsureResult> taken = theirs->Ensure(Request(Env("a"), SeedStrategy::kEmpty, {}));
+  ASSERT_FALSE(taken.ok());
+  EXPECT_EQ(taken.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(ours->Drop(Env("a")).ok());
+  ExpectGone(Env("a"));
 }
 
 TEST(SpecFromConfigTest, CarriesEveryDatabaseSetting) {

@@ -113,7 +113,9 @@ absl::StatusOr<std::vector<OwnedObject>> FakeProvider::ListOwned() {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<OwnedObject> out;
   for (const auto& [environment, record] : records_) {
-    out.push_back({"Namespace", record.request.namespace_name, "", environment});
+    const auto installation = record.request.labels.find(kInstallationLabel);
+    out.push_back({"Namespace", record.request.namespace_name, "", environment,
+                   installation == record.request.labels.end() ? "" : installation->second});
   }
   out.insert(out.end(), foreign_.begin(), foreign_.end());
   return out;

@@ -10,7 +10,9 @@
 //    same result and never duplicates objects. Apply may return before the app is ready; Observe
 //    says when it is.
 //  - Every object a provider creates carries kManagedByLabel=kManagedByValue and
-//    kEnvironmentLabel=<environment>. A provider never changes or deletes an object without them.
+//    kEnvironmentLabel=<environment>, plus every label of ApplyRequest::labels (among them
+//    kInstallationLabel, which installation of Eph made it). A provider never changes or deletes
+//    an object without the first two.
 //  - Errors are absl::Status with canonical codes, and the code decides what the reconciler does:
 //      Unavailable, DeadlineExceeded, ResourceExhausted, Aborted  transient: retried with backoff
 //      InvalidArgument, FailedPrecondition                     terminal: the environment is
@@ -42,6 +44,9 @@ namespace eph::providers {
 inline constexpr char kManagedByLabel[] = "eph.dev/managed-by";
 inline constexpr char kManagedByValue[] = "eph";
 inline constexpr char kEnvironmentLabel[] = "eph.dev/environment";
+// The Store's InstallationId: several installations may share a cluster or an engine, and each
+// sweeps only its own orphans.
+inline constexpr char kInstallationLabel[] = "eph.dev/installation";
 
 // Who the provider is; a plugin answers GetInfo with this.
 struct ProviderInfo {
@@ -146,6 +151,7 @@ struct OwnedObject {
   std::string name;
   std::string namespace_name;  // empty for cluster-scoped / Docker objects
   std::string environment;     // the kEnvironmentLabel value; empty if the label is missing
+  std::string installation;    // the kInstallationLabel value; empty if the label is missing
 };
 
 class Provider {

@@ -125,6 +125,21 @@ constexpr std::string_view kDeliveriesByPullRequest = R"sql(
 CREATE INDEX deliveries_by_pull_request ON deliveries (repo, pr_number, event);
 )sql";
 
+// Version 5: this installation's identity, made once with the schema and never changed. Every
+// object Eph creates carries it, so several installations can share a cluster, a Docker engine or
+// a database server without sweeping each other's objects as orphans.
+constexpr std::string_view kInstallationSqlite = R"sql(
+CREATE TABLE installation (id TEXT NOT NULL PRIMARY KEY, created_at BIGINT NOT NULL);
+INSERT INTO installation (id, created_at)
+  SELECT lower(hex(randomblob(8))), CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER);
+)sql";
+constexpr std::string_view kInstallationPostgres = R"sql(
+CREATE TABLE installation (id TEXT NOT NULL PRIMARY KEY, created_at BIGINT NOT NULL);
+INSERT INTO installation (id, created_at)
+  SELECT substr(md5(random()::text || clock_timestamp()::text || pg_backend_pid()::text), 1, 16),
+         (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& Migrations() {
@@ -139,6 +154,10 @@ const std::vector<Migration>& Migrations() {
        .sqlite_sql = kApiTokensSqlite,
        .postgres_sql = kApiTokensPostgres},
       {.version = 4, .name = "deliveries by pull request", .sql = kDeliveriesByPullRequest},
+      {.version = 5,
+       .name = "installation",
+       .sqlite_sql = kInstallationSqlite,
+       .postgres_sql = kInstallationPostgres},
   };
   return *kMigrations;
 }

@@ -203,6 +203,21 @@ class SqlStore final : public Store {
     return version;
   }
 
+  absl::StatusOr<std::string> InstallationId() override {
+    std::string id;
+    absl::Status s = backend_->Run(TxMode::kRead, [&](SqlTx& tx) {
+      const SqlResult r = tx.Exec("SELECT id FROM installation", {});
+      if (r.rows.size() != 1) {
+        return absl::DataLossError(absl::StrCat("the installation table holds ", r.rows.size(),
+                                                " rows instead of one"));
+      }
+      id = r.rows[0].Str(0);
+      return absl::OkStatus();
+    });
+    if (!s.ok()) return s;
+    return id;
+  }
+
   // --- deliveries and the work queue ---
 
   absl::StatusOr<bool> RecordDelivery(const Delivery& d,

@@ -124,6 +124,10 @@ class Store {
   virtual absl::Status Ping() = 0;
   // Applied schema version (highest migration), for diagnostics.
   virtual absl::StatusOr<int> SchemaVersion() = 0;
+  // This installation's identity (16 hex digits), made with the schema and never changed. Every
+  // object Eph creates in a provider or on a database server is stamped with it; the orphan
+  // sweep only ever touches objects carrying it.
+  virtual absl::StatusOr<std::string> InstallationId() = 0;
 
   // --- deliveries and the work queue ---
 

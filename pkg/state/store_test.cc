@@ -9,6 +9,7 @@
 #include <latch>
 #include <map>
 #include <mutex>
+#include <regex>
 #include <set>
 #include <thread>
 
@@ -43,6 +44,14 @@ Delivery NewDelivery(const std::string& id, TimePoint at) {
 TEST_P(StoreTest, OpensAtTheLatestSchemaVersion) {
   EPH_EXPECT_OK(store_->Ping());
   EXPECT_EQ(MUST(store_->SchemaVersion()), LatestSchemaVersion());
+}
+
+TEST_P(StoreTest, InstallationIdIsMadeOnceAndKept) {
+  const std::string id = MUST(store_->InstallationId());
+  EXPECT_TRUE(std::regex_match(id, std::regex("[0-9a-f]{16}"))) << id;
+  store_.reset();
+  std::unique_ptr<Store> again = OpenAgain();
+  EXPECT_EQ(MUST(again->InstallationId()), id);
 }
 
 TEST_P(StoreTest, ReopeningAppliesNothingAndKeepsData) {

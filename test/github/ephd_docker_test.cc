@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <regex>
 
 #include "pkg/forge/github/github_http.h"
 #include "test/github/ephd_harness.h"
@@ -23,6 +24,7 @@ using testing::kSecret;
 using testing::StickyComment;
 using testing::WaitFor;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using namespace std::chrono_literals;
 
 constexpr char kSha1[] = "1111111aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
@@ -129,17 +131,47 @@ TEST(EphdDockerTest, PushUpdatesThePageBehindTheGatewayAndCloseLeavesNothing) {
   // The visit counts as activity (idle_timeout's clock).
   EXPECT_TRUE(WaitFor([&] { return !environment()["last_activity_at"].is_null(); }, 10s));
 
+  // Every object carries this installation's id. A second ephd with its own store on the same
+  // engine (another installation, or another test) sweeps its orphans and leaves ours alone.
+  json containers = Engine("/containers/json?all=1&filters=%7B%22label%22%3A%5B%22eph.dev%2F"
+                           "environment%3D" + name + "%22%5D%7D");
+  ASSERT_TRUE(containers.is_array() && !containers.empty()) << containers;
+  const std::string installation =
+      containers[0]["Labels"].value("eph.dev/installation", std::string());
+  EXPECT_THAT(ephd.process->Output(), HasSubstr("installation " + installation + ")"));
+  {
+    EphdProcess other({{"EPH_GITHUB_API_URL", standin.url()},
+                       {"EPH_GITHUB_TOKEN", testing::kStandInToken},
+                       {"EPH_DOCKER_HOST", testing::DockerHost()}});
+    ASSERT_FALSE(other.url.empty());
+    EXPECT_THAT(other.process->Output(), Not(HasSubstr("installation " + installation + ")")));
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          auto metrics = forge::github::PerformHttp({.method = "GET", .url = other.url + "/metrics"});
+          return metrics.ok() && std::regex_search(metrics->body,
+                                                   std::regex("\neph_resync_passes_total [1-9]"));
+        },
+        30s))
+        << other.process->Output();
+    EXPECT_THAT(other.process->Output(), Not(HasSubstr("destroying them")));
+  }
+  EXPECT_EQ(Owned("containers/json", name), 1);
+  EXPECT_EQ(GetThroughGateway(url, gateway_port).status, 200);
+
   // A push with a new image tag: the new page.
   json commit = standin.Request("POST", "/_standin/repos/acme/web/commits",
                                 {{"branch", "feature-5"}, {"sha", kSha2}, {"files", json::object()}});
   ASSERT_EQ(commit.value("sha", ""), kSha2) << commit;
   standin.Request("PUT", "/_standin/repos/acme/web/pulls/5", {{"head_sha", kSha2}});
   deliver("synchronize");
+  forge::github::HttpAnswer last;
   ASSERT_TRUE(WaitFor(
       [&] {
-        return GetThroughGateway(url, gateway_port).body.find(">2222222<") != std::string::npos;
+        last = GetThroughGateway(url, gateway_port);
+        return last.body.find(">2222222<") != std::string::npos;
       },
       120s))
+      << "last answer " << last.status << ": " << last.body.substr(0, 300) << "\n"
       << environment().dump() << "\n"
       << ephd.process->Output();
   EXPECT_EQ(environment().value("state", ""), "ready");

@@ -48,6 +48,11 @@ json Array(const json& v) { return v.is_array() ? v : json::array(); }
 
 std::string LabelOf(const json& labels, const char* key) { return Str(labels, key); }
 
+OwnedObject OwnedFrom(const char* kind, std::string name, const json& labels) {
+  return {kind, std::move(name), "", LabelOf(labels, kEnvironmentLabel),
+          LabelOf(labels, kInstallationLabel)};
+}
+
 json Parse(const EngineResponse& r) { return json::parse(r.body, nullptr, false); }
 
 std::string EnvFilter(const std::string& environment, const std::string& extra = "") {
@@ -58,9 +63,17 @@ std::string EnvFilter(const std::string& environment, const std::string& extra =
 }
 
 // True if the labels say the object belongs to `environment` and Eph.
-bool Owns(const json& labels, const std::string& environment) {
+// Eph's object of `environment`, made by this installation (or by an unstamped one).
+bool Owns(const json& labels, const std::string& environment, const std::string& installation) {
+  const std::string theirs = LabelOf(labels, kInstallationLabel);
   return LabelOf(labels, kManagedByLabel) == kManagedByValue &&
-         LabelOf(labels, kEnvironmentLabel) == environment;
+         LabelOf(labels, kEnvironmentLabel) == environment &&
+         (installation.empty() || theirs.empty() || theirs == installation);
+}
+
+std::string InstallationOf(const std::map<std::string, std::string>& labels) {
+  const auto it = labels.find(kInstallationLabel);
+  return it == labels.end() ? "" : it->second;
 }
 
 std::string ProjectOf(const std::string& namespace_name, const std::string& environment) {
@@ -367,9 +380,13 @@ absl::StatusOr<ApplyResult> DockerProvider::Apply(const ApplyRequest& request) {
       engine_.Get("/containers/json?all=1&filters=" + EnvFilter(request.environment));
   if (!listed.ok()) return listed.status();
   if (listed->status != 200) return ErrorFromResponse(*listed, "listing containers");
+  const std::string installation = InstallationOf(request.labels);
   std::map<std::string, json> existing;
-  for (const json& c : Array(Parse(*listed)))
+  for (const json& c : Array(Parse(*listed))) {
+    // Another installation's environment of the same name is not ours to replace.
+    if (!Owns(Field(c, "Labels"), request.environment, installation)) continue;
     existing[LabelOf(Field(c, "Labels"), kServiceLabel)] = c;
+  }
 
   std::vector<std::string> created_containers;
   std::vector<std::string> created_volumes;
@@ -393,7 +410,7 @@ absl::StatusOr<ApplyResult> DockerProvider::Apply(const ApplyRequest& request) {
     if (!r.ok()) return r.status();
     if (r->status == 200) {
       const json n = Parse(*r);
-      if (Str(n, "Name") == network && !Owns(Field(n, "Labels"), request.environment)) {
+      if (Str(n, "Name") == network && !Owns(Field(n, "Labels"), request.environment, installation)) {
         return absl::FailedPreconditionError(fmt::format(
             "network {} exists on the Docker host but is not Eph's environment {} (it lacks "
             "the eph.dev labels); remove or rename it",
@@ -422,7 +439,7 @@ absl::StatusOr<ApplyResult> DockerProvider::Apply(const ApplyRequest& request) {
     absl::StatusOr<EngineResponse> r = engine_.Get("/volumes/" + UrlEncode(name));
     if (!r.ok()) return rollback(r.status());
     if (r->status == 200) {
-      if (!Owns(Field(Parse(*r), "Labels"), request.environment)) {
+      if (!Owns(Field(Parse(*r), "Labels"), request.environment, installation)) {
         return rollback(absl::FailedPreconditionError(fmt::format(
             "volume {} exists on the Docker host but is not Eph's environment {}; remove or "
             "rename it",
@@ -471,7 +488,7 @@ absl::StatusOr<ApplyResult> DockerProvider::Apply(const ApplyRequest& request) {
       if (!r.ok()) return rollback(r.status());
       if (r->status == 200) {
         const json c = Parse(*r);
-        if (!Owns(Field(Field(c, "Config"), "Labels"), request.environment)) {
+        if (!Owns(Field(Field(c, "Config"), "Labels"), request.environment, installation)) {
           return rollback(absl::FailedPreconditionError(fmt::format(
               "a container named {} exists on the Docker host but is not Eph's environment "
               "{}; remove or rename it",
@@ -791,14 +808,13 @@ absl::StatusOr<std::vector<OwnedObject>> DockerProvider::ListOwned() {
       name = names[0].get<std::string>();
       if (!name.empty() && name[0] == '/') name.erase(0, 1);
     }
-    out.push_back({"container", name, "", LabelOf(Field(item, "Labels"), kEnvironmentLabel)});
+    out.push_back(OwnedFrom("container", name, Field(item, "Labels")));
   }
   absl::StatusOr<EngineResponse> n = engine_.Get("/networks?filters=" + filter);
   if (!n.ok()) return n.status();
   if (n->status != 200) return ErrorFromResponse(*n, "listing networks");
   for (const json& item : Array(Parse(*n))) {
-    out.push_back(
-        {"network", Str(item, "Name"), "", LabelOf(Field(item, "Labels"), kEnvironmentLabel)});
+    out.push_back(OwnedFrom("network", Str(item, "Name"), Field(item, "Labels")));
   }
   absl::StatusOr<EngineResponse> v = engine_.Get("/volumes?filters=" + filter);
   if (!v.ok()) return v.status();
@@ -806,8 +822,7 @@ absl::StatusOr<std::vector<OwnedObject>> DockerProvider::ListOwned() {
   const json volumes = Field(Parse(*v), "Volumes");
   if (volumes.is_array()) {
     for (const json& item : volumes) {
-      out.push_back(
-          {"volume", Str(item, "Name"), "", LabelOf(Field(item, "Labels"), kEnvironmentLabel)});
+      out.push_back(OwnedFrom("volume", Str(item, "Name"), Field(item, "Labels")));
     }
   }
   return out;

@@ -322,6 +322,14 @@ absl::StatusOr<ApplyResult> KubernetesProvider::Apply(const ApplyRequest& reques
           ns, request.environment, kManagedByLabel, kManagedByValue, kEnvironmentLabel,
           request.environment));
     }
+    const auto ours = labels.find(kInstallationLabel);
+    const std::string theirs = Label(*existing, kInstallationLabel);
+    if (ours != labels.end() && !theirs.empty() && theirs != ours->second) {
+      return absl::FailedPreconditionError(fmt::format(
+          "namespace {} belongs to another installation of Eph ({}={}); each installation "
+          "manages only its own environments",
+          ns, kInstallationLabel, theirs));
+    }
     if (Meta(*existing).contains("deletionTimestamp")) {
       return absl::UnavailableError(fmt::format(
           "namespace {} is still being deleted (an earlier attempt or a destroy); it can be "
@@ -519,6 +527,7 @@ absl::StatusOr<std::vector<OwnedObject>> KubernetesProvider::ListOwned() {
     o.kind = "Namespace";
     o.name = Str(Meta(item), "name");
     o.environment = Label(item, kEnvironmentLabel);
+    o.installation = Label(item, kInstallationLabel);
     out.push_back(std::move(o));
   }
   return out;
