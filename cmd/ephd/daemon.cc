@@ -307,31 +307,58 @@ absl::StatusOr<std::unique_ptr<forge::Forge>> MakeForge(const DaemonConfig& conf
   return std::unique_ptr<forge::Forge>(std::move(*github));
 }
 
-// The controller's view of pkg/database: one database per environment on a shared server.
-class SharedServerDatabases final : public controller::EnvironmentDatabases {
+// The controller's view of pkg/database: one database per environment, on the shared server
+// ephd is given (EPH_DATABASE_ADMIN_URL, optional) or on the environment's own server.
+class EnvironmentDatabasesOnServers final : public controller::EnvironmentDatabases {
  public:
-  explicit SharedServerDatabases(std::unique_ptr<database::DatabaseManager> manager)
-      : manager_(std::move(manager)) {}
+  // `shared` may be null: then only servers of the environments' own are served.
+  EnvironmentDatabasesOnServers(std::unique_ptr<database::DatabaseManager> shared,
+                                std::string installation)
+      : shared_(std::move(shared)), installation_(std::move(installation)) {}
 
   absl::StatusOr<std::map<std::string, std::string>> Ensure(
       const std::string& environment, const std::string& project, const std::string& source_dir,
-      const config::DatabaseInstance& instance) override {
+      const config::DatabaseInstance& instance,
+      const controller::DatabaseServerAccess* server) override {
     database::EnsureRequest request;
     request.environment = environment;
     request.project = project;
     request.source_dir = source_dir;
     request.database = database::SpecFromConfig(instance);
-    absl::StatusOr<database::EnsureResult> ensured = manager_->Ensure(request);
+    std::unique_ptr<database::DatabaseManager> own;
+    database::DatabaseManager* manager = shared_.get();
+    if (server != nullptr) {
+      // One manager per call: the server is the environment's, reached at the address the
+      // provider reports now (a Docker port can change when the container is replaced).
+      database::DatabaseManagerOptions options;
+      options.admin_url = server->admin_url;
+      options.app_host = server->app_host;
+      options.app_port = server->app_port;
+      options.installation = installation_;
+      absl::StatusOr<std::unique_ptr<database::DatabaseManager>> made =
+          database::DatabaseManager::Create(std::move(options));
+      if (!made.ok()) return made.status();
+      own = std::move(*made);
+      manager = own.get();
+    } else if (manager == nullptr) {
+      return absl::FailedPreconditionError(
+          "eph.yaml asks for a database on the shared server, but this ephd has none (set "
+          "EPH_DATABASE_ADMIN_URL), or give the environment a server of its own with "
+          "`placement: environment`");
+    }
+    absl::StatusOr<database::EnsureResult> ensured = manager->Ensure(request);
     if (!ensured.ok()) return ensured.status();
     return ensured->credentials.env;
   }
   absl::Status Drop(const std::string& environment) override {
-    return manager_->Drop(environment);
+    if (shared_ == nullptr) return absl::OkStatus();  // nothing of it can be on a shared server
+    return shared_->Drop(environment);
   }
   absl::StatusOr<std::set<std::string>> EnvironmentsWithDatabases() override {
-    absl::StatusOr<std::vector<database::OwnedObject>> owned = manager_->ListOwned();
-    if (!owned.ok()) return owned.status();
     std::set<std::string> out;
+    if (shared_ == nullptr) return out;
+    absl::StatusOr<std::vector<database::OwnedObject>> owned = shared_->ListOwned();
+    if (!owned.ok()) return owned.status();
     for (const database::OwnedObject& o : *owned) {
       if (!o.environment.empty()) out.insert(o.environment);
     }
@@ -339,30 +366,38 @@ class SharedServerDatabases final : public controller::EnvironmentDatabases {
   }
 
  private:
-  std::unique_ptr<database::DatabaseManager> manager_;
+  std::unique_ptr<database::DatabaseManager> shared_;
+  const std::string installation_;
 };
 
 absl::StatusOr<std::unique_ptr<controller::EnvironmentDatabases>> MakeDatabases(
     const DaemonConfig& config, const std::string& installation) {
-  database::DatabaseManagerOptions options;
-  options.admin_url = config.database_admin_url;
-  options.installation = installation;
-  if (!config.database_app_host.empty()) {
-    std::string host;
-    uint16_t port = 0;
-    if (config.database_app_host.find(':') != std::string::npos &&
-        SplitHostPort(config.database_app_host, host, port).ok()) {
-      options.app_host = host;
-      options.app_port = port;
-    } else {
-      options.app_host = config.database_app_host;
+  std::unique_ptr<database::DatabaseManager> shared;
+  if (!config.database_admin_url.empty()) {
+    database::DatabaseManagerOptions options;
+    options.admin_url = config.database_admin_url;
+    options.installation = installation;
+    if (!config.database_app_host.empty()) {
+      std::string host;
+      uint16_t port = 0;
+      if (config.database_app_host.find(':') != std::string::npos &&
+          SplitHostPort(config.database_app_host, host, port).ok()) {
+        options.app_host = host;
+        options.app_port = port;
+      } else {
+        options.app_host = config.database_app_host;
+      }
     }
+    absl::StatusOr<std::unique_ptr<database::DatabaseManager>> manager =
+        database::DatabaseManager::Create(std::move(options));
+    if (!manager.ok()) {
+      return absl::Status(manager.status().code(),
+                          absl::StrCat("database server: ", manager.status().message()));
+    }
+    shared = std::move(*manager);
   }
-  absl::StatusOr<std::unique_ptr<database::DatabaseManager>> manager =
-      database::DatabaseManager::Create(std::move(options));
-  if (!manager.ok()) return manager.status();
   return std::unique_ptr<controller::EnvironmentDatabases>(
-      std::make_unique<SharedServerDatabases>(std::move(*manager)));
+      std::make_unique<EnvironmentDatabasesOnServers>(std::move(shared), installation));
 }
 
 absl::Status EnableProviders(const DaemonConfig& config, providers::ProviderRegistry& registry,
@@ -499,16 +534,17 @@ absl::Status Daemon::Start() {
     // environment comes up: a healthcheck passing shows within two seconds.
     options.progress_poll = std::chrono::seconds(2);
     options.installation = *installation;
+    auto databases = MakeDatabases(config_, *installation);
+    if (!databases.ok()) return databases.status();
+    parts->databases = std::move(*databases);
+    options.databases = parts->databases.get();
     if (!config_.database_admin_url.empty()) {
-      auto databases = MakeDatabases(config_, *installation);
-      if (!databases.ok()) {
-        return absl::Status(databases.status().code(),
-                            absl::StrCat("database server: ", databases.status().message()));
-      }
-      parts->databases = std::move(*databases);
-      options.databases = parts->databases.get();
-      spdlog::info("ephd: databases: one per environment on {}",
+      spdlog::info("ephd: databases: one per environment on {}, or on the environment's own "
+                   "server",
                    state::RedactStoreUrl(config_.database_admin_url));
+    } else {
+      spdlog::info("ephd: databases: on the environment's own server only (no "
+                   "EPH_DATABASE_ADMIN_URL)");
     }
     parts->reconciler = std::make_unique<controller::EnvironmentReconciler>(
         *parts->store, *parts->forge, parts->providers, SystemClock::Instance(),

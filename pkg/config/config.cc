@@ -65,6 +65,8 @@ constexpr std::string_view kKeyPaths[] = {
     "database.instances",
     "database.instances[].name",
     "database.instances[].version",
+    "database.instances[].placement",
+    "database.instances[].image",
     "database.instances[].template",
     "database.instances[].template.strategy",
     "database.instances[].template.seed",
@@ -871,6 +873,51 @@ void ConfigReader::ReadDatabaseInstance(const Item& item, DatabaseSettings& data
   }
   if (auto it = fields.find("version"); it != fields.end()) {
     if (auto version = ReadString(it->second)) instance.version = *version;
+  }
+  if (auto it = fields.find("placement"); it != fields.end()) {
+    if (auto placement = ReadString(it->second)) {
+      static constexpr std::string_view kPlacements[] = {"shared", "environment"};
+      if (*placement == "shared") {
+        instance.placement = DatabasePlacement::kShared;
+      } else if (*placement == "environment") {
+        instance.placement = DatabasePlacement::kEnvironment;
+      } else {
+        std::string message = Cat("`", it->second.path, "`: unknown placement ", Quote(*placement));
+        if (auto match = ClosestMatch(*placement, kPlacements)) {
+          Append(message, "; did you mean `", *match, "`?");
+        } else {
+          Append(message, " (valid: shared, environment)");
+        }
+        Error(MarkOf(it->second), std::move(message));
+      }
+    }
+  }
+  if (auto it = fields.find("image"); it != fields.end()) {
+    if (auto image = ReadString(it->second)) {
+      if (image->empty() || image->find_first_of(" \t\n\r") != std::string::npos) {
+        Error(MarkOf(it->second),
+              Cat("`", it->second.path, "` ", Quote(*image), " is not an image reference"));
+      } else if (instance.placement != DatabasePlacement::kEnvironment) {
+        Error(MarkOf(it->second), Cat("`", it->second.path,
+                                      "` only applies to `placement: environment`"));
+      } else {
+        instance.image = *image;
+      }
+    }
+  }
+  if (instance.placement == DatabasePlacement::kEnvironment && instance.image.empty() &&
+      !instance.version.empty()) {
+    // The server's image follows `version` unless eph.yaml names one.
+    const bool plain = std::all_of(instance.version.begin(), instance.version.end(),
+                                   [](char c) { return absl::ascii_isdigit(c) || c == '.'; });
+    if (!plain) {
+      Error(MarkOf(fields.find("version")->second),
+            Cat("`", fields.find("version")->second.path, "` ", Quote(instance.version),
+                " must be a PostgreSQL version such as \"15\" (it picks the image postgres:",
+                "<version>) or name the server's image in `image`"));
+    } else {
+      instance.image = "postgres:" + instance.version;
+    }
   }
   if (auto it = fields.find("template"); it != fields.end() && CheckMapping(it->second)) {
     const Field& template_field = it->second;

@@ -111,9 +111,17 @@ enum class DatabaseSeedChange {
 
 inline constexpr absl::Duration kDefaultSeedTimeout = absl::Minutes(10);
 
+// Where an environment's database lives (`database.instances[].placement`).
+enum class DatabasePlacement {
+  kShared,       // a database and a role on the PostgreSQL server ephd is given
+  kEnvironment,  // a PostgreSQL server of its own, run by the provider inside the environment
+};
+
 struct DatabaseInstance {
   std::string name;
   std::string version;
+  DatabasePlacement placement = DatabasePlacement::kShared;
+  std::string image;  // kEnvironment only: the server's image, "postgres:<version>" by default
   DatabaseTemplateStrategy strategy = DatabaseTemplateStrategy::kEmpty;
   // Normalised paths. Never empty for kSeed; for kClone the scripts that build the template
   // (empty: the provider keeps the template itself).

@@ -219,6 +219,39 @@ TEST(ParseConfigTest, RejectsBadSeedSettings) {
   }
 }
 
+TEST(ParseConfigTest, DatabasePlacementPicksTheServerAndItsImage) {
+  const std::string head = "version: '1.0'\nname: app\ndocker: {}\ndatabase:\n  instances:\n";
+  ProjectConfig shared = ParseOk(head + "    - {name: pg, version: '15'}\n");
+  EXPECT_EQ(shared.database.instances[0].placement, DatabasePlacement::kShared);
+  EXPECT_EQ(shared.database.instances[0].image, "");
+
+  ProjectConfig own = ParseOk(head + "    - {name: pg, version: '16', placement: environment}\n");
+  EXPECT_EQ(own.database.instances[0].placement, DatabasePlacement::kEnvironment);
+  EXPECT_EQ(own.database.instances[0].image, "postgres:16");
+
+  ProjectConfig named = ParseOk(
+      head + "    - {name: pg, version: '15', placement: environment, image: acme/pg:15.4}\n");
+  EXPECT_EQ(named.database.instances[0].image, "acme/pg:15.4");
+
+  struct Case {
+    std::string item;
+    std::string says;
+  };
+  for (const Case& c : {
+           Case{"{name: pg, version: '15', placement: enviroment}", "did you mean `environment`?"},
+           Case{"{name: pg, version: latest, placement: environment}",
+                "must be a PostgreSQL version"},
+           Case{"{name: pg, version: '15', image: acme/pg:15}",
+                "only applies to `placement: environment`"},
+           Case{"{name: pg, version: '15', placement: environment, image: 'a b'}",
+                "is not an image reference"},
+       }) {
+    ValidationResult result = ParseConfig(head + "    - " + c.item + "\n");
+    ASSERT_FALSE(result.ok()) << c.item;
+    EXPECT_THAT(result.diagnostics[0].message, HasSubstr(c.says)) << c.item;
+  }
+}
+
 TEST(ParseConfigTest, RandomSuffixAllowsAConstantNameTemplate) {
   ProjectConfig config = ParseOk(
       "version: '1.0'\nname: app\n"

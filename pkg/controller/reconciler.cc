@@ -665,7 +665,33 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
                            " databases; Eph gives an environment one database for now",
                   target.sha);
     }
-    if (!record.database_touched) {
+    const config::DatabaseInstance& instance = config.database.instances.front();
+    std::optional<DatabaseServerAccess> own_server;
+    if (instance.placement == config::DatabasePlacement::kEnvironment) {
+      // The environment's own server first; the database on it, then the app.
+      providers::DatabaseServerRequest server_request{
+          .environment = env.name,
+          .namespace_name = record.namespace_name,
+          .labels = request.labels,
+          .name = instance.name,
+          .version = instance.version,
+          .image = instance.image};
+      absl::StatusOr<providers::DatabaseServer> server =
+          provider.EnsureDatabaseServer(server_request);
+      if (!server.ok()) {
+        if (IsTerminalError(server.status())) {
+          return Fail(env, "database: " + std::string(server.status().message()), target.sha);
+        }
+        return server.status();
+      }
+      if (!server->ready) {
+        return ReconcileResult{options_.progress_poll,
+                               env.name + ": " + (server->message.empty()
+                                                      ? "waiting for its database server"
+                                                      : server->message)};
+      }
+      own_server = DatabaseServerAccess{server->admin_url, server->app_host, server->app_port};
+    } else if (!record.database_touched) {
       // Recorded before the database exists, so a crash in between still drops it on destroy.
       record.database_touched = true;
       env.spec_json = EnvRecordJson(record);
@@ -673,8 +699,9 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
       if (!saved.ok()) return saved.status();
       env = *saved;
     }
-    absl::StatusOr<std::map<std::string, std::string>> settings = options_.databases->Ensure(
-        env.name, target.repo, checkout->path(), config.database.instances.front());
+    absl::StatusOr<std::map<std::string, std::string>> settings =
+        options_.databases->Ensure(env.name, target.repo, checkout->path(), instance,
+                                   own_server ? &*own_server : nullptr);
     if (!settings.ok()) {
       if (IsTerminalError(settings.status()) ||
           settings.status().code() == absl::StatusCode::kDeadlineExceeded) {

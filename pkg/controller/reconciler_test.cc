@@ -909,8 +909,9 @@ class FakeDatabases final : public EnvironmentDatabases {
  public:
   absl::StatusOr<std::map<std::string, std::string>> Ensure(
       const std::string& environment, const std::string& project, const std::string& source_dir,
-      const config::DatabaseInstance& instance) override {
+      const config::DatabaseInstance& instance, const DatabaseServerAccess* server) override {
     ++ensures;
+    last_server = server == nullptr ? "" : server->admin_url;
     last_project = project;
     last_scripts = instance.seed_scripts;
     source_seen = !source_dir.empty();
@@ -933,6 +934,7 @@ class FakeDatabases final : public EnvironmentDatabases {
   int ensures = 0, drops = 0;
   bool source_seen = false;
   std::string last_project;
+  std::string last_server;  // "" for the shared server
   std::vector<std::string> last_scripts;
   std::set<std::string> existing;
   absl::Status fail_next;
@@ -978,6 +980,73 @@ TEST(ReconcilerDatabaseTest, TheAppGetsItsDatabaseSettingsAndDestroyDropsTheData
   EXPECT_FALSE(w.Live(70).has_value());
   EXPECT_EQ(databases.drops, 1);
   EXPECT_TRUE(databases.existing.empty());
+}
+
+TEST(ReconcilerDatabaseTest, AServerOfItsOwnStartsFirstThenTheDatabaseThenTheApp) {
+  const std::string config = ConfigYaml() +
+                             "database:\n"
+                             "  instances:\n"
+                             "    - name: pg\n"
+                             "      version: \"15\"\n"
+                             "      placement: environment\n";
+  World w(config);
+  FakeDatabases databases;
+  w.options.databases = &databases;
+  w.reconciler = std::make_unique<EnvironmentReconciler>(*w.store, w.forge, w.registry, w.clock,
+                                                         w.random, w.options);
+  w.provider->SetDatabaseServerPending(2);
+  w.OpenPr(73);
+  for (int i = 0; i < 2; ++i) {
+    absl::StatusOr<ReconcileResult> waiting = w.Reconcile(73);
+    ASSERT_TRUE(waiting.ok()) << waiting.status();
+    EXPECT_EQ(waiting->requeue_after, w.options.progress_poll);
+    EXPECT_THAT(waiting->summary, HasSubstr("database `pg`: starting"));
+  }
+  EXPECT_EQ(databases.ensures, 0);
+  EXPECT_EQ(w.provider->Calls(M::kApply), 0);
+  EXPECT_EQ(w.Live(73)->state, EnvState::kProvisioning);
+
+  w.MustReconcile(73);
+  const state::Environment env = *w.Live(73);
+  EXPECT_EQ(env.state, EnvState::kReady);
+  std::optional<providers::DatabaseServerRequest> server = w.provider->LastDatabaseServer(env.name);
+  ASSERT_TRUE(server.has_value());
+  EXPECT_EQ(server->name, "pg");
+  EXPECT_EQ(server->image, "postgres:15");
+  EXPECT_EQ(server->labels.at(providers::kEnvironmentLabel), env.name);
+  EXPECT_EQ(databases.ensures, 1);
+  EXPECT_EQ(databases.last_server, providers::kFakeDatabaseAdminUrl);
+  ASSERT_TRUE(w.provider->LastApply(env.name).has_value());
+  EXPECT_TRUE(w.provider->LastApply(env.name)->secret_env.count("DATABASE_URL"));
+  EXPECT_THAT(env.spec_json, Not(HasSubstr("fake-server-secret")));
+  EXPECT_THAT(CommentFor(w, 73, env.name), Not(HasSubstr("fake-server-secret")));
+
+  // The server goes with the environment: nothing to drop on the shared one.
+  w.forge.SetState(kRepo, 73, forge::PullRequestState::kClosed);
+  w.MustReconcile(73);
+  w.MustReconcile(73);
+  EXPECT_FALSE(w.Live(73).has_value());
+  EXPECT_EQ(databases.drops, 0);
+}
+
+TEST(ReconcilerDatabaseTest, AProviderThatCannotRunAServerFailsTheEnvironmentSayingSo) {
+  const std::string config = ConfigYaml() +
+                             "database:\n"
+                             "  instances:\n"
+                             "    - {name: pg, version: \"15\", placement: environment}\n";
+  World w(config);
+  FakeDatabases databases;
+  w.options.databases = &databases;
+  w.reconciler = std::make_unique<EnvironmentReconciler>(*w.store, w.forge, w.registry, w.clock,
+                                                         w.random, w.options);
+  w.provider->FailNext(M::kEnsureDatabaseServer,
+                       absl::FailedPreconditionError("image postgres:15 is not on the host"));
+  w.OpenPr(74);
+  w.MustReconcile(74);
+  EXPECT_EQ(w.Live(74)->state, EnvState::kFailed);
+  EXPECT_EQ(w.Live(74)->reason, "database: image postgres:15 is not on the host");
+  EXPECT_EQ(w.provider->Calls(M::kApply), 0);
+  EXPECT_EQ(databases.ensures, 0);
 }
 
 TEST(ReconcilerDatabaseTest, AFailingSeedFailsTheEnvironmentWithItsMessageAndAServerOutageRetries) {

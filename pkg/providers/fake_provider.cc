@@ -145,6 +145,38 @@ void FakeProvider::SetUrl(const std::string& environment, std::string url) {
   if (it != records_.end()) it->second.url = std::move(url);
 }
 
+absl::StatusOr<DatabaseServer> FakeProvider::EnsureDatabaseServer(
+    const DatabaseServerRequest& request) {
+  InFlight in_flight(*this, Method::kEnsureDatabaseServer, request.environment);
+  if (auto failure = TakeFailure(Method::kEnsureDatabaseServer)) return *failure;
+  std::lock_guard<std::mutex> lock(mu_);
+  database_servers_[request.environment] = request;
+  DatabaseServer out;
+  if (database_server_pending_ > 0) {
+    --database_server_pending_;
+    out.message = "database `" + request.name + "`: starting";
+    return out;
+  }
+  out.ready = true;
+  out.admin_url = kFakeDatabaseAdminUrl;
+  out.app_host = request.name;
+  out.app_port = 5432;
+  return out;
+}
+
+void FakeProvider::SetDatabaseServerPending(int n) {
+  std::lock_guard<std::mutex> lock(mu_);
+  database_server_pending_ = n;
+}
+
+std::optional<DatabaseServerRequest> FakeProvider::LastDatabaseServer(
+    const std::string& environment) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = database_servers_.find(environment);
+  if (it == database_servers_.end()) return std::nullopt;
+  return it->second;
+}
+
 void FakeProvider::SetDestroyPending(int n) {
   std::lock_guard<std::mutex> lock(mu_);
   destroy_pending_ = n;

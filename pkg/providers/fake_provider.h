@@ -30,9 +30,12 @@
 
 namespace eph::providers {
 
+inline constexpr char kFakeDatabaseAdminUrl[] =
+    "postgresql://eph_admin:fake-server-secret@127.0.0.1:5999/postgres";
+
 class FakeProvider final : public Provider {
  public:
-  enum class Method { kApply, kObserve, kDestroy, kLogs, kListOwned };
+  enum class Method { kApply, kObserve, kDestroy, kLogs, kListOwned, kEnsureDatabaseServer };
   using CallHook = std::function<void(Method method, const std::string& environment)>;
 
   explicit FakeProvider(std::string name = "fake");
@@ -43,6 +46,9 @@ class FakeProvider final : public Provider {
   absl::StatusOr<DestroyResult> Destroy(const EnvironmentRef& ref) override;
   absl::Status Logs(const LogsRequest& request, const LogSink& sink) override;
   absl::StatusOr<std::vector<OwnedObject>> ListOwned() override;
+  // Not ready for the first SetDatabaseServerPending(n) calls, then ready at a fixed admin URL
+  // (kFakeDatabaseAdminUrl) with the instance's name as host.
+  absl::StatusOr<DatabaseServer> EnsureDatabaseServer(const DatabaseServerRequest& request) override;
 
   // --- scripting ---
   // The next call of `method` fails with this status (queued: one entry per call).
@@ -55,6 +61,8 @@ class FakeProvider final : public Provider {
   void SetUrl(const std::string& environment, std::string url);
   // The next `n` Destroy calls report done=false (objects still terminating).
   void SetDestroyPending(int n);
+  // The next `n` EnsureDatabaseServer calls report the server not ready yet.
+  void SetDatabaseServerPending(int n);
   // An object with Eph's labels that no Apply created (e.g. left over from a crash).
   void AddForeignObject(OwnedObject object);
   void SetLogs(const std::string& environment, std::vector<LogLine> lines);
@@ -68,6 +76,7 @@ class FakeProvider final : public Provider {
   std::set<std::string> Existing() const;
   bool Exists(const std::string& environment) const;
   std::optional<ApplyRequest> LastApply(const std::string& environment) const;
+  std::optional<DatabaseServerRequest> LastDatabaseServer(const std::string& environment) const;
   // The most calls for a single environment that were ever in flight at the same time.
   int MaxConcurrentPerEnvironment() const;
 
@@ -88,6 +97,8 @@ class FakeProvider final : public Provider {
   std::map<Method, std::deque<absl::Status>> failures_;
   Phase phase_after_apply_ = Phase::kReady;
   int destroy_pending_ = 0;
+  int database_server_pending_ = 0;
+  std::map<std::string, DatabaseServerRequest> database_servers_;
   std::map<std::string, Record> records_;
   std::vector<OwnedObject> foreign_;
   std::map<std::string, std::vector<LogLine>> logs_;

@@ -20,6 +20,13 @@ std::string_view PhaseName(Phase phase) {
   return "unknown";
 }
 
+absl::StatusOr<DatabaseServer> Provider::EnsureDatabaseServer(const DatabaseServerRequest&) {
+  return absl::FailedPreconditionError(
+      "the " + Info().name +
+      " provider cannot run a database server inside the environment yet; use the shared "
+      "server (database.instances[].placement: shared, the default)");
+}
+
 struct ProviderRegistry::State {
   mutable std::mutex mu;
   std::map<std::string, ProviderFactory, std::less<>> factories;

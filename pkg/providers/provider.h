@@ -145,6 +145,26 @@ struct LogLine {
 // Receives log lines in order; returns false to stop (client gone), which ends Logs() with OK.
 using LogSink = std::function<bool(const LogLine& line)>;
 
+// A PostgreSQL server the provider runs inside the environment, for apps that need a server of
+// their own (eph.yaml `database.instances[].placement: environment`). Eph then creates the app's
+// database and role on it and runs the seed, as on a shared server.
+struct DatabaseServerRequest {
+  std::string environment;
+  std::string namespace_name;
+  std::map<std::string, std::string> labels;  // as ApplyRequest::labels
+  std::string name;     // the instance's name: also the host name the app's containers use
+  std::string version;  // PostgreSQL's major version, e.g. "15"
+  std::string image;    // the server's image: "postgres:<version>" unless eph.yaml names one
+};
+
+struct DatabaseServer {
+  bool ready = false;     // accepting connections; ask again later when false
+  std::string message;    // what it is waiting for, when not ready
+  std::string admin_url;  // how ephd connects as the server's superuser. Secret.
+  std::string app_host;   // how the app's containers reach the server
+  int app_port = 0;
+};
+
 // An object in the provider that carries kManagedByLabel=kManagedByValue.
 struct OwnedObject {
   std::string kind;  // "Namespace", "container", "network", "volume", ...
@@ -176,6 +196,12 @@ class Provider {
 
   // Every object carrying kManagedByLabel=kManagedByValue, for the orphan sweep.
   virtual absl::StatusOr<std::vector<OwnedObject>> ListOwned() = 0;
+
+  // Starts (or finds) the environment's own PostgreSQL server, before Apply, and says how to
+  // reach it. Idempotent: the same server (and password) every call; Destroy removes it with the
+  // environment, data included. Providers that cannot run one answer FailedPrecondition (the
+  // default) and the environment fails with that message.
+  virtual absl::StatusOr<DatabaseServer> EnsureDatabaseServer(const DatabaseServerRequest& request);
 };
 
 // Settings a provider factory gets from ephd's configuration ("kubeconfig", "docker_host", ...).

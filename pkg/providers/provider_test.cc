@@ -96,12 +96,15 @@ TEST(ProviderProtoTest, MirrorsTheInterface) {
                           "rpc Observe(EnvironmentRef) returns (Observation)",
                           "rpc Destroy(EnvironmentRef) returns (DestroyResult)",
                           "rpc Logs(LogsRequest) returns (stream LogLine)",
-                          "rpc ListOwned(ListOwnedRequest) returns (ListOwnedResponse)"}) {
+                          "rpc ListOwned(ListOwnedRequest) returns (ListOwnedResponse)",
+                          "rpc EnsureDatabaseServer(DatabaseServerRequest) returns "
+                          "(DatabaseServer)"}) {
     EXPECT_THAT(proto, HasSubstr(rpc));
   }
   for (const char* message : {"ProviderInfo", "SourceFile", "ImageTag", "ApplyRequest",
                               "ApplyResult", "ComponentStatus", "EnvironmentRef", "Observation",
-                              "DestroyResult", "LogsRequest", "LogLine", "OwnedObject"}) {
+                              "DestroyResult", "LogsRequest", "LogLine", "OwnedObject",
+                              "DatabaseServerRequest", "DatabaseServer"}) {
     EXPECT_THAT(proto, HasSubstr(std::string("message ") + message + " {"));
   }
   for (const char* field : {"string namespace_name = 2;", "map<string, string> labels = 11;",

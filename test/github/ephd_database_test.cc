@@ -246,5 +246,135 @@ TEST(EphdDatabaseTest, EachEnvironmentGetsItsOwnSeededOrClonedDatabaseThroughBot
   EXPECT_EQ(standin.Violations(), json::array());
 }
 
+// `placement: environment`: the environment runs a PostgreSQL server of its own (a container of
+// the stand-in postgres:15 image next to the app), Eph creates the app's database on it and runs
+// the seed there, and the server and its data go with the environment. No shared server at all.
+TEST(EphdDatabaseTest, AnEnvironmentCanRunAPostgresServerOfItsOwn) {
+  testing::BuildDemoImage("pr-4");
+  auto image = testing::RunCommand(
+      {testing::Tool("bash"), testing::SourceDir() + "/test/support/postgres_image/build.sh",
+       "postgres:15"},
+      {{"DOCKER_HOST", testing::DockerHost()}}, std::chrono::seconds(300));
+  ASSERT_EQ(image.exit_code, 0) << image.err;
+  testing::StandInProcess standin;
+  ASSERT_FALSE(standin.url().empty());
+  standin.Request(
+      "POST", "/_standin/repos",
+      {{"owner", "acme"},
+       {"repo", "own"},
+       {"files",
+        {{"eph.yaml",
+          "version: \"1.0\"\nname: own\ndocker:\n  compose_file: compose.yaml\n  images:\n"
+          "    - name: eph-demo/web\n      newTag: \"pr-4\"\n"
+          "database:\n  instances:\n    - name: pg\n      version: \"15\"\n"
+          "      placement: environment\n      template:\n        strategy: seed\n"
+          "        seed:\n          scripts: [db/schema.sql]\n"},
+         {"db/schema.sql", kSchema},
+         {"compose.yaml",
+          "services:\n  web:\n    image: eph-demo/web:dev\n    ports: [\"8080\"]\n"
+          "    healthcheck:\n      test: [\"CMD\", \"/app\", \"--check\"]\n"
+          "      interval: 1s\n      retries: 30\n"}}}});
+  standin.Request("PUT", "/_standin/repos/acme/own/pulls/4", {{"labels", {"preview"}}});
+  EphdProcess ephd({{"EPH_GITHUB_API_URL", standin.url()},
+                    {"EPH_GITHUB_TOKEN", testing::kStandInToken},
+                    {"EPH_DOCKER_HOST", testing::DockerHost()},
+                    {"EPH_LOG_LEVEL", "debug"}});
+  ASSERT_FALSE(ephd.url.empty());
+  const std::string token = testing::CreateApiToken(ephd);
+  auto environment = [&] {
+    json list = ApiGet(ephd.url + "/api/v1/environments?all=true&project=acme/own", token);
+    return !list.is_object() || list["items"].empty() ? json::object() : list["items"][0];
+  };
+  json sent = testing::Deliver(
+      standin, ephd, "acme/own",
+      {{"event", "pull_request"}, {"action", "labeled"}, {"number", 4}, {"label", "preview"}});
+  ASSERT_EQ(sent.value("status", 0) / 100, 2) << sent;
+  ASSERT_TRUE(WaitFor([&] { return environment().value("state", "") == "ready"; }, 180s))
+      << environment().dump() << "\n"
+      << ephd.process->Output();
+  const std::string name = environment().value("name", "");
+
+  auto inspect = [&](const std::string& container) {
+    auto got = testing::RunCommand({testing::Tool("docker"), "inspect", container},
+                                   {{"DOCKER_HOST", testing::DockerHost()}});
+    return got.exit_code == 0 ? json::parse(got.out, nullptr, false)[0] : json::object();
+  };
+  auto env_of = [](const json& container, const std::string& key) {
+    for (const json& kv : container["Config"]["Env"]) {
+      const std::string s = kv.get<std::string>();
+      if (s.rfind(key + "=", 0) == 0) return s.substr(key.size() + 1);
+    }
+    return std::string();
+  };
+  // The app reaches the server by its service name on the environment's network.
+  const json web = inspect("eph-" + name + "-web-1");
+  const json server = inspect("eph-" + name + "-pg-1");
+  ASSERT_TRUE(web.is_object() && server.is_object());
+  const std::string url = env_of(web, "DATABASE_URL");
+  EXPECT_THAT(url, ::testing::MatchesRegex("postgres(ql)?://[^:]+:[^@]+@pg:5432/.+")) << url;
+  EXPECT_EQ(env_of(web, "PGHOST"), "pg");
+  EXPECT_EQ(server["Config"]["Image"], "postgres:15");
+  EXPECT_EQ(server["Config"]["Labels"].value("eph.dev/environment", ""), name);
+  // From the host, through the server's port on 127.0.0.1, as the app's role: its seeded tables.
+  const std::string port = server["NetworkSettings"]["Ports"]["5432/tcp"][0].value("HostPort", "");
+  ASSERT_FALSE(port.empty()) << server.dump();
+  std::string host_url = url;
+  host_url.replace(host_url.find("@pg:5432/"), 9, "@127.0.0.1:" + port + "/");
+  EXPECT_EQ(CountUsers(host_url), 2);
+  {
+    pqxx::connection conn(host_url);
+    pqxx::work tx(conn);
+    tx.exec0("INSERT INTO users (name) VALUES ('kept across pushes')");
+    tx.commit();
+  }
+
+  // A push with the same seed: the same server, the data kept, nothing re-run.
+  json commit = standin.Request("POST", "/_standin/repos/acme/own/commits",
+                                {{"branch", "feature-4"}, {"files", {{"README", "v2\n"}}}});
+  standin.Request("PUT", "/_standin/repos/acme/own/pulls/4", {{"head_sha", commit["sha"]}});
+  testing::Deliver(standin, ephd, "acme/own",
+                   {{"event", "pull_request"}, {"action", "synchronize"}, {"number", 4}});
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const json e = environment();
+        return e.value("state", "") == "ready" && e.value("head_sha", "") == commit["sha"];
+      },
+      120s))
+      << environment().dump() << "\n"
+      << ephd.process->Output();
+  EXPECT_EQ(inspect("eph-" + name + "-pg-1")["Id"], server["Id"]);
+  EXPECT_EQ(CountUsers(host_url), 3);
+
+  // No password in ephd's log, the API or on GitHub: the app's nor the server's.
+  const std::vector<std::string> passwords = {env_of(web, "PGPASSWORD"),
+                                              env_of(server, "POSTGRES_PASSWORD")};
+  const std::string api = ApiGet(ephd.url + "/api/v1/environments?all=true", token).dump();
+  const json github_state = standin.State();
+  for (const std::string& pw : passwords) {
+    ASSERT_GE(pw.size(), 16u);
+    EXPECT_EQ(ephd.process->Output().find(pw), std::string::npos) << "a password is in the log";
+    EXPECT_EQ(api.find(pw), std::string::npos) << "a password is in the API";
+    for (const json& c : github_state["comments"]) {
+      EXPECT_EQ(c.value("body", "").find(pw), std::string::npos) << "a password is on GitHub";
+    }
+  }
+
+  // Closed: the server, its data volume and the app are gone.
+  standin.Request("PUT", "/_standin/repos/acme/own/pulls/4", {{"state", "closed"}});
+  testing::Deliver(standin, ephd, "acme/own",
+                   {{"event", "pull_request"}, {"action", "closed"}, {"number", 4}});
+  ASSERT_TRUE(WaitFor([&] { return environment().value("state", "") == "destroyed"; }, 120s))
+      << environment().dump() << "\n"
+      << ephd.process->Output();
+  auto volumes = testing::RunCommand(
+      {testing::Tool("docker"), "volume", "ls", "-q", "--filter", "label=eph.dev/environment=" + name},
+      {{"DOCKER_HOST", testing::DockerHost()}});
+  EXPECT_EQ(volumes.exit_code, 0);
+  EXPECT_EQ(volumes.out, "");
+  EXPECT_FALSE(inspect("eph-" + name + "-pg-1").is_object() &&
+               inspect("eph-" + name + "-pg-1").contains("Id"));
+  EXPECT_EQ(standin.Violations(), json::array());
+}
+
 }  // namespace
 }  // namespace eph

@@ -21,6 +21,8 @@ inline constexpr char kConfigHashLabel[] = "eph.dev/config-hash";
 inline constexpr char kWebPortLabel[] = "eph.dev/web-port";
 inline constexpr char kProjectLabel[] = "com.docker.compose.project";
 inline constexpr char kServiceLabel[] = "com.docker.compose.service";
+// On the environment's own database server container: the database instance's name.
+inline constexpr char kDatabaseLabel[] = "eph.dev/database";
 
 // Names of what one environment's compose project consists of.
 std::string NetworkName(std::string_view project);                              // <p>_default

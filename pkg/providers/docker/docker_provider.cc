@@ -10,6 +10,7 @@
 
 #include "fmt/format.h"
 #include "nlohmann/json.hpp"
+#include "pkg/base/random.h"
 #include "pkg/config/duration.h"
 #include "pkg/config/source_checks.h"
 #include "pkg/providers/docker/compose_file.h"
@@ -38,6 +39,9 @@ json Field(const json& o, const char* key) {
   const auto it = o.find(key);
   return it == o.end() ? json() : *it;
 }
+
+// The superuser of an environment's own database server (EnsureDatabaseServer).
+constexpr char kDatabaseAdminUser[] = "eph_admin";
 
 int64_t IntField(const json& o, const char* key) {
   const json v = Field(o, key);
@@ -385,7 +389,18 @@ absl::StatusOr<ApplyResult> DockerProvider::Apply(const ApplyRequest& request) {
   for (const json& c : Array(Parse(*listed))) {
     // Another installation's environment of the same name is not ours to replace.
     if (!Owns(Field(c, "Labels"), request.environment, installation)) continue;
-    existing[LabelOf(Field(c, "Labels"), kServiceLabel)] = c;
+    const std::string service = LabelOf(Field(c, "Labels"), kServiceLabel);
+    // The environment's own database server (EnsureDatabaseServer) is not a compose service.
+    if (!LabelOf(Field(c, "Labels"), kDatabaseLabel).empty()) {
+      if (compose->Find(service) != nullptr) {
+        return absl::InvalidArgumentError(fmt::format(
+            "{} has a service `{}`, the name of the environment's database instance; rename "
+            "one of them",
+            section->compose_file, service));
+      }
+      continue;
+    }
+    existing[service] = c;
   }
 
   std::vector<std::string> created_containers;
@@ -404,33 +419,9 @@ absl::StatusOr<ApplyResult> DockerProvider::Apply(const ApplyRequest& request) {
   };
 
   // Network.
-  const std::string network = NetworkName(project);
-  {
-    absl::StatusOr<EngineResponse> r = engine_.Get("/networks/" + UrlEncode(network));
-    if (!r.ok()) return r.status();
-    if (r->status == 200) {
-      const json n = Parse(*r);
-      if (Str(n, "Name") == network && !Owns(Field(n, "Labels"), request.environment, installation)) {
-        return absl::FailedPreconditionError(fmt::format(
-            "network {} exists on the Docker host but is not Eph's environment {} (it lacks "
-            "the eph.dev labels); remove or rename it",
-            network, request.environment));
-      }
-    }
-    if (r->status == 404 || (r->status == 200 && Str(Parse(*r), "Name") != network)) {
-      json body = {
-          {"Name", network}, {"Driver", "bridge"}, {"CheckDuplicate", true}, {"Labels", labels}};
-      body["Labels"][kProjectLabel] = project;
-      body["Labels"]["com.docker.compose.network"] = "default";
-      absl::StatusOr<EngineResponse> c = engine_.Post("/networks/create", body.dump());
-      if (!c.ok()) return c.status();
-      if (c->status != 201) {
-        return rollback(ErrorFromResponse(*c, "creating network " + network));
-      }
-      created_network = true;
-    } else if (r->status != 200) {
-      return ErrorFromResponse(*r, "inspecting network " + network);
-    }
+  if (absl::Status st = EnsureNetwork(project, request.environment, labels, created_network);
+      !st.ok()) {
+    return rollback(st);
   }
 
   // Volumes.
@@ -541,6 +532,243 @@ absl::StatusOr<ApplyResult> DockerProvider::Apply(const ApplyRequest& request) {
                                fresh, replaced, kept);
   if (removed > 0) result.summary += fmt::format(", {} removed", removed);
   return result;
+}
+
+absl::Status DockerProvider::EnsureNetwork(const std::string& project,
+                                           const std::string& environment,
+                                           const std::map<std::string, std::string>& labels,
+                                           bool& created) {
+  created = false;
+  const std::string network = NetworkName(project);
+  absl::StatusOr<EngineResponse> r = engine_.Get("/networks/" + UrlEncode(network));
+  if (!r.ok()) return r.status();
+  if (r->status == 200) {
+    const json n = Parse(*r);
+    if (Str(n, "Name") == network) {
+      if (!Owns(Field(n, "Labels"), environment, InstallationOf(labels))) {
+        return absl::FailedPreconditionError(fmt::format(
+            "network {} exists on the Docker host but is not this installation's environment "
+            "{} (its eph.dev labels say otherwise); remove or rename it",
+            network, environment));
+      }
+      return absl::OkStatus();
+    }
+  } else if (r->status != 404) {
+    return ErrorFromResponse(*r, "inspecting network " + network);
+  }
+  json body = {
+      {"Name", network}, {"Driver", "bridge"}, {"CheckDuplicate", true}, {"Labels", labels}};
+  body["Labels"][kManagedByLabel] = kManagedByValue;
+  body["Labels"][kEnvironmentLabel] = environment;
+  body["Labels"][kProjectLabel] = project;
+  body["Labels"]["com.docker.compose.network"] = "default";
+  absl::StatusOr<EngineResponse> c = engine_.Post("/networks/create", body.dump());
+  if (!c.ok()) return c.status();
+  if (c->status != 201) return ErrorFromResponse(*c, "creating network " + network);
+  created = true;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<DatabaseServer> DockerProvider::EnsureDatabaseServer(
+    const DatabaseServerRequest& request) {
+  if (request.environment.empty() || request.name.empty() || request.image.empty()) {
+    return absl::InvalidArgumentError(
+        "Docker provider: a database server needs an environment, a name and an image");
+  }
+  const std::string project = ProjectOf(request.namespace_name, request.environment);
+  std::map<std::string, std::string> labels = request.labels;
+  labels[kManagedByLabel] = kManagedByValue;
+  labels[kEnvironmentLabel] = request.environment;
+  labels[kDatabaseLabel] = request.name;
+  const std::string installation = InstallationOf(labels);
+  const std::string name = ContainerName(project, request.name);
+
+  // The image: Eph never pulls.
+  absl::StatusOr<EngineResponse> image =
+      engine_.Get(fmt::format("/images/{}/json", UrlEncode(request.image)));
+  if (!image.ok()) return image.status();
+  if (image->status == 404) {
+    return absl::FailedPreconditionError(fmt::format(
+        "image {} for the database `{}` is not on the Docker host: Eph never pulls images; load "
+        "it on the engine (docker pull or docker load) or name another in "
+        "database.instances[].image",
+        request.image, request.name));
+  }
+  if (image->status != 200) return ErrorFromResponse(*image, "inspecting image " + request.image);
+  const std::string image_id = Str(Parse(*image), "Id");
+
+  // The container as it is, if any: its password is kept for the life of the environment.
+  std::optional<json> current;
+  {
+    absl::StatusOr<EngineResponse> r = engine_.Get(fmt::format("/containers/{}/json", name));
+    if (!r.ok()) return r.status();
+    if (r->status == 200) {
+      current = Parse(*r);
+      if (!Owns(Field(Field(*current, "Config"), "Labels"), request.environment, installation) ||
+          LabelOf(Field(Field(*current, "Config"), "Labels"), kDatabaseLabel) != request.name) {
+        return absl::FailedPreconditionError(fmt::format(
+            "a container named {} exists on the Docker host but is not the database of "
+            "environment {}; remove or rename it",
+            name, request.environment));
+      }
+    } else if (r->status != 404) {
+      return ErrorFromResponse(*r, "inspecting container " + name);
+    }
+  }
+  std::string password;
+  if (current) {
+    const json env = Field(Field(*current, "Config"), "Env");
+    if (env.is_array()) {
+      for (const json& kv : env) {
+        if (kv.is_string() && kv.get<std::string>().rfind("POSTGRES_PASSWORD=", 0) == 0) {
+          password = kv.get<std::string>().substr(std::string("POSTGRES_PASSWORD=").size());
+        }
+      }
+    }
+  }
+  if (password.empty()) password = SecureRandom::Instance().Hex(24);
+
+  ComposeService service;
+  service.name = request.name;
+  service.image = request.image;
+  service.environment = {"POSTGRES_USER=" + std::string(kDatabaseAdminUser),
+                         "POSTGRES_DB=postgres", "PGDATA=/var/lib/postgresql/data"};
+  service.ports = {PortMapping{.container_port = 5432, .protocol = "tcp", .host_port = 0}};
+  service.volumes = {VolumeMount{.volume = request.name + "-data",
+                                 .target = "/var/lib/postgresql/data"}};
+  HealthCheck health;
+  health.test = {"CMD", "pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432", "-U",
+                 kDatabaseAdminUser, "-d", "postgres"};
+  health.interval = absl::Milliseconds(500);
+  health.timeout = absl::Seconds(5);
+  health.retries = 600;
+  service.healthcheck = health;
+  ServicePlan plan;
+  plan.service = &service;
+  plan.image = request.image;
+  plan.image_id = image_id;
+  plan.project = project;
+  plan.labels = labels;
+  plan.secret_env = {{"POSTGRES_PASSWORD", password}};
+  json body = ContainerCreateBody(plan);
+  const std::string hash = ConfigHash(body, image_id);
+  body["Labels"][kConfigHashLabel] = hash;
+
+  const bool keep = current &&
+                    LabelOf(Field(Field(*current, "Config"), "Labels"), kConfigHashLabel) == hash;
+  if (!keep) {
+    bool created_network = false;
+    if (absl::Status st = EnsureNetwork(project, request.environment, labels, created_network);
+        !st.ok()) {
+      return st;
+    }
+    const std::string volume = VolumeName(project, request.name + "-data");
+    absl::StatusOr<EngineResponse> v = engine_.Get("/volumes/" + UrlEncode(volume));
+    if (!v.ok()) return v.status();
+    if (v->status == 200) {
+      if (!Owns(Field(Parse(*v), "Labels"), request.environment, installation)) {
+        return absl::FailedPreconditionError(fmt::format(
+            "volume {} exists on the Docker host but is not environment {}'s; remove or rename "
+            "it",
+            volume, request.environment));
+      }
+    } else if (v->status == 404) {
+      json vbody = {{"Name", volume}, {"Labels", labels}};
+      vbody["Labels"][kProjectLabel] = project;
+      vbody["Labels"]["com.docker.compose.volume"] = request.name + "-data";
+      absl::StatusOr<EngineResponse> made = engine_.Post("/volumes/create", vbody.dump());
+      if (!made.ok()) return made.status();
+      if (made->status != 201) return ErrorFromResponse(*made, "creating volume " + volume);
+    } else {
+      return ErrorFromResponse(*v, "inspecting volume " + volume);
+    }
+    if (current) {
+      // Another image or setting (a new `version`, say): a new container on the same data.
+      absl::StatusOr<EngineResponse> d =
+          engine_.Delete(fmt::format("/containers/{}?force=1", Str(*current, "Id")));
+      if (!d.ok()) return d.status();
+      if (d->status != 204 && d->status != 404) {
+        return ErrorFromResponse(*d, "removing the old database container " + name);
+      }
+    }
+    absl::StatusOr<EngineResponse> c =
+        engine_.Post("/containers/create?name=" + UrlEncode(name), body.dump());
+    if (!c.ok()) return c.status();
+    if (c->status != 201) {
+      return ErrorFromResponse(*c, fmt::format("creating the database `{}`", request.name));
+    }
+    const std::string id = Str(Parse(*c), "Id");
+    absl::StatusOr<EngineResponse> s = engine_.Post(fmt::format("/containers/{}/start", id), "");
+    if (!s.ok()) return s.status();
+    if (s->status != 204 && s->status != 304) {
+      return absl::FailedPreconditionError(fmt::format("starting the database `{}` failed: {}",
+                                                       request.name, EngineMessage(*s)));
+    }
+    absl::StatusOr<EngineResponse> r = engine_.Get(fmt::format("/containers/{}/json", id));
+    if (!r.ok()) return r.status();
+    if (r->status != 200) return ErrorFromResponse(*r, "inspecting container " + name);
+    current = Parse(*r);
+  }
+
+  DatabaseServer out;
+  out.app_host = request.name;
+  out.app_port = 5432;
+  const json state = Field(*current, "State");
+  const std::string status = Str(state, "Status");
+  const std::string health_status = Str(Field(state, "Health"), "Status");
+  const std::string id = Str(*current, "Id");
+  if (status != "running") {
+    if (status == "created") {
+      // Made but never started (an interrupted call): start it now.
+      absl::StatusOr<EngineResponse> s = engine_.Post(fmt::format("/containers/{}/start", id), "");
+      if (!s.ok()) return s.status();
+      out.message = fmt::format("database `{}`: starting", request.name);
+      return out;
+    }
+    std::string message =
+        fmt::format("the database `{}` ({}) {} with code {}", request.name, request.image,
+                    status == "dead" ? "died" : "exited", IntField(state, "ExitCode"));
+    const std::string logs = LastLogLines(engine_, id, 5);
+    if (!logs.empty()) message += "; last output: " + logs;
+    return absl::FailedPreconditionError(message);
+  }
+  if (health_status == "unhealthy") {
+    return absl::FailedPreconditionError(fmt::format(
+        "the database `{}` is unhealthy ({})", request.name, HealthOutput(Field(state, "Health"))));
+  }
+  if (health_status != "healthy") {
+    absl::Time started;
+    std::string err;
+    if (absl::ParseTime(absl::RFC3339_full, Str(state, "StartedAt"), &started, &err) &&
+        absl::FromChrono(clock_.Now()) - started > options_.health_timeout) {
+      std::string message = fmt::format("the database `{}` did not accept connections within {}",
+                                        request.name,
+                                        config::DurationString(options_.health_timeout));
+      const std::string logs = LastLogLines(engine_, id, 5);
+      if (!logs.empty()) message += "; last output: " + logs;
+      return absl::FailedPreconditionError(message);
+    }
+    out.message = fmt::format("database `{}`: waiting for the server to accept connections",
+                              request.name);
+    return out;
+  }
+  const json bindings = Field(Field(Field(*current, "NetworkSettings"), "Ports"), "5432/tcp");
+  std::string host_port;
+  if (bindings.is_array()) {
+    for (const json& b : bindings) {
+      if (Str(b, "HostIp") == "127.0.0.1" && !Str(b, "HostPort").empty()) {
+        host_port = Str(b, "HostPort");
+      }
+    }
+  }
+  if (host_port.empty()) {
+    return absl::UnavailableError(
+        fmt::format("the database `{}` runs but its port is not published yet", request.name));
+  }
+  out.ready = true;
+  out.admin_url = fmt::format("postgresql://{}:{}@127.0.0.1:{}/postgres", kDatabaseAdminUser,
+                              password, host_port);
+  return out;
 }
 
 absl::StatusOr<Observation> DockerProvider::Observe(const EnvironmentRef& ref) {

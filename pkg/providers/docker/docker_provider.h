@@ -90,10 +90,21 @@ class DockerProvider final : public Provider {
   absl::StatusOr<DestroyResult> Destroy(const EnvironmentRef& ref) override;
   absl::Status Logs(const LogsRequest& request, const LogSink& sink) override;
   absl::StatusOr<std::vector<OwnedObject>> ListOwned() override;
+  // A container `<project>-<name>-1` of `request.image` (which must be on the engine) on the
+  // environment's network under the alias `name`, its data in volume `<project>_<name>-data`,
+  // 5432 published on 127.0.0.1, ready when its `pg_isready` healthcheck passes. The image
+  // follows the official postgres image's contract (POSTGRES_PASSWORD, POSTGRES_USER,
+  // POSTGRES_DB, PGDATA at /var/lib/postgresql/data).
+  absl::StatusOr<DatabaseServer> EnsureDatabaseServer(
+      const DatabaseServerRequest& request) override;
 
   const EngineClient& engine() const { return engine_; }
 
  private:
+  // The environment's network, created if missing. `created` says whether this call made it.
+  absl::Status EnsureNetwork(const std::string& project, const std::string& environment,
+                             const std::map<std::string, std::string>& labels, bool& created);
+
   const DockerProviderOptions options_;
   const EngineClient engine_;
   const Clock& clock_;

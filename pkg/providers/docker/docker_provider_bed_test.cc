@@ -35,6 +35,7 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using nlohmann::json;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr char kTestLabel[] = "eph.dev/test=docker-provider";
 
@@ -449,6 +450,58 @@ TEST_F(DockerProviderBedTest, MissingImageFailsAndCreatesNothing) {
   absl::StatusOr<Observation> o = provider_->Observe(Ref());
   ASSERT_TRUE(o.ok());
   EXPECT_EQ(o->phase, Phase::kAbsent);
+}
+
+TEST_F(DockerProviderBedTest, DatabaseServerWithAMissingImageFailsAndCreatesNothing) {
+  absl::StatusOr<DatabaseServer> server = provider_->EnsureDatabaseServer(
+      {.environment = environment_,
+       .namespace_name = project_,
+       .labels = {{kEnvironmentLabel, environment_}},
+       .name = "pg",
+       .version = "15",
+       .image = "postgres:no-such-version"});
+  ASSERT_FALSE(server.ok());
+  EXPECT_EQ(server.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(server.status().message(), HasSubstr("Eph never pulls images"));
+  EXPECT_THAT(Leftovers(), ::testing::IsEmpty());
+}
+
+// The database server is not a compose service: Apply neither replaces nor removes it, and a
+// compose service of the same name is refused. Destroy takes it, and its data volume, along.
+TEST_F(DockerProviderBedTest, TheDatabaseServerLivesBesideTheServicesAndGoesWithThem) {
+  const DatabaseServerRequest request{.environment = environment_,
+                                      .namespace_name = project_,
+                                      .labels = {{kEnvironmentLabel, environment_}},
+                                      .name = "db",
+                                      .version = "15",
+                                      .image = "eph-sample:v1"};  // no pg_isready: never ready
+  absl::StatusOr<DatabaseServer> server = provider_->EnsureDatabaseServer(request);
+  ASSERT_TRUE(server.ok()) << server.status();
+  EXPECT_FALSE(server->ready);
+  EXPECT_THAT(server->message, HasSubstr("database `db`"));
+  const std::string id = Inspect(ContainerName(project_, "db")).value("Id", "");
+  ASSERT_FALSE(id.empty());
+  // Again: the same container (and password).
+  server = provider_->EnsureDatabaseServer(request);
+  ASSERT_TRUE(server.ok()) << server.status();
+  EXPECT_EQ(Inspect(ContainerName(project_, "db")).value("Id", ""), id);
+
+  absl::StatusOr<ApplyResult> applied = provider_->Apply(Request(kApp));
+  ASSERT_TRUE(applied.ok()) << applied.status();
+  EXPECT_THAT(applied->summary, Not(HasSubstr("removed")));
+  EXPECT_EQ(Inspect(ContainerName(project_, "db")).value("Id", ""), id);
+
+  absl::StatusOr<ApplyResult> clash = provider_->Apply(
+      Request("services:\n  db:\n    image: eph-sample:v1\n    ports: [\"8080\"]\n"));
+  ASSERT_FALSE(clash.ok());
+  EXPECT_EQ(clash.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(clash.status().message(), HasSubstr("the name of the environment's database"));
+
+  DestroyCompletely();
+  absl::StatusOr<EngineResponse> volume =
+      provider_->engine().Get("/volumes/" + VolumeName(project_, "db-data"));
+  ASSERT_TRUE(volume.ok());
+  EXPECT_EQ(volume->status, 404);
 }
 
 TEST_F(DockerProviderBedTest, OverridesTheTagOfARegistryPathImage) {
