@@ -10,7 +10,8 @@ set -euo pipefail
 
 : "${EPH_TESTBED_DIR:?set by CTest}" "${EPH_SOURCE_DIR:?set by CTest}"
 BUILD=$EPH_SOURCE_DIR/test/support/postgres_image/build.sh
-TAG=${EPH_POSTGRES_IMAGE_TAG:-postgres:15}
+# Its own tag: the end-to-end tests build postgres:15 at the same time on the same engine.
+TAG=${EPH_POSTGRES_IMAGE_TAG:-eph-test/postgres-standin:15}
 READY_TIMEOUT=60
 
 fail() {
