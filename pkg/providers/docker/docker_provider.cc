@@ -547,8 +547,8 @@ absl::Status DockerProvider::EnsureNetwork(const std::string& project,
     if (Str(n, "Name") == network) {
       if (!Owns(Field(n, "Labels"), environment, InstallationOf(labels))) {
         return absl::FailedPreconditionError(fmt::format(
-            "network {} exists on the Docker host but is not this installation's environment "
-            "{} (its eph.dev labels say otherwise); remove or rename it",
+            "network {} exists on the Docker host but is not Eph's environment {} of this "
+            "installation (its eph.dev labels say otherwise); remove or rename it",
             network, environment));
       }
       return absl::OkStatus();
