@@ -567,6 +567,7 @@ absl::Status Daemon::Start() {
     controller::ResyncOptions resync;
     resync.databases = parts->databases.get();
     resync.installation = *installation;
+    resync.forge = parts->forge.get();
     resync.interval = std::chrono::duration_cast<Duration>(absl::ToChronoNanoseconds(*resync_interval));
     controller::WorkQueueRunner* runner = parts->runner.get();
     parts->resync = std::make_unique<controller::Resyncer>(

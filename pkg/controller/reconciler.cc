@@ -449,7 +449,32 @@ absl::StatusOr<EnvironmentReconciler::LoadedConfig> EnvironmentReconciler::LoadP
     }
     return LoadedConfig{std::nullopt, message};
   }
+  RememberProject(repo, *parsed.config);
   return LoadedConfig{std::move(parsed.config), ""};
+}
+
+void EnvironmentReconciler::RememberProject(const std::string& repo,
+                                            const config::ProjectConfig& config) {
+  std::vector<std::string> labels = TriggerLabels(config);
+  {
+    std::lock_guard<std::mutex> lock(projects_mu_);
+    auto it = known_triggers_.find(repo);
+    if (it != known_triggers_.end() && it->second == labels) return;
+  }
+  state::Project project;
+  absl::StatusOr<std::optional<state::Project>> stored = store_.GetProject(repo);
+  if (stored.ok() && stored->has_value()) project = **stored;
+  project.repo = repo;
+  if (project.created_at == TimePoint{}) project.created_at = clock_.Now();
+  project.updated_at = clock_.Now();
+  project.trigger_labels = labels;
+  // Best effort: a missed write only delays the resync's search for this project.
+  if (absl::Status s = store_.UpsertProject(project); !s.ok()) {
+    spdlog::warn("{}: could not record the project: {}", repo, s.ToString());
+    return;
+  }
+  std::lock_guard<std::mutex> lock(projects_mu_);
+  known_triggers_[repo] = std::move(labels);
 }
 
 absl::StatusOr<std::string> EnvironmentReconciler::NewName(const std::string& project,

@@ -25,6 +25,7 @@
 
 #include <chrono>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <set>
 #include <optional>
@@ -177,6 +178,12 @@ class EnvironmentReconciler final : public Reconciler {
   std::mutex checks_mu_;
   std::set<std::string> reported_checks_;
   std::deque<std::string> reported_checks_order_;
+
+  // Records the project and the trigger labels of the eph.yaml just read (for the resync, which
+  // looks for labelled pull requests without an environment). Writes only on a change.
+  void RememberProject(const std::string& repo, const config::ProjectConfig& config);
+  std::mutex projects_mu_;
+  std::map<std::string, std::vector<std::string>> known_triggers_;
 };
 
 }  // namespace eph::controller

@@ -108,12 +108,71 @@ int64_t Resyncer::SweepOrphans(std::vector<std::string>& errors) {
   return destroyed;
 }
 
+int64_t Resyncer::EnqueueLabelledWithoutEnvironment(std::vector<std::string>& errors) {
+  if (options_.forge == nullptr) return 0;
+  absl::StatusOr<std::vector<state::Project>> projects = store_.ListProjects();
+  if (!projects.ok()) {
+    errors.push_back("projects: " + projects.status().ToString());
+    return 0;
+  }
+  std::vector<std::string> keys;
+  for (const state::Project& project : *projects) {
+    if (!project.enabled || project.trigger_labels.empty()) continue;
+    absl::StatusOr<std::vector<forge::PullRequest>> open =
+        options_.forge->ListOpenPullRequests(project.repo);
+    if (!open.ok()) {
+      errors.push_back(project.repo + ": listing open pull requests: " + open.status().ToString());
+      continue;
+    }
+    // The newest environment of each pull request, whatever its state.
+    state::EnvironmentFilter filter;
+    filter.include_destroyed = true;
+    filter.project = project.repo;
+    absl::StatusOr<std::vector<state::Environment>> environments = store_.ListEnvironments(filter);
+    if (!environments.ok()) {
+      errors.push_back(project.repo + ": " + environments.status().ToString());
+      continue;
+    }
+    std::map<int64_t, const state::Environment*> newest;
+    for (const state::Environment& env : *environments) {
+      const state::Environment*& slot = newest[env.pr_number];
+      if (slot == nullptr || env.created_at > slot->created_at) slot = &env;
+    }
+    for (const forge::PullRequest& pr : *open) {
+      const bool labelled = std::any_of(
+          pr.labels.begin(), pr.labels.end(), [&](const std::string& label) {
+            return std::find(project.trigger_labels.begin(), project.trigger_labels.end(),
+                             label) != project.trigger_labels.end();
+          });
+      if (!labelled) continue;
+      // Live: step 1 enqueued it. Destroyed at this very commit (TTL, `/eph down`, the API):
+      // Eph has acted on it already, and the next push decides again.
+      if (auto it = newest.find(pr.number);
+          it != newest.end() &&
+          (state::IsLive(it->second->state) || it->second->head_sha == pr.head_sha)) {
+        continue;
+      }
+      keys.push_back(PullRequestKey(project.repo, pr.number));
+    }
+  }
+  if (keys.empty()) return 0;
+  if (absl::Status s = store_.EnqueueMany(keys, clock_.Now()); !s.ok()) {
+    errors.push_back("enqueue: " + s.ToString());
+    return 0;
+  }
+  spdlog::info("resync: {} labelled pull request(s) without an environment enqueued",
+               keys.size());
+  if (on_enqueued_) on_enqueued_();
+  return static_cast<int64_t>(keys.size());
+}
+
 absl::StatusOr<ResyncReport> Resyncer::RunOnce() {
   ResyncReport report;
   absl::StatusOr<int64_t> enqueued = EnqueueLive();
   if (!enqueued.ok()) return enqueued.status();
   report.enqueued = *enqueued;
   if (options_.sweep_orphans) report.orphans_destroyed = SweepOrphans(report.errors);
+  report.labelled_found = EnqueueLabelledWithoutEnvironment(report.errors);
   for (const std::string& e : report.errors) spdlog::warn("resync: {}", e);
   metrics_.CountResyncPass(report.enqueued);
   {

@@ -8,9 +8,11 @@
 //     (ListOwned) and destroys those whose eph.dev/environment is not a live environment —
 //     leftovers of a crash or of a destroy that reported done too early. Objects without the
 //     environment label are never touched.
-// A pull request that got its label while ephd missed the webhook and has no environment yet
-// is not found by the pass (it would need every open pull request of every project); the next
-// webhook for that pull request (any push, label or check) catches it.
+//  3. with a forge, finds labelled pull requests without an environment: for each project Eph
+//     has seen (with the trigger labels of its eph.yaml as last read), one list of its open pull
+//     requests; each carrying a trigger label and without a live environment is enqueued, so a
+//     lost `labeled` webhook is caught within one interval too. One API call per project and
+//     pass; the reconciler decides as for a webhook (draft, fork, /eph down still apply).
 //
 // Thread-safety: Start/Stop from one thread; RunOnce and Wake from any thread.
 #pragma once
@@ -27,6 +29,7 @@
 #include "pkg/base/clock.h"
 #include "pkg/controller/databases.h"
 #include "pkg/controller/metrics.h"
+#include "pkg/forge/forge.h"
 #include "pkg/providers/provider.h"
 #include "pkg/state/store.h"
 
@@ -41,6 +44,8 @@ struct ResyncOptions {
   std::string installation;
   // Also sweeps databases and roles of environments that are not live (null: no databases).
   EnvironmentDatabases* databases = nullptr;
+  // Lists the open pull requests of known projects (step 3; null: skipped).
+  forge::Forge* forge = nullptr;
   // The longest the background thread sleeps without checking the clock (real time).
   Duration max_wait = std::chrono::seconds(30);
 };
@@ -48,6 +53,7 @@ struct ResyncOptions {
 struct ResyncReport {
   int64_t enqueued = 0;
   int64_t orphans_destroyed = 0;
+  int64_t labelled_found = 0;  // labelled pull requests without an environment, enqueued
   std::vector<std::string> errors;  // per provider / environment; the pass goes on past them
 };
 
@@ -67,6 +73,8 @@ class Resyncer {
   absl::StatusOr<int64_t> EnqueueLive();
   // Step 2 alone: returns what was destroyed; errors are appended to `errors`.
   int64_t SweepOrphans(std::vector<std::string>& errors);
+  // Step 3 alone: returns the pull requests enqueued; errors are appended to `errors`.
+  int64_t EnqueueLabelledWithoutEnvironment(std::vector<std::string>& errors);
 
   // Runs a pass now and then every `interval` on a background thread.
   void Start();

@@ -119,6 +119,53 @@ TEST(ResyncTest, SweepTouchesOnlyThisInstallationsObjects) {
   EXPECT_EQ(left, (std::set<std::string>{"theirs", "unstamped"}));
 }
 
+// A pull request labelled while ephd missed the webhook: the pass lists the open pull requests of
+// every project it knows and enqueues the labelled ones that have no environment.
+TEST(ResyncTest, FindsALabelledPullRequestWhoseWebhookWasLost) {
+  World w;
+  ControllerMetrics metrics;
+  w.OpenPr(1);
+  w.MustReconcile(1);  // the project and its trigger labels become known
+  const std::optional<state::Project> project = *w.store->GetProject(kRepo);
+  ASSERT_TRUE(project.has_value());
+  EXPECT_EQ(project->trigger_labels, std::vector<std::string>{"preview"});
+  w.OpenPr(2);            // labelled; its webhook never arrived
+  w.OpenPr(3, {"docs"});  // not a trigger label
+
+  ResyncOptions options;
+  options.forge = &w.forge;
+  Resyncer resync(*w.store, w.registry, w.clock, metrics, options);
+  absl::StatusOr<ResyncReport> report = resync.RunOnce();
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->labelled_found, 1);
+  EXPECT_TRUE(report->errors.empty());
+  std::set<std::string> queued;
+  while (true) {
+    absl::StatusOr<std::optional<state::Lease>> lease =
+        w.store->ClaimWork("test", w.clock.Now(), std::chrono::minutes(1));
+    ASSERT_TRUE(lease.ok());
+    if (!lease->has_value()) break;
+    queued.insert((*lease)->key);
+    ASSERT_TRUE(w.store->CompleteWork(**lease, w.clock.Now()).ok());
+  }
+  EXPECT_EQ(queued, (std::set<std::string>{PullRequestKey(kRepo, 1), PullRequestKey(kRepo, 2)}));
+
+  // Its pass creates the environment; the next resync finds nothing more to do.
+  w.MustReconcile(2);
+  ASSERT_TRUE(w.Live(2).has_value());
+  report = resync.RunOnce();
+  ASSERT_TRUE(report.ok());
+  EXPECT_EQ(report->labelled_found, 0);
+
+  // A forge that cannot list is reported and the pass goes on.
+  w.forge.FailNext(forge::FakeForge::Method::kListOpenPullRequests,
+                   absl::UnavailableError("rate limited"));
+  report = resync.RunOnce();
+  ASSERT_TRUE(report.ok());
+  ASSERT_EQ(report->errors.size(), 1u);
+  EXPECT_THAT(report->errors[0], ::testing::HasSubstr("rate limited"));
+}
+
 TEST(ResyncTest, SweepGoesOnPastAProviderError) {
   World w;
   ControllerMetrics metrics;

@@ -31,6 +31,18 @@ absl::StatusOr<PullRequest> FakeForge::GetPullRequest(const std::string& repo, i
   return *pr;
 }
 
+absl::StatusOr<std::vector<PullRequest>> FakeForge::ListOpenPullRequests(const std::string& repo) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto failure = Begin(Method::kListOpenPullRequests)) return *failure;
+  std::vector<PullRequest> out;
+  for (const auto& [key, pr] : prs_) {
+    if (pr.repo == repo && pr.state == PullRequestState::kOpen) out.push_back(pr);
+  }
+  std::sort(out.begin(), out.end(),
+            [](const PullRequest& a, const PullRequest& b) { return a.number > b.number; });
+  return out;
+}
+
 absl::StatusOr<std::string> FakeForge::ReadFile(const std::string& repo, const std::string& sha,
                                                 const std::string& path) {
   std::lock_guard<std::mutex> lock(mu_);

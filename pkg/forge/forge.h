@@ -96,6 +96,10 @@ class Forge {
   // NotFound if the pull request does not exist.
   virtual absl::StatusOr<PullRequest> GetPullRequest(const std::string& repo, int64_t number) = 0;
 
+  // The repository's open pull requests (for the resync, which finds labelled pull requests
+  // whose webhook was lost). At most a few thousand, newest first.
+  virtual absl::StatusOr<std::vector<PullRequest>> ListOpenPullRequests(const std::string& repo) = 0;
+
   // The raw content of `path` (relative to the repository root) at commit `sha`. NotFound when
   // the file does not exist at that commit.
   virtual absl::StatusOr<std::string> ReadFile(const std::string& repo, const std::string& sha,

@@ -140,6 +140,12 @@ INSERT INTO installation (id, created_at)
          (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
 )sql";
 
+// Version 6: a project's trigger labels, so the resync can find labelled pull requests whose
+// webhook was lost. One label per line.
+constexpr std::string_view kProjectTriggerLabels = R"sql(
+ALTER TABLE projects ADD COLUMN trigger_labels TEXT NOT NULL DEFAULT '';
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& Migrations() {
@@ -158,6 +164,7 @@ const std::vector<Migration>& Migrations() {
        .name = "installation",
        .sqlite_sql = kInstallationSqlite,
        .postgres_sql = kInstallationPostgres},
+      {.version = 6, .name = "project trigger labels", .sql = kProjectTriggerLabels},
   };
   return *kMigrations;
 }

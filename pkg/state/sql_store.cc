@@ -5,6 +5,8 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 
 namespace eph::state {
 
@@ -78,7 +80,7 @@ constexpr absl::string_view kEnvColumns =
     "updated_at, expires_at, last_activity_at, version";
 constexpr absl::string_view kEventColumns = "id, environment, from_state, to_state, reason, at";
 constexpr absl::string_view kProjectColumns =
-    "repo, forge, installation_id, enabled, created_at, updated_at";
+    "repo, forge, installation_id, enabled, created_at, updated_at, trigger_labels";
 constexpr absl::string_view kTokenColumns = "id, name, scope, hash, created_at, revoked_at";
 constexpr absl::string_view kDeliveryColumns =
     "id, forge, event, action, repo, pr_number, body, received_at";
@@ -145,6 +147,7 @@ Project ProjectFromRow(const SqlRow& r) {
   p.enabled = r.Bool(3);
   p.created_at = r.Time(4);
   p.updated_at = r.Time(5);
+  p.trigger_labels = absl::StrSplit(r.Str(6), '\n', absl::SkipEmpty());
   return p;
 }
 
@@ -605,10 +608,12 @@ class SqlStore final : public Store {
     const TimePoint updated_at = p.updated_at == TimePoint{} ? p.created_at : p.updated_at;
     return backend_->Run(TxMode::kWrite, [&](SqlTx& tx) {
       tx.Exec(absl::StrCat("INSERT INTO projects (", kProjectColumns,
-                           ") VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (repo) DO UPDATE SET "
+                           ") VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (repo) DO UPDATE SET "
                            "forge = excluded.forge, installation_id = excluded.installation_id, "
-                           "enabled = excluded.enabled, updated_at = excluded.updated_at"),
-              {p.repo, p.forge, p.installation_id, p.enabled, Ms(p.created_at), Ms(updated_at)});
+                           "enabled = excluded.enabled, updated_at = excluded.updated_at, "
+                           "trigger_labels = excluded.trigger_labels"),
+              {p.repo, p.forge, p.installation_id, p.enabled, Ms(p.created_at), Ms(updated_at),
+               absl::StrJoin(p.trigger_labels, "\n")});
       return absl::OkStatus();
     });
   }

@@ -94,6 +94,9 @@ struct Project {
   bool enabled = true;
   TimePoint created_at{};
   TimePoint updated_at{};
+  // The pull-request labels that ask for an environment, from the project's eph.yaml as last
+  // read: the resync lists open pull requests carrying one (a labelled webhook may be lost).
+  std::vector<std::string> trigger_labels;
 };
 
 // A claimed work item. The holder owns `key` until `expires_at`; another worker (in this or any

@@ -723,9 +723,11 @@ TEST_P(StoreTest, UpsertProjectInsertsThenUpdatesKeepingCreationTime) {
   p.updated_at = t0;
   EPH_ASSERT_OK(store_->UpsertProject(p));
 
+  EXPECT_TRUE(MUST(store_->GetProject("acme/shop"))->trigger_labels.empty());
   Project changed = p;
   changed.installation_id = 2002;
   changed.enabled = false;
+  changed.trigger_labels = {"preview", "deploy me"};
   changed.created_at = t0 + hours(1);
   changed.updated_at = t0 + hours(1);
   EPH_ASSERT_OK(store_->UpsertProject(changed));
@@ -743,6 +745,7 @@ TEST_P(StoreTest, UpsertProjectInsertsThenUpdatesKeepingCreationTime) {
   EXPECT_FALSE(got.enabled);
   EXPECT_EQ(got.created_at, t0);
   EXPECT_EQ(got.updated_at, t0 + hours(1));
+  EXPECT_EQ(got.trigger_labels, (std::vector<std::string>{"preview", "deploy me"}));
   EXPECT_FALSE(MUST(store_->GetProject("acme/none")).has_value());
 
   const std::vector<Project> all = MUST(store_->ListProjects());

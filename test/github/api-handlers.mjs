@@ -17,6 +17,7 @@ const kCodeloadTtlMs = 5 * 60 * 1000;
 // after startup so that the first real request does not pay for it.
 export const kServedOperations = [
   'pulls/get',
+  'pulls/list',
   'pulls/list-files',
   'repos/get-content',
   'repos/download-tarball-archive',
@@ -93,6 +94,20 @@ export const apiMethods = {
       'pulls/get': (ctx) => {
         const repo = this.repoFor(ctx.principal, ctx.params);
         return [200, this.pullObject(repo, this.pullFor(repo, ctx.params.pull_number))];
+      },
+      'pulls/list': (ctx) => {
+        const repo = this.repoFor(ctx.principal, ctx.params);
+        const state = ctx.query.state ?? 'open';
+        const pulls = [...repo.pulls.values()]
+          .filter((p) => state === 'all' || p.state === state)
+          .sort((a, b) => (ctx.query.direction === 'asc' ? a.number - b.number : b.number - a.number))
+          .map((p) => {
+            // The list's "pull-request-simple" form: a label's description is a string there.
+            const simple = this.pullObject(repo, p);
+            simple.labels = simple.labels.map((l) => ({ ...l, description: l.description ?? '' }));
+            return simple;
+          });
+        return [200, this.paginate(ctx, pulls)];
       },
       'pulls/list-files': (ctx) => {
         const repo = this.repoFor(ctx.principal, ctx.params);

@@ -7,6 +7,7 @@
 
 #include <fstream>
 #include <regex>
+#include <set>
 #include <thread>
 
 #include "pkg/forge/github/github_http.h"
@@ -61,6 +62,48 @@ TEST(EphdGitHubTest, EveryWebhookExampleIsAcceptedWithoutAServerError) {
   EXPECT_EQ(events, (std::set<std::string>{"pull_request", "check_suite", "check_run", "status",
                                            "issue_comment", "installation",
                                            "installation_repositories", "ping"}));
+}
+
+// A `labeled` webhook that never arrives: the resync lists the project's open pull requests and
+// the labelled one gets its environment anyway; an unlabelled one does not.
+TEST(EphdGitHubTest, ALabelledPullRequestWhoseWebhookWasLostIsFoundByTheResync) {
+  testing::StandInProcess standin;
+  ASSERT_FALSE(standin.url().empty());
+  standin.Request(
+      "POST", "/_standin/repos",
+      {{"owner", "acme"},
+       {"repo", "shop"},
+       {"files",
+        {{"eph.yaml", "version: \"1.0\"\nname: shop\nkubernetes:\n  manifests: [k8s]\n"},
+         {"k8s/deployment.yaml", "kind: Deployment\n"}}}});
+  standin.Request("PUT", "/_standin/repos/acme/shop/pulls/1", {{"labels", {"preview"}}});
+  EphdProcess ephd({{"EPH_GITHUB_API_URL", standin.url()},
+                    {"EPH_GITHUB_TOKEN", testing::kStandInToken},
+                    {"EPH_RESYNC_INTERVAL", "1s"}});
+  ASSERT_FALSE(ephd.url.empty());
+  const std::string token = testing::CreateApiToken(ephd);
+  auto prs_with_environments = [&] {
+    std::set<int64_t> out;
+    json list = ApiGet(ephd.url + "/api/v1/environments?all=true", token);
+    for (const json& e : list.value("items", json::array())) out.insert(e.value("pr", 0));
+    return out;
+  };
+  // #1 arrives by webhook, which makes the project (and its trigger label) known.
+  json delivered = testing::Deliver(
+      standin, ephd, "acme/shop",
+      {{"event", "pull_request"}, {"action", "labeled"}, {"number", 1}, {"label", "preview"}});
+  EXPECT_EQ(delivered.value("status", 0) / 100, 2) << delivered;
+  ASSERT_TRUE(WaitFor([&] { return prs_with_environments().count(1) == 1; }, 30s))
+      << ephd.process->Output();
+  // #2 is labelled and #3 is not, and ephd hears of neither.
+  standin.Request("PUT", "/_standin/repos/acme/shop/pulls/2", {{"labels", {"preview"}}});
+  standin.Request("PUT", "/_standin/repos/acme/shop/pulls/3", {{"labels", {"docs"}}});
+  ASSERT_TRUE(WaitFor([&] { return prs_with_environments().count(2) == 1; }, 30s))
+      << ephd.process->Output();
+  EXPECT_THAT(ephd.process->Output(), HasSubstr("labelled pull request(s) without an environment"));
+  EXPECT_EQ(prs_with_environments(), (std::set<int64_t>{1, 2}));
+  EXPECT_THAT(StickyComment(standin, 2), HasSubstr("not enabled"));
+  EXPECT_EQ(standin.Violations(), json::array());
 }
 
 TEST(EphdGitHubTest, LabelledPullRequestGetsAnEnvironmentAndTheConversationSaysWhatHappened) {

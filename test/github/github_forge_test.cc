@@ -177,6 +177,28 @@ TEST_F(GitHubForgeTest, PaginatesChangedFiles) {
   EXPECT_EQ(CountRequests("/pulls/1/files$"), 3);
 }
 
+TEST_F(GitHubForgeTest, ListsOpenPullRequestsNewestFirstAcrossPages) {
+  const std::string sha = MakeRepoWithPullRequest();
+  for (int n = 10; n < 110; ++n) {
+    standin_.Request("PUT", "/_standin/repos/acme/shop/pulls/" + std::to_string(n),
+                     {{"head_sha", sha}, {"head_ref", "b" + std::to_string(n)}});
+  }
+  standin_.Request("PUT", "/_standin/repos/acme/shop/pulls/8",
+                   {{"head_sha", sha}, {"fork", true}, {"user", "stranger"}, {"state", "closed"}});
+  auto forge = PatForge();
+  auto open = forge->ListOpenPullRequests("acme/shop");
+  ASSERT_TRUE(open.ok()) << open.status();
+  ASSERT_EQ(open->size(), 101u);  // #7 and #10..#109; #8 is closed
+  EXPECT_EQ(open->front().number, 109);
+  EXPECT_EQ(open->back().number, 7);
+  EXPECT_THAT(open->back().labels, UnorderedElementsAre("preview", "area/web"));
+  EXPECT_EQ(open->back().head_sha, sha);
+  EXPECT_EQ(open->back().state, PullRequestState::kOpen);
+  EXPECT_EQ(CountRequests("/repos/acme/shop/pulls$"), 2);
+  EXPECT_EQ(forge->ListOpenPullRequests("acme/none").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
 TEST_F(GitHubForgeTest, ForkClosedAndMergedPullRequests) {
   MakeRepoWithPullRequest();
   standin_.Request("PUT", "/_standin/repos/acme/shop/pulls/8",

@@ -332,15 +332,14 @@ absl::Status GitHubForge::ForEachPage(const std::string& first, const std::strin
   return absl::OkStatus();
 }
 
-absl::StatusOr<PullRequest> GitHubForge::GetPullRequest(const std::string& repo, int64_t number) {
-  if (auto s = CheckRepo(repo); !s.ok()) return s;
-  auto got = CallJson("GET", fmt::format("/repos/{}/pulls/{}", repo, number), nullptr, repo);
-  if (!got.ok()) return got.status();
-  const json& pr = *got;
+namespace {
+
+// A pull request as GET /pulls/{n} and GET /pulls (the "simple" form) describe it.
+absl::StatusOr<PullRequest> PullRequestFromJson(const std::string& repo, const json& pr) {
   try {
     PullRequest out;
     out.repo = repo;
-    out.number = number;
+    out.number = pr.at("number").get<int64_t>();
     const bool merged = pr.value("merged", false) || !pr.value("merged_at", json()).is_null();
     out.state = merged                               ? PullRequestState::kMerged
                 : StringField(pr, "state") == "open" ? PullRequestState::kOpen
@@ -366,8 +365,41 @@ absl::StatusOr<PullRequest> GitHubForge::GetPullRequest(const std::string& repo,
     return out;
   } catch (const json::exception& e) {
     return absl::UnavailableError(fmt::format(
-        "GitHub's pull request {}#{} is not in the expected shape: {}", repo, number, e.what()));
+        "GitHub's pull request in {} is not in the expected shape: {}", repo, e.what()));
   }
+}
+
+}  // namespace
+
+absl::StatusOr<PullRequest> GitHubForge::GetPullRequest(const std::string& repo, int64_t number) {
+  if (auto s = CheckRepo(repo); !s.ok()) return s;
+  auto got = CallJson("GET", fmt::format("/repos/{}/pulls/{}", repo, number), nullptr, repo);
+  if (!got.ok()) return got.status();
+  absl::StatusOr<PullRequest> pr = PullRequestFromJson(repo, *got);
+  if (pr.ok() && pr->number != number) {
+    return absl::UnavailableError(fmt::format("GitHub answered {}#{} with pull request {}", repo,
+                                              number, pr->number));
+  }
+  return pr;
+}
+
+absl::StatusOr<std::vector<PullRequest>> GitHubForge::ListOpenPullRequests(
+    const std::string& repo) {
+  if (auto s = CheckRepo(repo); !s.ok()) return s;
+  std::vector<PullRequest> out;
+  absl::Status listed = ForEachPage(
+      fmt::format("{}/repos/{}/pulls?state=open&sort=created&direction=desc&per_page=100",
+                  options_.api_url, repo),
+      repo, [&](const json& page) -> absl::Status {
+        for (const json& item : page.is_array() ? page : json::array()) {
+          absl::StatusOr<PullRequest> pr = PullRequestFromJson(repo, item);
+          if (!pr.ok()) return pr.status();
+          out.push_back(*std::move(pr));
+        }
+        return absl::OkStatus();
+      });
+  if (!listed.ok()) return listed;
+  return out;
 }
 
 absl::StatusOr<std::string> GitHubForge::ReadFile(const std::string& repo, const std::string& sha,

@@ -52,6 +52,8 @@ class GitHubForge final : public Forge {
   static absl::StatusOr<std::unique_ptr<GitHubForge>> Create(GitHubForgeOptions options);
 
   absl::StatusOr<PullRequest> GetPullRequest(const std::string& repo, int64_t number) override;
+  // GET /repos/{repo}/pulls?state=open, 100 per page.
+  absl::StatusOr<std::vector<PullRequest>> ListOpenPullRequests(const std::string& repo) override;
   absl::StatusOr<std::string> ReadFile(const std::string& repo, const std::string& sha,
                                        const std::string& path) override;
   absl::StatusOr<std::vector<CheckResult>> ListChecks(const std::string& repo,
