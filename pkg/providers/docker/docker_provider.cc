@@ -148,6 +148,21 @@ std::string LastLogLines(const EngineClient& engine, const std::string& id, int 
   return text;
 }
 
+// The ID of `image` on the engine. Eph never pulls: a missing image is FailedPrecondition naming
+// `what` needs it and `hint` for what to do.
+absl::StatusOr<std::string> LocalImageId(const EngineClient& engine, const std::string& image,
+                                         const std::string& what, const std::string& hint) {
+  absl::StatusOr<EngineResponse> r = engine.Get(fmt::format("/images/{}/json", UrlEncode(image)));
+  if (!r.ok()) return r.status();
+  if (r->status == 404) {
+    return absl::FailedPreconditionError(fmt::format(
+        "image {} not found on the Docker host ({}): Eph never pulls images; {}", image, what,
+        hint));
+  }
+  if (r->status != 200) return ErrorFromResponse(*r, "inspecting image " + image);
+  return Str(Parse(*r), "Id");
+}
+
 std::string HealthOutput(const json& health) {
   const json log = Array(Field(health, "Log"));
   if (!log.is_array() || log.empty()) return "";
@@ -363,17 +378,11 @@ absl::StatusOr<ApplyResult> DockerProvider::Apply(const ApplyRequest& request) {
     plan.labels = labels;
     plan.secret_env = request.secret_env;
     if (image_ids.count(plan.image) == 0) {
-      absl::StatusOr<EngineResponse> r =
-          engine_.Get(fmt::format("/images/{}/json", UrlEncode(plan.image)));
-      if (!r.ok()) return r.status();
-      if (r->status == 404) {
-        return absl::FailedPreconditionError(fmt::format(
-            "image {} not found on the Docker host (service `{}`): Eph never pulls images; "
-            "build or load it on the engine first",
-            plan.image, s->name));
-      }
-      if (r->status != 200) return ErrorFromResponse(*r, "inspecting image " + plan.image);
-      image_ids[plan.image] = Str(Parse(*r), "Id");
+      absl::StatusOr<std::string> id =
+          LocalImageId(engine_, plan.image, fmt::format("service `{}`", s->name),
+                       "build or load it on the engine first");
+      if (!id.ok()) return id.status();
+      image_ids[plan.image] = *id;
     }
     plan.image_id = image_ids[plan.image];
     plans.push_back(std::move(plan));
@@ -583,19 +592,11 @@ absl::StatusOr<DatabaseServer> DockerProvider::EnsureDatabaseServer(
   const std::string installation = InstallationOf(labels);
   const std::string name = ContainerName(project, request.name);
 
-  // The image: Eph never pulls.
-  absl::StatusOr<EngineResponse> image =
-      engine_.Get(fmt::format("/images/{}/json", UrlEncode(request.image)));
-  if (!image.ok()) return image.status();
-  if (image->status == 404) {
-    return absl::FailedPreconditionError(fmt::format(
-        "image {} for the database `{}` is not on the Docker host: Eph never pulls images; load "
-        "it on the engine (docker pull or docker load) or name another in "
-        "database.instances[].image",
-        request.image, request.name));
-  }
-  if (image->status != 200) return ErrorFromResponse(*image, "inspecting image " + request.image);
-  const std::string image_id = Str(Parse(*image), "Id");
+  absl::StatusOr<std::string> image_id = LocalImageId(
+      engine_, request.image, fmt::format("database `{}`", request.name),
+      "load it on the engine (docker pull or docker load) or name another in "
+      "database.instances[].image");
+  if (!image_id.ok()) return image_id.status();
 
   // The container as it is, if any: its password is kept for the life of the environment.
   std::optional<json> current;
@@ -646,12 +647,12 @@ absl::StatusOr<DatabaseServer> DockerProvider::EnsureDatabaseServer(
   ServicePlan plan;
   plan.service = &service;
   plan.image = request.image;
-  plan.image_id = image_id;
+  plan.image_id = *image_id;
   plan.project = project;
   plan.labels = labels;
   plan.secret_env = {{"POSTGRES_PASSWORD", password}};
   json body = ContainerCreateBody(plan);
-  const std::string hash = ConfigHash(body, image_id);
+  const std::string hash = ConfigHash(body, *image_id);
   body["Labels"][kConfigHashLabel] = hash;
 
   const bool keep = current &&
