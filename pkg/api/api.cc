@@ -560,6 +560,8 @@ void ApiServer::StreamEvents(int64_t after_id, server::StreamWriter& out) {
   if (!out.Write(": connected\n\n")) return;
   auto last_write = Steady::now();
   while (!out.Cancelled()) {
+    // Counted before the read: a change committed while reading wakes the wait below at once.
+    const uint64_t changes = store_.LocalChangeCount();
     auto events = store_.ListEvents(after_id, 100);
     if (!events.ok()) {
       // The store is down: say so and end; the client reconnects with Last-Event-ID.
@@ -580,7 +582,12 @@ void ApiServer::StreamEvents(int64_t after_id, server::StreamWriter& out) {
       if (!out.Write(": keepalive\n\n")) return;
       last_write = Steady::now();
     }
-    std::this_thread::sleep_for(options_.events_poll);
+    // Woken by this process's changes at once; other processes' are read on the timeout.
+    const auto until_keepalive = std::chrono::duration_cast<std::chrono::milliseconds>(
+        options_.events_keepalive - (Steady::now() - last_write));
+    store_.WaitForLocalChange(
+        changes, std::max(std::chrono::milliseconds(1), std::min(options_.events_poll,
+                                                                  until_keepalive)));
   }
 }
 

@@ -44,8 +44,10 @@ struct ApiOptions {
   Duration default_ttl = std::chrono::hours(72);
   // The dashboard's built files, served at /; empty: no dashboard (404 outside the API).
   std::string web_dir;
-  // The event stream polls the store this often and sends a comment when idle this long.
-  std::chrono::milliseconds events_poll{250};
+  // The event stream wakes at once for changes made by this process (Store::WaitForLocalChange)
+  // and reads the store this often for other processes' (ephd replicas sharing PostgreSQL);
+  // it sends a comment when idle for events_keepalive.
+  std::chrono::milliseconds events_poll{2000};
   std::chrono::milliseconds events_keepalive{15000};
 };
 

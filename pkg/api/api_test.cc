@@ -448,6 +448,34 @@ TEST_F(ApiTest, EventsWithoutLastEventIdSendOnlyNewChangesAndKeepAlive) {
   EXPECT_THAT(out.body(), ::testing::Not(HasSubstr("shop-old-1")));
 }
 
+// A change made by this process reaches an open stream at once, not at the next read of the
+// store: with a one-minute poll, only the store's change signal can deliver it within the wait.
+TEST_F(ApiTest, EventsArePushedWithoutWaitingForThePoll) {
+  Rebuild([](ApiOptions& o) {
+    o.events_poll = 60s;
+    o.events_keepalive = 60s;
+  });
+  auto res = Call("GET", "/api/v1/events");
+  ASSERT_TRUE(res.stream);
+  RecordingStreamWriter out(
+      [](const std::string& body) { return body.find("shop-pushed-3") != std::string::npos; });
+  std::thread streamer([&] { res.stream(out); });
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (out.body().find(": connected") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
+  MakeEnv("shop-pushed-3", 3);
+  while (!out.Cancelled() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
+  const bool arrived = out.Cancelled();
+  out.Cancel();
+  streamer.join();  // the stream notices the cancel within one wait: the change wakes it too
+  EXPECT_TRUE(arrived) << out.body();
+  EXPECT_THAT(out.body(), HasSubstr("shop-pushed-3"));
+}
+
 TEST_F(ApiTest, ServesTheOpenApiDocument) {
   auto res = Call("GET", "/api/v1/openapi.json", {}, "", read_token_);
   ASSERT_EQ(res.status, 200);

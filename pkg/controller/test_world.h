@@ -48,6 +48,10 @@ class RecordingStore final : public state::Store {
   absl::Status Ping() override { return inner_->Ping(); }
   absl::StatusOr<int> SchemaVersion() override { return inner_->SchemaVersion(); }
   absl::StatusOr<std::string> InstallationId() override { return inner_->InstallationId(); }
+  uint64_t LocalChangeCount() override { return inner_->LocalChangeCount(); }
+  uint64_t WaitForLocalChange(uint64_t seen, std::chrono::milliseconds timeout) override {
+    return inner_->WaitForLocalChange(seen, timeout);
+  }
   absl::StatusOr<bool> RecordDelivery(const state::Delivery& d,
                                       const std::optional<std::string>& key) override {
     return inner_->RecordDelivery(d, key);

@@ -1,5 +1,7 @@
 #include "pkg/state/sql_store.h"
 
+#include <condition_variable>
+#include <mutex>
 #include <set>
 #include <utility>
 
@@ -204,6 +206,17 @@ class SqlStore final : public Store {
     });
     if (!s.ok()) return s;
     return version;
+  }
+
+  uint64_t LocalChangeCount() override {
+    std::lock_guard<std::mutex> lock(changes_mu_);
+    return changes_;
+  }
+
+  uint64_t WaitForLocalChange(uint64_t seen, std::chrono::milliseconds timeout) override {
+    std::unique_lock<std::mutex> lock(changes_mu_);
+    changes_cv_.wait_for(lock, timeout, [&] { return changes_ != seen; });
+    return changes_;
   }
 
   absl::StatusOr<std::string> InstallationId() override {
@@ -470,6 +483,7 @@ class SqlStore final : public Store {
       return absl::OkStatus();
     });
     if (!s.ok()) return s;
+    SignalChange();
     return stored;
   }
 
@@ -561,6 +575,7 @@ class SqlStore final : public Store {
       return absl::OkStatus();
     });
     if (!s.ok()) return s;
+    SignalChange();
     return *std::move(stored);
   }
 
@@ -795,7 +810,18 @@ class SqlStore final : public Store {
                                            " is stale); re-read it and retry"));
   }
 
+  void SignalChange() {
+    {
+      std::lock_guard<std::mutex> lock(changes_mu_);
+      ++changes_;
+    }
+    changes_cv_.notify_all();
+  }
+
   std::unique_ptr<SqlBackend> backend_;
+  std::mutex changes_mu_;
+  std::condition_variable changes_cv_;
+  uint64_t changes_ = 0;
   const SqlDialect dialect_;
 };
 

@@ -16,6 +16,7 @@
 // Thread-safety: implementations are safe to use from many threads at once.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -131,6 +132,13 @@ class Store {
   // object Eph creates in a provider or on a database server is stamped with it; the orphan
   // sweep only ever touches objects carrying it.
   virtual absl::StatusOr<std::string> InstallationId() = 0;
+
+  // Changes to environments committed by this process, counted from 0: a waiter (the event
+  // stream) wakes at once instead of polling. Other processes sharing a PostgreSQL store are not
+  // seen: callers still read the store when the wait times out.
+  virtual uint64_t LocalChangeCount() = 0;
+  // Blocks until LocalChangeCount() differs from `seen` or `timeout` passes; returns the count.
+  virtual uint64_t WaitForLocalChange(uint64_t seen, std::chrono::milliseconds timeout) = 0;
 
   // --- deliveries and the work queue ---
 
