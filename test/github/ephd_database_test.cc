@@ -283,7 +283,10 @@ TEST(EphdDatabaseTest, AnEnvironmentCanRunAPostgresServerOfItsOwn) {
   const std::string token = testing::CreateApiToken(ephd);
   auto environment = [&] {
     json list = ApiGet(ephd.url + "/api/v1/environments?all=true&project=acme/own", token);
-    return !list.is_object() || list["items"].empty() ? json::object() : list["items"][0];
+    for (const json& e : list.value("items", json::array())) {
+      if (e.value("pr", 0) == 4) return e;
+    }
+    return json::object();
   };
   json sent = testing::Deliver(
       standin, ephd, "acme/own",
@@ -358,6 +361,45 @@ TEST(EphdDatabaseTest, AnEnvironmentCanRunAPostgresServerOfItsOwn) {
       EXPECT_EQ(c.value("body", "").find(pw), std::string::npos) << "a password is on GitHub";
     }
   }
+
+  // A pull request whose seed fails on its own server: failed with the script and the line, and
+  // the half-made database is dropped from that server.
+  json broken = standin.Request("POST", "/_standin/repos/acme/own/commits",
+                                {{"branch", "feature-5"}, {"files", {{"db/schema.sql", kBrokenSchema}}}});
+  standin.Request("PUT", "/_standin/repos/acme/own/pulls/5",
+                  {{"labels", {"preview"}}, {"head_ref", "feature-5"}, {"head_sha", broken["sha"]}});
+  testing::Deliver(standin, ephd, "acme/own",
+                   {{"event", "pull_request"}, {"action", "labeled"}, {"number", 5},
+                    {"label", "preview"}});
+  ASSERT_TRUE(WaitFor(
+      [&] { return StickyComment(standin, 5).find("db/schema.sql line 3") != std::string::npos; },
+      180s))
+      << StickyComment(standin, 5) << "\n"
+      << ephd.process->Output();
+  EXPECT_THAT(StickyComment(standin, 5), HasSubstr("userz"));
+  std::string failed_name;
+  const json listed = ApiGet(ephd.url + "/api/v1/environments?project=acme/own", token);
+  for (const json& e : listed.value("items", json::array())) {
+    if (e.value("pr", 0) == 5) failed_name = e.value("name", "");
+  }
+  ASSERT_FALSE(failed_name.empty());
+  const json failed_server = inspect("eph-" + failed_name + "-pg-1");
+  const std::string failed_port =
+      failed_server["NetworkSettings"]["Ports"]["5432/tcp"][0].value("HostPort", "");
+  ASSERT_FALSE(failed_port.empty()) << failed_server.dump();
+  {
+    pqxx::connection admin("postgresql://eph_admin:" + env_of(failed_server, "POSTGRES_PASSWORD") +
+                           "@127.0.0.1:" + failed_port + "/postgres");
+    pqxx::work tx(admin);
+    EXPECT_EQ(tx.exec_params1("SELECT count(*) FROM pg_database WHERE datname = $1",
+                              database::DatabaseManager::ObjectName(failed_name))[0]
+                  .as<int64_t>(),
+              0)
+        << "the half-made database of " << failed_name << " is left on its server";
+  }
+  standin.Request("PUT", "/_standin/repos/acme/own/pulls/5", {{"state", "closed"}});
+  testing::Deliver(standin, ephd, "acme/own",
+                   {{"event", "pull_request"}, {"action", "closed"}, {"number", 5}});
 
   // Closed: the server, its data volume and the app are gone.
   standin.Request("PUT", "/_standin/repos/acme/own/pulls/4", {{"state", "closed"}});
