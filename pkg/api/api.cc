@@ -369,7 +369,9 @@ void ApiServer::CreateEnvironment(const HttpRequest& req, HttpResponse& res) {
   env.state = state::EnvState::kPending;
   env.reason = "created through the API";
   env.url = "https://" + name + "." + options_.base_domain;
-  env.spec_json = Dump({{"namespace", "eph-" + name}});
+  // For a pull request: kept whatever its labels say (the reconciler's EnvRecord::forced).
+  env.spec_json = pr > 0 ? Dump({{"namespace", "eph-" + name}, {"forced", true}})
+                         : Dump({{"namespace", "eph-" + name}});
   env.created_at = env.updated_at = now;
   env.expires_at = now + options_.default_ttl;
   auto stored = store_.CreateEnvironment(env);

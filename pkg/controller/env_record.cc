@@ -27,6 +27,7 @@ EnvRecord ParseEnvRecord(const std::string& spec_json) {
   r.namespace_name = Get<std::string>(j, "namespace", "");
   r.trigger_labels = Get<std::vector<std::string>>(j, "trigger_labels", {});
   r.idle_timeout_ms = Get<int64_t>(j, "idle_timeout_ms", 0);
+  r.forced = Get<bool>(j, "forced", false);
   if (auto it = j.find("images"); it != j.end() && it->is_array()) {
     for (const json& image : *it) {
       if (!image.is_object()) continue;
@@ -69,6 +70,7 @@ std::string EnvRecordJson(const EnvRecord& r) {
             {"idle_timeout_ms", r.idle_timeout_ms},
             {"images", images},
             {"controller", controller}};
+  if (r.forced) j["forced"] = true;
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 

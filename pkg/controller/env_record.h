@@ -24,6 +24,10 @@ struct EnvRecord {
   std::vector<std::string> trigger_labels;  // labels that keep a PR environment alive
   int64_t idle_timeout_ms = 0;              // 0: no idle timeout
   std::vector<providers::ImageTag> images;
+  // Created by hand for a pull request (the API's POST, `eph up --pr`): kept while the pull
+  // request is open whatever its labels, draft state, paths and checks say. Closing or merging
+  // it, a fork the project does not allow, the TTL, idleness and `/eph down` still end it.
+  bool forced = false;
 
   // Reconciler bookkeeping.
   std::string applied_sha;        // commit the provider last accepted (Apply OK)

@@ -213,7 +213,7 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ReconcilePullRequest(cons
     // retried: nothing can change until someone pushes. Only the label can still matter.
     if (live->state == EnvState::kFailed && !record.failed_sha.empty() &&
         record.failed_sha == pr->head_sha) {
-      if (!HasTriggerLabel(*pr, record.trigger_labels)) {
+      if (!record.forced && !HasTriggerLabel(*pr, record.trigger_labels)) {
         return Destroy(*live, LabelRemovedReason(record.trigger_labels), false);
       }
       absl::StatusOr<Environment> reported = Report(*live);
@@ -230,9 +230,9 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ReconcilePullRequest(cons
   if (!loaded->config) {
     // Without a readable eph.yaml the trigger labels are those the environment was created
     // with, or the default label.
-    const std::vector<std::string> labels =
-        live ? ParseEnvRecord(live->spec_json).trigger_labels : std::vector<std::string>{};
-    if (!HasTriggerLabel(*pr, labels)) {
+    const EnvRecord record = live ? ParseEnvRecord(live->spec_json) : EnvRecord{};
+    const std::vector<std::string>& labels = record.trigger_labels;
+    if (!record.forced && !HasTriggerLabel(*pr, labels)) {
       if (live) return Destroy(*live, LabelRemovedReason(labels), false);
       return ReconcileResult{std::nullopt, "no trigger label"};
     }
@@ -249,6 +249,11 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ReconcilePullRequest(cons
   sources.checks = [&] { return forge_.ListChecks(repo, pr->head_sha); };
   absl::StatusOr<Decision> decision = DecideEnvironment(*pr, config, sources);
   if (!decision.ok()) return decision.status();
+  if (live && decision->want != Decision::Want::kYes && ParseEnvRecord(live->spec_json).forced &&
+      !(pr->from_fork && !config.environment.allow_forks)) {
+    // Created by hand: the triggers do not apply (a fork the project does not allow still does).
+    decision->want = Decision::Want::kYes;
+  }
   switch (decision->want) {
     case Decision::Want::kNo:
       if (live) return Destroy(*live, decision->reason, /*block_recreate=*/false);

@@ -1103,6 +1103,45 @@ TEST(ReconcilerTest, MalformedKeyIsATerminalError) {
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+// `eph up --repo R --pr N` on a pull request without the label: the environment is made and
+// kept while the pull request is open; closing it still destroys the environment.
+TEST(ReconcilerTest, AnEnvironmentForcedForAnUnlabelledPullRequestStaysUntilItCloses) {
+  World w;
+  w.OpenPr(80, /*labels=*/{});
+  state::Environment env;
+  env.name = "my-app-forced-80";
+  env.project = kRepo;
+  env.pr_number = 80;
+  env.state = EnvState::kPending;
+  env.spec_json = R"({"namespace":"eph-my-app-forced-80","forced":true})";
+  env.created_at = w.clock.Now();
+  ASSERT_TRUE(w.store->CreateEnvironment(env).ok());
+  w.MustReconcile(80);
+  ASSERT_TRUE(w.Live(80).has_value());
+  EXPECT_EQ(w.Live(80)->state, EnvState::kReady);
+  EXPECT_TRUE(ParseEnvRecord(w.Live(80)->spec_json).forced);  // kept through Converge
+  w.forge.Push(kRepo, 80, Sha(2));
+  w.forge.SetFile(kRepo, Sha(2), "eph.yaml", ConfigYaml());
+  w.MustReconcile(80);
+  EXPECT_EQ(w.Live(80)->head_sha, Sha(2));
+  EXPECT_EQ(w.Live(80)->state, EnvState::kReady);
+
+  w.forge.SetState(kRepo, 80, forge::PullRequestState::kClosed);
+  w.MustReconcile(80);
+  w.MustReconcile(80);
+  EXPECT_FALSE(w.Live(80).has_value());
+
+  // Without the flag the same environment is destroyed at once: the label is missing.
+  w.OpenPr(81, {});
+  env.name = "my-app-plain-81";
+  env.pr_number = 81;
+  env.spec_json = R"({"namespace":"eph-my-app-plain-81"})";
+  ASSERT_TRUE(w.store->CreateEnvironment(env).ok());
+  w.MustReconcile(81);
+  w.MustReconcile(81);
+  EXPECT_FALSE(w.Live(81).has_value());
+}
+
 state::Environment ByHand(World& w, const std::string& name, const std::string& sha) {
   state::Environment env;
   env.name = name;
