@@ -66,6 +66,8 @@ TEST(EphdDockerTest, PushUpdatesThePageBehindTheGatewayAndCloseLeavesNothing) {
       "  web:\n"
       "    image: eph-demo/web:dev\n"
       "    ports: [\"8080\"]\n"
+      "    environment:\n"
+      "      APP_VERSION: \"${EPH_SHORT_SHA}-pr${EPH_PR_NUMBER}\"\n"  // Compose interpolation
       "    volumes: [\"data:/data\"]\n"
       "    healthcheck:\n"
       "      test: [\"CMD\", \"/app\", \"--check\"]\n"
@@ -121,7 +123,7 @@ TEST(EphdDockerTest, PushUpdatesThePageBehindTheGatewayAndCloseLeavesNothing) {
   EXPECT_THAT(StickyComment(standin, 5), HasSubstr(url));
   forge::github::HttpAnswer page = GetThroughGateway(url, gateway_port);
   EXPECT_EQ(page.status, 200);
-  EXPECT_THAT(page.body, HasSubstr("version <b id=\"version\">1111111</b>"));
+  EXPECT_THAT(page.body, HasSubstr("version <b id=\"version\">1111111-pr5</b>"));
   EXPECT_THAT(page.body, HasSubstr("forwarded for <code>127.0.0.1</code>"));
   // An unknown name gets the gateway's 404, which names nothing.
   forge::github::HttpAnswer unknown =
@@ -168,7 +170,7 @@ TEST(EphdDockerTest, PushUpdatesThePageBehindTheGatewayAndCloseLeavesNothing) {
   ASSERT_TRUE(WaitFor(
       [&] {
         last = GetThroughGateway(url, gateway_port);
-        return last.body.find(">2222222<") != std::string::npos;
+        return last.body.find(">2222222-pr5<") != std::string::npos;
       },
       120s))
       << "last answer " << last.status << ": " << last.body.substr(0, 300) << "\n"

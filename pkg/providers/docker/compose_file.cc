@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <cctype>
 #include <functional>
+#include <map>
 #include <set>
 
+#include "absl/strings/ascii.h"
 #include "fmt/format.h"
 #include "pkg/config/diagnostic.h"
 #include "pkg/config/duration.h"
@@ -32,7 +34,8 @@ struct ComposeError {
 
 class Parser {
  public:
-  explicit Parser(std::string_view file_name) : file_(file_name) {}
+  Parser(std::string_view file_name, const std::map<std::string, std::string>& variables)
+      : file_(file_name), variables_(variables) {}
 
   [[noreturn]] void Fail(const YAML::Node& at, const std::string& what) const {
     const YAML::Mark mark = at.Mark();
@@ -112,7 +115,104 @@ class Parser {
   std::string Scalar(const YAML::Node& node, const std::string& where) const {
     Visit(node);
     if (!node.IsScalar()) Fail(node, fmt::format("{} must be a string", where));
-    return node.Scalar();
+    return Interpolate(node, node.Scalar(), where, 0);
+  }
+
+  // Compose's variable interpolation in values: $NAME, ${NAME}, ${NAME:-default},
+  // ${NAME-default}, ${NAME:?error}, ${NAME?error}, ${NAME:+replacement}, ${NAME+replacement},
+  // and $$ for a literal $. The variables are Eph's (EPH_*); an unset one without a default is
+  // an error rather than the empty string Compose would put there.
+  std::string Interpolate(const YAML::Node& at, std::string_view text, const std::string& where,
+                          int depth) const {
+    if (depth > 8) Fail(at, fmt::format("{}: variable defaults nest too deeply", where));
+    auto is_name_start = [](char c) { return absl::ascii_isalpha(c) || c == '_'; };
+    auto is_name = [](char c) { return absl::ascii_isalnum(c) || c == '_'; };
+    auto unset = [&](const std::string& name, std::string_view message) -> std::string {
+      if (!message.empty()) Fail(at, fmt::format("{}: {}", where, message));
+      std::string known;
+      for (const auto& [k, v] : variables_) known += (known.empty() ? "" : ", ") + k;
+      Fail(at, fmt::format("{}: ${{{}}} is not set (Eph sets {}); give it a default with "
+                           "${{{}:-value}}, or write $$ for a literal $",
+                           where, name, known.empty() ? "none here" : known, name));
+    };
+    std::string out;
+    for (size_t i = 0; i < text.size(); ++i) {
+      const char c = text[i];
+      if (c != '$' || i + 1 == text.size()) {
+        out.push_back(c);
+        continue;
+      }
+      const char next = text[i + 1];
+      if (next == '$') {
+        out.push_back('$');
+        ++i;
+        continue;
+      }
+      if (is_name_start(next)) {
+        size_t j = i + 1;
+        while (j < text.size() && is_name(text[j])) ++j;
+        const std::string name(text.substr(i + 1, j - i - 1));
+        auto it = variables_.find(name);
+        out += it != variables_.end() ? it->second : unset(name, "");
+        i = j - 1;
+        continue;
+      }
+      if (next != '{') {
+        out.push_back(c);  // a lone $ before something that is no name stays as it is
+        continue;
+      }
+      // ${...}: find the matching brace (defaults may hold ${...} themselves).
+      size_t j = i + 2;
+      int open = 1;
+      for (; j < text.size() && open > 0; ++j) {
+        if (text[j] == '$' && j + 1 < text.size() && text[j + 1] == '{') {
+          ++open;
+          ++j;
+        } else if (text[j] == '}') {
+          --open;
+        }
+      }
+      if (open > 0) {
+        Fail(at, fmt::format("{}: `{}` has no closing brace; write $$ for a literal $", where,
+                             std::string(text.substr(i))));
+      }
+      const std::string_view inner = text.substr(i + 2, j - i - 3);
+      size_t n = 0;
+      while (n < inner.size() && (n == 0 ? is_name_start(inner[n]) : is_name(inner[n]))) ++n;
+      const std::string name(inner.substr(0, n));
+      const std::string_view rest = inner.substr(n);
+      if (name.empty()) {
+        Fail(at, fmt::format("{}: `${{{}}}` is not a variable reference; write $$ for a literal $",
+                             where, std::string(inner)));
+      }
+      auto it = variables_.find(name);
+      const bool set = it != variables_.end();
+      const bool nonempty = set && !it->second.empty();
+      auto arg = [&](size_t skip) { return rest.substr(skip); };
+      if (rest.empty()) {
+        out += set ? it->second : unset(name, "");
+      } else if (rest.starts_with(":-")) {
+        out += nonempty ? it->second : Interpolate(at, arg(2), where, depth + 1);
+      } else if (rest.starts_with(":?")) {
+        out += nonempty ? it->second
+                        : unset(name, arg(2).empty() ? name + " is empty or not set"
+                                                     : std::string(arg(2)));
+      } else if (rest.starts_with(":+")) {
+        out += nonempty ? Interpolate(at, arg(2), where, depth + 1) : "";
+      } else if (rest[0] == '-') {
+        out += set ? it->second : Interpolate(at, arg(1), where, depth + 1);
+      } else if (rest[0] == '?') {
+        out += set ? it->second
+                   : unset(name, arg(1).empty() ? name + " is not set" : std::string(arg(1)));
+      } else if (rest[0] == '+') {
+        out += set ? Interpolate(at, arg(1), where, depth + 1) : "";
+      } else {
+        Fail(at, fmt::format("{}: `${{{}}}` is not a variable reference Eph understands",
+                             where, std::string(inner)));
+      }
+      i = j - 1;
+    }
+    return out;
   }
 
   int Int(const YAML::Node& node, const std::string& where, int min, int max) const {
@@ -525,6 +625,7 @@ class Parser {
   }
 
   const std::string file_;
+  const std::map<std::string, std::string>& variables_;
   mutable size_t visits_ = 0;
 };
 
@@ -552,6 +653,12 @@ std::vector<const ComposeService*> ComposeFile::StartOrder() const {
 }
 
 absl::StatusOr<ComposeFile> ParseComposeFile(std::string_view yaml, std::string_view file_name) {
+  static const std::map<std::string, std::string> kNone;
+  return ParseComposeFile(yaml, file_name, kNone);
+}
+
+absl::StatusOr<ComposeFile> ParseComposeFile(std::string_view yaml, std::string_view file_name,
+                                             const std::map<std::string, std::string>& variables) {
   // The checks eph.yaml gets before yaml-cpp sees it (size, encoding, tabs, nesting depth):
   // yaml-cpp parses anything however large and recurses once per nesting level.
   if (yaml.size() > config::kMaxConfigBytes) {
@@ -582,7 +689,7 @@ absl::StatusOr<ComposeFile> ParseComposeFile(std::string_view yaml, std::string_
                                                   e.mark.line + 1, e.mark.column + 1, e.msg));
   }
   try {
-    return Parser(file_name).Parse(root);
+    return Parser(file_name, variables).Parse(root);
   } catch (const ComposeError& e) {
     return absl::InvalidArgumentError(e.message);
   } catch (const YAML::Exception& e) {

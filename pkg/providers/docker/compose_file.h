@@ -90,6 +90,11 @@ struct ComposeFile {
 // bad values, unknown depends_on targets, undeclared volumes and dependency cycles.
 [[nodiscard]] absl::StatusOr<ComposeFile> ParseComposeFile(std::string_view yaml,
                                                            std::string_view file_name);
+// The same with Compose's variable interpolation in values ($NAME, ${NAME:-default}, ...) from
+// `variables`; an unset variable without a default is InvalidArgument naming it.
+[[nodiscard]] absl::StatusOr<ComposeFile> ParseComposeFile(
+    std::string_view yaml, std::string_view file_name,
+    const std::map<std::string, std::string>& variables);
 
 // Splits a command string into words as a POSIX shell would for quoting ('...', "...", \),
 // without expansions. InvalidArgument for an unterminated quote.

@@ -99,6 +99,57 @@ volumes:
   EXPECT_THAT(order, ElementsAre("db", "web"));
 }
 
+TEST(ComposeFileTest, InterpolatesEphsVariablesInValues) {
+  const std::map<std::string, std::string> vars = {
+      {"EPH_PR_NUMBER", "7"}, {"EPH_SHORT_SHA", "abc1234"}, {"EPH_EMPTY", ""}};
+  absl::StatusOr<ComposeFile> f = ParseComposeFile(R"(services:
+  web:
+    image: acme/web:pr-${EPH_PR_NUMBER}
+    ports: ["${PORT:-8080}"]
+    environment:
+      BUILD: $EPH_SHORT_SHA
+      COST: "$$5 and $ alone"
+      EMPTY_DEFAULT: ${EPH_EMPTY:-fallback}
+      EMPTY_KEPT: ${EPH_EMPTY-kept}
+      NESTED: ${MISSING:-${EPH_PR_NUMBER}-x}
+      ALT: ${EPH_PR_NUMBER:+yes}${MISSING:+no}
+    command: echo ${EPH_PR_NUMBER}
+)",
+                                                   "compose.yml", vars);
+  ASSERT_TRUE(f.ok()) << f.status();
+  const ComposeService& web = f->services[0];
+  EXPECT_EQ(web.image, "acme/web:pr-7");
+  EXPECT_EQ(web.ports[0].container_port, 8080);
+  EXPECT_THAT(web.environment,
+              ElementsAre("BUILD=abc1234", "COST=$5 and $ alone", "EMPTY_DEFAULT=fallback",
+                          "EMPTY_KEPT=", "NESTED=7-x", "ALT=yes"));
+  ASSERT_TRUE(web.command.has_value());
+  EXPECT_THAT(*web.command, ElementsAre("echo", "7"));
+}
+
+TEST(ComposeFileTest, AnUnsetVariableIsAnErrorThatSaysWhatIsSet) {
+  const std::map<std::string, std::string> vars = {{"EPH_PR_NUMBER", "7"}};
+  struct Case {
+    std::string value;
+    std::string says;
+  };
+  for (const Case& c : {
+           Case{"${TAG}", "compose.yml:3:12: services.web.image: ${TAG} is not set (Eph sets "
+                          "EPH_PR_NUMBER); give it a default with ${TAG:-value}"},
+           Case{"$TAG", "${TAG} is not set"},
+           Case{"${TAG:?needs a tag}", "services.web.image: needs a tag"},
+           Case{"${TAG", "has no closing brace"},
+           Case{"${1abc}", "is not a variable reference"},
+           Case{"${TAG/x/y}", "is not a variable reference Eph understands"},
+       }) {
+    absl::StatusOr<ComposeFile> f = ParseComposeFile(
+        "services:\n  web:\n    image: \"" + c.value + "\"\n", "compose.yml", vars);
+    ASSERT_FALSE(f.ok()) << c.value;
+    EXPECT_EQ(f.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(f.status().message(), HasSubstr(c.says)) << c.value;
+  }
+}
+
 TEST(ComposeFileTest, DisabledHealthcheck) {
   absl::StatusOr<ComposeFile> f = ParseComposeFile(
       "services:\n  a:\n    image: x\n    healthcheck:\n      disable: true\n", "c.yml");

@@ -325,7 +325,16 @@ absl::StatusOr<ApplyResult> DockerProvider::Apply(const ApplyRequest& request) {
   if (!section.ok()) return section.status();
   absl::StatusOr<std::string> text = ReadComposeText(request, section->compose_file);
   if (!text.ok()) return text.status();
-  absl::StatusOr<ComposeFile> compose = ParseComposeFile(*text, section->compose_file);
+  // What compose files may interpolate: ${EPH_PR_NUMBER}, ${EPH_SHORT_SHA:-dev}, ...
+  const std::map<std::string, std::string> variables = {
+      {"EPH_ENVIRONMENT", request.environment},
+      {"EPH_PROJECT", request.project},
+      {"EPH_PR_NUMBER", request.pr_number > 0 ? std::to_string(request.pr_number) : ""},
+      {"EPH_HEAD_SHA", request.head_sha},
+      {"EPH_SHORT_SHA", request.head_sha.substr(0, 7)},
+      {"EPH_HOST", request.host}};
+  absl::StatusOr<ComposeFile> compose =
+      ParseComposeFile(*text, section->compose_file, variables);
   if (!compose.ok()) return compose.status();
 
   // The web service and port the URL points at.
