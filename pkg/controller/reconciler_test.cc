@@ -940,6 +940,13 @@ class FakeDatabases final : public EnvironmentDatabases {
   absl::Status fail_next;
 };
 
+// Rebuilds the world's reconciler with `databases` as its database module.
+void UseDatabases(World& w, FakeDatabases& databases) {
+  w.options.databases = &databases;
+  w.reconciler = std::make_unique<EnvironmentReconciler>(*w.store, w.forge, w.registry, w.clock,
+                                                         w.random, w.options);
+}
+
 std::string DatabaseConfig() {
   return ConfigYaml() +
          "database:\n"
@@ -955,9 +962,7 @@ std::string DatabaseConfig() {
 TEST(ReconcilerDatabaseTest, TheAppGetsItsDatabaseSettingsAndDestroyDropsTheDatabase) {
   World w(DatabaseConfig());
   FakeDatabases databases;
-  w.options.databases = &databases;
-  w.reconciler = std::make_unique<EnvironmentReconciler>(*w.store, w.forge, w.registry, w.clock,
-                                                         w.random, w.options);
+  UseDatabases(w, databases);
   w.OpenPr(70);
   w.MustReconcile(70);
   const state::Environment env = *w.Live(70);
@@ -991,9 +996,7 @@ TEST(ReconcilerDatabaseTest, AServerOfItsOwnStartsFirstThenTheDatabaseThenTheApp
                              "      placement: environment\n";
   World w(config);
   FakeDatabases databases;
-  w.options.databases = &databases;
-  w.reconciler = std::make_unique<EnvironmentReconciler>(*w.store, w.forge, w.registry, w.clock,
-                                                         w.random, w.options);
+  UseDatabases(w, databases);
   w.provider->SetDatabaseServerPending(2);
   w.OpenPr(73);
   for (int i = 0; i < 2; ++i) {
@@ -1036,9 +1039,7 @@ TEST(ReconcilerDatabaseTest, AProviderThatCannotRunAServerFailsTheEnvironmentSay
                              "    - {name: pg, version: \"15\", placement: environment}\n";
   World w(config);
   FakeDatabases databases;
-  w.options.databases = &databases;
-  w.reconciler = std::make_unique<EnvironmentReconciler>(*w.store, w.forge, w.registry, w.clock,
-                                                         w.random, w.options);
+  UseDatabases(w, databases);
   w.provider->FailNext(M::kEnsureDatabaseServer,
                        absl::FailedPreconditionError("image postgres:15 is not on the host"));
   w.OpenPr(74);
@@ -1052,9 +1053,7 @@ TEST(ReconcilerDatabaseTest, AProviderThatCannotRunAServerFailsTheEnvironmentSay
 TEST(ReconcilerDatabaseTest, AFailingSeedFailsTheEnvironmentWithItsMessageAndAServerOutageRetries) {
   World w(DatabaseConfig());
   FakeDatabases databases;
-  w.options.databases = &databases;
-  w.reconciler = std::make_unique<EnvironmentReconciler>(*w.store, w.forge, w.registry, w.clock,
-                                                         w.random, w.options);
+  UseDatabases(w, databases);
   w.OpenPr(71);
   databases.fail_next = absl::UnavailableError("connection refused");
   EXPECT_FALSE(w.Reconcile(71).ok());
