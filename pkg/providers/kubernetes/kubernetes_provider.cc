@@ -1,12 +1,16 @@
 #include "pkg/providers/kubernetes/kubernetes_provider.h"
 
 #include <algorithm>
+#include <fstream>
 #include <set>
 
+#include "absl/strings/escaping.h"
 #include "absl/time/time.h"
 #include "fmt/format.h"
+#include "pkg/base/random.h"
 #include "pkg/kube/api_errors.h"
 #include "pkg/kube/kube_config.h"
+#include "pkg/providers/kubernetes/database_server.h"
 #include "pkg/providers/kubernetes/workload_status.h"
 #include "spdlog/spdlog.h"
 
@@ -147,7 +151,8 @@ absl::StatusOr<KubernetesProviderOptions> ParseProviderSettings(const ProviderSe
                                                "apply_concurrency",
                                                "watch",
                                                "log_tail_lines",
-                                               "base_domain"};
+                                               "base_domain",
+                                               "database_client_namespace"};
   for (const auto& [key, value] : settings.values) {
     if (kKnown.count(key) == 0) {
       std::string known;
@@ -216,6 +221,8 @@ absl::StatusOr<KubernetesProviderOptions> ParseProviderSettings(const ProviderSe
       o.log_tail_lines = *n;
     } else if (key == "base_domain") {
       o.base_domain = value;
+    } else if (key == "database_client_namespace") {
+      o.database_client_namespace = value;
     }
   }
   return o;
@@ -258,6 +265,115 @@ std::string KubernetesProvider::NamespaceOf(const EnvironmentRef& ref) const {
 std::string KubernetesProvider::LabelSelectorFor(const std::string& environment) const {
   return fmt::format("{}={},{}={}", kManagedByLabel, kManagedByValue, kEnvironmentLabel,
                      environment);
+}
+
+absl::StatusOr<DatabaseServer> KubernetesProvider::EnsureDatabaseServer(
+    const DatabaseServerRequest& request) {
+  if (request.environment.empty() || request.image.empty()) {
+    return absl::InvalidArgumentError(
+        "Kubernetes provider: a database server needs an environment and an image");
+  }
+  if (absl::Status st = kube::ValidatePathSegment(request.name, "database name"); !st.ok()) {
+    return st;
+  }
+  const std::string ns = NamespaceOf({request.environment, request.namespace_name});
+  if (absl::Status st = kube::ValidatePathSegment(ns, "namespace"); !st.ok()) return st;
+  std::map<std::string, std::string> labels = request.labels;
+  labels[kManagedByLabel] = kManagedByValue;
+  labels[kEnvironmentLabel] = request.environment;
+
+  // The namespace: ours, or new. Never re-applied here: Apply owns its bookkeeping annotations.
+  const std::string ns_path = "/api/v1/namespaces/" + ns;
+  absl::StatusOr<json> existing = client_->Get(ns_path);
+  if (existing.ok()) {
+    const auto installation = labels.find(kInstallationLabel);
+    const std::string theirs = Label(*existing, kInstallationLabel);
+    if (Label(*existing, kManagedByLabel) != kManagedByValue ||
+        Label(*existing, kEnvironmentLabel) != request.environment ||
+        (installation != labels.end() && !theirs.empty() && theirs != installation->second)) {
+      return absl::FailedPreconditionError(fmt::format(
+          "namespace {} exists and is not this installation's environment {}; Eph does not take "
+          "over namespaces it did not create",
+          ns, request.environment));
+    }
+    if (Meta(*existing).contains("deletionTimestamp")) {
+      return absl::UnavailableError(fmt::format("namespace {} is still being deleted", ns));
+    }
+  } else if (absl::IsNotFound(existing.status())) {
+    if (absl::StatusOr<json> made =
+            applier_.ApplyOne(ns_path, BuildNamespace(ns, labels, {}), "v1/Namespace " + ns);
+        !made.ok()) {
+      return made.status();
+    }
+  } else {
+    return existing.status();
+  }
+
+  // The password: the Secret's, once made.
+  const std::string secret_path =
+      fmt::format("/api/v1/namespaces/{}/secrets/{}", ns, DatabaseSecretName(request.name));
+  std::string password;
+  if (absl::StatusOr<json> secret = client_->Get(secret_path); secret.ok()) {
+    const json data = secret->value("data", json::object());
+    if (data.is_object() && data.value("POSTGRES_PASSWORD", json()).is_string()) {
+      absl::Base64Unescape(data["POSTGRES_PASSWORD"].get<std::string>(), &password);
+    }
+  } else if (!absl::IsNotFound(secret.status())) {
+    return secret.status();
+  }
+  if (password.empty()) password = SecureRandom::Instance().Hex(24);
+
+  std::map<std::string, std::string> object_labels = labels;
+  object_labels[kDatabaseLabel] = request.name;
+  absl::StatusOr<std::vector<PreparedObject>> prepared = applier_.Prepare(
+      BuildDatabaseServerObjects({.name = request.name,
+                                  .image = request.image,
+                                  .password = password,
+                                  .client_namespace = options_.database_client_namespace}),
+      ns, object_labels);
+  if (!prepared.ok()) return prepared.status();
+  absl::StatusOr<std::vector<json>> applied = applier_.ApplyAll(*prepared);
+  if (!applied.ok()) return applied.status();
+
+  DatabaseServer out;
+  out.app_host = request.name;
+  out.app_port = 5432;
+  // Ready when the StatefulSet's pod is; a pod that cannot start says why.
+  absl::StatusOr<json> sts =
+      client_->Get(fmt::format("/apis/apps/v1/namespaces/{}/statefulsets/{}", ns, request.name));
+  if (!sts.ok()) return sts.status();
+  const json status = sts->value("status", json::object());
+  const int64_t ready = status.value("readyReplicas", int64_t{0});
+  const int64_t observed = status.value("observedGeneration", int64_t{0});
+  const int64_t generation = Meta(*sts).value("generation", int64_t{0});
+  if (ready >= 1 && observed >= generation) {
+    out.ready = true;
+    out.admin_url = fmt::format("postgresql://{}:{}@{}.{}.svc:5432/postgres", kDatabaseAdminUser,
+                                password, request.name, ns);
+    return out;
+  }
+  absl::StatusOr<kube::ListResult> pods = client_->List(
+      fmt::format("/api/v1/namespaces/{}/pods", ns),
+      {.label_selector = fmt::format("{}={}", kDatabaseLabel, request.name)});
+  if (!pods.ok()) return pods.status();
+  for (const json& pod : pods->items) {
+    const json statuses =
+        pod.value("status", json::object()).value("containerStatuses", json::array());
+    for (const json& cs : statuses.is_array() ? statuses : json::array()) {
+      const json waiting = cs.value("state", json::object()).value("waiting", json());
+      if (!waiting.is_object()) continue;
+      const std::string reason = waiting.value("reason", "");
+      if (reason == "ImagePullBackOff" || reason == "ErrImagePull" ||
+          reason == "CrashLoopBackOff" || reason == "InvalidImageName" ||
+          reason == "CreateContainerConfigError") {
+        return absl::FailedPreconditionError(
+            fmt::format("the database `{}` ({}) cannot start: {}: {}", request.name,
+                        request.image, reason, waiting.value("message", "")));
+      }
+    }
+  }
+  out.message = fmt::format("database `{}`: waiting for its pod to be ready", request.name);
+  return out;
 }
 
 absl::StatusOr<ApplyResult> KubernetesProvider::Apply(const ApplyRequest& request) {
@@ -370,7 +486,8 @@ absl::StatusOr<ApplyResult> KubernetesProvider::Apply(const ApplyRequest& reques
 
   // 4. Prune what the render no longer has, then record what this apply consists of.
   absl::StatusOr<PruneResult> pruned =
-      applier_.Prune(ns, LabelSelectorFor(request.environment), all_kinds, keep);
+      applier_.Prune(ns, LabelSelectorFor(request.environment) + ",!" + kDatabaseLabel,
+                     all_kinds, keep);  // the environment's own database server is not the app's
   if (!pruned.ok()) return pruned.status();
   annotations[kAppliedKindsAnnotation] = JoinKinds(kinds);
   annotations[kAppliedShaAnnotation] = request.head_sha.empty() ? "unknown" : request.head_sha;
@@ -552,6 +669,11 @@ absl::StatusOr<std::unique_ptr<KubernetesProvider>> NewKubernetesProvider(
       return absl::FailedPreconditionError(fmt::format(
           "no kubeconfig is set and Eph is not running in a pod ({}); set EPH_KUBECONFIG",
           kube::MessageOf(config.status())));
+    }
+    // In a pod: environments' own database servers admit ephd's namespace.
+    if (options->database_client_namespace.empty()) {
+      std::ifstream in("/var/run/secrets/kubernetes.io/serviceaccount/namespace");
+      std::getline(in, options->database_client_namespace);
     }
   }
   if (!config.ok()) return config.status();

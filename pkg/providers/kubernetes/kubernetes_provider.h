@@ -60,6 +60,10 @@ struct KubernetesProviderOptions {
   bool watch = true;             // false: Observe always reads the API (tests, tools)
   int64_t log_tail_lines = 200;  // LogsRequest::tail_lines == 0
   std::string base_domain;       // for requests without a host
+  // The namespace ephd runs in, admitted to an environment's own database server past its
+  // isolating NetworkPolicy (setting database_client_namespace; in a cluster, the service
+  // account's namespace by default). Empty: no such rule.
+  std::string database_client_namespace;
 };
 
 // The defaults: quota pods=50, requests.cpu=8, requests.memory=16Gi, limits.cpu=16,
@@ -86,6 +90,12 @@ class KubernetesProvider final : public Provider {
   absl::StatusOr<DestroyResult> Destroy(const EnvironmentRef& ref) override;
   absl::Status Logs(const LogsRequest& request, const LogSink& sink) override;
   absl::StatusOr<std::vector<OwnedObject>> ListOwned() override;
+  // The environment's own PostgreSQL server: Secret, Service, StatefulSet (database_server.h)
+  // in its namespace, which is created if it does not exist yet. Ready when the StatefulSet's pod
+  // is; the admin URL names the Service's cluster DNS name, so ephd must run in the cluster (or
+  // otherwise resolve and reach `<name>.<namespace>.svc`).
+  absl::StatusOr<DatabaseServer> EnsureDatabaseServer(
+      const DatabaseServerRequest& request) override;
 
   // Called (on a watch thread) with an environment's name whenever its readiness as seen by the
   // watches changes: the reconciler enqueues the environment's key and calls Observe. Replaces

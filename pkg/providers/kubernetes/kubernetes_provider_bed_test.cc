@@ -15,6 +15,7 @@
 #include <regex>
 #include <set>
 
+#include "absl/strings/escaping.h"
 #include "fmt/format.h"
 #include "pkg/base/random.h"
 #include "pkg/kube/api_errors.h"
@@ -500,6 +501,71 @@ TEST_F(KubernetesProviderBedTest, AFailedUpdateLeavesTheRunningVersion) {
   EXPECT_TRUE(
       Get(fmt::format("/apis/networking.k8s.io/v1/namespaces/{}/ingresses/eph-web", ns)).ok());
   DestroyCompletely(env);
+}
+
+// The environment's own PostgreSQL server: Secret, Service and StatefulSet in a namespace that
+// EnsureDatabaseServer creates, ready once kwok marks the pod Ready. (kwok runs no container, so
+// nothing here connects to the server: ephd reaches it at the Service's cluster DNS name.)
+// Apply's prune leaves it alone; Destroy takes it with the namespace.
+TEST_F(KubernetesProviderBedTest, TheEnvironmentsOwnDatabaseServerIsAStatefulSetBesideTheApp) {
+  const std::string env = NewEnvironment("owndb");
+  const std::string ns = "eph-" + env;
+  const DatabaseServerRequest request{.environment = env,
+                                      .namespace_name = ns,
+                                      .labels = {{kEnvironmentLabel, env}},
+                                      .name = "pg",
+                                      .version = "15",
+                                      .image = "postgres:15"};
+  absl::StatusOr<DatabaseServer> server = provider_->EnsureDatabaseServer(request);
+  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_TRUE(Eventually(
+      [&] {
+        server = provider_->EnsureDatabaseServer(request);
+        return server.ok() && server->ready;
+      },
+      120s))
+      << (server.ok() ? server->message : server.status().ToString());
+  const std::regex url("postgresql://eph_admin:([0-9a-f]{48})@pg\\." + ns +
+                       "\\.svc:5432/postgres");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_match(server->admin_url, m, url)) << server->admin_url;
+  const std::string password = m[1];
+  EXPECT_EQ(server->app_host, "pg");
+  EXPECT_EQ(server->app_port, 5432);
+  absl::StatusOr<json> sts = Get(fmt::format("/apis/apps/v1/namespaces/{}/statefulsets/pg", ns));
+  ASSERT_TRUE(sts.ok()) << sts.status();
+  EXPECT_EQ((*sts)["spec"]["template"]["spec"]["containers"][0]["image"], "postgres:15");
+  EXPECT_EQ((*sts)["metadata"]["labels"]["eph.dev/database"], "pg");
+  EXPECT_TRUE(Get(fmt::format("/api/v1/namespaces/{}/services/pg", ns)).ok());
+  // The same password on every call.
+  absl::StatusOr<DatabaseServer> again = provider_->EnsureDatabaseServer(request);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->admin_url, server->admin_url);
+
+  // The app arrives with its own Service and StatefulSet kinds; two applies prune nothing of
+  // the server's.
+  const std::string checkout = eph::testing::MakeTempDir("k8s-owndb");
+  Write(fs::path(checkout) / "k8s/app.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  ports:\n  - port: 80\n"
+        "---\napiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: cache\nspec:\n"
+        "  serviceName: cache\n  replicas: 1\n  selector:\n    matchLabels: {app: cache}\n"
+        "  template:\n    metadata:\n      labels: {app: cache}\n    spec:\n      containers:\n"
+        "      - name: cache\n        image: acme/cache:1\n");
+  const json section = {{"manifests", {"k8s"}}, {"images", json::array()}};
+  for (int i = 0; i < 2; ++i) {
+    absl::StatusOr<ApplyResult> applied = provider_->Apply(Request(env, checkout, section));
+    ASSERT_TRUE(applied.ok()) << applied.status();
+  }
+  ASSERT_TRUE(WaitForPhase(env, Phase::kReady).ok());
+  EXPECT_TRUE(Get(fmt::format("/apis/apps/v1/namespaces/{}/statefulsets/pg", ns)).ok());
+  EXPECT_TRUE(Get(fmt::format("/api/v1/namespaces/{}/services/pg", ns)).ok());
+  absl::StatusOr<json> secret = Get(fmt::format("/api/v1/namespaces/{}/secrets/pg-admin", ns));
+  ASSERT_TRUE(secret.ok()) << secret.status();
+  EXPECT_EQ((*secret)["data"]["POSTGRES_PASSWORD"],
+            absl::Base64Escape(password));
+
+  DestroyCompletely(env);
+  EXPECT_TRUE(NamespaceGone(ns));
 }
 
 // kwok cannot crash a container, but the real deployment controller declares a rollout that
