@@ -42,6 +42,35 @@ std::string Annotation(const json& o, const char* key) {
   return Str(Meta(o).value("annotations", json::object()), key);
 }
 
+// An existing namespace an environment may use: Eph's, this environment's, this installation's
+// (`labels` holds the request's kInstallationLabel, if any), and not being deleted.
+absl::Status CheckNamespaceUsable(const json& existing, const std::string& ns,
+                                  const std::string& environment,
+                                  const std::map<std::string, std::string>& labels) {
+  if (Label(existing, kManagedByLabel) != kManagedByValue ||
+      Label(existing, kEnvironmentLabel) != environment) {
+    return absl::FailedPreconditionError(fmt::format(
+        "namespace {} exists and does not belong to environment {} (labels {}={} and {}={} "
+        "missing); Eph does not take over namespaces it did not create",
+        ns, environment, kManagedByLabel, kManagedByValue, kEnvironmentLabel, environment));
+  }
+  const auto ours = labels.find(kInstallationLabel);
+  const std::string theirs = Label(existing, kInstallationLabel);
+  if (ours != labels.end() && !theirs.empty() && theirs != ours->second) {
+    return absl::FailedPreconditionError(fmt::format(
+        "namespace {} belongs to another installation of Eph ({}={}); each installation "
+        "manages only its own environments",
+        ns, kInstallationLabel, theirs));
+  }
+  if (Meta(existing).contains("deletionTimestamp")) {
+    return absl::UnavailableError(fmt::format(
+        "namespace {} is still being deleted (an earlier attempt or a destroy); it can be "
+        "created again once it is gone",
+        ns));
+  }
+  return absl::OkStatus();
+}
+
 std::set<std::string> SplitKinds(const std::string& text) {
   std::set<std::string> out;
   size_t start = 0;
@@ -286,18 +315,9 @@ absl::StatusOr<DatabaseServer> KubernetesProvider::EnsureDatabaseServer(
   const std::string ns_path = "/api/v1/namespaces/" + ns;
   absl::StatusOr<json> existing = client_->Get(ns_path);
   if (existing.ok()) {
-    const auto installation = labels.find(kInstallationLabel);
-    const std::string theirs = Label(*existing, kInstallationLabel);
-    if (Label(*existing, kManagedByLabel) != kManagedByValue ||
-        Label(*existing, kEnvironmentLabel) != request.environment ||
-        (installation != labels.end() && !theirs.empty() && theirs != installation->second)) {
-      return absl::FailedPreconditionError(fmt::format(
-          "namespace {} exists and is not this installation's environment {}; Eph does not take "
-          "over namespaces it did not create",
-          ns, request.environment));
-    }
-    if (Meta(*existing).contains("deletionTimestamp")) {
-      return absl::UnavailableError(fmt::format("namespace {} is still being deleted", ns));
+    if (absl::Status st = CheckNamespaceUsable(*existing, ns, request.environment, labels);
+        !st.ok()) {
+      return st;
     }
   } else if (absl::IsNotFound(existing.status())) {
     if (absl::StatusOr<json> made =
@@ -430,27 +450,9 @@ absl::StatusOr<ApplyResult> KubernetesProvider::Apply(const ApplyRequest& reques
   std::string previous_sha;
   absl::StatusOr<json> existing = client_->Get(ns_path);
   if (existing.ok()) {
-    if (Label(*existing, kManagedByLabel) != kManagedByValue ||
-        Label(*existing, kEnvironmentLabel) != request.environment) {
-      return absl::FailedPreconditionError(fmt::format(
-          "namespace {} exists and does not belong to environment {} (labels {}={} and {}={} "
-          "missing); Eph does not take over namespaces it did not create",
-          ns, request.environment, kManagedByLabel, kManagedByValue, kEnvironmentLabel,
-          request.environment));
-    }
-    const auto ours = labels.find(kInstallationLabel);
-    const std::string theirs = Label(*existing, kInstallationLabel);
-    if (ours != labels.end() && !theirs.empty() && theirs != ours->second) {
-      return absl::FailedPreconditionError(fmt::format(
-          "namespace {} belongs to another installation of Eph ({}={}); each installation "
-          "manages only its own environments",
-          ns, kInstallationLabel, theirs));
-    }
-    if (Meta(*existing).contains("deletionTimestamp")) {
-      return absl::UnavailableError(fmt::format(
-          "namespace {} is still being deleted (an earlier attempt or a destroy); it can be "
-          "created again once it is gone",
-          ns));
+    if (absl::Status st = CheckNamespaceUsable(*existing, ns, request.environment, labels);
+        !st.ok()) {
+      return st;
     }
     previous_kinds = SplitKinds(Annotation(*existing, kAppliedKindsAnnotation));
     previous_sha = Annotation(*existing, kAppliedShaAnnotation);
