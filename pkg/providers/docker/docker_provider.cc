@@ -444,27 +444,13 @@ absl::StatusOr<ApplyResult> DockerProvider::Apply(const ApplyRequest& request) {
 
   // Volumes.
   for (const std::string& v : compose->volumes) {
-    const std::string name = VolumeName(project, v);
-    absl::StatusOr<EngineResponse> r = engine_.Get("/volumes/" + UrlEncode(name));
-    if (!r.ok()) return rollback(r.status());
-    if (r->status == 200) {
-      if (!Owns(Field(Parse(*r), "Labels"), request.environment, installation)) {
-        return rollback(absl::FailedPreconditionError(fmt::format(
-            "volume {} exists on the Docker host but is not Eph's environment {}; remove or "
-            "rename it",
-            name, request.environment)));
-      }
-      continue;
+    bool created = false;
+    if (absl::Status st = EnsureVolume(project, v, compose->volume_labels[v], request.environment,
+                                       labels, created);
+        !st.ok()) {
+      return rollback(st);
     }
-    if (r->status != 404) return rollback(ErrorFromResponse(*r, "inspecting volume " + name));
-    json body = {{"Name", name}, {"Labels", labels}};
-    for (const auto& [k, val] : compose->volume_labels[v]) body["Labels"][k] = val;
-    body["Labels"][kProjectLabel] = project;
-    body["Labels"]["com.docker.compose.volume"] = v;
-    absl::StatusOr<EngineResponse> c = engine_.Post("/volumes/create", body.dump());
-    if (!c.ok()) return rollback(c.status());
-    if (c->status != 201) return rollback(ErrorFromResponse(*c, "creating volume " + name));
-    created_volumes.push_back(name);
+    if (created) created_volumes.push_back(VolumeName(project, v));
   }
 
   // Containers, in dependency order.
@@ -587,6 +573,38 @@ absl::Status DockerProvider::EnsureNetwork(const std::string& project,
   return absl::OkStatus();
 }
 
+absl::Status DockerProvider::EnsureVolume(const std::string& project, const std::string& volume,
+                                          const std::map<std::string, std::string>& volume_labels,
+                                          const std::string& environment,
+                                          const std::map<std::string, std::string>& labels,
+                                          bool& created) {
+  created = false;
+  const std::string name = VolumeName(project, volume);
+  absl::StatusOr<EngineResponse> r = engine_.Get("/volumes/" + UrlEncode(name));
+  if (!r.ok()) return r.status();
+  if (r->status == 200) {
+    if (!Owns(Field(Parse(*r), "Labels"), environment, InstallationOf(labels))) {
+      return absl::FailedPreconditionError(fmt::format(
+          "volume {} exists on the Docker host but is not Eph's environment {}; remove or "
+          "rename it",
+          name, environment));
+    }
+    return absl::OkStatus();
+  }
+  if (r->status != 404) return ErrorFromResponse(*r, "inspecting volume " + name);
+  json body = {{"Name", name}, {"Labels", labels}};
+  for (const auto& [k, val] : volume_labels) body["Labels"][k] = val;
+  body["Labels"][kManagedByLabel] = kManagedByValue;
+  body["Labels"][kEnvironmentLabel] = environment;
+  body["Labels"][kProjectLabel] = project;
+  body["Labels"]["com.docker.compose.volume"] = volume;
+  absl::StatusOr<EngineResponse> c = engine_.Post("/volumes/create", body.dump());
+  if (!c.ok()) return c.status();
+  if (c->status != 201) return ErrorFromResponse(*c, "creating volume " + name);
+  created = true;
+  return absl::OkStatus();
+}
+
 absl::StatusOr<DatabaseServer> DockerProvider::EnsureDatabaseServer(
     const DatabaseServerRequest& request) {
   if (request.environment.empty() || request.name.empty() || request.image.empty()) {
@@ -672,25 +690,11 @@ absl::StatusOr<DatabaseServer> DockerProvider::EnsureDatabaseServer(
         !st.ok()) {
       return st;
     }
-    const std::string volume = VolumeName(project, request.name + "-data");
-    absl::StatusOr<EngineResponse> v = engine_.Get("/volumes/" + UrlEncode(volume));
-    if (!v.ok()) return v.status();
-    if (v->status == 200) {
-      if (!Owns(Field(Parse(*v), "Labels"), request.environment, installation)) {
-        return absl::FailedPreconditionError(fmt::format(
-            "volume {} exists on the Docker host but is not environment {}'s; remove or rename "
-            "it",
-            volume, request.environment));
-      }
-    } else if (v->status == 404) {
-      json vbody = {{"Name", volume}, {"Labels", labels}};
-      vbody["Labels"][kProjectLabel] = project;
-      vbody["Labels"]["com.docker.compose.volume"] = request.name + "-data";
-      absl::StatusOr<EngineResponse> made = engine_.Post("/volumes/create", vbody.dump());
-      if (!made.ok()) return made.status();
-      if (made->status != 201) return ErrorFromResponse(*made, "creating volume " + volume);
-    } else {
-      return ErrorFromResponse(*v, "inspecting volume " + volume);
+    bool created_volume = false;
+    if (absl::Status st = EnsureVolume(project, request.name + "-data", {}, request.environment,
+                                       labels, created_volume);
+        !st.ok()) {
+      return st;
     }
     if (current) {
       // Another image or setting (a new `version`, say): a new container on the same data.

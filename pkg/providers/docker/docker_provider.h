@@ -104,6 +104,12 @@ class DockerProvider final : public Provider {
   // The environment's network, created if missing. `created` says whether this call made it.
   absl::Status EnsureNetwork(const std::string& project, const std::string& environment,
                              const std::map<std::string, std::string>& labels, bool& created);
+  // Volume `<project>_<volume>`, created with `labels` and `volume_labels` if missing; one that
+  // exists must be this installation's environment's. `created` says whether this call made it.
+  absl::Status EnsureVolume(const std::string& project, const std::string& volume,
+                            const std::map<std::string, std::string>& volume_labels,
+                            const std::string& environment,
+                            const std::map<std::string, std::string>& labels, bool& created);
 
   const DockerProviderOptions options_;
   const EngineClient engine_;
