@@ -1,6 +1,6 @@
 #include "pkg/providers/docker/container_spec.h"
 
-#include <openssl/evp.h>
+#include "pkg/base/sha256.h"
 
 #include "absl/time/time.h"
 #include "fmt/format.h"
@@ -110,12 +110,7 @@ json ContainerCreateBody(const ServicePlan& plan) {
 std::string ConfigHash(const json& create_body, std::string_view image_id) {
   // nlohmann::json keeps object keys sorted, so dump() is canonical.
   const std::string text = create_body.dump() + "\n" + std::string(image_id);
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(text.data(), text.size(), digest, &len, EVP_sha256(), nullptr);
-  std::string hex;
-  for (unsigned int i = 0; i < len; ++i) hex += fmt::format("{:02x}", digest[i]);
-  return hex;
+  return Sha256Hex(text);
 }
 
 }  // namespace eph::providers::docker
