@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Database benchmark (issue 8): time until an environment's database is ready with `seed` and
-# with `clone` (FILE_COPY and WAL_LOG), N environments each, on the test bed's PostgreSQL 15.
+# with `clone` (FILE_COPY and WAL_LOG, and taking a spare made ahead of time), N environments
+# each, on the test bed's PostgreSQL 15.
 #
 #   bench/database.sh [TABLES] [ROWS_PER_TABLE] [ROW_BYTES] [N] [FORMAT]
 #       defaults 10 5000 200 10 copy; FORMAT copy (pg_dump-style COPY data in the script) or

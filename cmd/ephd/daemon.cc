@@ -12,6 +12,7 @@
 #include <set>
 #include <string_view>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include <unistd.h>
 
@@ -156,6 +157,11 @@ void AddFlags(CLI::App& app, DaemonConfig& config) {
                  "reconciler worker threads (0: intake only, no reconciling)")
       ->envname("EPH_WORKERS")
       ->check(CLI::Range(0, 64));
+  app.add_option("--database-clone-spares", config.database_clone_spares,
+                 "ready copies of each project's newest template on the shared database server, "
+                 "so a `clone` is a rename (each costs the template's size on disk)")
+      ->envname("EPH_DATABASE_CLONE_SPARES")
+      ->check(CLI::Range(0, 20));
 }
 
 absl::Status ApplyConfigFile(const CLI::App& app, const std::string& path, DaemonConfig& config) {
@@ -180,13 +186,17 @@ absl::Status ApplyConfigFile(const CLI::App& app, const std::string& path, Daemo
       return absl::InvalidArgumentError(absl::StrCat(where, ": ", key, " must be a scalar"));
     }
     const std::string value = kv.second.as<std::string>();
-    if (key == "workers") {
-      if (app.get_option("--workers")->count() == 0) {
-        try {
-          config.workers = std::stoi(value);
-        } catch (...) {
-          return absl::InvalidArgumentError(absl::StrCat(where, ": workers must be a number"));
+    // The numeric settings.
+    if (key == "workers" || key == "database_clone_spares") {
+      const bool workers = key == "workers";
+      const int low = 0, high = workers ? 64 : 20;
+      if (app.get_option(FlagName(key.c_str()))->count() == 0) {
+        int n = -1;
+        if (!absl::SimpleAtoi(value, &n) || n < low || n > high) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(where, ": ", key, " must be a number from ", low, " to ", high));
         }
+        (workers ? config.workers : config.database_clone_spares) = n;
       }
       continue;
     }
@@ -377,6 +387,7 @@ absl::StatusOr<std::unique_ptr<controller::EnvironmentDatabases>> MakeDatabases(
     database::DatabaseManagerOptions options;
     options.admin_url = config.database_admin_url;
     options.installation = installation;
+    options.clone_spares = config.database_clone_spares;
     if (!config.database_app_host.empty()) {
       std::string host;
       uint16_t port = 0;
@@ -539,9 +550,10 @@ absl::Status Daemon::Start() {
     parts->databases = std::move(*databases);
     options.databases = parts->databases.get();
     if (!config_.database_admin_url.empty()) {
-      spdlog::info("ephd: databases: one per environment on {}, or on the environment's own "
-                   "server",
-                   state::RedactStoreUrl(config_.database_admin_url));
+      spdlog::info("ephd: databases: one per environment on {} ({} spare clone{} per "
+                   "template), or on the environment's own server",
+                   state::RedactStoreUrl(config_.database_admin_url),
+                   config_.database_clone_spares, config_.database_clone_spares == 1 ? "" : "s");
     } else {
       spdlog::info("ephd: databases: on the environment's own server only (no "
                    "EPH_DATABASE_ADMIN_URL)");

@@ -32,6 +32,7 @@ struct DaemonConfig {
   std::string database_admin_url;  // shared PostgreSQL for per-environment databases; secret
   std::string database_app_host;   // how apps reach that server, if not as ephd does
   int workers = 4;
+  int database_clone_spares = 0;  // ready copies of each project's newest template
   std::string resync_interval = "5m";
   // The dashboard's files; empty: DefaultWebDir().
   std::string web_dir;

@@ -1,16 +1,15 @@
 #include "pkg/database/database_manager.h"
 
 #include <libpq-fe.h>
-#include <openssl/evp.h>
 
 #include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <fstream>
 #include <functional>
 #include <mutex>
 #include <optional>
 #include <pqxx/pqxx>
-#include <sstream>
 #include <thread>
 #include <utility>
 
@@ -20,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "pkg/base/sha256.h"
 #include "pkg/config/repo_path.h"
 #include "pkg/database/sql_script.h"
 #include "spdlog/spdlog.h"
@@ -33,26 +33,13 @@ using Params = std::map<std::string, std::string>;
 constexpr absl::string_view kMarker = "eph:managed";
 constexpr absl::string_view kEnvPrefix = "eph_env_";
 constexpr absl::string_view kTemplatePrefix = "eph_tpl_";
+constexpr absl::string_view kSparePrefix = "eph_spr_";
 constexpr size_t kMaxIdentifier = 63;
 constexpr uintmax_t kMaxScriptBytes = uintmax_t{1} << 30;
 constexpr int64_t kMetaLockKey = 0x6570682E64626D74;  // "eph.dbmt"
 
 // Debian's abseil has its own string_view.
 absl::string_view S(std::string_view s) { return {s.data(), s.size()}; }
-
-std::string Sha256Hex(std::string_view data) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(len * 2);
-  for (unsigned int i = 0; i < len; ++i) {
-    out.push_back(kHex[digest[i] >> 4]);
-    out.push_back(kHex[digest[i] & 0xF]);
-  }
-  return out;
-}
 
 int64_t LockKey(std::string_view what) {
   const std::string hex = Sha256Hex(what).substr(0, 16);
@@ -160,6 +147,13 @@ std::string EnvMarker(std::string_view environment, std::string_view project,
 std::string TemplateMarker(std::string_view project, std::string_view hash) {
   return absl::StrCat(kMarker, " template project=", S(project), " hash=", S(hash));
 }
+std::string SpareMarker(std::string_view project, std::string_view tpl,
+                        std::string_view installation) {
+  std::string marker =
+      absl::StrCat(kMarker, " spare of=", S(tpl), " project=", S(project));
+  if (!installation.empty()) absl::StrAppend(&marker, " installation=", S(installation));
+  return marker;
+}
 
 // Translates the exception being handled into a Status.
 absl::Status CurrentExceptionStatus(std::string_view context,
@@ -226,16 +220,20 @@ absl::StatusOr<Script> LoadScript(const std::filesystem::path& root, absl::strin
   if (!std::filesystem::is_regular_file(resolved, ec)) {
     return absl::FailedPreconditionError(absl::StrCat(what, " `", *normal, "` is not a file"));
   }
-  if (std::filesystem::file_size(resolved, ec) > kMaxScriptBytes) {
-    return absl::FailedPreconditionError(absl::StrCat(what, " `", *normal, "` is over 1 GiB"));
+  const uintmax_t size = std::filesystem::file_size(resolved, ec);
+  if (ec || size > kMaxScriptBytes) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(what, " `", *normal, ec ? "` cannot be read" : "` is over 1 GiB"));
   }
+  // One read into a string of the right size: seeds of hundreds of MB are read (and hashed) on
+  // every Ensure, so this is on the clone's critical path.
   std::ifstream in(resolved, std::ios::binary);
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  if (!in.good() && !in.eof()) {
+  std::string text(static_cast<size_t>(size), '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  if (!in || in.gcount() != static_cast<std::streamsize>(text.size())) {
     return absl::FailedPreconditionError(absl::StrCat(what, " `", *normal, "` cannot be read"));
   }
-  return Script{*normal, buf.str()};
+  return Script{*normal, std::move(text)};
 }
 
 // ---- Running scripts as an environment's role, with libpq directly: pqxx 6.4 does not expose
@@ -524,6 +522,224 @@ struct DatabaseManager::Impl {
   bool meta_ready = false;
   DatabaseManager* self = nullptr;
 
+  // The spare maker: one background thread, started by the first refill request.
+  std::mutex spare_mu;
+  std::condition_variable spare_cv;
+  std::deque<std::pair<std::string, std::string>> refills;  // (project, template)
+  bool refilling = false;
+  bool stopping = false;
+  std::thread spare_thread;
+
+  void StopSpares() {
+    {
+      std::lock_guard<std::mutex> lock(spare_mu);
+      stopping = true;
+    }
+    spare_cv.notify_all();
+    if (spare_thread.joinable()) spare_thread.join();
+  }
+  bool Stopping() {
+    std::lock_guard<std::mutex> lock(spare_mu);
+    return stopping;
+  }
+
+  void QueueRefill(const std::string& project, const std::string& tpl) {
+    std::lock_guard<std::mutex> lock(spare_mu);
+    if (stopping) return;
+    for (const auto& queued : refills) {
+      if (queued.second == tpl) return;
+    }
+    refills.emplace_back(project, tpl);
+    if (!spare_thread.joinable()) spare_thread = std::thread([this] { RefillLoop(); });
+    spare_cv.notify_all();
+  }
+
+  void RefillLoop() {
+    std::unique_lock<std::mutex> lock(spare_mu);
+    while (true) {
+      spare_cv.wait(lock, [this] { return stopping || !refills.empty(); });
+      if (stopping) break;
+      const auto [project, tpl] = refills.front();
+      refills.pop_front();
+      refilling = true;
+      lock.unlock();
+      Refill(project, tpl);
+      lock.lock();
+      refilling = false;
+      spare_cv.notify_all();
+    }
+    refilling = false;
+    spare_cv.notify_all();
+  }
+
+  bool WaitForSpares(std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(spare_mu);
+    return spare_cv.wait_for(lock, timeout, [this] { return refills.empty() && !refilling; });
+  }
+
+  // Makes spares of `tpl` until there are `clone_spares` of it (counting every process's), as
+  // long as it is its project's newest ready template. One refiller per template at a time.
+  void Refill(const std::string& project, const std::string& tpl) {
+    try {
+      std::unique_ptr<pqxx::connection> conn = Connect();
+      EnsureMeta(*conn);
+      if (!TryLock(*conn, LockKey(absl::StrCat("eph.spares:", tpl)))) return;  // another does
+      const int64_t tpl_key = LockKey(absl::StrCat("eph.tpl:", tpl));
+      while (!Stopping()) {
+        bool wanted = false;
+        {
+          pqxx::nontransaction tx(*conn);
+          pqxx::result r = tx.exec_params(
+              "SELECT (SELECT n.name FROM eph_meta.templates n WHERE n.project = $1 "
+              "        AND n.state = 'ready' ORDER BY n.updated_at DESC, n.name LIMIT 1) = $2, "
+              "  (SELECT count(*) FROM eph_meta.spares WHERE template = $2) < $3",
+              project, tpl, options.clone_spares);
+          wanted = !r[0][0].is_null() && r[0][0].as<bool>() && r[0][1].as<bool>();
+        }
+        if (!wanted) break;
+        // Shared, as a clone holds it: the template is not dropped or rebuilt while copied.
+        {
+          pqxx::nontransaction tx(*conn);
+          if (!tx.exec(absl::StrCat("SELECT pg_try_advisory_lock_shared(", tpl_key, ")"))[0][0]
+                   .as<bool>()) {
+            break;
+          }
+        }
+        try {
+          if (DatabaseInfo(*conn, tpl).exists) MakeSpare(*conn, project, tpl);
+        } catch (...) {
+          Unlock(*conn, "pg_advisory_unlock_shared", tpl_key);
+          throw;
+        }
+        Unlock(*conn, "pg_advisory_unlock_shared", tpl_key);
+      }
+      // Closing the connection releases the refill lock.
+    } catch (...) {
+      const absl::Status st = CurrentExceptionStatus(
+          absl::StrCat("making a spare of template ", tpl), admin_secrets);
+      // No retry loop: the next clone of the project asks again.
+      spdlog::warn("database: {}", std::string(st.message()));
+    }
+  }
+
+  // Called with the template's shared lock held.
+  void MakeSpare(pqxx::connection& conn, const std::string& project, const std::string& tpl) {
+    const auto started = Clock::now();
+    const std::string name =
+        absl::StrCat(kSparePrefix, Sha256Hex(project).substr(0, 12), "_", options.random->Hex(8));
+    {
+      pqxx::nontransaction tx(conn);
+      tx.exec_params(
+          "INSERT INTO eph_meta.spares (name, template, project, installation, state) "
+          "VALUES ($1, $2, $3, $4, 'making')",
+          name, tpl, project, options.installation);
+    }
+    const std::string qname = QuoteName(conn, name);
+    try {
+      // Nobody may connect to a spare: renaming it needs it unused.
+      Exec(conn, absl::StrCat("CREATE DATABASE ", qname, " TEMPLATE ", QuoteName(conn, tpl),
+                              " ALLOW_CONNECTIONS false", CopyClause(options.clone_copy)));
+      Exec(conn, absl::StrCat("COMMENT ON DATABASE ", qname, " IS ",
+                              Quote(conn, SpareMarker(project, tpl, options.installation))));
+      Exec(conn, absl::StrCat("REVOKE ALL ON DATABASE ", qname, " FROM PUBLIC"));
+      pqxx::nontransaction tx(conn);
+      tx.exec_params(
+          "UPDATE eph_meta.spares SET state = 'ready', updated_at = now() WHERE name = $1", name);
+    } catch (...) {
+      try {
+        DropSpare(conn, name);
+      } catch (...) {
+        // The sweep finds it by its row or its marker.
+      }
+      throw;
+    }
+    self->spares_made_.fetch_add(1);
+    spdlog::info(
+        "database: spare {} of template {} ready in {} ms", name, tpl,
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count());
+  }
+
+  // Renames a ready spare of `tpl` to `name`, owned by role `name`, in one transaction that also
+  // deletes its row: two clones never take the same spare, and a dropped spare is never taken.
+  // False when there is none (or it cannot be used): the caller copies the template.
+  bool TakeSpare(pqxx::connection& conn, const std::string& tpl, const std::string& name) {
+    std::string spare;
+    try {
+      pqxx::work tx(conn);
+      pqxx::result r = tx.exec_params(
+          "SELECT name FROM eph_meta.spares WHERE template = $1 AND state = 'ready' "
+          "ORDER BY updated_at, name LIMIT 1 FOR UPDATE SKIP LOCKED",
+          tpl);
+      if (r.empty()) return false;
+      spare = r[0][0].c_str();
+      tx.exec_params("DELETE FROM eph_meta.spares WHERE name = $1", spare);
+      pqxx::result d = tx.exec_params(
+          "SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database "
+          "WHERE datname = $1",
+          spare);
+      std::optional<std::map<std::string, std::string>> marker;
+      if (!d.empty()) marker = ParseMarker(d[0][0].c_str());
+      if (!marker || !marker->count("spare") || (*marker)["of"] != tpl) {
+        tx.commit();  // forget a row whose database is gone or not a spare of this template
+        spdlog::warn("database: spare {} of template {} is missing; copying the template", spare,
+                     tpl);
+        return false;
+      }
+      tx.exec(absl::StrCat("ALTER DATABASE ", conn.quote_name(spare), " RENAME TO ",
+                           conn.quote_name(name)));
+      tx.exec(absl::StrCat("ALTER DATABASE ", conn.quote_name(name), " OWNER TO ",
+                           conn.quote_name(name)));
+      tx.commit();
+    } catch (const pqxx::sql_error& e) {
+      spdlog::warn("database: spare {} of template {} could not be taken ({}); copying the template",
+                   spare, tpl, OneLine(e.what()));
+      return false;
+    }
+    self->spares_taken_.fetch_add(1);
+    spdlog::debug("database: {} is spare {} of template {}", name, spare, tpl);
+    return true;
+  }
+
+  // Deletes a spare's row (waiting for a clone taking it) and, if that was still there, drops
+  // the database.
+  void DropSpare(pqxx::connection& conn, const std::string& name) {
+    {
+      pqxx::work tx(conn);
+      tx.exec_params("DELETE FROM eph_meta.spares WHERE name = $1", name);
+      tx.commit();
+    }
+    const ObjectInfo info = DatabaseInfo(conn, name);
+    if (info.exists && info.marker && info.marker->count("spare")) {
+      Exec(conn, absl::StrCat("DROP DATABASE IF EXISTS ", QuoteName(conn, name), " WITH (FORCE)"));
+    }
+  }
+
+  // Drops spares of `project` (all projects when empty) that no clone will take: those of a
+  // template that is not its project's newest ready one, and half-made ones nobody is making.
+  void DropStaleSpares(pqxx::connection& conn, const std::string& project) {
+    pqxx::result r;
+    {
+      pqxx::nontransaction tx(conn);
+      r = tx.exec_params(
+          "SELECT s.name, s.template, s.state FROM eph_meta.spares s "
+          "WHERE ($1 = '' OR s.project = $1) AND (s.state <> 'ready' OR s.template IS DISTINCT "
+          "  FROM (SELECT n.name FROM eph_meta.templates n WHERE n.project = s.project "
+          "        AND n.state = 'ready' ORDER BY n.updated_at DESC, n.name LIMIT 1))",
+          project);
+    }
+    for (const pqxx::row& row : r) {
+      const std::string name = row[0].c_str();
+      if (std::string_view(row[2].c_str()) != "ready") {
+        // Being made while its template's refill lock is held.
+        const int64_t key = LockKey(absl::StrCat("eph.spares:", row[1].c_str()));
+        if (!TryLock(conn, key)) continue;
+        Unlock(conn, "pg_advisory_unlock", key);
+      }
+      DropSpare(conn, name);
+      spdlog::info("database: dropped spare {} of template {}", name, row[1].c_str());
+    }
+  }
+
   std::unique_ptr<pqxx::connection> Connect(const std::string& dbname = "") const {
     Params p = admin;
     if (!dbname.empty()) p["dbname"] = dbname;
@@ -564,7 +780,14 @@ struct DatabaseManager::Impl {
         " name text PRIMARY KEY, project text NOT NULL, content_hash text NOT NULL,"
         " state text NOT NULL, error text NOT NULL DEFAULT '',"
         " updated_at timestamptz NOT NULL DEFAULT now())");
-    tx.exec("REVOKE ALL ON eph_meta.environments, eph_meta.templates FROM PUBLIC");
+    // Spares: copies of a template made ahead of time (state making -> ready; a clone that
+    // takes one deletes its row in the transaction that renames it).
+    tx.exec(
+        "CREATE TABLE IF NOT EXISTS eph_meta.spares ("
+        " name text PRIMARY KEY, template text NOT NULL, project text NOT NULL,"
+        " installation text NOT NULL DEFAULT '', state text NOT NULL,"
+        " updated_at timestamptz NOT NULL DEFAULT now())");
+    tx.exec("REVOKE ALL ON eph_meta.environments, eph_meta.templates, eph_meta.spares FROM PUBLIC");
     tx.commit();
     meta_ready = true;
   }
@@ -674,36 +897,43 @@ struct DatabaseManager::Impl {
                                                        sanitizer, deadline, req.database.timeout);
       if (!got.ok()) return got.status();
       tpl = *got;
-      // The shared template lock is held from here until the clone exists.
+      // The shared template lock is held from here until the clone is the environment's: the
+      // template (and its role, which owns the copied objects until the hand-over below) cannot
+      // be dropped or rebuilt meanwhile.
       const int64_t key = LockKey(absl::StrCat("eph.tpl:", tpl));
       try {
-        Exec(conn, absl::StrCat("CREATE DATABASE ", qname, " TEMPLATE ", QuoteName(conn, tpl),
-                                " OWNER ", qname, CopyClause(options.clone_copy)));
+        const bool took = TakeSpare(conn, tpl, name);
+        if (!took) {
+          Exec(conn, absl::StrCat("CREATE DATABASE ", qname, " TEMPLATE ", QuoteName(conn, tpl),
+                                  " OWNER ", qname, CopyClause(options.clone_copy)));
+        }
+        Exec(conn, absl::StrCat("COMMENT ON DATABASE ", qname, " IS ",
+                                Quote(conn, EnvMarker(req.environment, req.project,
+                                                      options.installation))));
+        Exec(conn, absl::StrCat("REVOKE ALL ON DATABASE ", qname, " FROM PUBLIC"));
+        if (took) Exec(conn, absl::StrCat("ALTER DATABASE ", qname, " ALLOW_CONNECTIONS true"));
+        // The template's objects belong to the template's role: hand them to the environment's.
+        // DROP OWNED also revokes the template role's grants on shared objects (the template
+        // database's ACL), which concurrent clones would update at once ("tuple concurrently
+        // updated"): one clone at a time per template does this step, serialised on the admin
+        // connection (advisory locks are per database, and each clone is its own database).
+        const int64_t owner_key = LockKey(absl::StrCat("eph.tpl-owner:", tpl));
+        Exec(conn, absl::StrCat("SELECT pg_advisory_lock(", owner_key, ")"));
+        try {
+          std::unique_ptr<pqxx::connection> in_db = Connect(name);
+          const std::string qtpl = QuoteName(*in_db, tpl);
+          Exec(*in_db, absl::StrCat("REASSIGN OWNED BY ", qtpl, " TO ", qname));
+          Exec(*in_db, absl::StrCat("DROP OWNED BY ", qtpl));
+        } catch (...) {
+          Unlock(conn, "pg_advisory_unlock", owner_key);
+          throw;
+        }
+        Unlock(conn, "pg_advisory_unlock", owner_key);
       } catch (...) {
         Unlock(conn, "pg_advisory_unlock_shared", key);
         throw;
       }
       Unlock(conn, "pg_advisory_unlock_shared", key);
-      Exec(conn, absl::StrCat("COMMENT ON DATABASE ", qname, " IS ",
-                              Quote(conn, EnvMarker(req.environment, req.project, options.installation))));
-      Exec(conn, absl::StrCat("REVOKE ALL ON DATABASE ", qname, " FROM PUBLIC"));
-      // The template's objects belong to the template's role: hand them to the environment's.
-      // DROP OWNED also revokes the template role's grants on shared objects (the template
-      // database's ACL), which concurrent clones would update at once ("tuple concurrently
-      // updated"): one clone at a time per template does this step, serialised on the admin
-      // connection (advisory locks are per database, and each clone is its own database).
-      const int64_t owner_key = LockKey(absl::StrCat("eph.tpl-owner:", tpl));
-      Exec(conn, absl::StrCat("SELECT pg_advisory_lock(", owner_key, ")"));
-      try {
-        std::unique_ptr<pqxx::connection> in_db = Connect(name);
-        const std::string qtpl = QuoteName(*in_db, tpl);
-        Exec(*in_db, absl::StrCat("REASSIGN OWNED BY ", qtpl, " TO ", qname));
-        Exec(*in_db, absl::StrCat("DROP OWNED BY ", qtpl));
-      } catch (...) {
-        Unlock(conn, "pg_advisory_unlock", owner_key);
-        throw;
-      }
-      Unlock(conn, "pg_advisory_unlock", owner_key);
       return tpl;
     }
     Exec(conn, absl::StrCat("CREATE DATABASE ", qname, " OWNER ", qname));
@@ -861,6 +1091,7 @@ struct DatabaseManager::Impl {
   // Drops templates of `project` (all projects when empty) that are not ready and not being
   // built, or ready but neither the newest of their project nor recorded by any environment.
   void DropUnusedTemplates(pqxx::connection& conn, const std::string& project) {
+    DropStaleSpares(conn, project);
     pqxx::result r;
     {
       pqxx::nontransaction tx(conn);
@@ -953,7 +1184,13 @@ DatabaseSpec SpecFromConfig(const config::DatabaseInstance& instance) {
 DatabaseManager::DatabaseManager(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
   impl_->self = this;
 }
-DatabaseManager::~DatabaseManager() = default;
+DatabaseManager::~DatabaseManager() {
+  impl_->StopSpares();  // before the counters the spare maker updates go
+}
+
+bool DatabaseManager::WaitForSpares(std::chrono::milliseconds timeout) {
+  return impl_->WaitForSpares(timeout);
+}
 
 absl::StatusOr<std::unique_ptr<DatabaseManager>> DatabaseManager::Create(
     DatabaseManagerOptions options) {
@@ -1032,15 +1269,23 @@ absl::StatusOr<EnsureResult> DatabaseManager::Ensure(const EnsureRequest& req) {
     return absl::InvalidArgumentError("a sanitising script only applies to `strategy: clone`");
   }
   // Read every script before touching the server: bad paths fail fast and nothing is made.
+  // The content hash covers each script's path and text, length-prefixed so no two different
+  // lists of scripts hash alike; hashed as it is read (the text is not copied again).
   std::vector<Script> scripts;
   std::optional<Script> sanitizer;
-  std::string content;
+  Sha256 hasher;
+  bool hashed = false;
+  auto hash = [&](absl::string_view kind, const Script& s) {
+    hasher.Update(absl::StrCat(kind, " ", s.path.size(), " ", s.path, " ", s.text.size(), " "))
+        .Update(s.text)
+        .Update("\n");
+    hashed = true;
+  };
   if (spec.strategy != SeedStrategy::kEmpty) {
     for (const std::string& path : spec.scripts) {
       absl::StatusOr<Script> s = LoadScript(req.source_dir, path, "seed script");
       if (!s.ok()) return s.status();
-      absl::StrAppend(&content, "script ", s->path.size(), " ", s->path, " ", s->text.size(), " ",
-                      s->text, "\n");
+      hash("script", *s);
       scripts.push_back(*std::move(s));
     }
   }
@@ -1048,11 +1293,10 @@ absl::StatusOr<EnsureResult> DatabaseManager::Ensure(const EnsureRequest& req) {
     absl::StatusOr<Script> s =
         LoadScript(req.source_dir, spec.sanitize_script, "sanitising script");
     if (!s.ok()) return s.status();
-    absl::StrAppend(&content, "sanitize ", s->path.size(), " ", s->path, " ", s->text.size(), " ",
-                    s->text, "\n");
+    hash("sanitize", *s);
     sanitizer = *std::move(s);
   }
-  const std::string content_hash = content.empty() ? "" : Sha256Hex(content);
+  const std::string content_hash = hashed ? hasher.HexDigest() : "";
   const auto deadline = Clock::now() + spec.timeout;
   const std::string name = ObjectName(req.environment);
   const char* strategy_name = spec.strategy == SeedStrategy::kSeed    ? "seed"
@@ -1177,7 +1421,10 @@ absl::StatusOr<EnsureResult> DatabaseManager::Ensure(const EnsureRequest& req) {
         result.outcome == EnsureOutcome::kReseeded ? "reseeded" : "created", name, req.environment,
         strategy_name,
         std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count());
-    if (spec.strategy == SeedStrategy::kClone) impl_->DropUnusedTemplates(*conn, req.project);
+    if (spec.strategy == SeedStrategy::kClone) {
+      impl_->DropUnusedTemplates(*conn, req.project);
+      if (impl_->options.clone_spares > 0) impl_->QueueRefill(req.project, *tpl);
+    }
     result.credentials = impl_->MakeCredentials(name, password);
     return result;
   } catch (...) {
@@ -1232,7 +1479,16 @@ absl::StatusOr<std::vector<OwnedObject>> DatabaseManager::ListOwned() {
       o.name = row[1].c_str();
       auto marker = ParseMarker(row[2].c_str());
       if (!marker) continue;
-      if (marker->count("template")) {
+      if (marker->count("spare")) {
+        if (o.kind != "database" || !absl::StartsWith(o.name, kSparePrefix)) continue;
+        if (!impl_->options.installation.empty() &&
+            (*marker)["installation"] != impl_->options.installation) {
+          continue;
+        }
+        o.kind = "spare";
+        o.project = (*marker)["project"];
+        o.of = (*marker)["of"];
+      } else if (marker->count("template")) {
         if (!absl::StartsWith(o.name, kTemplatePrefix)) continue;
         o.kind = o.kind == "database" ? "template" : "template-role";
         o.project = (*marker)["project"];
@@ -1292,6 +1548,20 @@ absl::StatusOr<std::vector<std::string>> DatabaseManager::SweepOrphans(
           "INSERT INTO eph_meta.templates (name, project, content_hash, state) "
           "VALUES ($1, $2, '', 'orphaned') ON CONFLICT (name) DO NOTHING",
           o.name, o.project);
+    }
+    // Spare databases without a row (a maker that died between CREATE and its bookkeeping's
+    // cleanup) are dropped; DropUnusedTemplates drops stale rows and their databases.
+    for (const OwnedObject& o : *owned) {
+      if (o.kind != "spare") continue;
+      bool known = false;
+      {
+        pqxx::nontransaction tx(*conn);
+        known = !tx.exec_params("SELECT 1 FROM eph_meta.spares WHERE name = $1", o.name).empty();
+      }
+      if (!known) {
+        impl_->DropSpare(*conn, o.name);
+        spdlog::info("database: dropped spare {} that had no bookkeeping", o.name);
+      }
     }
     impl_->DropUnusedTemplates(*conn, "");
     if (!first_error.ok() && dropped.empty()) return first_error;

@@ -9,6 +9,9 @@
 //           content (SHA-256 of the scripts and the sanitising script). The template is built
 //           once (seed + sanitise must both succeed before it is marked ready), rebuilt only
 //           when the content changes, and concurrent Ensure calls wait for a build in progress.
+//           With `clone_spares` > 0, copies of each project's newest template are made ahead of
+//           time in the background ("spares"); a clone then takes one (a rename and an owner
+//           change, no copying) and a new spare is made after it.
 //
 // Every database and role it creates is named `eph_env_...` / `eph_tpl_...` and carries a
 // COMMENT `eph:managed ...`; it never changes or drops an object without both. Bookkeeping
@@ -95,12 +98,14 @@ struct EnsureResult {
   std::string seed_hash;  // hex SHA-256 of the seed content the database was made from
 };
 
-// An object carrying Eph's marker. kind: "database", "role", "template".
+// An object carrying Eph's marker. kind: "database", "role", "template", "template-role",
+// "spare".
 struct OwnedObject {
   std::string kind;
   std::string name;
-  std::string environment;  // empty for templates
-  std::string project;      // templates only
+  std::string environment;  // empty for templates and spares
+  std::string project;      // templates and spares
+  std::string of;           // spares: the template it is a copy of
 };
 
 struct DatabaseManagerOptions {
@@ -115,6 +120,11 @@ struct DatabaseManagerOptions {
   // Empty: every environment on the server is this installation's. Letters, digits and '-'.
   std::string installation;
   CloneCopy clone_copy = CloneCopy::kWalLog;
+  // Spares: ready copies of each project's newest template, made in the background after a
+  // clone, so the next clone is a rename instead of a copy of the whole template. Each spare
+  // costs the template's size on disk. 0: none made (spares another process made are still
+  // taken). Spares of older templates are dropped when a newer one is built.
+  int clone_spares = 0;
   std::chrono::seconds connect_timeout{10};
   Random* random = nullptr;  // passwords; default SecureRandom
 };
@@ -137,7 +147,12 @@ class DatabaseManager {
   // OK when there is nothing to drop. Also drops templates no environment needs any more.
   [[nodiscard]] absl::Status Drop(std::string_view environment);
 
-  // Databases, roles and templates carrying Eph's marker.
+  // Waits until no spare is being made or waiting to be made by this manager, up to `timeout`.
+  // True when idle. For tests and benchmarks; ephd never needs to wait.
+  bool WaitForSpares(std::chrono::milliseconds timeout);
+
+  // Databases, roles, templates and spares carrying Eph's marker (kinds "database", "role",
+  // "template", "template-role", "spare"; spares of this installation only).
   [[nodiscard]] absl::StatusOr<std::vector<OwnedObject>> ListOwned();
 
   // Drops the databases and roles of environments not in `live`, and unused templates.
@@ -153,6 +168,8 @@ class DatabaseManager {
   // Counters for tests and metrics.
   int64_t template_builds() const { return template_builds_.load(); }
   int64_t seeds_run() const { return seeds_run_.load(); }
+  int64_t spares_made() const { return spares_made_.load(); }
+  int64_t spares_taken() const { return spares_taken_.load(); }
 
   ~DatabaseManager();
   DatabaseManager(const DatabaseManager&) = delete;
@@ -165,6 +182,8 @@ class DatabaseManager {
   std::unique_ptr<Impl> impl_;
   std::atomic<int64_t> template_builds_{0};
   std::atomic<int64_t> seeds_run_{0};
+  std::atomic<int64_t> spares_made_{0};
+  std::atomic<int64_t> spares_taken_{0};
 };
 
 }  // namespace eph::database

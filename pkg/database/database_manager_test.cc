@@ -51,8 +51,9 @@ class DatabaseManagerTest : public ::testing::Test {
 
   std::unique_ptr<DatabaseManager> MakeManager(Random* random = nullptr,
                                                CloneCopy copy = CloneCopy::kWalLog,
-                                               std::string installation = "") {
+                                               std::string installation = "", int spares = 0) {
     DatabaseManagerOptions options;
+    options.clone_spares = spares;
     options.admin_url = AdminUrl();
     options.installation = std::move(installation);
     options.random = random;
@@ -101,6 +102,17 @@ class DatabaseManagerTest : public ::testing::Test {
   }
   static bool RoleExists(const std::string& name) {
     return AdminCount("SELECT count(*) FROM pg_roles WHERE rolname = $1", name) > 0;
+  }
+  // This test's project's spares, as ListOwned reports them.
+  std::vector<OwnedObject> Spares(DatabaseManager& m) {
+    std::vector<OwnedObject> out;
+    absl::StatusOr<std::vector<OwnedObject>> owned = m.ListOwned();
+    EXPECT_TRUE(owned.ok()) << owned.status();
+    if (!owned.ok()) return out;
+    for (const OwnedObject& o : *owned) {
+      if (o.kind == "spare" && o.project == project_) out.push_back(o);
+    }
+    return out;
   }
   static void ExpectGone(const std::string& env) {
     const std::string name = DatabaseManager::ObjectName(env);
@@ -331,6 +343,94 @@ TEST_F(DatabaseManagerTest, ConcurrentEnsuresWaitForTheTemplateBuild) {
   }
 }
 
+TEST_F(DatabaseManagerTest, ClonesTakeReadySparesAndSparesFollowTheNewestTemplate) {
+  Write("db/schema.sql", kSchema);
+  Write("db/data.sql", kData);
+  const std::vector<std::string> scripts = {"db/schema.sql", "db/data.sql"};
+  std::unique_ptr<DatabaseManager> manager = MakeManager(nullptr, CloneCopy::kWalLog, "", 1);
+  // Another process's manager that makes no spares (but takes them).
+  std::unique_ptr<DatabaseManager> other = MakeManager();
+  ASSERT_TRUE(manager && other);
+  constexpr auto kWait = std::chrono::seconds(60);
+
+  // The first clone builds the template and copies it; one spare is made after it.
+  absl::StatusOr<EnsureResult> a = manager->Ensure(Request(Env("a"), SeedStrategy::kClone, scripts));
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE(manager->WaitForSpares(kWait));
+  EXPECT_EQ(manager->spares_taken(), 0);
+  EXPECT_EQ(manager->spares_made(), 1);
+  std::vector<OwnedObject> spares = Spares(*manager);
+  ASSERT_EQ(spares.size(), 1u);
+  const std::string first_spare = spares[0].name;
+  const std::string old_template = spares[0].of;
+  EXPECT_TRUE(DatabaseExists(first_spare));
+
+  // The next clone takes it: the environment's database and role, the template's data, and
+  // writes neither way are seen by the other environment.
+  absl::StatusOr<EnsureResult> b = manager->Ensure(Request(Env("b"), SeedStrategy::kClone, scripts));
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(manager->spares_taken(), 1);
+  EXPECT_FALSE(DatabaseExists(first_spare));
+  EXPECT_EQ(b->credentials.dbname, DatabaseManager::ObjectName(Env("b")));
+  EXPECT_EQ(QueryAs(b->credentials, "SELECT count(*) FROM users"), "100");
+  EXPECT_EQ(QueryAs(b->credentials, "SELECT tableowner FROM pg_tables WHERE tablename = 'users'"),
+            b->credentials.user);
+  EXPECT_EQ(AdminCount("SELECT count(*) FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba "
+                       "WHERE d.datname = $1 AND r.rolname = d.datname AND d.datallowconn",
+                       b->credentials.dbname),
+            1);
+  QueryAs(a->credentials, "INSERT INTO users VALUES (1000, 'only-in-a')");
+  QueryAs(b->credentials, "INSERT INTO users VALUES (2000, 'only-in-b')");
+  EXPECT_EQ(QueryAs(a->credentials, "SELECT count(*) FROM users WHERE id = 2000"), "0");
+  EXPECT_EQ(QueryAs(b->credentials, "SELECT count(*) FROM users WHERE id = 1000"), "0");
+  ASSERT_TRUE(manager->WaitForSpares(kWait));
+  EXPECT_EQ(manager->spares_made(), 2);
+  spares = Spares(*manager);
+  ASSERT_EQ(spares.size(), 1u);
+  EXPECT_NE(spares[0].name, first_spare);
+  {
+    pqxx::connection conn(AdminUrl());
+    pqxx::nontransaction tx(conn);
+    EXPECT_EQ(tx.exec_params("SELECT datallowconn FROM pg_database WHERE datname = $1",
+                             spares[0].name)[0][0]
+                  .as<bool>(),
+              false);  // nobody can connect to a spare, so nobody wrote to it
+  }
+
+  // A manager without spares of its own still takes one, and makes none.
+  absl::StatusOr<EnsureResult> c = other->Ensure(Request(Env("c"), SeedStrategy::kClone, scripts));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(other->spares_taken(), 1);
+  EXPECT_EQ(QueryAs(c->credentials, "SELECT count(*) FROM users"), "100");
+  EXPECT_TRUE(Spares(*manager).empty());
+  // With none ready, a clone copies the template as before, then the pool is refilled.
+  absl::StatusOr<EnsureResult> e = manager->Ensure(Request(Env("e"), SeedStrategy::kClone, scripts));
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ(manager->spares_taken(), 1);
+  ASSERT_TRUE(manager->WaitForSpares(kWait));
+  ASSERT_EQ(Spares(*manager).size(), 1u);
+
+  // The seed changes: the new template is built, the old template's spare is dropped (no clone
+  // would take it) and the spare made is of the new one.
+  Write("db/data.sql", std::string(kData) + "INSERT INTO users VALUES (500, 'new');\n");
+  absl::StatusOr<EnsureResult> d = manager->Ensure(Request(Env("d"), SeedStrategy::kClone, scripts));
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(QueryAs(d->credentials, "SELECT count(*) FROM users"), "101");
+  ASSERT_TRUE(manager->WaitForSpares(kWait));
+  spares = Spares(*manager);
+  ASSERT_EQ(spares.size(), 1u);
+  EXPECT_NE(spares[0].of, old_template);
+  absl::StatusOr<EnsureResult> f = manager->Ensure(Request(Env("f"), SeedStrategy::kClone, scripts));
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_EQ(manager->spares_taken(), 2);
+  EXPECT_EQ(QueryAs(f->credentials, "SELECT count(*) FROM users"), "101");
+
+  for (const char* env : {"a", "b", "c", "d", "e", "f"}) {
+    ASSERT_TRUE(manager->Drop(Env(env)).ok());
+    ExpectGone(Env(env));
+  }
+}
+
 TEST_F(DatabaseManagerTest, FailingSanitiserMeansNoClone) {
   Write("db/schema.sql", kSchema);
   Write("db/data.sql", kData);
@@ -534,6 +634,46 @@ TEST_F(DatabaseManagerTest, SerialInstallationsSharingAServerLeaveEachOthersData
   EXPECT_EQ(taken.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(ours->Drop(Env("a")).ok());
   ExpectGone(Env("a"));
+}
+
+// A spare maker that died leaves a half-made spare (its row says `making`) or a spare database
+// without a row: the sweep drops both. Sweeps templates server-wide: runs alone.
+TEST_F(DatabaseManagerTest, SerialSweepDropsSparesNobodyIsMaking) {
+  const std::string installation = "sp-" + tag_;
+  std::unique_ptr<DatabaseManager> manager =
+      MakeManager(nullptr, CloneCopy::kWalLog, installation, 1);
+  ASSERT_TRUE(manager);
+  Write("db/schema.sql", kSchema);
+  ASSERT_TRUE(manager->Ensure(Request(Env("a"), SeedStrategy::kClone, {"db/schema.sql"})).ok());
+  ASSERT_TRUE(manager->WaitForSpares(std::chrono::seconds(60)));
+  std::vector<OwnedObject> spares = Spares(*manager);
+  ASSERT_EQ(spares.size(), 1u);
+  const std::string tpl = spares[0].of;
+  const std::string half_made = "eph_spr_halfmade_" + absl_lower(tag_).substr(0, 8);
+  const std::string rowless = "eph_spr_rowless_" + absl_lower(tag_).substr(0, 8);
+  {
+    pqxx::connection conn(AdminUrl());
+    pqxx::nontransaction tx(conn);
+    for (const std::string& name : {half_made, rowless}) {
+      tx.exec("CREATE DATABASE " + tx.quote_name(name));
+      tx.exec("COMMENT ON DATABASE " + tx.quote_name(name) + " IS " +
+              tx.quote("eph:managed spare of=" + tpl + " project=" + project_ +
+                       " installation=" + installation));
+    }
+    tx.exec_params(
+        "INSERT INTO eph_meta.spares (name, template, project, installation, state) "
+        "VALUES ($1, $2, $3, $4, 'making')",
+        half_made, tpl, project_, installation);
+  }
+  EXPECT_EQ(Spares(*manager).size(), 3u);
+  absl::StatusOr<std::vector<std::string>> swept = manager->SweepOrphans({Env("a")});
+  ASSERT_TRUE(swept.ok()) << swept.status();
+  EXPECT_FALSE(DatabaseExists(half_made));
+  EXPECT_FALSE(DatabaseExists(rowless));
+  spares = Spares(*manager);
+  ASSERT_EQ(spares.size(), 1u);  // the ready one stays for the next clone
+  EXPECT_TRUE(DatabaseExists(spares[0].name));
+  ASSERT_TRUE(manager->Drop(Env("a")).ok());
 }
 
 TEST(SpecFromConfigTest, CarriesEveryDatabaseSetting) {

@@ -369,6 +369,21 @@ TEST(EphdStartTest, ConfigFileSettingsApplyAndUnknownKeysAreRefused) {
   EXPECT_THAT(bad.Output(), HasSubstr("ephd.yaml:3:1: unknown setting \"frobnicate\""));
 }
 
+TEST(EphdStartTest, CloneSparesOutOfRangeAreRefused) {
+  const std::string dir = testing::MakeTempDir("ephd-spares");
+  std::ofstream(dir + "/ephd.yaml") << "listen: 127.0.0.1:0\nstate: sqlite:" << dir
+                                    << "/state.db\ndatabase_clone_spares: lots\n";
+  testing::ChildProcess file({Ephd(), "--config", dir + "/ephd.yaml"}, {}, dir);
+  EXPECT_EQ(file.Wait(20s), 2);
+  EXPECT_THAT(file.Output(),
+              HasSubstr("ephd.yaml:3:1: database_clone_spares must be a number from 0 to 20"));
+  testing::ChildProcess flag({Ephd(), "--listen", "127.0.0.1:0", "--state",
+                              "sqlite:" + dir + "/state.db", "--database-clone-spares", "21"},
+                             {}, dir);
+  EXPECT_NE(flag.Wait(20s), 0);
+  EXPECT_THAT(flag.Output(), HasSubstr("--database-clone-spares"));
+}
+
 TEST(EphValidateTest, ValidAndBrokenFiles) {
   const std::string dir = testing::MakeTempDir("validate");
   std::ofstream(dir + "/eph.yaml") << "version: \"1.0\"\nname: my-app\n"

@@ -120,6 +120,8 @@ TEST(EphdDatabaseTest, EachEnvironmentGetsItsOwnSeededOrClonedDatabaseThroughBot
                     {"EPH_DOCKER_HOST", testing::DockerHost()},
                     {"EPH_DATABASE_ADMIN_URL",
                      testing::TestbedValue("postgres", "EPH_TEST_POSTGRES_ADMIN_URL")},
+                    // A spare of the compose project's template is made after its first clone.
+                    {"EPH_DATABASE_CLONE_SPARES", "1"},
                     {"EPH_LOG_LEVEL", "debug"}});
   ASSERT_FALSE(ephd.url.empty());
   const std::string token = testing::CreateApiToken(ephd);
@@ -186,6 +188,10 @@ TEST(EphdDatabaseTest, EachEnvironmentGetsItsOwnSeededOrClonedDatabaseThroughBot
     tx.commit();
   }
   EXPECT_EQ(CountUsers(docker_urls[0]), 3);
+  EXPECT_TRUE(WaitFor(
+      [&] { return ephd.process->Output().find("database: spare eph_spr_") != std::string::npos; },
+      60s))
+      << "no spare clone was made\n" << ephd.process->Output();
   EXPECT_EQ(CountUsers(docker_urls[1]), 2) << "a clone saw another environment's write";
   EXPECT_THROW(pqxx::connection(docker_urls[0].substr(0, docker_urls[0].rfind('/')) + "/" +
                                 docker_urls[1].substr(docker_urls[1].rfind('/') + 1)),
