@@ -500,6 +500,14 @@ void Unlock(pqxx::connection& conn, absl::string_view fn, int64_t key) {
   Exec(conn, absl::StrCat("SELECT ", fn, "(", key, ")"));
 }
 
+// SQL for the name of the newest ready template of the project `project_sql` evaluates to:
+// the one new environments of that project clone, which old templates and spares are judged by.
+std::string NewestTemplateSql(std::string_view project_sql) {
+  return absl::StrCat(
+      "(SELECT n.name FROM eph_meta.templates n WHERE n.project = ", S(project_sql),
+      " AND n.state = 'ready' ORDER BY n.updated_at DESC, n.name LIMIT 1)");
+}
+
 const char* CopyClause(CloneCopy copy) {
   switch (copy) {
     case CloneCopy::kWalLog:
@@ -590,9 +598,8 @@ struct DatabaseManager::Impl {
         {
           pqxx::nontransaction tx(*conn);
           pqxx::result r = tx.exec_params(
-              "SELECT (SELECT n.name FROM eph_meta.templates n WHERE n.project = $1 "
-              "        AND n.state = 'ready' ORDER BY n.updated_at DESC, n.name LIMIT 1) = $2, "
-              "  (SELECT count(*) FROM eph_meta.spares WHERE template = $2) < $3",
+              absl::StrCat("SELECT ", NewestTemplateSql("$1"), " = $2, "
+                           "(SELECT count(*) FROM eph_meta.spares WHERE template = $2) < $3"),
               project, tpl, options.clone_spares);
           wanted = !r[0][0].is_null() && r[0][0].as<bool>() && r[0][1].as<bool>();
         }
@@ -721,10 +728,10 @@ struct DatabaseManager::Impl {
     {
       pqxx::nontransaction tx(conn);
       r = tx.exec_params(
-          "SELECT s.name, s.template, s.state FROM eph_meta.spares s "
-          "WHERE ($1 = '' OR s.project = $1) AND (s.state <> 'ready' OR s.template IS DISTINCT "
-          "  FROM (SELECT n.name FROM eph_meta.templates n WHERE n.project = s.project "
-          "        AND n.state = 'ready' ORDER BY n.updated_at DESC, n.name LIMIT 1))",
+          absl::StrCat("SELECT s.name, s.template, s.state FROM eph_meta.spares s "
+                       "WHERE ($1 = '' OR s.project = $1) AND (s.state <> 'ready' OR "
+                       "s.template IS DISTINCT FROM ",
+                       NewestTemplateSql("s.project"), ")"),
           project);
     }
     for (const pqxx::row& row : r) {
@@ -1096,11 +1103,10 @@ struct DatabaseManager::Impl {
     {
       pqxx::nontransaction tx(conn);
       r = tx.exec_params(
-          "SELECT t.name, t.state, t.project, "
-          "  EXISTS (SELECT 1 FROM eph_meta.environments e WHERE e.template = t.name), "
-          "  t.name = (SELECT n.name FROM eph_meta.templates n WHERE n.project = t.project "
-          "            AND n.state = 'ready' ORDER BY n.updated_at DESC, n.name LIMIT 1) "
-          "FROM eph_meta.templates t WHERE $1 = '' OR t.project = $1",
+          absl::StrCat("SELECT t.name, t.state, t.project, "
+                       "  EXISTS (SELECT 1 FROM eph_meta.environments e WHERE e.template = t.name), "
+                       "  t.name = ", NewestTemplateSql("t.project"),
+                       " FROM eph_meta.templates t WHERE $1 = '' OR t.project = $1"),
           project);
     }
     for (const pqxx::row& row : r) {
