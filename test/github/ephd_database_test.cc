@@ -220,6 +220,40 @@ TEST(EphdDatabaseTest, EachEnvironmentGetsItsOwnSeededOrClonedDatabaseThroughBot
   EXPECT_FALSE(DatabaseExists(database::DatabaseManager::ObjectName(failed_name)))
       << "the half-made database or role of " << failed_name << " is left";
 
+  // A server of the environment's own on Kubernetes, with ephd outside the cluster (as here):
+  // the StatefulSet comes up (kwok), but ephd cannot resolve its Service name. The environment
+  // fails saying so, instead of retrying the seed for ever.
+  std::string own_yaml = "version: \"1.0\"\nname: kube\nkubernetes:\n  manifests: [k8s]\n" +
+                         DatabaseSection("seed");
+  own_yaml.insert(own_yaml.find("      version:"), "      placement: environment\n");
+  json own = standin.Request("POST", "/_standin/repos/acme/kube/commits",
+                             {{"branch", "feature-4"}, {"files", {{"eph.yaml", own_yaml}}}});
+  standin.Request("PUT", "/_standin/repos/acme/kube/pulls/4",
+                  {{"labels", {"preview"}}, {"head_ref", "feature-4"}, {"head_sha", own["sha"]}});
+  testing::Deliver(standin, ephd, "acme/kube",
+                   {{"event", "pull_request"}, {"action", "labeled"}, {"number", 4},
+                    {"label", "preview"}});
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return StickyComment(standin, 4).find("Run ephd in the cluster") != std::string::npos;
+      },
+      120s))
+      << StickyComment(standin, 4) << "\n"
+      << ephd.process->Output();
+  EXPECT_THAT(StickyComment(standin, 4), HasSubstr("cannot reach it at main.eph-"));
+  {
+    std::string own_name;
+    const json listed = ApiGet(ephd.url + "/api/v1/environments?project=acme/kube", token);
+    for (const json& e : listed["items"]) {  // named: a temporary's element would dangle
+      if (e.value("pr", 0) == 4) own_name = e.value("name", "");
+    }
+    auto got = testing::RunCommand({bin + "/kubectl", "--kubeconfig",
+                                    testing::KubeBed("EPH_TEST_KUBECONFIG"), "get", "secret",
+                                    "main-admin", "-n", "eph-" + own_name, "-o", "json"});
+    ASSERT_EQ(got.exit_code, 0) << got.err;
+    passwords.push_back(SecretValue(json::parse(got.out), "POSTGRES_PASSWORD"));  // checked below
+  }
+
   // Closing every pull request drops every database and role.
   std::vector<std::string> dbnames;
   for (const std::string& url : kube_urls) dbnames.push_back(url.substr(url.rfind('/') + 1));
@@ -239,7 +273,7 @@ TEST(EphdDatabaseTest, EachEnvironmentGetsItsOwnSeededOrClonedDatabaseThroughBot
 
   // No password in any log line of the run or any API answer.
   const std::string api = ApiGet(ephd.url + "/api/v1/environments?all=true", token).dump();
-  ASSERT_EQ(passwords.size(), 4u);
+  ASSERT_EQ(passwords.size(), 5u);
   for (const std::string& pw : passwords) {
     ASSERT_GE(pw.size(), 16u);
     EXPECT_EQ(ephd.process->Output().find(pw), std::string::npos) << "a password is in ephd's log";

@@ -1,5 +1,8 @@
 #include "pkg/providers/kubernetes/kubernetes_provider.h"
 
+#include <netdb.h>
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <fstream>
 #include <set>
@@ -296,6 +299,21 @@ std::string KubernetesProvider::LabelSelectorFor(const std::string& environment)
                      environment);
 }
 
+namespace {
+
+absl::Status ResolveHost(const std::string& host) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  const int rc = getaddrinfo(host.c_str(), nullptr, &hints, &found);
+  if (found != nullptr) freeaddrinfo(found);
+  if (rc != 0) return absl::UnavailableError(gai_strerror(rc));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<DatabaseServer> KubernetesProvider::EnsureDatabaseServer(
     const DatabaseServerRequest& request) {
   if (request.environment.empty() || request.image.empty()) {
@@ -367,9 +385,25 @@ absl::StatusOr<DatabaseServer> KubernetesProvider::EnsureDatabaseServer(
   const int64_t observed = status.value("observedGeneration", int64_t{0});
   const int64_t generation = Meta(*sts).value("generation", int64_t{0});
   if (ready >= 1 && observed >= generation) {
+    // ephd seeds the server at its Service name: it must resolve where ephd runs.
+    const std::string host = fmt::format("{}.{}.svc", request.name, ns);
+    absl::Status resolved =
+        options_.resolve_host ? options_.resolve_host(host) : ResolveHost(host);
+    if (!resolved.ok()) {
+      if (!options_.in_cluster) {
+        return absl::FailedPreconditionError(fmt::format(
+            "the database `{}` is running, but ephd cannot reach it at {} ({}): ephd runs "
+            "outside the cluster (it was given a kubeconfig), and a database server of the "
+            "environment's own is reached at its Service name. Run ephd in the cluster, or use "
+            "`placement: shared`",
+            request.name, host, kube::MessageOf(resolved)));
+      }
+      out.message = fmt::format("database `{}`: waiting for {} to resolve", request.name, host);
+      return out;
+    }
     out.ready = true;
-    out.admin_url = fmt::format("postgresql://{}:{}@{}.{}.svc:5432/postgres", kDatabaseAdminUser,
-                                password, request.name, ns);
+    out.admin_url = fmt::format("postgresql://{}:{}@{}:5432/postgres", kDatabaseAdminUser,
+                                password, host);
     return out;
   }
   absl::StatusOr<kube::ListResult> pods = client_->List(
@@ -666,6 +700,7 @@ absl::StatusOr<std::unique_ptr<KubernetesProvider>> NewKubernetesProvider(
     ko.context = get("context");
     config = kube::LoadKubeconfig(get("kubeconfig"), ko);
   } else {
+    options->in_cluster = true;
     config = kube::LoadInClusterConfig();
     if (!config.ok()) {
       return absl::FailedPreconditionError(fmt::format(

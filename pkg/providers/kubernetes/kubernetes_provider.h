@@ -33,6 +33,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -64,6 +65,13 @@ struct KubernetesProviderOptions {
   // isolating NetworkPolicy (setting database_client_namespace; in a cluster, the service
   // account's namespace by default). Empty: no such rule.
   std::string database_client_namespace;
+  // Whether ephd runs inside the cluster it manages (it was given no kubeconfig and uses the
+  // pod's service account). An environment's own database server is reached at its Service name,
+  // `<instance>.<namespace>.svc`: outside the cluster a name that does not resolve once the
+  // server is ready fails the environment with that explanation; inside, it is waited for.
+  bool in_cluster = false;
+  // Looks a host name up (OK: it resolves). Empty: getaddrinfo. Tests stub it.
+  std::function<absl::Status(const std::string& host)> resolve_host;
 };
 
 // The defaults: quota pods=50, requests.cpu=8, requests.memory=16Gi, limits.cpu=16,

@@ -107,13 +107,20 @@ class KubernetesProviderBedTest : public ::testing::Test {
     }
   }
 
-  std::unique_ptr<KubernetesProvider> MakeProvider(bool watch) {
+  // `resolve_host`: the bed's Service names resolve nowhere on this machine; by default they
+  // are taken as resolving, as they do for an ephd inside the cluster.
+  std::unique_ptr<KubernetesProvider> MakeProvider(
+      bool watch, bool in_cluster = true,
+      std::function<absl::Status(const std::string&)> resolve_host =
+          [](const std::string&) { return absl::OkStatus(); }) {
     absl::StatusOr<kube::KubeConfig> config = kube::LoadKubeconfig(Bed("EPH_TEST_KUBECONFIG"));
     EXPECT_TRUE(config.ok()) << config.status();
     KubernetesProviderOptions options = DefaultProviderOptions();
     options.render.kustomize_path = bin_ + "/kustomize";
     options.render.helm_path = bin_ + "/helm";
     options.watch = watch;
+    options.in_cluster = in_cluster;
+    options.resolve_host = std::move(resolve_host);
     return std::make_unique<KubernetesProvider>(
         std::make_shared<kube::KubeClient>(*std::move(config)), options);
   }
@@ -541,6 +548,29 @@ TEST_F(KubernetesProviderBedTest, TheEnvironmentsOwnDatabaseServerIsAStatefulSet
   absl::StatusOr<DatabaseServer> again = provider_->EnsureDatabaseServer(request);
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->admin_url, server->admin_url);
+
+  // ephd reaches the server at its Service name. Where that does not resolve: outside the
+  // cluster, a clear error (not a seed retried for ever); inside, a wait.
+  std::vector<std::string> looked_up;
+  auto unresolvable = [&](const std::string& host) {
+    looked_up.push_back(host);
+    return absl::UnavailableError("Name or service not known");
+  };
+  absl::StatusOr<DatabaseServer> outside =
+      MakeProvider(/*watch=*/false, /*in_cluster=*/false, unresolvable)
+          ->EnsureDatabaseServer(request);
+  ASSERT_FALSE(outside.ok());
+  EXPECT_EQ(outside.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(Msg(outside.status()), HasSubstr("cannot reach it at pg." + ns + ".svc"));
+  EXPECT_THAT(Msg(outside.status()), HasSubstr("Run ephd in the cluster"));
+  EXPECT_THAT(Msg(outside.status()), Not(HasSubstr(password)));
+  absl::StatusOr<DatabaseServer> inside =
+      MakeProvider(/*watch=*/false, /*in_cluster=*/true, unresolvable)
+          ->EnsureDatabaseServer(request);
+  ASSERT_TRUE(inside.ok()) << inside.status();
+  EXPECT_FALSE(inside->ready);
+  EXPECT_THAT(inside->message, HasSubstr("waiting for pg." + ns + ".svc to resolve"));
+  EXPECT_EQ(looked_up, (std::vector<std::string>{"pg." + ns + ".svc", "pg." + ns + ".svc"}));
 
   // The app arrives with its own Service and StatefulSet kinds; two applies prune nothing of
   // the server's.
