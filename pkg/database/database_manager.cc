@@ -138,9 +138,10 @@ bool ValidProject(std::string_view project) {
 }
 
 std::string EnvMarker(std::string_view environment, std::string_view project,
-                      std::string_view installation) {
+                      std::string_view installation, std::string_view instance) {
   std::string marker =
       absl::StrCat(kMarker, " environment=", S(environment), " project=", S(project));
+  if (!instance.empty()) absl::StrAppend(&marker, " instance=", S(instance));
   if (!installation.empty()) absl::StrAppend(&marker, " installation=", S(installation));
   return marker;
 }
@@ -782,6 +783,17 @@ struct DatabaseManager::Impl {
     tx.exec(
         "ALTER TABLE eph_meta.environments "
         "ADD COLUMN IF NOT EXISTS installation text NOT NULL DEFAULT ''");
+    // Several databases per environment: one row per (environment, instance).
+    tx.exec(
+        "ALTER TABLE eph_meta.environments ADD COLUMN IF NOT EXISTS instance text NOT NULL "
+        "DEFAULT ''");
+    if (tx.exec("SELECT cardinality(conkey) FROM pg_constraint WHERE conrelid = "
+                "'eph_meta.environments'::regclass AND contype = 'p'")[0][0]
+            .as<int>() == 1) {
+      tx.exec(
+          "ALTER TABLE eph_meta.environments DROP CONSTRAINT environments_pkey, "
+          "ADD PRIMARY KEY (environment, instance)");
+    }
     tx.exec(
         "CREATE TABLE IF NOT EXISTS eph_meta.templates ("
         " name text PRIMARY KEY, project text NOT NULL, content_hash text NOT NULL,"
@@ -916,7 +928,7 @@ struct DatabaseManager::Impl {
         }
         Exec(conn, absl::StrCat("COMMENT ON DATABASE ", qname, " IS ",
                                 Quote(conn, EnvMarker(req.environment, req.project,
-                                                      options.installation))));
+                                                      options.installation, req.instance))));
         Exec(conn, absl::StrCat("REVOKE ALL ON DATABASE ", qname, " FROM PUBLIC"));
         if (took) Exec(conn, absl::StrCat("ALTER DATABASE ", qname, " ALLOW_CONNECTIONS true"));
         // The template's objects belong to the template's role: hand them to the environment's.
@@ -945,7 +957,8 @@ struct DatabaseManager::Impl {
     }
     Exec(conn, absl::StrCat("CREATE DATABASE ", qname, " OWNER ", qname));
     Exec(conn, absl::StrCat("COMMENT ON DATABASE ", qname, " IS ",
-                            Quote(conn, EnvMarker(req.environment, req.project, options.installation))));
+                            Quote(conn, EnvMarker(req.environment, req.project, options.installation,
+                                          req.instance))));
     Exec(conn, absl::StrCat("REVOKE ALL ON DATABASE ", qname, " FROM PUBLIC"));
     if (req.database.strategy == SeedStrategy::kSeed) {
       self->seeds_run_.fetch_add(1);
@@ -1135,14 +1148,19 @@ struct DatabaseManager::Impl {
     }
   }
 
-  // Drops everything of one environment; the caller holds its lock.
-  absl::Status DropEnvironment(pqxx::connection& conn, const std::string& environment) {
-    const std::string name = ObjectName(environment);
+  // Drops one instance's database and role of an environment; the caller holds its lock.
+  absl::Status DropInstance(pqxx::connection& conn, const std::string& environment,
+                            const std::string& instance) {
+    const std::string name = ObjectName(environment, instance);
     const ObjectInfo db = DatabaseInfo(conn, name);
     const ObjectInfo role = RoleInfo(conn, name);
     auto ours = [&](const ObjectInfo& info) {
-      return info.marker && info.marker->count("environment") &&
-             info.marker->at("environment") == environment;
+      if (!info.marker || !info.marker->count("environment") ||
+          info.marker->at("environment") != environment) {
+        return false;
+      }
+      const auto it = info.marker->find("instance");
+      return (it == info.marker->end() ? std::string() : it->second) == instance;
     };
     std::string problems;
     if (db.exists && !ours(db)) {
@@ -1154,13 +1172,46 @@ struct DatabaseManager::Impl {
     DropObjects(conn, db.exists && ours(db) ? name : "", role.exists && ours(role) ? name : "");
     {
       pqxx::nontransaction tx(conn);
-      tx.exec_params("DELETE FROM eph_meta.environments WHERE environment = $1", environment);
+      tx.exec_params(
+          "DELETE FROM eph_meta.environments WHERE environment = $1 AND instance = $2",
+          environment, instance);
     }
     if (!problems.empty()) {
       return absl::FailedPreconditionError(
           absl::StrCat("environment ", environment, ": ", problems, "left untouched"));
     }
     return absl::OkStatus();
+  }
+
+  // Drops every instance's database and role of an environment: those its bookkeeping lists and
+  // those whose marker names it (a call interrupted before its row was written).
+  absl::Status DropEnvironment(pqxx::connection& conn, const std::string& environment) {
+    std::set<std::string> instances = {""};
+    {
+      pqxx::nontransaction tx(conn);
+      for (const pqxx::row& row : tx.exec_params(
+               "SELECT instance FROM eph_meta.environments WHERE environment = $1",
+               environment)) {
+        instances.insert(row[0].c_str());
+      }
+      const std::string prefix = absl::StrCat(kMarker, " environment=", environment, " ");
+      for (const pqxx::row& row : tx.exec_params(
+               "SELECT shobj_description(oid, 'pg_database') FROM pg_database "
+               "WHERE starts_with(shobj_description(oid, 'pg_database'), $1) UNION ALL "
+               "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles "
+               "WHERE starts_with(shobj_description(oid, 'pg_authid'), $1)",
+               prefix)) {
+        std::optional<std::map<std::string, std::string>> marker = ParseMarker(row[0].c_str());
+        if (marker && (*marker)["environment"] == environment) {
+          instances.insert((*marker)["instance"]);
+        }
+      }
+    }
+    absl::Status first;
+    for (const std::string& instance : instances) {
+      first.Update(DropInstance(conn, environment, instance));
+    }
+    return first;
   }
 };
 
@@ -1237,10 +1288,19 @@ absl::StatusOr<std::unique_ptr<DatabaseManager>> DatabaseManager::Create(
   return std::unique_ptr<DatabaseManager>(new DatabaseManager(std::move(impl)));
 }
 
-std::string DatabaseManager::ObjectName(std::string_view environment) {
+std::string DatabaseManager::ObjectName(std::string_view environment, std::string_view instance) {
   std::string name(kEnvPrefix);
-  for (char c : environment) {
-    name.push_back(absl::ascii_isalnum(c) ? absl::ascii_tolower(c) : '_');
+  auto append = [&](std::string_view part) {
+    for (char c : part) name.push_back(absl::ascii_isalnum(c) ? absl::ascii_tolower(c) : '_');
+  };
+  append(environment);
+  if (!instance.empty()) {
+    // Always hashed: "__" could also come from an environment name with "--".
+    name += "__";
+    append(instance);
+    const std::string hash =
+        Sha256Hex(absl::StrCat(S(environment), "/", S(instance))).substr(0, 8);
+    return absl::StrCat(name.substr(0, std::min(name.size(), kMaxIdentifier - 9)), "_", hash);
   }
   if (name.size() > kMaxIdentifier || !IsDnsLabel(environment)) {
     // Distinct environments keep distinct names when cut (or when mapped lossily).
@@ -1263,6 +1323,10 @@ absl::StatusOr<EnsureResult> DatabaseManager::Ensure(const EnsureRequest& req) {
   if (!ValidProject(req.project)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "project `", req.project, "` is not a repository (owner/repo) or a DNS label"));
+  }
+  if (!req.instance.empty() && !IsDnsLabel(req.instance)) {
+    return absl::InvalidArgumentError(absl::StrCat("database instance name `", req.instance,
+                                                   "` is not a DNS label (a-z, 0-9, '-', <= 63)"));
   }
   const DatabaseSpec& spec = req.database;
   if (spec.timeout.count() <= 0) {
@@ -1304,7 +1368,7 @@ absl::StatusOr<EnsureResult> DatabaseManager::Ensure(const EnsureRequest& req) {
   }
   const std::string content_hash = hashed ? hasher.HexDigest() : "";
   const auto deadline = Clock::now() + spec.timeout;
-  const std::string name = ObjectName(req.environment);
+  const std::string name = ObjectName(req.environment, req.instance);
   const char* strategy_name = spec.strategy == SeedStrategy::kSeed    ? "seed"
                               : spec.strategy == SeedStrategy::kClone ? "clone"
                                                                       : "empty";
@@ -1328,8 +1392,9 @@ absl::StatusOr<EnsureResult> DatabaseManager::Ensure(const EnsureRequest& req) {
     {
       pqxx::nontransaction tx(*conn);
       pqxx::result r = tx.exec_params(
-          "SELECT password, seed_hash, ready FROM eph_meta.environments WHERE environment = $1",
-          req.environment);
+          "SELECT password, seed_hash, ready FROM eph_meta.environments "
+          "WHERE environment = $1 AND instance = $2",
+          req.environment, req.instance);
       if (!r.empty()) row = Row{r[0][0].c_str(), r[0][1].c_str(), r[0][2].as<bool>()};
     }
     if (row) secrets.push_back(row->password);
@@ -1338,6 +1403,10 @@ absl::StatusOr<EnsureResult> DatabaseManager::Ensure(const EnsureRequest& req) {
     auto ours = [&](const ObjectInfo& info) {
       if (!info.marker || !info.marker->count("environment") ||
           info.marker->at("environment") != req.environment) {
+        return false;
+      }
+      const auto instance = info.marker->find("instance");
+      if ((instance == info.marker->end() ? std::string() : instance->second) != req.instance) {
         return false;
       }
       // Another installation's environment of the same name is not ours either.
@@ -1381,16 +1450,17 @@ absl::StatusOr<EnsureResult> DatabaseManager::Ensure(const EnsureRequest& req) {
       pqxx::nontransaction tx(*conn);
       tx.exec_params(
           "INSERT INTO eph_meta.environments "
-          "(environment, project, object_name, password, installation) "
-          "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (environment) DO UPDATE "
+          "(environment, project, object_name, password, installation, instance) "
+          "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (environment, instance) DO UPDATE "
           "SET ready = false, updated_at = now()",
-          req.environment, req.project, name, password, impl_->options.installation);
+          req.environment, req.project, name, password, impl_->options.installation,
+          req.instance);
     }
     if (result.outcome == EnsureOutcome::kCreated) {
       if (db.exists) impl_->DropObjects(*conn, name, "");  // half-made by an interrupted call
       if (absl::Status st =
               impl_->CreateRole(*conn, name, password, EnvMarker(req.environment, req.project,
-                                                         impl_->options.installation));
+                                                         impl_->options.installation, req.instance));
           !st.ok()) {
         return st;
       }
@@ -1408,7 +1478,7 @@ absl::StatusOr<EnsureResult> DatabaseManager::Ensure(const EnsureRequest& req) {
       spdlog::warn("database: environment {} failed ({}): {}; dropping its database and role",
                    req.environment, strategy_name,
                    Scrub(std::string(tpl.status().message()), secrets));
-      absl::Status dropped = impl_->DropEnvironment(*conn, req.environment);
+      absl::Status dropped = impl_->DropInstance(*conn, req.environment, req.instance);
       if (!dropped.ok()) {
         spdlog::warn("database: cleaning up environment {}: {}", req.environment,
                      std::string(dropped.message()));
@@ -1419,8 +1489,8 @@ absl::StatusOr<EnsureResult> DatabaseManager::Ensure(const EnsureRequest& req) {
       pqxx::nontransaction tx(*conn);
       tx.exec_params(
           "UPDATE eph_meta.environments SET ready = true, seed_hash = $2, template = $3, "
-          "updated_at = now() WHERE environment = $1",
-          req.environment, content_hash, *tpl);
+          "updated_at = now() WHERE environment = $1 AND instance = $4",
+          req.environment, content_hash, *tpl, req.instance);
     }
     spdlog::info(
         "database: {} {} for environment {} ({}) in {} ms",
@@ -1455,11 +1525,12 @@ absl::Status DatabaseManager::Drop(std::string_view environment_view) {
     {
       pqxx::nontransaction tx(*conn);
       pqxx::result r = tx.exec_params(
-          "SELECT project FROM eph_meta.environments WHERE environment = $1", environment);
+          "SELECT project FROM eph_meta.environments WHERE environment = $1 LIMIT 1",
+          environment);
       if (!r.empty()) project = r[0][0].c_str();
     }
     absl::Status st = impl_->DropEnvironment(*conn, environment);
-    spdlog::info("database: dropped the database and role of environment {}", environment);
+    spdlog::info("database: dropped the databases and roles of environment {}", environment);
     if (!project.empty()) impl_->DropUnusedTemplates(*conn, project);
     return st;
   } catch (...) {
@@ -1500,8 +1571,9 @@ absl::StatusOr<std::vector<OwnedObject>> DatabaseManager::ListOwned() {
         o.project = (*marker)["project"];
       } else {
         o.environment = (*marker)["environment"];
+        o.instance = (*marker)["instance"];
         o.project = (*marker)["project"];
-        if (o.environment.empty() || o.name != ObjectName(o.environment)) continue;
+        if (o.environment.empty() || o.name != ObjectName(o.environment, o.instance)) continue;
         // Another installation's (or unstamped, when this one is named): never swept by us.
         if (!impl_->options.installation.empty() &&
             (*marker)["installation"] != impl_->options.installation) {

@@ -68,6 +68,9 @@ DatabaseSpec SpecFromConfig(const config::DatabaseInstance& instance);
 
 struct EnsureRequest {
   std::string environment;  // the environment's name (a DNS label)
+  // Which of the environment's databases: "" for an environment's only one, else the eph.yaml
+  // instance's name (a DNS label). Each (environment, instance) has its own database and role.
+  std::string instance;
   std::string project;
   std::filesystem::path source_dir;  // the repository at the head commit
   DatabaseSpec database;
@@ -104,6 +107,7 @@ struct OwnedObject {
   std::string kind;
   std::string name;
   std::string environment;  // empty for templates and spares
+  std::string instance;     // environments' databases and roles: "" or the instance's name
   std::string project;      // templates and spares
   std::string of;           // spares: the template it is a copy of
 };
@@ -143,8 +147,9 @@ class DatabaseManager {
   // Unavailable (the server). After a failing script nothing of the environment is left.
   [[nodiscard]] absl::StatusOr<EnsureResult> Ensure(const EnsureRequest& request);
 
-  // Revokes CONNECT, terminates the environment's sessions, drops its database and role.
-  // OK when there is nothing to drop. Also drops templates no environment needs any more.
+  // Revokes CONNECT, terminates the environment's sessions, drops its databases and roles (every
+  // instance's). OK when there is nothing to drop. Also drops templates no environment needs any
+  // more.
   [[nodiscard]] absl::Status Drop(std::string_view environment);
 
   // Waits until no spare is being made or waiting to be made by this manager, up to `timeout`.
@@ -160,8 +165,9 @@ class DatabaseManager {
   [[nodiscard]] absl::StatusOr<std::vector<std::string>> SweepOrphans(
       const std::set<std::string>& live);
 
-  // Names derived from an environment: the database and the role share it.
-  static std::string ObjectName(std::string_view environment);
+  // Names derived from an environment (and instance): the database and the role share it.
+  // `eph_env_<environment>` for instance "", `eph_env_<environment>__<instance>_<hash>` else.
+  static std::string ObjectName(std::string_view environment, std::string_view instance = "");
   // The template of a project and seed content hash.
   static std::string TemplateName(std::string_view project, std::string_view content_hash);
 

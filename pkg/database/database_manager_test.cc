@@ -431,6 +431,56 @@ TEST_F(DatabaseManagerTest, ClonesTakeReadySparesAndSparesFollowTheNewestTemplat
   }
 }
 
+TEST_F(DatabaseManagerTest, AnEnvironmentsInstancesAreSeparateDatabasesDroppedTogether) {
+  Write("db/schema.sql", kSchema);
+  Write("db/bad.sql", "CREATE TABLE ok (x int);\nSELECT * FROM nowhere;\n");
+  EnsureRequest main = Request(Env("a"), SeedStrategy::kSeed, {"db/schema.sql"});
+  main.instance = "main";
+  EnsureRequest analytics = Request(Env("a"), SeedStrategy::kClone, {"db/schema.sql"});
+  analytics.instance = "analytics";
+  absl::StatusOr<EnsureResult> m = manager_->Ensure(main);
+  absl::StatusOr<EnsureResult> an = manager_->Ensure(analytics);
+  ASSERT_TRUE(m.ok()) << m.status();
+  ASSERT_TRUE(an.ok()) << an.status();
+  EXPECT_NE(m->credentials.dbname, an->credentials.dbname);
+  EXPECT_NE(m->credentials.password, an->credentials.password);
+  EXPECT_EQ(m->credentials.dbname, DatabaseManager::ObjectName(Env("a"), "main"));
+  EXPECT_THAT(m->credentials.dbname, ::testing::StartsWith("eph_env_"));
+  QueryAs(m->credentials, "INSERT INTO users VALUES (1, 'main')");
+  EXPECT_EQ(QueryAs(an->credentials, "SELECT count(*) FROM users"), "0");
+  // Repeated: the same credentials, nothing runs.
+  absl::StatusOr<EnsureResult> again = manager_->Ensure(main);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->outcome, EnsureOutcome::kUnchanged);
+  EXPECT_EQ(again->credentials.password, m->credentials.password);
+  // A third instance whose seed fails is dropped alone.
+  EnsureRequest broken = Request(Env("a"), SeedStrategy::kSeed, {"db/bad.sql"});
+  broken.instance = "broken";
+  absl::StatusOr<EnsureResult> b = manager_->Ensure(broken);
+  ASSERT_FALSE(b.ok());
+  EXPECT_THAT(b.status().message(), HasSubstr("db/bad.sql line 2"));
+  EXPECT_FALSE(DatabaseExists(DatabaseManager::ObjectName(Env("a"), "broken")));
+  EXPECT_EQ(QueryAs(m->credentials, "SELECT count(*) FROM users"), "1");
+  // Listed with their instance; one Drop takes them all.
+  absl::StatusOr<std::vector<OwnedObject>> owned = manager_->ListOwned();
+  ASSERT_TRUE(owned.ok()) << owned.status();
+  std::set<std::string> instances;
+  for (const OwnedObject& o : *owned) {
+    if (o.environment == Env("a") && o.kind == "database") instances.insert(o.instance);
+  }
+  EXPECT_EQ(instances, (std::set<std::string>{"main", "analytics"}));
+  ASSERT_TRUE(manager_->Drop(Env("a")).ok());
+  for (const char* instance : {"main", "analytics"}) {
+    EXPECT_FALSE(DatabaseExists(DatabaseManager::ObjectName(Env("a"), instance))) << instance;
+    EXPECT_FALSE(RoleExists(DatabaseManager::ObjectName(Env("a"), instance))) << instance;
+  }
+  // Names stay within PostgreSQL's 63 bytes and apart from the environment's only database.
+  const std::string long_env(63, 'e');
+  EXPECT_LE(DatabaseManager::ObjectName(long_env, std::string(63, 'i')).size(), 63u);
+  EXPECT_NE(DatabaseManager::ObjectName("x--y"), DatabaseManager::ObjectName("x", "y"));
+  EXPECT_EQ(DatabaseManager::ObjectName("x", ""), DatabaseManager::ObjectName("x"));
+}
+
 TEST_F(DatabaseManagerTest, FailingSanitiserMeansNoClone) {
   Write("db/schema.sql", kSchema);
   Write("db/data.sql", kData);
