@@ -327,11 +327,12 @@ class EnvironmentDatabasesOnServers final : public controller::EnvironmentDataba
       : shared_(std::move(shared)), installation_(std::move(installation)) {}
 
   absl::StatusOr<std::map<std::string, std::string>> Ensure(
-      const std::string& environment, const std::string& project, const std::string& source_dir,
-      const config::DatabaseInstance& instance,
+      const std::string& environment, const std::string& key, const std::string& project,
+      const std::string& source_dir, const config::DatabaseInstance& instance,
       const controller::DatabaseServerAccess* server) override {
     database::EnsureRequest request;
     request.environment = environment;
+    request.instance = key;
     request.project = project;
     request.source_dir = source_dir;
     request.database = database::SpecFromConfig(instance);

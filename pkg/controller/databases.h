@@ -31,15 +31,17 @@ class EnvironmentDatabases {
   // Creates (or finds) the environment's database as `instance` describes, seeded from the
   // repository checkout at `source_dir`, and returns the settings the app gets as environment
   // variables (DATABASE_URL, PG*). On `server` when given (the environment's own), else on the
-  // shared server. Idempotent. Errors: InvalidArgument / FailedPrecondition for what only a
-  // change to the repository or the configuration fixes (a failing or missing script: the message
-  // names it; no shared server configured), Unavailable for the server.
+  // shared server. `key` tells an environment's databases apart: "" when eph.yaml lists one,
+  // else the instance's name. Idempotent. Errors: InvalidArgument / FailedPrecondition for what
+  // only a change to the repository or the configuration fixes (a failing or missing script: the
+  // message names it; no shared server configured), Unavailable for the server.
   virtual absl::StatusOr<std::map<std::string, std::string>> Ensure(
-      const std::string& environment, const std::string& project, const std::string& source_dir,
-      const config::DatabaseInstance& instance, const DatabaseServerAccess* server) = 0;
+      const std::string& environment, const std::string& key, const std::string& project,
+      const std::string& source_dir, const config::DatabaseInstance& instance,
+      const DatabaseServerAccess* server) = 0;
 
-  // Drops the environment's database and role on the shared server, closing their connections
-  // first. Idempotent. (A server of the environment's own goes with the environment.)
+  // Drops the environment's databases and roles (every instance's) on the shared server,
+  // closing their connections first. Idempotent. (A server of the environment's own goes with the environment.)
   virtual absl::Status Drop(const std::string& environment) = 0;
 
   // The environments that have a database or role of Eph's on the server, for the orphan

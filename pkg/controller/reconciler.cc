@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "pkg/config/duration.h"
 #include "pkg/controller/commands.h"
@@ -148,6 +149,21 @@ std::string StatusLine(const Environment& env, const EnvRecord& record) {
       return "Sleeping.";
   }
   return "";
+}
+
+// The app's view of one database: every instance's URL as <NAME>_DATABASE_URL (the instance's
+// name upper-cased, '-' as '_'), and the first instance's settings also as DATABASE_URL and PG*,
+// the names apps and libpq read by default.
+void AddDatabaseSettings(const std::string& instance, const std::map<std::string, std::string>& settings,
+                         bool primary, std::map<std::string, std::string>& env) {
+  std::string prefix;
+  for (char c : instance) prefix.push_back(c == '-' ? '_' : absl::ascii_toupper(c));
+  if (auto url = settings.find("DATABASE_URL"); url != settings.end()) {
+    env[prefix + "_DATABASE_URL"] = url->second;
+  }
+  if (primary) {
+    for (const auto& [key, value] : settings) env[key] = value;
+  }
 }
 
 }  // namespace
@@ -690,15 +706,20 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
                   "(set EPH_DATABASE_ADMIN_URL)",
                   target.sha);
     }
-    if (config.database.instances.size() > 1) {
-      return Fail(env, "eph.yaml lists " + std::to_string(config.database.instances.size()) +
-                           " databases; Eph gives an environment one database for now",
+    const std::vector<config::DatabaseInstance>& instances = config.database.instances;
+    const bool several = instances.size() > 1;
+    auto fail_database = [&](const config::DatabaseInstance& instance, const absl::Status& st) {
+      return Fail(env,
+                  (several ? "database `" + instance.name + "`: " : std::string("database: ")) +
+                      std::string(st.message()),
                   target.sha);
-    }
-    const config::DatabaseInstance& instance = config.database.instances.front();
-    std::optional<DatabaseServerAccess> own_server;
-    if (instance.placement == config::DatabasePlacement::kEnvironment) {
-      // The environment's own server first; the database on it, then the app.
+    };
+    // Servers of the environment's own first, all started before any is waited for; then the
+    // databases on them and on the shared server; then the app.
+    std::map<std::string, DatabaseServerAccess> own_servers;
+    std::string waiting;
+    for (const config::DatabaseInstance& instance : instances) {
+      if (instance.placement != config::DatabasePlacement::kEnvironment) continue;
       providers::DatabaseServerRequest server_request{
           .environment = env.name,
           .namespace_name = record.namespace_name,
@@ -709,19 +730,28 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
       absl::StatusOr<providers::DatabaseServer> server =
           provider.EnsureDatabaseServer(server_request);
       if (!server.ok()) {
-        if (IsTerminalError(server.status())) {
-          return Fail(env, "database: " + std::string(server.status().message()), target.sha);
-        }
+        if (IsTerminalError(server.status())) return fail_database(instance, server.status());
         return server.status();
       }
       if (!server->ready) {
-        return ReconcileResult{options_.progress_poll,
-                               env.name + ": " + (server->message.empty()
-                                                      ? "waiting for its database server"
-                                                      : server->message)};
+        if (waiting.empty()) {
+          waiting = server->message.empty()
+                        ? "waiting for its database server `" + instance.name + "`"
+                        : server->message;
+        }
+        continue;
       }
-      own_server = DatabaseServerAccess{server->admin_url, server->app_host, server->app_port};
-    } else if (!record.database_touched) {
+      own_servers[instance.name] =
+          DatabaseServerAccess{server->admin_url, server->app_host, server->app_port};
+    }
+    if (!waiting.empty()) {
+      return ReconcileResult{options_.progress_poll, env.name + ": " + waiting};
+    }
+    const bool any_shared =
+        std::any_of(instances.begin(), instances.end(), [](const config::DatabaseInstance& i) {
+          return i.placement != config::DatabasePlacement::kEnvironment;
+        });
+    if (any_shared && !record.database_touched) {
       // Recorded before the database exists, so a crash in between still drops it on destroy.
       record.database_touched = true;
       env.spec_json = EnvRecordJson(record);
@@ -729,17 +759,21 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
       if (!saved.ok()) return saved.status();
       env = *saved;
     }
-    absl::StatusOr<std::map<std::string, std::string>> settings =
-        options_.databases->Ensure(env.name, target.repo, checkout->path(), instance,
-                                   own_server ? &*own_server : nullptr);
-    if (!settings.ok()) {
-      if (IsTerminalError(settings.status()) ||
-          settings.status().code() == absl::StatusCode::kDeadlineExceeded) {
-        return Fail(env, "database: " + std::string(settings.status().message()), target.sha);
+    for (size_t i = 0; i < instances.size(); ++i) {
+      const config::DatabaseInstance& instance = instances[i];
+      const auto own = own_servers.find(instance.name);
+      absl::StatusOr<std::map<std::string, std::string>> settings = options_.databases->Ensure(
+          env.name, several ? instance.name : "", target.repo, checkout->path(), instance,
+          own == own_servers.end() ? nullptr : &own->second);
+      if (!settings.ok()) {
+        if (IsTerminalError(settings.status()) ||
+            settings.status().code() == absl::StatusCode::kDeadlineExceeded) {
+          return fail_database(instance, settings.status());
+        }
+        return settings.status();
       }
-      return settings.status();
+      AddDatabaseSettings(instance.name, *settings, /*primary=*/i == 0, request.secret_env);
     }
-    request.secret_env = std::move(*settings);
   }
   absl::StatusOr<providers::ApplyResult> applied = provider.Apply(request);
   if (!applied.ok()) {

@@ -908,9 +908,11 @@ TEST(ReconcilerTest, PublicUrlFollowsTheTemplateAndTheBackendIsRecordedForTheGat
 class FakeDatabases final : public EnvironmentDatabases {
  public:
   absl::StatusOr<std::map<std::string, std::string>> Ensure(
-      const std::string& environment, const std::string& project, const std::string& source_dir,
-      const config::DatabaseInstance& instance, const DatabaseServerAccess* server) override {
+      const std::string& environment, const std::string& key, const std::string& project,
+      const std::string& source_dir, const config::DatabaseInstance& instance,
+      const DatabaseServerAccess* server) override {
     ++ensures;
+    keys.push_back(key);
     last_server = server == nullptr ? "" : server->admin_url;
     last_project = project;
     last_scripts = instance.seed_scripts;
@@ -921,8 +923,9 @@ class FakeDatabases final : public EnvironmentDatabases {
       return s;
     }
     existing.insert(environment);
+    const std::string db = key.empty() ? environment : environment + "_" + key;
     return std::map<std::string, std::string>{
-        {"DATABASE_URL", "postgres://" + environment + ":pw@db:5432/" + environment}};
+        {"DATABASE_URL", "postgres://" + db + ":pw@db:5432/" + db}, {"PGDATABASE", db}};
   }
   absl::Status Drop(const std::string& environment) override {
     ++drops;
@@ -936,6 +939,7 @@ class FakeDatabases final : public EnvironmentDatabases {
   std::string last_project;
   std::string last_server;  // "" for the shared server
   std::vector<std::string> last_scripts;
+  std::vector<std::string> keys;  // of every Ensure, in order
   std::set<std::string> existing;
   absl::Status fail_next;
 };
@@ -975,6 +979,9 @@ TEST(ReconcilerDatabaseTest, TheAppGetsItsDatabaseSettingsAndDestroyDropsTheData
   ASSERT_TRUE(applied.has_value());
   EXPECT_EQ(applied->secret_env.at("DATABASE_URL"),
             "postgres://" + env.name + ":pw@db:5432/" + env.name);
+  // The only database keeps the environment's own name, and is also there by its instance's.
+  EXPECT_EQ(databases.keys, std::vector<std::string>{""});
+  EXPECT_EQ(applied->secret_env.at("MAIN_DATABASE_URL"), applied->secret_env.at("DATABASE_URL"));
   // Never in what people see.
   EXPECT_THAT(CommentFor(w, 70, env.name), Not(HasSubstr("pw@")));
   EXPECT_THAT(env.spec_json, Not(HasSubstr("pw@")));
@@ -1030,6 +1037,53 @@ TEST(ReconcilerDatabaseTest, AServerOfItsOwnStartsFirstThenTheDatabaseThenTheApp
   w.MustReconcile(73);
   EXPECT_FALSE(w.Live(73).has_value());
   EXPECT_EQ(databases.drops, 0);
+}
+
+TEST(ReconcilerDatabaseTest, SeveralDatabasesEachGetTheirOwnSettingsAndTheFirstIsTheDefault) {
+  const std::string config = ConfigYaml() +
+                             "database:\n"
+                             "  instances:\n"
+                             "    - {name: main, version: \"15\"}\n"
+                             "    - {name: job-queue, version: \"16\", placement: environment}\n"
+                             "    - {name: analytics, version: \"15\"}\n";
+  World w(config);
+  FakeDatabases databases;
+  UseDatabases(w, databases);
+  w.provider->SetDatabaseServerPending(1);
+  w.OpenPr(75);
+  // The own server is started first; nothing else happens until it is ready.
+  absl::StatusOr<ReconcileResult> waiting = w.Reconcile(75);
+  ASSERT_TRUE(waiting.ok()) << waiting.status();
+  EXPECT_THAT(waiting->summary, HasSubstr("database `job-queue`: starting"));
+  EXPECT_EQ(databases.ensures, 0);
+  w.MustReconcile(75);
+  const state::Environment env = *w.Live(75);
+  EXPECT_EQ(env.state, EnvState::kReady);
+  EXPECT_EQ(databases.keys, (std::vector<std::string>{"main", "job-queue", "analytics"}));
+  std::optional<providers::ApplyRequest> applied = w.provider->LastApply(env.name);
+  ASSERT_TRUE(applied.has_value());
+  const auto& secret = applied->secret_env;
+  EXPECT_EQ(secret.at("MAIN_DATABASE_URL"), "postgres://" + env.name + "_main:pw@db:5432/" +
+                                                env.name + "_main");
+  EXPECT_EQ(secret.at("JOB_QUEUE_DATABASE_URL"),
+            "postgres://" + env.name + "_job-queue:pw@db:5432/" + env.name + "_job-queue");
+  EXPECT_TRUE(secret.count("ANALYTICS_DATABASE_URL"));
+  EXPECT_EQ(secret.at("DATABASE_URL"), secret.at("MAIN_DATABASE_URL"));
+  EXPECT_EQ(secret.at("PGDATABASE"), env.name + "_main");
+  EXPECT_EQ(databases.last_server, "");  // analytics: the shared server
+
+  // A failure names the instance.
+  w.forge.Push(kRepo, 75, Sha(2));
+  w.forge.SetFile(kRepo, Sha(2), "eph.yaml", config);
+  databases.keys.clear();
+  w.MustReconcile(75);  // main is ensured again, fine
+  EXPECT_EQ(w.Live(75)->state, EnvState::kReady);
+  w.forge.Push(kRepo, 75, Sha(3));
+  w.forge.SetFile(kRepo, Sha(3), "eph.yaml", config);
+  databases.fail_next = absl::FailedPreconditionError("seed script db/a.sql line 1: boom");
+  w.MustReconcile(75);
+  EXPECT_EQ(w.Live(75)->state, EnvState::kFailed);
+  EXPECT_EQ(w.Live(75)->reason, "database `main`: seed script db/a.sql line 1: boom");
 }
 
 TEST(ReconcilerDatabaseTest, AProviderThatCannotRunAServerFailsTheEnvironmentSayingSo) {

@@ -98,7 +98,10 @@ TEST(EphdDatabaseTest, EachEnvironmentGetsItsOwnSeededOrClonedDatabaseThroughBot
         {{"eph.yaml",
           "version: \"1.0\"\nname: compose\ndocker:\n  compose_file: compose.yaml\n  images:\n"
           "    - name: eph-demo/web\n      newTag: \"pr-1\"\n" +
-              DatabaseSection("clone")},
+              DatabaseSection("clone") +
+              // A second database: the app finds it as ANALYTICS_DATABASE_URL.
+              "    - name: analytics\n      version: \"15\"\n      template:\n"
+              "        strategy: seed\n        seed:\n          scripts: [db/schema.sql]\n"},
          {"db/schema.sql", kSchema},
          {"compose.yaml",
           "services:\n  web:\n    image: eph-demo/web:dev\n    ports: [\"8080\"]\n"
@@ -164,6 +167,7 @@ TEST(EphdDatabaseTest, EachEnvironmentGetsItsOwnSeededOrClonedDatabaseThroughBot
   }
   // Docker: the container's environment carries the clone's settings; two clones are separate.
   std::vector<std::string> docker_urls;
+  std::vector<std::string> analytics_urls;
   for (int pr : {1, 2}) {
     const std::string name = ready("acme/compose", pr).value("name", "");
     auto inspected =
@@ -176,10 +180,18 @@ TEST(EphdDatabaseTest, EachEnvironmentGetsItsOwnSeededOrClonedDatabaseThroughBot
       const std::string s = kv.get<std::string>();
       if (s.rfind("DATABASE_URL=", 0) == 0) url = s.substr(13);
       if (s.rfind("PGPASSWORD=", 0) == 0) passwords.push_back(s.substr(11));
+      if (s.rfind("ANALYTICS_DATABASE_URL=", 0) == 0) analytics_urls.push_back(s.substr(23));
     }
     ASSERT_FALSE(url.empty()) << inspected.out;
     docker_urls.push_back(url);
     EXPECT_EQ(CountUsers(url), 2) << name;
+    ASSERT_EQ(analytics_urls.size(), docker_urls.size()) << inspected.out;
+    EXPECT_NE(analytics_urls.back(), url);
+    EXPECT_EQ(CountUsers(analytics_urls.back()), 2) << name << " analytics";
+    // Its password, between ':' and '@'.
+    const std::string& a = analytics_urls.back();
+    const size_t at = a.find('@'), colon = a.find(':', a.find("//") + 2);
+    passwords.push_back(a.substr(colon + 1, at - colon - 1));
   }
   {
     pqxx::connection conn(docker_urls[0]);
@@ -258,6 +270,7 @@ TEST(EphdDatabaseTest, EachEnvironmentGetsItsOwnSeededOrClonedDatabaseThroughBot
   std::vector<std::string> dbnames;
   for (const std::string& url : kube_urls) dbnames.push_back(url.substr(url.rfind('/') + 1));
   for (const std::string& url : docker_urls) dbnames.push_back(url.substr(url.rfind('/') + 1));
+  for (const std::string& url : analytics_urls) dbnames.push_back(url.substr(url.rfind('/') + 1));
   for (const char* repo : {"kube", "compose"}) {
     for (int pr : {1, 2}) {
       standin.Request("PUT", std::string("/_standin/repos/acme/") + repo + "/pulls/" +
@@ -273,7 +286,7 @@ TEST(EphdDatabaseTest, EachEnvironmentGetsItsOwnSeededOrClonedDatabaseThroughBot
 
   // No password in any log line of the run or any API answer.
   const std::string api = ApiGet(ephd.url + "/api/v1/environments?all=true", token).dump();
-  ASSERT_EQ(passwords.size(), 5u);
+  ASSERT_EQ(passwords.size(), 7u);
   for (const std::string& pw : passwords) {
     ASSERT_GE(pw.size(), 16u);
     EXPECT_EQ(ephd.process->Output().find(pw), std::string::npos) << "a password is in ephd's log";
