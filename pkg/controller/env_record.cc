@@ -49,6 +49,7 @@ EnvRecord ParseEnvRecord(const std::string& spec_json) {
   r.backend_url = Get<std::string>(*c, "backend_url", "");
   r.database_touched = Get<bool>(*c, "database_touched", false);
   r.command_note = Get<std::string>(*c, "command_note", "");
+  r.components = Get<std::vector<std::string>>(*c, "components", {});
   return r;
 }
 
@@ -65,6 +66,7 @@ std::string EnvRecordJson(const EnvRecord& r) {
   if (!r.backend_url.empty()) controller["backend_url"] = r.backend_url;
   if (r.database_touched) controller["database_touched"] = true;
   if (!r.command_note.empty()) controller["command_note"] = r.command_note;
+  if (!r.components.empty()) controller["components"] = r.components;
   json j = {{"namespace", r.namespace_name},
             {"trigger_labels", r.trigger_labels},
             {"idle_timeout_ms", r.idle_timeout_ms},

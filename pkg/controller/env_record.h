@@ -42,6 +42,8 @@ struct EnvRecord {
   std::string reported;  // fingerprint of the status last written to the forge
   std::string backend_url;  // the provider's own address of the web service (gateway target)
   bool database_touched = false;  // Ensure was called: Drop must run before `destroyed`
+  // The components the provider said the last Apply made (ApplyResult::components).
+  std::vector<std::string> components;
   // `/eph` commands: the newest comment handled (GitHub comment ids only grow), and what the
   // last one did, shown in the sticky comment.
   int64_t last_comment_id = 0;

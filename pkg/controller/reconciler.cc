@@ -11,6 +11,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "pkg/config/duration.h"
 #include "pkg/controller/commands.h"
 #include "pkg/controller/decision.h"
@@ -783,6 +784,7 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
     return applied.status();
   }
   record.applied_sha = target.sha;
+  record.components = applied->components;
   env.spec_json = EnvRecordJson(record);
 
   absl::StatusOr<providers::Observation> observed =
@@ -839,6 +841,22 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ObserveOnly(
   if (!observed.ok()) return observed.status();
   if (observed->phase == providers::Phase::kAbsent) {
     spdlog::warn("environment {}: its objects are gone; applying again", env.name);
+    record.applied_sha.clear();
+    env.spec_json = EnvRecordJson(record);
+    return ApplyAndObserve(env, target, config, provider);
+  }
+  // Part of it removed behind Eph's back (a container deleted by hand): applied again, which
+  // makes what is missing and keeps the rest.
+  std::vector<std::string> missing;
+  for (const std::string& name : record.components) {
+    if (std::none_of(observed->components.begin(), observed->components.end(),
+                     [&](const providers::ComponentStatus& c) { return c.name == name; })) {
+      missing.push_back(name);
+    }
+  }
+  if (!missing.empty()) {
+    spdlog::warn("environment {}: {} gone; applying again", env.name,
+                 absl::StrJoin(missing, ", "));
     record.applied_sha.clear();
     env.spec_json = EnvRecordJson(record);
     return ApplyAndObserve(env, target, config, provider);

@@ -604,6 +604,24 @@ TEST(ReconcilerTest, VanishedObjectsAreAppliedAgain) {
   EXPECT_EQ(w.provider->Calls(M::kApply, name), 2);
 }
 
+// One component removed by hand while the rest stays: the provider still reports the
+// environment, but not all that Apply said it made. Applied again, once.
+TEST(ReconcilerTest, AComponentRemovedBehindEphsBackIsAppliedAgain) {
+  World w;
+  w.OpenPr(23);
+  w.MustReconcile(23);
+  const std::string name = w.Live(23)->name;
+  EXPECT_EQ(ParseEnvRecord(w.Live(23)->spec_json).components, std::vector<std::string>{"app"});
+  w.MustReconcile(23);
+  EXPECT_EQ(w.provider->Calls(M::kApply, name), 1);  // all there: only observed
+  w.provider->LoseComponent(name);
+  w.MustReconcile(23);
+  EXPECT_EQ(w.provider->Calls(M::kApply, name), 2);
+  EXPECT_EQ(w.Live(23)->state, EnvState::kReady);
+  w.MustReconcile(23);
+  EXPECT_EQ(w.provider->Calls(M::kApply, name), 2);
+}
+
 TEST(ReconcilerTest, TtlExpiryDestroysAndDoesNotRecreateUntilAPush) {
   World w;
   w.OpenPr(23);

@@ -57,8 +57,9 @@ absl::StatusOr<ApplyResult> FakeProvider::Apply(const ApplyRequest& request) {
   record.request = request;
   record.phase = phase_after_apply_;
   record.message = phase_after_apply_ == Phase::kReady ? "" : "rolling out";
+  record.component_lost = false;
   last_apply_[request.environment] = request;
-  return ApplyResult{"fake/" + request.namespace_name, "applied"};
+  return ApplyResult{"fake/" + request.namespace_name, "applied", {"app"}};
 }
 
 absl::StatusOr<Observation> FakeProvider::Observe(const EnvironmentRef& ref) {
@@ -71,7 +72,9 @@ absl::StatusOr<Observation> FakeProvider::Observe(const EnvironmentRef& ref) {
   obs.phase = it->second.phase;
   obs.message = it->second.message;
   obs.url = it->second.url;
-  obs.components.push_back({"app", it->second.phase, it->second.message});
+  if (!it->second.component_lost) {
+    obs.components.push_back({"app", it->second.phase, it->second.message});
+  }
   return obs;
 }
 
@@ -137,6 +140,11 @@ void FakeProvider::SetPhase(const std::string& environment, Phase phase, std::st
   if (it == records_.end()) return;
   it->second.phase = phase;
   it->second.message = std::move(message);
+}
+
+void FakeProvider::LoseComponent(const std::string& environment) {
+  std::lock_guard<std::mutex> lock(mu_);
+  records_[environment].component_lost = true;
 }
 
 void FakeProvider::SetUrl(const std::string& environment, std::string url) {

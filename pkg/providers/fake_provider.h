@@ -57,6 +57,9 @@ class FakeProvider final : public Provider {
   void SetPhaseAfterApply(Phase phase);
   // Overrides what Observe reports for an applied environment.
   void SetPhase(const std::string& environment, Phase phase, std::string message = "");
+  // Observe stops reporting the environment's only component, "app", until the next Apply (a
+  // container removed by hand).
+  void LoseComponent(const std::string& environment);
   // URL that Observe reports (empty by default: the reconciler builds it from base_domain).
   void SetUrl(const std::string& environment, std::string url);
   // The next `n` Destroy calls report done=false (objects still terminating).
@@ -86,6 +89,7 @@ class FakeProvider final : public Provider {
     Phase phase = Phase::kReady;
     std::string message;
     std::string url;
+    bool component_lost = false;
   };
   // Marks a call in flight for its environment for as long as it lives.
   class InFlight;

@@ -95,6 +95,10 @@ struct ApplyRequest {
 struct ApplyResult {
   std::string handle;   // provider-specific reference, e.g. "namespace/eph-my-app-42"
   std::string summary;  // one line for logs and the PR comment, e.g. "3 objects applied"
+  // The components (ComponentStatus::name) Observe reports once this is applied. Later, one
+  // missing from Observe (removed behind Eph's back) makes the reconciler apply again. Empty:
+  // the provider tracks its objects itself.
+  std::vector<std::string> components;
 };
 
 enum class Phase {

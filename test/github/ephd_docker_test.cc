@@ -89,7 +89,8 @@ TEST(EphdDockerTest, PushUpdatesThePageBehindTheGatewayAndCloseLeavesNothing) {
   EphdProcess ephd({{"EPH_GITHUB_API_URL", standin.url()},
                     {"EPH_GITHUB_TOKEN", testing::kStandInToken},
                     {"EPH_DOCKER_HOST", testing::DockerHost()},
-                    {"EPH_GATEWAY_LISTEN", "127.0.0.1:0"}});
+                    {"EPH_GATEWAY_LISTEN", "127.0.0.1:0"},
+                    {"EPH_RESYNC_INTERVAL", "2s"}});
   ASSERT_FALSE(ephd.url.empty());
   std::smatch m;
   const std::string out = ephd.process->Output();
@@ -176,6 +177,23 @@ TEST(EphdDockerTest, PushUpdatesThePageBehindTheGatewayAndCloseLeavesNothing) {
       << "last answer " << last.status << ": " << last.body.substr(0, 300) << "\n"
       << environment().dump() << "\n"
       << ephd.process->Output();
+  EXPECT_EQ(environment().value("state", ""), "ready");
+
+  // The container removed by hand: the next resync pass notices and makes it again.
+  testing::CommandResult removed =
+      testing::RunCommand({testing::Tool("docker"), "rm", "-f", "eph-" + name + "-web-1"},
+                          {{"DOCKER_HOST", testing::DockerHost()}});
+  ASSERT_EQ(removed.exit_code, 0) << removed.err;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        last = GetThroughGateway(url, gateway_port);
+        return Owned("containers/json", name) == 1 &&
+               last.body.find(">2222222-pr5<") != std::string::npos;
+      },
+      60s))
+      << "last answer " << last.status << ": " << last.body.substr(0, 300) << "\n"
+      << ephd.process->Output();
+  EXPECT_THAT(ephd.process->Output(), HasSubstr(name + ": web gone; applying again"));
   EXPECT_EQ(environment().value("state", ""), "ready");
 
   // Closed: containers, network and volume gone, the page too.

@@ -532,6 +532,9 @@ absl::StatusOr<ApplyResult> DockerProvider::Apply(const ApplyRequest& request) {
 
   ApplyResult result;
   result.handle = "compose-project/" + project;
+  // Observe finds the services by their containers: one removed by hand is noticed.
+  for (const ServicePlan& plan : plans) result.components.push_back(plan.service->name);
+  std::sort(result.components.begin(), result.components.end());
   result.summary = fmt::format("{} services: {} created, {} replaced, {} unchanged", plans.size(),
                                fresh, replaced, kept);
   if (removed > 0) result.summary += fmt::format(", {} removed", removed);
