@@ -182,12 +182,15 @@ absl::Status CurrentExceptionStatus(std::string_view context,
   }
 }
 
+// A script file, checked but not read: seeds of hundreds of MB are hashed on every Ensure and
+// read into memory only to run them, one at a time.
 struct Script {
-  std::string path;  // as given, normalised
-  std::string text;
+  std::string path;             // as given, normalised
+  std::filesystem::path file;   // resolved, inside the repository
+  uintmax_t size = 0;           // bytes, as hashed
 };
 
-// Reads a script below `root`, refusing paths that leave it (also through symlinks).
+// Checks a script below `root`, refusing paths that leave it (also through symlinks).
 absl::StatusOr<Script> LoadScript(const std::filesystem::path& root, absl::string_view given,
                                   absl::string_view what) {
   absl::StatusOr<std::string> normal =
@@ -226,15 +229,45 @@ absl::StatusOr<Script> LoadScript(const std::filesystem::path& root, absl::strin
     return absl::FailedPreconditionError(
         absl::StrCat(what, " `", *normal, ec ? "` cannot be read" : "` is over 1 GiB"));
   }
-  // One read into a string of the right size: seeds of hundreds of MB are read (and hashed) on
-  // every Ensure, so this is on the clone's critical path.
-  std::ifstream in(resolved, std::ios::binary);
-  std::string text(static_cast<size_t>(size), '\0');
-  in.read(text.data(), static_cast<std::streamsize>(text.size()));
-  if (!in || in.gcount() != static_cast<std::streamsize>(text.size())) {
+  if (!std::ifstream(resolved, std::ios::binary).good()) {
     return absl::FailedPreconditionError(absl::StrCat(what, " `", *normal, "` cannot be read"));
   }
-  return Script{*normal, std::move(text)};
+  return Script{*normal, resolved, size};
+}
+
+// The script's text, all of it (to run it). FailedPrecondition if it changed since LoadScript.
+absl::StatusOr<std::string> ReadScript(const Script& script) {
+  std::ifstream in(script.file, std::ios::binary);
+  std::string text(static_cast<size_t>(script.size), '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  if (!in || in.gcount() != static_cast<std::streamsize>(text.size()) ||
+      in.peek() != std::char_traits<char>::eof()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("`", script.path, "` cannot be read, or changed while Eph read it"));
+  }
+  return text;
+}
+
+// Adds `kind`, the script's path and size, and its content to `hasher`, reading it in pieces.
+absl::Status HashScript(Sha256& hasher, absl::string_view kind, const Script& script) {
+  hasher.Update(
+      absl::StrCat(kind, " ", script.path.size(), " ", script.path, " ", script.size, " "));
+  std::ifstream in(script.file, std::ios::binary);
+  std::string buffer(1 << 20, '\0');
+  uintmax_t total = 0;
+  while (in) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    const std::streamsize got = in.gcount();
+    if (got <= 0) break;
+    hasher.Update(std::string_view(buffer.data(), static_cast<size_t>(got)));
+    total += static_cast<uintmax_t>(got);
+  }
+  if (in.bad() || total != script.size) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("`", script.path, "` cannot be read, or changed while Eph read it"));
+  }
+  hasher.Update("\n");
+  return absl::OkStatus();
 }
 
 // ---- Running scripts as an environment's role, with libpq directly: pqxx 6.4 does not expose
@@ -324,7 +357,9 @@ absl::Status RunScripts(const Params& params, const std::vector<Script>& scripts
                      ": the seed did not finish within its limit of ", timeout.count(), "s"));
   };
   for (const Script& script : scripts) {
-    absl::StatusOr<std::vector<SqlStatement>> statements = SplitSqlScript(script.text);
+    absl::StatusOr<std::string> text = ReadScript(script);
+    if (!text.ok()) return text.status();
+    absl::StatusOr<std::vector<SqlStatement>> statements = SplitSqlScript(*text);
     if (!statements.ok()) {
       return absl::FailedPreconditionError(
           absl::StrCat(label(script), " ", statements.status().message()));
@@ -1340,22 +1375,20 @@ absl::StatusOr<EnsureResult> DatabaseManager::Ensure(const EnsureRequest& req) {
   }
   // Read every script before touching the server: bad paths fail fast and nothing is made.
   // The content hash covers each script's path and text, length-prefixed so no two different
-  // lists of scripts hash alike; hashed as it is read (the text is not copied again).
+  // lists of scripts hash alike; streamed from the files (none is held in memory for this).
   std::vector<Script> scripts;
   std::optional<Script> sanitizer;
   Sha256 hasher;
   bool hashed = false;
   auto hash = [&](absl::string_view kind, const Script& s) {
-    hasher.Update(absl::StrCat(kind, " ", s.path.size(), " ", s.path, " ", s.text.size(), " "))
-        .Update(s.text)
-        .Update("\n");
     hashed = true;
+    return HashScript(hasher, kind, s);
   };
   if (spec.strategy != SeedStrategy::kEmpty) {
     for (const std::string& path : spec.scripts) {
       absl::StatusOr<Script> s = LoadScript(req.source_dir, path, "seed script");
       if (!s.ok()) return s.status();
-      hash("script", *s);
+      if (absl::Status st = hash("script", *s); !st.ok()) return st;
       scripts.push_back(*std::move(s));
     }
   }
@@ -1363,7 +1396,7 @@ absl::StatusOr<EnsureResult> DatabaseManager::Ensure(const EnsureRequest& req) {
     absl::StatusOr<Script> s =
         LoadScript(req.source_dir, spec.sanitize_script, "sanitising script");
     if (!s.ok()) return s.status();
-    hash("sanitize", *s);
+    if (absl::Status st = hash("sanitize", *s); !st.ok()) return st;
     sanitizer = *std::move(s);
   }
   const std::string content_hash = hashed ? hasher.HexDigest() : "";
