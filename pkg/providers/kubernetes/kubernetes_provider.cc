@@ -376,15 +376,11 @@ absl::StatusOr<DatabaseServer> KubernetesProvider::EnsureDatabaseServer(
   DatabaseServer out;
   out.app_host = request.name;
   out.app_port = 5432;
-  // Ready when the StatefulSet's pod is; a pod that cannot start says why.
+  // Ready when the StatefulSet is (as for the app's workloads); a pod that cannot start says why.
   absl::StatusOr<json> sts =
       client_->Get(fmt::format("/apis/apps/v1/namespaces/{}/statefulsets/{}", ns, request.name));
   if (!sts.ok()) return sts.status();
-  const json status = sts->value("status", json::object());
-  const int64_t ready = status.value("readyReplicas", int64_t{0});
-  const int64_t observed = status.value("observedGeneration", int64_t{0});
-  const int64_t generation = Meta(*sts).value("generation", int64_t{0});
-  if (ready >= 1 && observed >= generation) {
+  if (EvaluateWorkload(*sts).phase == Phase::kReady) {
     // ephd seeds the server at its Service name: it must resolve where ephd runs.
     const std::string host = fmt::format("{}.{}.svc", request.name, ns);
     absl::Status resolved =
@@ -411,19 +407,9 @@ absl::StatusOr<DatabaseServer> KubernetesProvider::EnsureDatabaseServer(
       {.label_selector = fmt::format("{}={}", kDatabaseLabel, request.name)});
   if (!pods.ok()) return pods.status();
   for (const json& pod : pods->items) {
-    const json statuses =
-        pod.value("status", json::object()).value("containerStatuses", json::array());
-    for (const json& cs : statuses.is_array() ? statuses : json::array()) {
-      const json waiting = cs.value("state", json::object()).value("waiting", json());
-      if (!waiting.is_object()) continue;
-      const std::string reason = waiting.value("reason", "");
-      if (reason == "ImagePullBackOff" || reason == "ErrImagePull" ||
-          reason == "CrashLoopBackOff" || reason == "InvalidImageName" ||
-          reason == "CreateContainerConfigError") {
-        return absl::FailedPreconditionError(
-            fmt::format("the database `{}` ({}) cannot start: {}: {}", request.name,
-                        request.image, reason, waiting.value("message", "")));
-      }
+    if (std::optional<std::string> failure = PodFailure(pod)) {
+      return absl::FailedPreconditionError(fmt::format("the database `{}` ({}) cannot start: {}",
+                                                       request.name, request.image, *failure));
     }
   }
   out.message = fmt::format("database `{}`: waiting for its pod to be ready", request.name);
