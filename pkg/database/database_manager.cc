@@ -494,6 +494,16 @@ ObjectInfo RoleInfo(pqxx::connection& conn, const std::string& name) {
   return info;
 }
 
+// Whether the object's marker names this environment's database of `instance` ("" when none).
+bool MarksInstance(const ObjectInfo& info, const std::string& environment,
+                   const std::string& instance) {
+  if (!info.marker) return false;
+  const auto env = info.marker->find("environment");
+  const auto inst = info.marker->find("instance");
+  return env != info.marker->end() && env->second == environment &&
+         (inst == info.marker->end() ? std::string() : inst->second) == instance;
+}
+
 void Exec(pqxx::connection& conn, const std::string& sql) {
   pqxx::nontransaction tx(conn);
   tx.exec(sql);
@@ -528,9 +538,11 @@ absl::Status LockBy(pqxx::connection& conn, absl::string_view fn, int64_t key,
   return absl::OkStatus();
 }
 
-bool TryLock(pqxx::connection& conn, int64_t key) {
+// `fn`: pg_try_advisory_lock or pg_try_advisory_lock_shared.
+bool TryLock(pqxx::connection& conn, int64_t key,
+             absl::string_view fn = "pg_try_advisory_lock") {
   pqxx::nontransaction tx(conn);
-  return tx.exec(absl::StrCat("SELECT pg_try_advisory_lock(", key, ")"))[0][0].as<bool>();
+  return tx.exec(absl::StrCat("SELECT ", fn, "(", key, ")"))[0][0].as<bool>();
 }
 void Unlock(pqxx::connection& conn, absl::string_view fn, int64_t key) {
   Exec(conn, absl::StrCat("SELECT ", fn, "(", key, ")"));
@@ -641,13 +653,7 @@ struct DatabaseManager::Impl {
         }
         if (!wanted) break;
         // Shared, as a clone holds it: the template is not dropped or rebuilt while copied.
-        {
-          pqxx::nontransaction tx(*conn);
-          if (!tx.exec(absl::StrCat("SELECT pg_try_advisory_lock_shared(", tpl_key, ")"))[0][0]
-                   .as<bool>()) {
-            break;
-          }
-        }
+        if (!TryLock(*conn, tpl_key, "pg_try_advisory_lock_shared")) break;
         try {
           if (DatabaseInfo(*conn, tpl).exists) MakeSpare(*conn, project, tpl);
         } catch (...) {
@@ -1189,14 +1195,7 @@ struct DatabaseManager::Impl {
     const std::string name = ObjectName(environment, instance);
     const ObjectInfo db = DatabaseInfo(conn, name);
     const ObjectInfo role = RoleInfo(conn, name);
-    auto ours = [&](const ObjectInfo& info) {
-      if (!info.marker || !info.marker->count("environment") ||
-          info.marker->at("environment") != environment) {
-        return false;
-      }
-      const auto it = info.marker->find("instance");
-      return (it == info.marker->end() ? std::string() : it->second) == instance;
-    };
+    auto ours = [&](const ObjectInfo& info) { return MarksInstance(info, environment, instance); };
     std::string problems;
     if (db.exists && !ours(db)) {
       absl::StrAppend(&problems, "database ", name, " exists but is not Eph's; ");
@@ -1434,14 +1433,7 @@ absl::StatusOr<EnsureResult> DatabaseManager::Ensure(const EnsureRequest& req) {
     const ObjectInfo db = DatabaseInfo(*conn, name);
     const ObjectInfo role = RoleInfo(*conn, name);
     auto ours = [&](const ObjectInfo& info) {
-      if (!info.marker || !info.marker->count("environment") ||
-          info.marker->at("environment") != req.environment) {
-        return false;
-      }
-      const auto instance = info.marker->find("instance");
-      if ((instance == info.marker->end() ? std::string() : instance->second) != req.instance) {
-        return false;
-      }
+      if (!MarksInstance(info, req.environment, req.instance)) return false;
       // Another installation's environment of the same name is not ours either.
       const auto installation = info.marker->find("installation");
       return installation == info.marker->end() || installation->second.empty() ||
