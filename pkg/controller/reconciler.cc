@@ -221,8 +221,9 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ReconcilePullRequest(cons
   if (!commanded.ok()) return commanded.status();
   if (commanded->has_value()) return **commanded;
 
+  // The live environment's record (empty without one), read once for this pass.
+  const EnvRecord record = live ? ParseEnvRecord(live->spec_json) : EnvRecord{};
   if (live) {
-    const EnvRecord record = ParseEnvRecord(live->spec_json);
     if (std::optional<std::string> expired = ExpiryReason(*live, record)) {
       return Destroy(*live, *expired, /*block_recreate=*/true);
     }
@@ -247,7 +248,6 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ReconcilePullRequest(cons
   if (!loaded->config) {
     // Without a readable eph.yaml the trigger labels are those the environment was created
     // with, or the default label.
-    const EnvRecord record = live ? ParseEnvRecord(live->spec_json) : EnvRecord{};
     const std::vector<std::string>& labels = record.trigger_labels;
     if (!record.forced && !HasTriggerLabel(*pr, labels)) {
       if (live) return Destroy(*live, LabelRemovedReason(labels), false);
@@ -266,7 +266,7 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ReconcilePullRequest(cons
   sources.checks = [&] { return forge_.ListChecks(repo, pr->head_sha); };
   absl::StatusOr<Decision> decision = DecideEnvironment(*pr, config, sources);
   if (!decision.ok()) return decision.status();
-  if (live && decision->want != Decision::Want::kYes && ParseEnvRecord(live->spec_json).forced &&
+  if (live && decision->want != Decision::Want::kYes && record.forced &&
       !(pr->from_fork && !config.environment.allow_forks)) {
     // Created by hand: the triggers do not apply (a fork the project does not allow still does).
     decision->want = Decision::Want::kYes;
