@@ -149,6 +149,10 @@ void ConfigureLogging(const DaemonConfig& config) {
 
 }  // namespace
 
+// The numeric settings' ranges, for the flags and the config file alike.
+constexpr int kMaxWorkers = 64;
+constexpr int kMaxCloneSpares = 20;
+
 void AddFlags(CLI::App& app, DaemonConfig& config) {
   for (const auto& s : Settings()) {
     app.add_option(FlagName(s.key), config.*(s.field), s.help)->envname(s.env);
@@ -156,12 +160,12 @@ void AddFlags(CLI::App& app, DaemonConfig& config) {
   app.add_option("--workers", config.workers,
                  "reconciler worker threads (0: intake only, no reconciling)")
       ->envname("EPH_WORKERS")
-      ->check(CLI::Range(0, 64));
+      ->check(CLI::Range(0, kMaxWorkers));
   app.add_option("--database-clone-spares", config.database_clone_spares,
                  "ready copies of each project's newest template on the shared database server, "
                  "so a `clone` is a rename (each costs the template's size on disk)")
       ->envname("EPH_DATABASE_CLONE_SPARES")
-      ->check(CLI::Range(0, 20));
+      ->check(CLI::Range(0, kMaxCloneSpares));
 }
 
 absl::Status ApplyConfigFile(const CLI::App& app, const std::string& path, DaemonConfig& config) {
@@ -189,7 +193,7 @@ absl::Status ApplyConfigFile(const CLI::App& app, const std::string& path, Daemo
     // The numeric settings.
     if (key == "workers" || key == "database_clone_spares") {
       const bool workers = key == "workers";
-      const int low = 0, high = workers ? 64 : 20;
+      const int low = 0, high = workers ? kMaxWorkers : kMaxCloneSpares;
       if (app.get_option(FlagName(key.c_str()))->count() == 0) {
         int n = -1;
         if (!absl::SimpleAtoi(value, &n) || n < low || n > high) {
