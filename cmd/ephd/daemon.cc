@@ -2,20 +2,19 @@
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
-#include <unordered_map>
 #include <set>
 #include <string_view>
+#include <unordered_map>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include <unistd.h>
-
 #include "pkg/api/api.h"
 #include "pkg/api/tokens.h"
 #include "pkg/base/clock.h"
@@ -25,11 +24,11 @@
 #include "pkg/controller/databases.h"
 #include "pkg/controller/env_record.h"
 #include "pkg/controller/metrics.h"
-#include "pkg/database/database_manager.h"
 #include "pkg/controller/reconciler.h"
 #include "pkg/controller/resync.h"
 #include "pkg/controller/work_key.h"
 #include "pkg/controller/work_queue_runner.h"
+#include "pkg/database/database_manager.h"
 #include "pkg/forge/forge.h"
 #include "pkg/forge/github/github_forge.h"
 #include "pkg/gateway/gateway.h"
@@ -555,10 +554,11 @@ absl::Status Daemon::Start() {
     parts->databases = std::move(*databases);
     options.databases = parts->databases.get();
     if (!config_.database_admin_url.empty()) {
-      spdlog::info("ephd: databases: one per environment on {} ({} spare clone{} per "
-                   "template), or on the environment's own server",
-                   state::RedactStoreUrl(config_.database_admin_url),
-                   config_.database_clone_spares, config_.database_clone_spares == 1 ? "" : "s");
+      spdlog::info(
+          "ephd: databases: one per environment on {} ({} spare clone{} per "
+          "template), or on the environment's own server",
+          state::RedactStoreUrl(config_.database_admin_url), config_.database_clone_spares,
+          config_.database_clone_spares == 1 ? "" : "s");
     } else {
       spdlog::info("ephd: databases: on the environment's own server only (no "
                    "EPH_DATABASE_ADMIN_URL)");

@@ -587,9 +587,8 @@ void ApiServer::StreamEvents(int64_t after_id, server::StreamWriter& out) {
     // Woken by this process's changes at once; other processes' are read on the timeout.
     const auto until_keepalive = std::chrono::duration_cast<std::chrono::milliseconds>(
         options_.events_keepalive - (Steady::now() - last_write));
-    store_.WaitForLocalChange(
-        changes, std::max(std::chrono::milliseconds(1), std::min(options_.events_poll,
-                                                                  until_keepalive)));
+    store_.WaitForLocalChange(changes, std::max(std::chrono::milliseconds(1),
+                                                std::min(options_.events_poll, until_keepalive)));
   }
 }
 

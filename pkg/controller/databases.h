@@ -41,7 +41,8 @@ class EnvironmentDatabases {
       const DatabaseServerAccess* server) = 0;
 
   // Drops the environment's databases and roles (every instance's) on the shared server,
-  // closing their connections first. Idempotent. (A server of the environment's own goes with the environment.)
+  // closing their connections first. Idempotent. (A server of the environment's own goes with the
+  // environment.)
   virtual absl::Status Drop(const std::string& environment) = 0;
 
   // The environments that have a database or role of Eph's on the server, for the orphan

@@ -155,8 +155,9 @@ std::string StatusLine(const Environment& env, const EnvRecord& record) {
 // The app's view of one database: every instance's URL as <NAME>_DATABASE_URL (the instance's
 // name upper-cased, '-' as '_'), and the first instance's settings also as DATABASE_URL and PG*,
 // the names apps and libpq read by default.
-void AddDatabaseSettings(const std::string& instance, const std::map<std::string, std::string>& settings,
-                         bool primary, std::map<std::string, std::string>& env) {
+void AddDatabaseSettings(const std::string& instance,
+                         const std::map<std::string, std::string>& settings, bool primary,
+                         std::map<std::string, std::string>& env) {
   std::string prefix;
   for (char c : instance) prefix.push_back(c == '-' ? '_' : absl::ascii_toupper(c));
   if (auto url = settings.find("DATABASE_URL"); url != settings.end()) {
@@ -855,8 +856,7 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ObserveOnly(
     }
   }
   if (!missing.empty()) {
-    spdlog::warn("environment {}: {} gone; applying again", env.name,
-                 absl::StrJoin(missing, ", "));
+    spdlog::warn("environment {}: {} gone; applying again", env.name, absl::StrJoin(missing, ", "));
     record.applied_sha.clear();
     env.spec_json = EnvRecordJson(record);
     return ApplyAndObserve(env, target, config, provider);

@@ -1081,8 +1081,8 @@ TEST(ReconcilerDatabaseTest, SeveralDatabasesEachGetTheirOwnSettingsAndTheFirstI
   std::optional<providers::ApplyRequest> applied = w.provider->LastApply(env.name);
   ASSERT_TRUE(applied.has_value());
   const auto& secret = applied->secret_env;
-  EXPECT_EQ(secret.at("MAIN_DATABASE_URL"), "postgres://" + env.name + "_main:pw@db:5432/" +
-                                                env.name + "_main");
+  EXPECT_EQ(secret.at("MAIN_DATABASE_URL"),
+            "postgres://" + env.name + "_main:pw@db:5432/" + env.name + "_main");
   EXPECT_EQ(secret.at("JOB_QUEUE_DATABASE_URL"),
             "postgres://" + env.name + "_job-queue:pw@db:5432/" + env.name + "_job-queue");
   EXPECT_TRUE(secret.count("ANALYTICS_DATABASE_URL"));

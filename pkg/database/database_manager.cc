@@ -150,8 +150,7 @@ std::string TemplateMarker(std::string_view project, std::string_view hash) {
 }
 std::string SpareMarker(std::string_view project, std::string_view tpl,
                         std::string_view installation) {
-  std::string marker =
-      absl::StrCat(kMarker, " spare of=", S(tpl), " project=", S(project));
+  std::string marker = absl::StrCat(kMarker, " spare of=", S(tpl), " project=", S(project));
   if (!installation.empty()) absl::StrAppend(&marker, " installation=", S(installation));
   return marker;
 }
@@ -185,9 +184,9 @@ absl::Status CurrentExceptionStatus(std::string_view context,
 // A script file, checked but not read: seeds of hundreds of MB are hashed on every Ensure and
 // read into memory only to run them, one at a time.
 struct Script {
-  std::string path;             // as given, normalised
-  std::filesystem::path file;   // resolved, inside the repository
-  uintmax_t size = 0;           // bytes, as hashed
+  std::string path;            // as given, normalised
+  std::filesystem::path file;  // resolved, inside the repository
+  uintmax_t size = 0;          // bytes, as hashed
 };
 
 // Checks a script below `root`, refusing paths that leave it (also through symlinks).
@@ -539,8 +538,7 @@ absl::Status LockBy(pqxx::connection& conn, absl::string_view fn, int64_t key,
 }
 
 // `fn`: pg_try_advisory_lock or pg_try_advisory_lock_shared.
-bool TryLock(pqxx::connection& conn, int64_t key,
-             absl::string_view fn = "pg_try_advisory_lock") {
+bool TryLock(pqxx::connection& conn, int64_t key, absl::string_view fn = "pg_try_advisory_lock") {
   pqxx::nontransaction tx(conn);
   return tx.exec(absl::StrCat("SELECT ", fn, "(", key, ")"))[0][0].as<bool>();
 }
@@ -551,9 +549,8 @@ void Unlock(pqxx::connection& conn, absl::string_view fn, int64_t key) {
 // SQL for the name of the newest ready template of the project `project_sql` evaluates to:
 // the one new environments of that project clone, which old templates and spares are judged by.
 std::string NewestTemplateSql(std::string_view project_sql) {
-  return absl::StrCat(
-      "(SELECT n.name FROM eph_meta.templates n WHERE n.project = ", S(project_sql),
-      " AND n.state = 'ready' ORDER BY n.updated_at DESC, n.name LIMIT 1)");
+  return absl::StrCat("(SELECT n.name FROM eph_meta.templates n WHERE n.project = ", S(project_sql),
+                      " AND n.state = 'ready' ORDER BY n.updated_at DESC, n.name LIMIT 1)");
 }
 
 const char* CopyClause(CloneCopy copy) {
@@ -646,7 +643,8 @@ struct DatabaseManager::Impl {
         {
           pqxx::nontransaction tx(*conn);
           pqxx::result r = tx.exec_params(
-              absl::StrCat("SELECT ", NewestTemplateSql("$1"), " = $2, "
+              absl::StrCat("SELECT ", NewestTemplateSql("$1"),
+                           " = $2, "
                            "(SELECT count(*) FROM eph_meta.spares WHERE template = $2) < $3"),
               project, tpl, options.clone_spares);
           wanted = !r[0][0].is_null() && r[0][0].as<bool>() && r[0][1].as<bool>();
@@ -664,8 +662,8 @@ struct DatabaseManager::Impl {
       }
       // Closing the connection releases the refill lock.
     } catch (...) {
-      const absl::Status st = CurrentExceptionStatus(
-          absl::StrCat("making a spare of template ", tpl), admin_secrets);
+      const absl::Status st =
+          CurrentExceptionStatus(absl::StrCat("making a spare of template ", tpl), admin_secrets);
       // No retry loop: the next clone of the project asks again.
       spdlog::warn("database: {}", std::string(st.message()));
     }
@@ -740,8 +738,9 @@ struct DatabaseManager::Impl {
                            conn.quote_name(name)));
       tx.commit();
     } catch (const pqxx::sql_error& e) {
-      spdlog::warn("database: spare {} of template {} could not be taken ({}); copying the template",
-                   spare, tpl, OneLine(e.what()));
+      spdlog::warn(
+          "database: spare {} of template {} could not be taken ({}); copying the template", spare,
+          tpl, OneLine(e.what()));
       return false;
     }
     self->spares_taken_.fetch_add(1);
@@ -998,8 +997,8 @@ struct DatabaseManager::Impl {
     }
     Exec(conn, absl::StrCat("CREATE DATABASE ", qname, " OWNER ", qname));
     Exec(conn, absl::StrCat("COMMENT ON DATABASE ", qname, " IS ",
-                            Quote(conn, EnvMarker(req.environment, req.project, options.installation,
-                                          req.instance))));
+                            Quote(conn, EnvMarker(req.environment, req.project,
+                                                  options.installation, req.instance))));
     Exec(conn, absl::StrCat("REVOKE ALL ON DATABASE ", qname, " FROM PUBLIC"));
     if (req.database.strategy == SeedStrategy::kSeed) {
       self->seeds_run_.fetch_add(1);
@@ -1157,10 +1156,12 @@ struct DatabaseManager::Impl {
     {
       pqxx::nontransaction tx(conn);
       r = tx.exec_params(
-          absl::StrCat("SELECT t.name, t.state, t.project, "
-                       "  EXISTS (SELECT 1 FROM eph_meta.environments e WHERE e.template = t.name), "
-                       "  t.name = ", NewestTemplateSql("t.project"),
-                       " FROM eph_meta.templates t WHERE $1 = '' OR t.project = $1"),
+          absl::StrCat(
+              "SELECT t.name, t.state, t.project, "
+              "  EXISTS (SELECT 1 FROM eph_meta.environments e WHERE e.template = t.name), "
+              "  t.name = ",
+              NewestTemplateSql("t.project"),
+              " FROM eph_meta.templates t WHERE $1 = '' OR t.project = $1"),
           project);
     }
     for (const pqxx::row& row : r) {
@@ -1206,9 +1207,8 @@ struct DatabaseManager::Impl {
     DropObjects(conn, db.exists && ours(db) ? name : "", role.exists && ours(role) ? name : "");
     {
       pqxx::nontransaction tx(conn);
-      tx.exec_params(
-          "DELETE FROM eph_meta.environments WHERE environment = $1 AND instance = $2",
-          environment, instance);
+      tx.exec_params("DELETE FROM eph_meta.environments WHERE environment = $1 AND instance = $2",
+                     environment, instance);
     }
     if (!problems.empty()) {
       return absl::FailedPreconditionError(
@@ -1224,17 +1224,16 @@ struct DatabaseManager::Impl {
     {
       pqxx::nontransaction tx(conn);
       for (const pqxx::row& row : tx.exec_params(
-               "SELECT instance FROM eph_meta.environments WHERE environment = $1",
-               environment)) {
+               "SELECT instance FROM eph_meta.environments WHERE environment = $1", environment)) {
         instances.insert(row[0].c_str());
       }
       const std::string prefix = absl::StrCat(kMarker, " environment=", environment, " ");
-      for (const pqxx::row& row : tx.exec_params(
-               "SELECT shobj_description(oid, 'pg_database') FROM pg_database "
-               "WHERE starts_with(shobj_description(oid, 'pg_database'), $1) UNION ALL "
-               "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles "
-               "WHERE starts_with(shobj_description(oid, 'pg_authid'), $1)",
-               prefix)) {
+      for (const pqxx::row& row :
+           tx.exec_params("SELECT shobj_description(oid, 'pg_database') FROM pg_database "
+                          "WHERE starts_with(shobj_description(oid, 'pg_database'), $1) UNION ALL "
+                          "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles "
+                          "WHERE starts_with(shobj_description(oid, 'pg_authid'), $1)",
+                          prefix)) {
         std::optional<std::map<std::string, std::string>> marker = ParseMarker(row[0].c_str());
         if (marker && (*marker)["environment"] == environment) {
           instances.insert((*marker)["instance"]);
@@ -1332,8 +1331,7 @@ std::string DatabaseManager::ObjectName(std::string_view environment, std::strin
     // Always hashed: "__" could also come from an environment name with "--".
     name += "__";
     append(instance);
-    const std::string hash =
-        Sha256Hex(absl::StrCat(S(environment), "/", S(instance))).substr(0, 8);
+    const std::string hash = Sha256Hex(absl::StrCat(S(environment), "/", S(instance))).substr(0, 8);
     return absl::StrCat(name.substr(0, std::min(name.size(), kMaxIdentifier - 9)), "_", hash);
   }
   if (name.size() > kMaxIdentifier || !IsDnsLabel(environment)) {
@@ -1478,14 +1476,13 @@ absl::StatusOr<EnsureResult> DatabaseManager::Ensure(const EnsureRequest& req) {
           "(environment, project, object_name, password, installation, instance) "
           "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (environment, instance) DO UPDATE "
           "SET ready = false, updated_at = now()",
-          req.environment, req.project, name, password, impl_->options.installation,
-          req.instance);
+          req.environment, req.project, name, password, impl_->options.installation, req.instance);
     }
     if (result.outcome == EnsureOutcome::kCreated) {
       if (db.exists) impl_->DropObjects(*conn, name, "");  // half-made by an interrupted call
-      if (absl::Status st =
-              impl_->CreateRole(*conn, name, password, EnvMarker(req.environment, req.project,
-                                                         impl_->options.installation, req.instance));
+      if (absl::Status st = impl_->CreateRole(
+              *conn, name, password,
+              EnvMarker(req.environment, req.project, impl_->options.installation, req.instance));
           !st.ok()) {
         return st;
       }
@@ -1550,8 +1547,7 @@ absl::Status DatabaseManager::Drop(std::string_view environment_view) {
     {
       pqxx::nontransaction tx(*conn);
       pqxx::result r = tx.exec_params(
-          "SELECT project FROM eph_meta.environments WHERE environment = $1 LIMIT 1",
-          environment);
+          "SELECT project FROM eph_meta.environments WHERE environment = $1 LIMIT 1", environment);
       if (!r.empty()) project = r[0][0].c_str();
     }
     absl::Status st = impl_->DropEnvironment(*conn, environment);

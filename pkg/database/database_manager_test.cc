@@ -354,7 +354,8 @@ TEST_F(DatabaseManagerTest, ClonesTakeReadySparesAndSparesFollowTheNewestTemplat
   constexpr auto kWait = std::chrono::seconds(60);
 
   // The first clone builds the template and copies it; one spare is made after it.
-  absl::StatusOr<EnsureResult> a = manager->Ensure(Request(Env("a"), SeedStrategy::kClone, scripts));
+  absl::StatusOr<EnsureResult> a =
+      manager->Ensure(Request(Env("a"), SeedStrategy::kClone, scripts));
   ASSERT_TRUE(a.ok()) << a.status();
   ASSERT_TRUE(manager->WaitForSpares(kWait));
   EXPECT_EQ(manager->spares_taken(), 0);
@@ -367,7 +368,8 @@ TEST_F(DatabaseManagerTest, ClonesTakeReadySparesAndSparesFollowTheNewestTemplat
 
   // The next clone takes it: the environment's database and role, the template's data, and
   // writes neither way are seen by the other environment.
-  absl::StatusOr<EnsureResult> b = manager->Ensure(Request(Env("b"), SeedStrategy::kClone, scripts));
+  absl::StatusOr<EnsureResult> b =
+      manager->Ensure(Request(Env("b"), SeedStrategy::kClone, scripts));
   ASSERT_TRUE(b.ok()) << b.status();
   EXPECT_EQ(manager->spares_taken(), 1);
   EXPECT_FALSE(DatabaseExists(first_spare));
@@ -404,7 +406,8 @@ TEST_F(DatabaseManagerTest, ClonesTakeReadySparesAndSparesFollowTheNewestTemplat
   EXPECT_EQ(QueryAs(c->credentials, "SELECT count(*) FROM users"), "100");
   EXPECT_TRUE(Spares(*manager).empty());
   // With none ready, a clone copies the template as before, then the pool is refilled.
-  absl::StatusOr<EnsureResult> e = manager->Ensure(Request(Env("e"), SeedStrategy::kClone, scripts));
+  absl::StatusOr<EnsureResult> e =
+      manager->Ensure(Request(Env("e"), SeedStrategy::kClone, scripts));
   ASSERT_TRUE(e.ok()) << e.status();
   EXPECT_EQ(manager->spares_taken(), 1);
   ASSERT_TRUE(manager->WaitForSpares(kWait));
@@ -413,14 +416,16 @@ TEST_F(DatabaseManagerTest, ClonesTakeReadySparesAndSparesFollowTheNewestTemplat
   // The seed changes: the new template is built, the old template's spare is dropped (no clone
   // would take it) and the spare made is of the new one.
   Write("db/data.sql", std::string(kData) + "INSERT INTO users VALUES (500, 'new');\n");
-  absl::StatusOr<EnsureResult> d = manager->Ensure(Request(Env("d"), SeedStrategy::kClone, scripts));
+  absl::StatusOr<EnsureResult> d =
+      manager->Ensure(Request(Env("d"), SeedStrategy::kClone, scripts));
   ASSERT_TRUE(d.ok()) << d.status();
   EXPECT_EQ(QueryAs(d->credentials, "SELECT count(*) FROM users"), "101");
   ASSERT_TRUE(manager->WaitForSpares(kWait));
   spares = Spares(*manager);
   ASSERT_EQ(spares.size(), 1u);
   EXPECT_NE(spares[0].of, old_template);
-  absl::StatusOr<EnsureResult> f = manager->Ensure(Request(Env("f"), SeedStrategy::kClone, scripts));
+  absl::StatusOr<EnsureResult> f =
+      manager->Ensure(Request(Env("f"), SeedStrategy::kClone, scripts));
   ASSERT_TRUE(f.ok()) << f.status();
   EXPECT_EQ(manager->spares_taken(), 2);
   EXPECT_EQ(QueryAs(f->credentials, "SELECT count(*) FROM users"), "101");

@@ -371,8 +371,8 @@ TEST(EphdStartTest, ConfigFileSettingsApplyAndUnknownKeysAreRefused) {
 
 TEST(EphdStartTest, CloneSparesOutOfRangeAreRefused) {
   const std::string dir = testing::MakeTempDir("ephd-spares");
-  std::ofstream(dir + "/ephd.yaml") << "listen: 127.0.0.1:0\nstate: sqlite:" << dir
-                                    << "/state.db\ndatabase_clone_spares: lots\n";
+  std::ofstream(dir + "/ephd.yaml")
+      << "listen: 127.0.0.1:0\nstate: sqlite:" << dir << "/state.db\ndatabase_clone_spares: lots\n";
   testing::ChildProcess file({Ephd(), "--config", dir + "/ephd.yaml"}, {}, dir);
   EXPECT_EQ(file.Wait(20s), 2);
   EXPECT_THAT(file.Output(),

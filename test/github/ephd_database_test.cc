@@ -115,17 +115,17 @@ TEST(EphdDatabaseTest, EachEnvironmentGetsItsOwnSeededOrClonedDatabaseThroughBot
     }
   }
   const std::string bin = testing::KubeBed("EPH_TEST_KUBE_BIN");
-  EphdProcess ephd({{"EPH_GITHUB_API_URL", standin.url()},
-                    {"EPH_GITHUB_TOKEN", testing::kStandInToken},
-                    {"EPH_KUBECONFIG", testing::KubeBed("EPH_TEST_KUBECONFIG")},
-                    {"EPH_KUSTOMIZE_PATH", bin + "/kustomize"},
-                    {"EPH_HELM_PATH", bin + "/helm"},
-                    {"EPH_DOCKER_HOST", testing::DockerHost()},
-                    {"EPH_DATABASE_ADMIN_URL",
-                     testing::TestbedValue("postgres", "EPH_TEST_POSTGRES_ADMIN_URL")},
-                    // A spare of the compose project's template is made after its first clone.
-                    {"EPH_DATABASE_CLONE_SPARES", "1"},
-                    {"EPH_LOG_LEVEL", "debug"}});
+  EphdProcess ephd(
+      {{"EPH_GITHUB_API_URL", standin.url()},
+       {"EPH_GITHUB_TOKEN", testing::kStandInToken},
+       {"EPH_KUBECONFIG", testing::KubeBed("EPH_TEST_KUBECONFIG")},
+       {"EPH_KUSTOMIZE_PATH", bin + "/kustomize"},
+       {"EPH_HELM_PATH", bin + "/helm"},
+       {"EPH_DOCKER_HOST", testing::DockerHost()},
+       {"EPH_DATABASE_ADMIN_URL", testing::TestbedValue("postgres", "EPH_TEST_POSTGRES_ADMIN_URL")},
+       // A spare of the compose project's template is made after its first clone.
+       {"EPH_DATABASE_CLONE_SPARES", "1"},
+       {"EPH_LOG_LEVEL", "debug"}});
   ASSERT_FALSE(ephd.url.empty());
   const std::string token = testing::CreateApiToken(ephd);
   for (const char* repo : {"kube", "compose"}) {
@@ -203,7 +203,8 @@ TEST(EphdDatabaseTest, EachEnvironmentGetsItsOwnSeededOrClonedDatabaseThroughBot
   EXPECT_TRUE(WaitFor(
       [&] { return ephd.process->Output().find("database: spare eph_spr_") != std::string::npos; },
       60s))
-      << "no spare clone was made\n" << ephd.process->Output();
+      << "no spare clone was made\n"
+      << ephd.process->Output();
   EXPECT_EQ(CountUsers(docker_urls[1]), 2) << "a clone saw another environment's write";
   EXPECT_THROW(pqxx::connection(docker_urls[0].substr(0, docker_urls[0].rfind('/')) + "/" +
                                 docker_urls[1].substr(docker_urls[1].rfind('/') + 1)),
@@ -235,16 +236,16 @@ TEST(EphdDatabaseTest, EachEnvironmentGetsItsOwnSeededOrClonedDatabaseThroughBot
   // A server of the environment's own on Kubernetes, with ephd outside the cluster (as here):
   // the StatefulSet comes up (kwok), but ephd cannot resolve its Service name. The environment
   // fails saying so, instead of retrying the seed for ever.
-  std::string own_yaml = "version: \"1.0\"\nname: kube\nkubernetes:\n  manifests: [k8s]\n" +
-                         DatabaseSection("seed");
+  std::string own_yaml =
+      "version: \"1.0\"\nname: kube\nkubernetes:\n  manifests: [k8s]\n" + DatabaseSection("seed");
   own_yaml.insert(own_yaml.find("      version:"), "      placement: environment\n");
   json own = standin.Request("POST", "/_standin/repos/acme/kube/commits",
                              {{"branch", "feature-4"}, {"files", {{"eph.yaml", own_yaml}}}});
   standin.Request("PUT", "/_standin/repos/acme/kube/pulls/4",
                   {{"labels", {"preview"}}, {"head_ref", "feature-4"}, {"head_sha", own["sha"]}});
-  testing::Deliver(standin, ephd, "acme/kube",
-                   {{"event", "pull_request"}, {"action", "labeled"}, {"number", 4},
-                    {"label", "preview"}});
+  testing::Deliver(
+      standin, ephd, "acme/kube",
+      {{"event", "pull_request"}, {"action", "labeled"}, {"number", 4}, {"label", "preview"}});
   ASSERT_TRUE(WaitFor(
       [&] {
         return StickyComment(standin, 4).find("Run ephd in the cluster") != std::string::npos;
@@ -417,13 +418,15 @@ TEST(EphdDatabaseTest, AnEnvironmentCanRunAPostgresServerOfItsOwn) {
 
   // A pull request whose seed fails on its own server: failed with the script and the line, and
   // the half-made database is dropped from that server.
-  json broken = standin.Request("POST", "/_standin/repos/acme/own/commits",
-                                {{"branch", "feature-5"}, {"files", {{"db/schema.sql", kBrokenSchema}}}});
-  standin.Request("PUT", "/_standin/repos/acme/own/pulls/5",
-                  {{"labels", {"preview"}}, {"head_ref", "feature-5"}, {"head_sha", broken["sha"]}});
-  testing::Deliver(standin, ephd, "acme/own",
-                   {{"event", "pull_request"}, {"action", "labeled"}, {"number", 5},
-                    {"label", "preview"}});
+  json broken =
+      standin.Request("POST", "/_standin/repos/acme/own/commits",
+                      {{"branch", "feature-5"}, {"files", {{"db/schema.sql", kBrokenSchema}}}});
+  standin.Request(
+      "PUT", "/_standin/repos/acme/own/pulls/5",
+      {{"labels", {"preview"}}, {"head_ref", "feature-5"}, {"head_sha", broken["sha"]}});
+  testing::Deliver(
+      standin, ephd, "acme/own",
+      {{"event", "pull_request"}, {"action", "labeled"}, {"number", 5}, {"label", "preview"}});
   ASSERT_TRUE(WaitFor(
       [&] { return StickyComment(standin, 5).find("db/schema.sql line 3") != std::string::npos; },
       180s))

@@ -207,8 +207,8 @@ class Parser {
       } else if (rest[0] == '+') {
         out += set ? Interpolate(at, arg(1), where, depth + 1) : "";
       } else {
-        Fail(at, fmt::format("{}: `${{{}}}` is not a variable reference Eph understands",
-                             where, std::string(inner)));
+        Fail(at, fmt::format("{}: `${{{}}}` is not a variable reference Eph understands", where,
+                             std::string(inner)));
       }
       i = j - 1;
     }

@@ -134,8 +134,9 @@ TEST(ComposeFileTest, AnUnsetVariableIsAnErrorThatSaysWhatIsSet) {
     std::string says;
   };
   for (const Case& c : {
-           Case{"${TAG}", "compose.yml:3:12: services.web.image: ${TAG} is not set (Eph sets "
-                          "EPH_PR_NUMBER); give it a default with ${TAG:-value}"},
+           Case{"${TAG}",
+                "compose.yml:3:12: services.web.image: ${TAG} is not set (Eph sets "
+                "EPH_PR_NUMBER); give it a default with ${TAG:-value}"},
            Case{"$TAG", "${TAG} is not set"},
            Case{"${TAG:?needs a tag}", "services.web.image: needs a tag"},
            Case{"${TAG", "has no closing brace"},

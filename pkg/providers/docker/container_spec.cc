@@ -1,9 +1,8 @@
 #include "pkg/providers/docker/container_spec.h"
 
-#include "pkg/base/sha256.h"
-
 #include "absl/time/time.h"
 #include "fmt/format.h"
+#include "pkg/base/sha256.h"
 
 namespace eph::providers::docker {
 

@@ -155,9 +155,9 @@ absl::StatusOr<std::string> LocalImageId(const EngineClient& engine, const std::
   absl::StatusOr<EngineResponse> r = engine.Get(fmt::format("/images/{}/json", UrlEncode(image)));
   if (!r.ok()) return r.status();
   if (r->status == 404) {
-    return absl::FailedPreconditionError(fmt::format(
-        "image {} not found on the Docker host ({}): Eph never pulls images; {}", image, what,
-        hint));
+    return absl::FailedPreconditionError(
+        fmt::format("image {} not found on the Docker host ({}): Eph never pulls images; {}", image,
+                    what, hint));
   }
   if (r->status != 200) return ErrorFromResponse(*r, "inspecting image " + image);
   return Str(Parse(*r), "Id");
@@ -333,8 +333,7 @@ absl::StatusOr<ApplyResult> DockerProvider::Apply(const ApplyRequest& request) {
       {"EPH_HEAD_SHA", request.head_sha},
       {"EPH_SHORT_SHA", request.head_sha.substr(0, 7)},
       {"EPH_HOST", request.host}};
-  absl::StatusOr<ComposeFile> compose =
-      ParseComposeFile(*text, section->compose_file, variables);
+  absl::StatusOr<ComposeFile> compose = ParseComposeFile(*text, section->compose_file, variables);
   if (!compose.ok()) return compose.status();
 
   // The web service and port the URL points at.
@@ -622,10 +621,10 @@ absl::StatusOr<DatabaseServer> DockerProvider::EnsureDatabaseServer(
   const std::string installation = InstallationOf(labels);
   const std::string name = ContainerName(project, request.name);
 
-  absl::StatusOr<std::string> image_id = LocalImageId(
-      engine_, request.image, fmt::format("database `{}`", request.name),
-      "load it on the engine (docker pull or docker load) or name another in "
-      "database.instances[].image");
+  absl::StatusOr<std::string> image_id =
+      LocalImageId(engine_, request.image, fmt::format("database `{}`", request.name),
+                   "load it on the engine (docker pull or docker load) or name another in "
+                   "database.instances[].image");
   if (!image_id.ok()) return image_id.status();
 
   // The container as it is, if any: its password is kept for the life of the environment.

@@ -40,7 +40,7 @@ TEST(DatabaseServerObjectsTest, AClientNamespaceIsAdmittedToThePortOnly) {
   EXPECT_EQ(policy["kind"], "NetworkPolicy");
   EXPECT_EQ(policy["spec"]["podSelector"]["matchLabels"]["eph.dev/database"], "db");
   EXPECT_EQ(policy["spec"]["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"]
-                   ["kubernetes.io/metadata.name"],
+                  ["kubernetes.io/metadata.name"],
             "eph-system");
   EXPECT_EQ(policy["spec"]["ingress"][0]["ports"][0]["port"], 5432);
 }

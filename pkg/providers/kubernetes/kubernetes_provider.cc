@@ -383,8 +383,7 @@ absl::StatusOr<DatabaseServer> KubernetesProvider::EnsureDatabaseServer(
   if (EvaluateWorkload(*sts).phase == Phase::kReady) {
     // ephd seeds the server at its Service name: it must resolve where ephd runs.
     const std::string host = fmt::format("{}.{}.svc", request.name, ns);
-    absl::Status resolved =
-        options_.resolve_host ? options_.resolve_host(host) : ResolveHost(host);
+    absl::Status resolved = options_.resolve_host ? options_.resolve_host(host) : ResolveHost(host);
     if (!resolved.ok()) {
       if (!options_.in_cluster) {
         return absl::FailedPreconditionError(fmt::format(
@@ -398,13 +397,13 @@ absl::StatusOr<DatabaseServer> KubernetesProvider::EnsureDatabaseServer(
       return out;
     }
     out.ready = true;
-    out.admin_url = fmt::format("postgresql://{}:{}@{}:5432/postgres", kDatabaseAdminUser,
-                                password, host);
+    out.admin_url =
+        fmt::format("postgresql://{}:{}@{}:5432/postgres", kDatabaseAdminUser, password, host);
     return out;
   }
-  absl::StatusOr<kube::ListResult> pods = client_->List(
-      fmt::format("/api/v1/namespaces/{}/pods", ns),
-      {.label_selector = fmt::format("{}={}", kDatabaseLabel, request.name)});
+  absl::StatusOr<kube::ListResult> pods =
+      client_->List(fmt::format("/api/v1/namespaces/{}/pods", ns),
+                    {.label_selector = fmt::format("{}={}", kDatabaseLabel, request.name)});
   if (!pods.ok()) return pods.status();
   for (const json& pod : pods->items) {
     if (std::optional<std::string> failure = PodFailure(pod)) {
@@ -508,8 +507,8 @@ absl::StatusOr<ApplyResult> KubernetesProvider::Apply(const ApplyRequest& reques
 
   // 4. Prune what the render no longer has, then record what this apply consists of.
   absl::StatusOr<PruneResult> pruned =
-      applier_.Prune(ns, LabelSelectorFor(request.environment) + ",!" + kDatabaseLabel,
-                     all_kinds, keep);  // the environment's own database server is not the app's
+      applier_.Prune(ns, LabelSelectorFor(request.environment) + ",!" + kDatabaseLabel, all_kinds,
+                     keep);  // the environment's own database server is not the app's
   if (!pruned.ok()) return pruned.status();
   annotations[kAppliedKindsAnnotation] = JoinKinds(kinds);
   annotations[kAppliedShaAnnotation] = request.head_sha.empty() ? "unknown" : request.head_sha;

@@ -111,8 +111,9 @@ class KubernetesProviderBedTest : public ::testing::Test {
   // are taken as resolving, as they do for an ephd inside the cluster.
   std::unique_ptr<KubernetesProvider> MakeProvider(
       bool watch, bool in_cluster = true,
-      std::function<absl::Status(const std::string&)> resolve_host =
-          [](const std::string&) { return absl::OkStatus(); }) {
+      std::function<absl::Status(const std::string&)> resolve_host = [](const std::string&) {
+        return absl::OkStatus();
+      }) {
     absl::StatusOr<kube::KubeConfig> config = kube::LoadKubeconfig(Bed("EPH_TEST_KUBECONFIG"));
     EXPECT_TRUE(config.ok()) << config.status();
     KubernetesProviderOptions options = DefaultProviderOptions();
@@ -532,8 +533,7 @@ TEST_F(KubernetesProviderBedTest, TheEnvironmentsOwnDatabaseServerIsAStatefulSet
       },
       120s))
       << (server.ok() ? server->message : server.status().ToString());
-  const std::regex url("postgresql://eph_admin:([0-9a-f]{48})@pg\\." + ns +
-                       "\\.svc:5432/postgres");
+  const std::regex url("postgresql://eph_admin:([0-9a-f]{48})@pg\\." + ns + "\\.svc:5432/postgres");
   std::smatch m;
   ASSERT_TRUE(std::regex_match(server->admin_url, m, url)) << server->admin_url;
   const std::string password = m[1];
@@ -591,8 +591,7 @@ TEST_F(KubernetesProviderBedTest, TheEnvironmentsOwnDatabaseServerIsAStatefulSet
   EXPECT_TRUE(Get(fmt::format("/api/v1/namespaces/{}/services/pg", ns)).ok());
   absl::StatusOr<json> secret = Get(fmt::format("/api/v1/namespaces/{}/secrets/pg-admin", ns));
   ASSERT_TRUE(secret.ok()) << secret.status();
-  EXPECT_EQ((*secret)["data"]["POSTGRES_PASSWORD"],
-            absl::Base64Escape(password));
+  EXPECT_EQ((*secret)["data"]["POSTGRES_PASSWORD"], absl::Base64Escape(password));
 
   DestroyCompletely(env);
   EXPECT_TRUE(NamespaceGone(ns));
