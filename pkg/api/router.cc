@@ -5,18 +5,18 @@
 namespace eph::api {
 namespace {
 
+// The segments of a canonical path (server::ParseRequestTarget), exactly: "/a/b/" is
+// {"a", "b", ""} and does not match "/a/b". Nothing is dropped or merged, so the router sees the
+// very path the auth check saw.
 std::vector<std::string> Split(const std::string& path) {
   std::vector<std::string> out;
-  size_t i = 0;
-  while (i < path.size()) {
-    if (path[i] == '/') {
-      ++i;
-      continue;
-    }
+  if (path.empty() || path == "/") return out;
+  size_t i = path.front() == '/' ? 1 : 0;
+  for (;;) {
     const size_t j = path.find('/', i);
     out.push_back(path.substr(i, j == std::string::npos ? std::string::npos : j - i));
     if (j == std::string::npos) break;
-    i = j;
+    i = j + 1;
   }
   return out;
 }

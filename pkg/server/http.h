@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/status/statusor.h"
+
 namespace eph::server {
 
 // Case-insensitive header map (HTTP header names are case-insensitive).
@@ -50,6 +52,23 @@ struct HttpResponse {
 };
 
 using Handler = std::function<void(const HttpRequest&, HttpResponse&)>;
+
+// A request target split into its canonical path and its query. The server decides this once,
+// and the auth check, the router and the handlers all see the same path: there is no second
+// reading of the raw target anywhere.
+struct RequestTarget {
+  std::string path;                          // percent-decoded once, canonical
+  std::map<std::string, std::string> query;  // decoded query parameters (last one wins)
+};
+
+inline constexpr size_t kMaxPathBytes = 4096;
+
+// Only origin-form targets ("/a/b?q=1") are accepted. A path that is not canonical is refused
+// with InvalidArgument, never rewritten into one that is: an empty segment ("//"; a single
+// trailing "/" is allowed), a "." or ".." segment, a '\\', a NUL or other control character, a
+// '%' that does not start a valid escape, an escape that decodes to '/', or a path longer than
+// kMaxPathBytes.
+absl::StatusOr<RequestTarget> ParseRequestTarget(std::string_view target);
 
 // Percent-decoding for paths and query strings ('+' is a space only in queries).
 std::string UrlDecode(std::string_view in, bool plus_is_space);

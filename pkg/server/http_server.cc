@@ -52,7 +52,6 @@ auto RunOnThread(std::vector<std::thread>& threads, std::mutex& mu, F f) {
       asio::use_awaitable);
 }
 
-
 class SocketStreamWriter final : public StreamWriter {
  public:
   SocketStreamWriter(tcp::socket& socket, const std::atomic<bool>& stopping)
@@ -146,7 +145,8 @@ class HttpServer::Impl {
   asio::awaitable<void> Accept() {
     while (!stopping_) {
       beast::error_code ec;
-      tcp::socket socket = co_await acceptor_.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+      tcp::socket socket =
+          co_await acceptor_.async_accept(asio::redirect_error(asio::use_awaitable, ec));
       if (ec) {
         if (stopping_ || ec == asio::error::operation_aborted) co_return;
         spdlog::warn("http: accept failed: {}", ec.message());
@@ -165,13 +165,18 @@ class HttpServer::Impl {
     if (--in_flight_ == 0) idle_cv_.notify_all();
   }
 
-  static HttpRequest ToRequest(http::request<http::string_body>& req, const std::string& remote) {
+  // The request as handlers see it, with its canonical path; InvalidArgument for a target that
+  // is not canonical (ParseRequestTarget), which is refused before any handler runs.
+  static absl::StatusOr<HttpRequest> ToRequest(http::request<http::string_body>& req,
+                                               const std::string& remote) {
+    const std::string raw_target(req.target());
+    auto target = ParseRequestTarget(raw_target);
+    if (!target.ok()) return target.status();
     HttpRequest out;
     out.method = std::string(req.method_string());
-    out.target = std::string(req.target());
-    const auto q = out.target.find('?');
-    out.path = UrlDecode(std::string_view(out.target).substr(0, q), false);
-    if (q != std::string::npos) out.query = ParseQuery(std::string_view(out.target).substr(q + 1));
+    out.target = raw_target;
+    out.path = std::move(target->path);
+    out.query = std::move(target->query);
     for (const auto& field : req) {
       out.headers[std::string(field.name_string())] = std::string(field.value());
     }
@@ -181,8 +186,8 @@ class HttpServer::Impl {
   }
 
   asio::awaitable<void> WriteSimple(beast::tcp_stream& stream, int status, std::string body,
-                                    bool keep_alive, unsigned version,
-                                    const Headers& headers = {}, bool head = false) {
+                                    bool keep_alive, unsigned version, const Headers& headers = {},
+                                    bool head = false) {
     http::response<http::string_body> res{static_cast<http::status>(status), version};
     res.set(http::field::server, "ephd");
     for (const auto& [k, v] : headers) res.set(k, v);
@@ -234,28 +239,35 @@ class HttpServer::Impl {
         break;
       }
       if (ec == http::error::body_limit) {
-        co_await WriteSimple(stream, 413,
-                             ErrorJson("payload_too_large",
-                                       absl::StrCat("request body exceeds ",
-                                                    options_.max_body_bytes, " bytes")),
-                             false, 11);
+        co_await WriteSimple(
+            stream, 413,
+            ErrorJson("payload_too_large",
+                      absl::StrCat("request body exceeds ", options_.max_body_bytes, " bytes")),
+            false, 11);
         break;
       }
       if (ec == http::error::header_limit) {
-        co_await WriteSimple(stream, 431,
-                             ErrorJson("header_too_large", "request header too large"), false, 11);
+        co_await WriteSimple(stream, 431, ErrorJson("header_too_large", "request header too large"),
+                             false, 11);
         break;
       }
       if (ec) {
-        co_await WriteSimple(stream, 400, ErrorJson("bad_request", "malformed HTTP request"),
-                             false, 11);
+        co_await WriteSimple(stream, 400, ErrorJson("bad_request", "malformed HTTP request"), false,
+                             11);
         break;
       }
       auto& req = parser.get();
       const bool keep_alive = req.keep_alive();
       const unsigned version = req.version();
       const bool head = req.method() == http::verb::head;
-      HttpRequest request = ToRequest(req, remote);
+      auto parsed = ToRequest(req, remote);
+      if (!parsed.ok()) {
+        co_await WriteSimple(stream, 400,
+                             ErrorJson("bad_request", std::string(parsed.status().message())),
+                             false, version);
+        break;
+      }
+      HttpRequest request = std::move(*parsed);
       HttpResponse response;
       Begin();
       co_await RunOn(workers_, [&] {
@@ -272,8 +284,8 @@ class HttpServer::Impl {
         }
       });
       if (!response.stream) {
-        co_await WriteSimple(stream, response.status, std::move(response.body), keep_alive,
-                             version, response.headers, head);
+        co_await WriteSimple(stream, response.status, std::move(response.body), keep_alive, version,
+                             response.headers, head);
         End();
         if (!keep_alive) break;
         continue;
