@@ -9,6 +9,9 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
+#include <condition_variable>
+#include <mutex>
+#include <stop_token>
 #include <thread>
 
 #include "pkg/api/tokens.h"
@@ -194,20 +197,42 @@ absl::Status ApiServer::Authorize(const HttpRequest& req) {
   return absl::OkStatus();
 }
 
+namespace {
+
+// The path is canonical (server::ParseRequestTarget), so a prefix test is exact: "//api" and
+// "/./api" never get this far.
+bool IsApiPath(const std::string& path) { return path == "/api" || path.rfind("/api/", 0) == 0; }
+
+}  // namespace
+
+bool ApiServer::Admit(const HttpRequest& head, HttpResponse& res) {
+  if (IsApiPath(head.path)) return AuthorizeInto(head, res);
+  if (head.path == "/webhooks/github" && head.method == "POST") {
+    if (auto refused = intake_.CheckGitHubHeaders(head.Header("X-Hub-Signature-256"))) {
+      res.SetJson(refused->http_status, std::move(refused->body_json));
+      return false;
+    }
+  }
+  return true;
+}
+
+bool ApiServer::AuthorizeInto(const HttpRequest& req, HttpResponse& res) {
+  absl::Status s = Authorize(req);
+  if (s.ok()) return true;
+  server::SetError(res, s);
+  if (s.code() == absl::StatusCode::kUnauthenticated) {
+    res.headers["WWW-Authenticate"] = "Bearer realm=\"ephd\"";
+  }
+  return false;
+}
+
 void ApiServer::Handle(const HttpRequest& req, HttpResponse& res) {
   const auto start = std::chrono::steady_clock::now();
-  const bool api = req.path == "/api" || req.path.rfind("/api/", 0) == 0;
+  const bool api = IsApiPath(req.path);
   const bool open = req.path == "/healthz" || req.path == "/readyz" || req.path == "/metrics" ||
                     req.path.rfind("/webhooks/", 0) == 0;
   if (api) {
-    if (absl::Status s = Authorize(req); !s.ok()) {
-      server::SetError(res, s);
-      if (s.code() == absl::StatusCode::kUnauthenticated) {
-        res.headers["WWW-Authenticate"] = "Bearer realm=\"ephd\"";
-      }
-    } else {
-      router_.Dispatch(req, res);
-    }
+    if (AuthorizeInto(req, res)) router_.Dispatch(req, res);
   } else if (!open && (req.method == "GET" || req.method == "HEAD")) {
     ServeStatic(req, res);
   } else {
@@ -302,7 +327,7 @@ void ApiServer::CreateEnvironment(const HttpRequest& req, HttpResponse& res) {
   }
   const std::string project = project_it->get<std::string>();
   int64_t pr = 0;
-  if (auto it = body->find("pr"); it != body->end() && !it->is_null()) {
+  if (auto it = body->find("pr"); it != body->end()) {
     // JSON has one number type: 7 and 7.0 are the same pull request.
     const bool integral =
         it->is_number_integer() ||
@@ -315,7 +340,7 @@ void ApiServer::CreateEnvironment(const HttpRequest& req, HttpResponse& res) {
     pr = it->is_number_integer() ? it->get<int64_t>() : static_cast<int64_t>(it->get<double>());
   }
   std::string name;
-  if (auto it = body->find("name"); it != body->end() && !it->is_null()) {
+  if (auto it = body->find("name"); it != body->end()) {
     if (!it->is_string() || !names::IsDnsLabel(it->get<std::string>(), names::kMaxNameLength)) {
       return server::SetError(
           res, absl::InvalidArgumentError(
@@ -511,7 +536,23 @@ void ApiServer::Logs(const std::string& name, const HttpRequest& req, HttpRespon
   res.headers["Content-Type"] = "text/plain; charset=utf-8";
   res.headers["Cache-Control"] = "no-store";
   res.headers["X-Content-Type-Options"] = "nosniff";
-  res.stream = [provider, request](server::StreamWriter& out) {
+  res.stream = [provider, request](server::StreamWriter& out) mutable {
+    // A followed log can be quiet for hours: the provider learns that the reader has gone (or
+    // that ephd is stopping) from this token, which a watcher requests, not from a failed write.
+    std::stop_source stop;
+    request.stop = stop.get_token();
+    std::jthread watcher([&out, &stop](std::stop_token done) {
+      std::mutex mu;
+      std::condition_variable_any tick;
+      std::unique_lock<std::mutex> lock(mu);
+      while (!tick.wait_for(lock, done, std::chrono::milliseconds(200), [] { return false; }) &&
+             !done.stop_requested()) {
+        if (out.Cancelled()) {
+          stop.request_stop();
+          return;
+        }
+      }
+    });
     absl::Status s = provider->Logs(request, [&out](const providers::LogLine& line) {
       std::string text = FormatRfc3339(line.at) + " " + line.component + " " + line.text + "\n";
       return out.Write(text) && !out.Cancelled();
@@ -587,8 +628,16 @@ void ApiServer::StreamEvents(int64_t after_id, server::StreamWriter& out) {
     // Woken by this process's changes at once; other processes' are read on the timeout.
     const auto until_keepalive = std::chrono::duration_cast<std::chrono::milliseconds>(
         options_.events_keepalive - (Steady::now() - last_write));
-    store_.WaitForLocalChange(changes, std::max(std::chrono::milliseconds(1),
-                                                std::min(options_.events_poll, until_keepalive)));
+    // In slices, so a reader that has gone frees its stream within a quarter second.
+    const auto wait_until =
+        Steady::now() + std::max(std::chrono::milliseconds(1),
+                                 std::min(options_.events_poll, until_keepalive));
+    while (!out.Cancelled() && store_.LocalChangeCount() == changes) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(wait_until -
+                                                                              Steady::now());
+      if (left <= std::chrono::milliseconds(0)) break;
+      store_.WaitForLocalChange(changes, std::min(left, std::chrono::milliseconds(250)));
+    }
   }
 }
 

@@ -58,10 +58,19 @@ class ApiServer {
 
   void Handle(const server::HttpRequest& req, server::HttpResponse& res);
 
+  // The HTTP server's admission check (server::AdmissionCheck): decides from a request's header
+  // alone, before its body is read, what Handle would refuse anyway — an API call without a
+  // known token of the right scope, a webhook without a well-formed signature header — so that
+  // nobody unauthenticated can make ephd hold a body it will throw away. Handle checks the same
+  // again: it stays correct when called without admission (tests, other servers).
+  bool Admit(const server::HttpRequest& head, server::HttpResponse& res);
+
  private:
   void Routes();
   // OK, or the 401/403 error for this request.
   absl::Status Authorize(const server::HttpRequest& req);
+  // Authorize, with a refusal written into `res` (401 with WWW-Authenticate, 403, 503).
+  bool AuthorizeInto(const server::HttpRequest& req, server::HttpResponse& res);
   void ServeStatic(const server::HttpRequest& req, server::HttpResponse& res);
   void ListEnvironments(const server::HttpRequest& req, server::HttpResponse& res);
   void CreateEnvironment(const server::HttpRequest& req, server::HttpResponse& res);

@@ -332,7 +332,8 @@ TEST_F(ApiTest, CreateWithANameAndBadBodiesAreRefused) {
        {"", "[]", "not json", R"({"pr":1})", R"({"project":"noslash","pr":1})",
         R"({"project":"a/b"})", R"({"project":"a/b","pr":0})", R"({"project":"a/b","pr":"7"})",
         R"({"project":"a/b","pr":7.5})", R"({"project":"a/b","pr":99999999999999999999})",
-        R"({"project":"a/b","name":"Not_A_Label"})", R"({"project":"a/b","pr":1,"extra":true})"}) {
+        R"({"project":"a/b","name":"Not_A_Label"})", R"({"project":"a/b","pr":1,"extra":true})",
+        R"({"project":"a/b","name":"n","pr":null})", R"({"project":"a/b","pr":1,"name":null})"}) {
     auto res = Call("POST", "/api/v1/environments", {}, bad);
     EXPECT_EQ(res.status, 400) << bad;
     EXPECT_EQ(json::parse(res.body)["error"]["code"], "invalid_argument") << bad;

@@ -31,6 +31,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -138,6 +139,10 @@ struct LogsRequest {
   std::string component;  // empty: all components
   bool follow = false;
   int64_t tail_lines = 0;  // 0: the provider's default
+  // Requested when the reader has gone or ephd is stopping, even while no line arrives; Logs
+  // then returns OK promptly. (Over the plugin protocol this is the gRPC call's cancellation,
+  // so it has no field in provider.proto.)
+  std::stop_token stop;
 };
 
 struct LogLine {

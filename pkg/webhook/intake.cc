@@ -2,6 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cctype>
+
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
@@ -21,6 +24,13 @@ std::string StringAt(const json& j, const char* key) {
 int64_t NumberAt(const json& j, const char* key) {
   auto it = j.find(key);
   return it != j.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
+}
+
+void CountDelivery(MetricsRegistry& metrics, const std::string& outcome) {
+  metrics
+      .GetCounter("eph_webhook_deliveries_total", "Webhook deliveries by outcome",
+                  absl::StrCat("forge=\"github\",outcome=\"", outcome, "\""))
+      .Inc();
 }
 
 IntakeResult Error(int status, const std::string& code, const std::string& message) {
@@ -87,14 +97,8 @@ WebhookIntake::WebhookIntake(state::Store& store, const Clock& clock, MetricsReg
                              std::string github_secret)
     : store_(store), clock_(clock), metrics_(metrics), github_secret_(std::move(github_secret)) {}
 
-IntakeResult WebhookIntake::HandleGitHub(const std::string& event, const std::string& delivery_id,
-                                         const std::string& signature, const std::string& body) {
-  auto count = [&](const std::string& outcome) {
-    metrics_
-        .GetCounter("eph_webhook_deliveries_total", "Webhook deliveries by outcome",
-                    absl::StrCat("forge=\"github\",outcome=\"", outcome, "\""))
-        .Inc();
-  };
+std::optional<IntakeResult> WebhookIntake::CheckGitHubHeaders(const std::string& signature) {
+  auto count = [this](const std::string& outcome) { CountDelivery(metrics_, outcome); };
   if (github_secret_.empty()) {
     count("not_configured");
     return Error(503, "not_configured",
@@ -104,6 +108,22 @@ IntakeResult WebhookIntake::HandleGitHub(const std::string& event, const std::st
     count("unsigned");
     return Error(401, "unauthenticated", "missing X-Hub-Signature-256 header");
   }
+  constexpr std::string_view kPrefix = "sha256=";
+  const bool well_formed =
+      signature.size() == kPrefix.size() + 64 && signature.compare(0, kPrefix.size(), kPrefix) == 0 &&
+      std::all_of(signature.begin() + kPrefix.size(), signature.end(),
+                  [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; });
+  if (!well_formed) {
+    count("bad_signature");
+    return Error(401, "unauthenticated", "X-Hub-Signature-256 does not match the body");
+  }
+  return std::nullopt;
+}
+
+IntakeResult WebhookIntake::HandleGitHub(const std::string& event, const std::string& delivery_id,
+                                         const std::string& signature, const std::string& body) {
+  auto count = [this](const std::string& outcome) { CountDelivery(metrics_, outcome); };
+  if (auto refused = CheckGitHubHeaders(signature)) return *refused;
   if (!VerifyGitHub(github_secret_, body, signature)) {
     count("bad_signature");
     return Error(401, "unauthenticated", "X-Hub-Signature-256 does not match the body");

@@ -52,6 +52,11 @@ class WebhookIntake {
   IntakeResult HandleGitHub(const std::string& event, const std::string& delivery_id,
                             const std::string& signature, const std::string& body);
 
+  // What HandleGitHub would refuse from the signature header alone, before the body is read:
+  // no secret configured (503), no signature or one that is not "sha256=" and 64 hex digits
+  // (401). nullopt when the body must be read to decide.
+  std::optional<IntakeResult> CheckGitHubHeaders(const std::string& signature);
+
  private:
   state::Store& store_;
   const Clock& clock_;

@@ -998,7 +998,7 @@ absl::Status DockerProvider::Logs(const LogsRequest& request, const LogSink& sin
                          request.follow ? "&follow=1" : "");
     r.timeout = request.follow ? std::chrono::milliseconds(-1) : std::chrono::milliseconds(0);
     r.on_body = [&](std::string_view data) { return demux.Feed(data, on_line); };
-    r.cancelled = [&] { return stop.load(); };
+    r.cancelled = [&] { return stop.load() || request.stop.stop_requested(); };
     absl::StatusOr<EngineResponse> resp = engine_.Perform(r);
     if (!resp.ok()) return resp.status();
     if (resp->stopped_by_reader) return absl::OkStatus();

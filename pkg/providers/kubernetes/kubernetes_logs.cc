@@ -196,6 +196,7 @@ absl::Status KubernetesProvider::Logs(const LogsRequest& request, const LogSink&
   log_options.timestamps = true;
 
   std::stop_source stop;
+  std::stop_callback reader_gone(request.stop, [&stop] { stop.request_stop(); });
   std::mutex sink_mu;
   std::mutex error_mu;
   absl::Status first_error;
