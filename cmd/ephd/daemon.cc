@@ -5,6 +5,9 @@
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -148,23 +151,50 @@ void ConfigureLogging(const DaemonConfig& config) {
 
 }  // namespace
 
-// The numeric settings' ranges, for the flags and the config file alike.
-constexpr int kMaxWorkers = 64;
-constexpr int kMaxCloneSpares = 20;
+namespace {
+
+// The numeric settings, with their ranges, for the flags and the config file alike.
+struct NumericSetting {
+  const char* key;  // YAML key and flag name (with '_' → '-')
+  const char* env;
+  const char* help;
+  int DaemonConfig::*field;
+  int low;
+  int high;
+};
+
+const std::vector<NumericSetting>& NumericSettings() {
+  static const std::vector<NumericSetting> settings = {
+      {"workers", "EPH_WORKERS", "reconciler worker threads (0: intake only, no reconciling)",
+       &DaemonConfig::workers, 0, 64},
+      {"database_clone_spares", "EPH_DATABASE_CLONE_SPARES",
+       "ready copies of each project's newest template on the shared database server, so a "
+       "`clone` is a rename (each costs the template's size on disk)",
+       &DaemonConfig::database_clone_spares, 0, 20},
+      {"max_connections", "EPH_MAX_CONNECTIONS",
+       "open connections to the API port at most (0: a quarter of the open-files limit); at the "
+       "limit the connection idle the longest is closed to make room",
+       &DaemonConfig::max_connections, 0, 1'000'000},
+      {"gateway_max_connections", "EPH_GATEWAY_MAX_CONNECTIONS",
+       "open connections to the preview gateway at most (0: half of the open-files limit)",
+       &DaemonConfig::gateway_max_connections, 0, 1'000'000},
+      {"max_streams", "EPH_MAX_STREAMS", "open event and log streams at most",
+       &DaemonConfig::max_streams, 1, 100'000},
+  };
+  return settings;
+}
+
+}  // namespace
 
 void AddFlags(CLI::App& app, DaemonConfig& config) {
   for (const auto& s : Settings()) {
     app.add_option(FlagName(s.key), config.*(s.field), s.help)->envname(s.env);
   }
-  app.add_option("--workers", config.workers,
-                 "reconciler worker threads (0: intake only, no reconciling)")
-      ->envname("EPH_WORKERS")
-      ->check(CLI::Range(0, kMaxWorkers));
-  app.add_option("--database-clone-spares", config.database_clone_spares,
-                 "ready copies of each project's newest template on the shared database server, "
-                 "so a `clone` is a rename (each costs the template's size on disk)")
-      ->envname("EPH_DATABASE_CLONE_SPARES")
-      ->check(CLI::Range(0, kMaxCloneSpares));
+  for (const auto& s : NumericSettings()) {
+    app.add_option(FlagName(s.key), config.*(s.field), s.help)
+        ->envname(s.env)
+        ->check(CLI::Range(s.low, s.high));
+  }
 }
 
 absl::Status ApplyConfigFile(const CLI::App& app, const std::string& path, DaemonConfig& config) {
@@ -190,16 +220,17 @@ absl::Status ApplyConfigFile(const CLI::App& app, const std::string& path, Daemo
     }
     const std::string value = kv.second.as<std::string>();
     // The numeric settings.
-    if (key == "workers" || key == "database_clone_spares") {
-      const bool workers = key == "workers";
-      const int low = 0, high = workers ? kMaxWorkers : kMaxCloneSpares;
-      if (app.get_option(FlagName(key.c_str()))->count() == 0) {
+    if (const auto numeric =
+            std::find_if(NumericSettings().begin(), NumericSettings().end(),
+                         [&key](const NumericSetting& s) { return key == s.key; });
+        numeric != NumericSettings().end()) {
+      if (app.get_option(FlagName(numeric->key))->count() == 0) {
         int n = -1;
-        if (!absl::SimpleAtoi(value, &n) || n < low || n > high) {
-          return absl::InvalidArgumentError(
-              absl::StrCat(where, ": ", key, " must be a number from ", low, " to ", high));
+        if (!absl::SimpleAtoi(value, &n) || n < numeric->low || n > numeric->high) {
+          return absl::InvalidArgumentError(absl::StrCat(where, ": ", key, " must be a number from ",
+                                                         numeric->low, " to ", numeric->high));
         }
-        (workers ? config.workers : config.database_clone_spares) = n;
+        config.*(numeric->field) = n;
       }
       continue;
     }
@@ -455,7 +486,28 @@ std::string Join(const std::vector<std::string>& items) {
 Daemon::Daemon(DaemonConfig config) : config_(std::move(config)) {}
 Daemon::~Daemon() { Stop(); }
 
+namespace {
+
+// Raises the soft open-files limit to the hard one, as Go's runtime does: the soft default
+// (often 1024) is a leftover of select(), which ephd does not use, and each connection costs a
+// descriptor.
+void RaiseOpenFilesLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+  limit.rlim_cur = limit.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &limit);
+}
+
+std::string OpenFilesLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return "unlimited";
+  return std::to_string(limit.rlim_cur);
+}
+
+}  // namespace
+
 absl::Status Daemon::Start() {
+  RaiseOpenFilesLimit();
   ConfigureLogging(config_);
   if (config_.web_dir.empty()) config_.web_dir = DefaultWebDir();
   auto parts = std::make_unique<Parts>();
@@ -627,11 +679,19 @@ absl::Status Daemon::Start() {
     controller::WorkQueueRunner* runner = parts->runner.get();
     parts->intake->SetOnEnqueued([runner] { runner->Notify(); });
     api_options.on_enqueued = [runner] { runner->Notify(); };
-    api_options.ready_check = [runner]() -> absl::Status {
-      return runner->running() ? absl::OkStatus()
-                               : absl::UnavailableError("reconciler workers are not running");
-    };
   }
+  // Not ready while the workers are down or a listener has hit one of its limits lately
+  // (connections, descriptors, streams, body memory): a load balancer then sends elsewhere.
+  Parts* ready_parts = parts.get();
+  api_options.ready_check = [ready_parts]() -> absl::Status {
+    if (ready_parts->runner && !ready_parts->runner->running()) {
+      return absl::UnavailableError("reconciler workers are not running");
+    }
+    if (ready_parts->http) {
+      if (absl::Status s = ready_parts->http->Saturation(); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  };
   parts->api = std::make_unique<api::ApiServer>(*parts->store, SystemClock::Instance(),
                                                 parts->metrics, *parts->intake, api_options);
   server::HttpServerOptions http_options;
@@ -639,7 +699,12 @@ absl::Status Daemon::Start() {
   http_options.port = port;
   // The body limit is one byte above 25 MB: larger webhook bodies get 413.
   http_options.max_body_bytes = 25u * 1024 * 1024;
+  http_options.max_connections = config_.max_connections;
+  http_options.max_streams = config_.max_streams;
   api::ApiServer* api = parts->api.get();
+  http_options.admit = [api](const server::HttpRequest& head, server::HttpResponse& res) {
+    return api->Admit(head, res);
+  };
   parts->http = std::make_unique<server::HttpServer>(
       http_options, [api](const server::HttpRequest& req, server::HttpResponse& res) {
         api->Handle(req, res);
@@ -647,6 +712,8 @@ absl::Status Daemon::Start() {
   if (auto s = parts->http->Start(); !s.ok()) return s;
   spdlog::info("ephd: listening on http://{}:{}", host.find(':') != std::string::npos ? "[" + host + "]" : host,
                parts->http->port());
+  spdlog::info("ephd: limits: {} open files, {} API connections, {} streams", OpenFilesLimit(),
+               parts->http->max_connections(), config_.max_streams);
   if (parts->runner) {
     parts->runner->Start();
     parts->resync->Start();

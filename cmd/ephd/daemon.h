@@ -33,6 +33,9 @@ struct DaemonConfig {
   std::string database_app_host;   // how apps reach that server, if not as ephd does
   int workers = 4;
   int database_clone_spares = 0;  // ready copies of each project's newest template
+  int max_connections = 0;          // API port; 0: from the open-files limit
+  int gateway_max_connections = 0;  // gateway port; 0: from the open-files limit
+  int max_streams = 256;            // event and log streams at once
   std::string resync_interval = "5m";
   // The dashboard's files; empty: DefaultWebDir().
   std::string web_dir;
