@@ -93,7 +93,7 @@ constexpr size_t kMaxEventIdDigits = 18;  // below INT64_MAX, so it never overfl
 std::string Shown(std::string_view text) {
   constexpr size_t kMaxShown = 64;
   if (text.size() <= kMaxShown) return std::string(text);
-  return absl::StrCat(text.substr(0, kMaxShown), "... (", text.size(), " characters)");
+  return absl::StrCat(std::string(text.substr(0, kMaxShown)), "... (", text.size(), " characters)");
 }
 
 // A non-negative decimal number of at most `max_digits` digits, nothing else (no sign, no
@@ -181,6 +181,10 @@ void ApiServer::Routes() {
                                               req.Header("X-GitHub-Delivery"),
                                               req.Header("X-Hub-Signature-256"), req.body);
                 res.SetJson(r.http_status, std::move(r.body_json));
+                // Nothing was stored: the sender (or an operator's redelivery) should try again
+                // shortly. The store gives up within seconds, so this comes well before a
+                // sender's own timeout, which it would not count as retryable.
+                if (r.http_status == 503) res.headers["Retry-After"] = "5";
               });
   router_.Add("GET", "/api/v1/openapi.json",
               [](const HttpRequest&, HttpResponse& res, const PathParams&) {

@@ -355,17 +355,16 @@ TEST_F(ApiTest, LongStringsAreRefusedWithAShortMessage) {
               400)
         << project;
   }
-  auto limits = Call("POST", "/api/v1/environments", {},
-                     json{{"project", std::string(39, 'o') + "/" + std::string(100, 'r')},
-                          {"pr", 1}}
-                         .dump());
+  auto limits =
+      Call("POST", "/api/v1/environments", {},
+           json{{"project", std::string(39, 'o') + "/" + std::string(100, 'r')}, {"pr", 1}}.dump());
   EXPECT_EQ(limits.status, 201) << limits.body;
   auto long_name = Call("POST", "/api/v1/environments", {},
                         json{{"project", "acme/shop"}, {"name", std::string(100'000, 'a')}}.dump());
   EXPECT_EQ(long_name.status, 400);
-  auto long_key = Call("POST", "/api/v1/environments", {},
-                       json{{"project", "acme/shop"}, {"pr", 2}, {std::string(100'000, 'k'), 1}}
-                           .dump());
+  auto long_key =
+      Call("POST", "/api/v1/environments", {},
+           json{{"project", "acme/shop"}, {"pr", 2}, {std::string(100'000, 'k'), 1}}.dump());
   EXPECT_EQ(long_key.status, 400);
   EXPECT_LT(long_key.body.size(), 400u);
   EXPECT_EQ(Call("GET", "/api/v1/environments", {{"project", std::string(100'000, 'p')}}).status,

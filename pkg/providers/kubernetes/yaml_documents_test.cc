@@ -91,8 +91,8 @@ spec:
 
   // A plain scalar of 300,000 digits: std::regex ran out of stack on it and crashed the process.
   const std::string long_number = "1." + std::string(300'000, '0');
-  docs = ParseManifestDocuments("apiVersion: v1\nkind: ConfigMap\nspec:\n  long: " + long_number + "\n",
-                                "long.yaml");
+  docs = ParseManifestDocuments(
+      "apiVersion: v1\nkind: ConfigMap\nspec:\n  long: " + long_number + "\n", "long.yaml");
   ASSERT_TRUE(docs.ok()) << docs.status();
   EXPECT_DOUBLE_EQ((*docs)[0]["spec"]["long"].get<double>(), 1.0);
 }
