@@ -10,6 +10,7 @@
 #include <ctime>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -192,6 +193,32 @@ int WaitUntilReady(client::ApiClient& api, const std::string& name, absl::Durati
   }
 }
 
+// The command a user typed, if it is not one of `app`'s: CLI11 would say only "A subcommand is
+// required". Skips the global options (and their values) that may come before it.
+std::optional<std::string> UnknownCommand(int argc, char** argv, const CLI::App& app) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--server" || arg == "-o" || arg == "--output") {
+      ++i;
+      continue;
+    }
+    if (arg.empty() || arg[0] == '-') continue;
+    for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) {
+      if (sub->get_name() == arg) return std::nullopt;
+    }
+    return arg;
+  }
+  return std::nullopt;
+}
+
+std::string CommandNames(const CLI::App& app) {
+  std::string out;
+  for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) {
+    absl::StrAppend(&out, out.empty() ? "" : ", ", sub->get_name());
+  }
+  return out;
+}
+
 absl::StatusOr<absl::Duration> PositiveDuration(const std::string& flag, const std::string& text) {
   auto d = config::ParseDuration(text);
   if (!d.ok()) return absl::InvalidArgumentError(flag + ": " + std::string(d.status().message()));
@@ -265,9 +292,23 @@ int Run(int argc, char** argv) {
   completion->footer(
       "bash: source <(eph completion bash)   zsh: eph completion zsh > \"${fpath[1]}/_eph\"");
 
+  // One line, like every other error of eph's, instead of CLI11's two.
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return absl::StrCat("eph: ", e.what(), " (see eph --help)\n");
+  });
+  if (std::optional<std::string> unknown = UnknownCommand(argc, argv, app)) {
+    std::fprintf(stderr, "eph: unknown command \"%s\"; the commands are %s (see eph --help)\n",
+                 unknown->c_str(), CommandNames(app).c_str());
+    return kUsage;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    if (dynamic_cast<const CLI::RequiredError*>(&e) != nullptr && app.get_subcommands().empty()) {
+      std::fprintf(stderr, "eph: a command is required: %s (see eph --help)\n",
+                   CommandNames(app).c_str());
+      return kUsage;
+    }
     const int rc = app.exit(e);
     return rc == 0 ? kOk : kUsage;
   }

@@ -186,6 +186,34 @@ const std::vector<NumericSetting>& NumericSettings() {
 
 }  // namespace
 
+absl::Status CheckLogSettings(const DaemonConfig& config) {
+  // spdlog reads any other word as "off": a typo would silence ephd completely.
+  constexpr std::string_view kLevels[] = {"debug", "info", "warn", "error"};
+  if (std::find(std::begin(kLevels), std::end(kLevels), config.log_level) == std::end(kLevels)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "log level \"", config.log_level,
+        "\" is not one of debug, info, warn, error (--log-level, EPH_LOG_LEVEL or log_level)"));
+  }
+  if (config.log_format != "text" && config.log_format != "json") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("log format \"", config.log_format,
+                     "\" is not one of text, json (--log-format, EPH_LOG_FORMAT or log_format)"));
+  }
+  return absl::OkStatus();
+}
+
+void UseOneLineUsageErrors(CLI::App& app) {
+  // Subcommands inherit the failure message only if it is set before they are added, so it is
+  // set on each.
+  auto one_line = [](const CLI::App*, const CLI::Error& e) {
+    return absl::StrCat("ephd: ", e.what(), " (see ephd --help)\n");
+  };
+  app.failure_message(one_line);
+  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+    UseOneLineUsageErrors(*sub);
+  }
+}
+
 void AddFlags(CLI::App& app, DaemonConfig& config) {
   for (const auto& s : Settings()) {
     app.add_option(FlagName(s.key), config.*(s.field), s.help)->envname(s.env);

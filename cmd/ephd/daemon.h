@@ -46,6 +46,13 @@ struct DaemonConfig {
 // Declares every setting as a flag with its EPH_* environment variable.
 void AddFlags(CLI::App& app, DaemonConfig& config);
 
+// InvalidArgument naming the valid values if log_level or log_format is not one of them.
+absl::Status CheckLogSettings(const DaemonConfig& config);
+
+// Makes `app` (and its subcommands) report a usage error as one line on stderr:
+// "ephd: <what is wrong> (see ephd --help)".
+void UseOneLineUsageErrors(CLI::App& app);
+
 // Fills settings not given as flag or environment variable from a YAML file whose keys are the
 // flag names without dashes (listen, state, base_domain, github_webhook_secret, ...). Unknown
 // keys are errors naming the file and line.

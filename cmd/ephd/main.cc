@@ -26,10 +26,12 @@ int main(int argc, char** argv) {
   eph::daemon::AddFlags(app, config);
   eph::daemon::TokenCommand token_command;
   eph::daemon::AddTokenCommands(app, token_command);
+  eph::daemon::UseOneLineUsageErrors(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // CLI11's own codes (105 and so on) mean nothing to a caller: every usage error is 2.
+    return app.exit(e) == 0 ? 0 : 2;
   }
   if (!config_file.empty()) {
     auto s = eph::daemon::ApplyConfigFile(app, config_file, config);
@@ -38,14 +40,23 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  // Checked here, after flags, environment and file, so a mistyped value in any of them stops
+  // start-up instead of quietly changing what is logged.
+  if (auto s = eph::daemon::CheckLogSettings(config); !s.ok()) {
+    std::fprintf(stderr, "ephd: %s\n", std::string(s.message()).c_str());
+    return 2;
+  }
 
   if (int rc = eph::daemon::RunTokenCommand(token_command, config); rc >= 0) return rc;
 
-  // Block the stop signals before any thread starts, so only sigwait below sees them.
+  // Block the signals ephd handles before any thread starts, so only sigwait below sees them.
+  // SIGHUP's default action would end ephd without a word, and service managers and terminals
+  // send it routinely.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -55,7 +66,11 @@ int main(int argc, char** argv) {
     return 1;
   }
   int sig = 0;
-  sigwait(&stop_signals, &sig);
+  while (sigwait(&stop_signals, &sig) == 0 && sig == SIGHUP) {
+    spdlog::info(
+        "ephd: SIGHUP received; nothing is reloaded (settings are read at start-up: restart "
+        "ephd to change them); still running");
+  }
   spdlog::info("ephd: signal {} received, shutting down (finishing in-flight work)", sig);
   daemon.Stop();
   spdlog::info("ephd: stopped");

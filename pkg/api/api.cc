@@ -7,13 +7,13 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <regex>
 #include <sstream>
 #include <condition_variable>
 #include <mutex>
 #include <stop_token>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "pkg/api/tokens.h"
 #include "pkg/config/duration.h"
 #include "pkg/names/names.h"
@@ -85,6 +85,45 @@ std::string NamespaceOf(const state::Environment& env) {
   return "eph-" + env.name;
 }
 
+// Limits on the strings the API reads. Every one is checked before anything else looks at the
+// text, so no parser, pattern or store query ever sees more than this.
+constexpr size_t kMaxDurationLength = 32;    // "1000h30m" is 8; anything longer is a mistake
+constexpr size_t kMaxComponentLength = 253;  // a DNS subdomain, the longest Kubernetes name
+constexpr int64_t kMaxTailLines = 100000;
+constexpr size_t kMaxEventIdDigits = 18;  // below INT64_MAX, so it never overflows
+
+// Input named in an error message: short, so a hostile megabyte is not echoed back.
+std::string Shown(std::string_view text) {
+  constexpr size_t kMaxShown = 64;
+  if (text.size() <= kMaxShown) return std::string(text);
+  return absl::StrCat(std::string(text.substr(0, kMaxShown)), "... (", text.size(), " characters)");
+}
+
+// A non-negative decimal number of at most `max_digits` digits, nothing else (no sign, no
+// spaces): what atoll would take for anything.
+std::optional<int64_t> ParseCount(std::string_view text, size_t max_digits) {
+  if (text.empty() || text.size() > max_digits) return std::nullopt;
+  int64_t value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    value = value * 10 + (c - '0');
+  }
+  return value;
+}
+
+absl::Status ProjectError() {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "\"project\" must be a repository as \"owner/repo\" (letters, digits, '_', '.' and '-'; "
+      "owner at most ",
+      names::kMaxOwnerLength, " characters, repo at most ", names::kMaxRepoLength, ")"));
+}
+
+// Names are DNS labels (names.h), so a longer one names no environment: refused before the
+// store is asked, and not echoed whole.
+absl::Status NoSuchEnvironment(const std::string& name) {
+  return absl::NotFoundError("no environment named " + Shown(name));
+}
+
 bool ParseBool(const std::map<std::string, std::string>& query, const char* key) {
   auto it = query.find(key);
   return it != query.end() && (it->second == "true" || it->second == "1");
@@ -145,6 +184,10 @@ void ApiServer::Routes() {
                                               req.Header("X-GitHub-Delivery"),
                                               req.Header("X-Hub-Signature-256"), req.body);
                 res.SetJson(r.http_status, std::move(r.body_json));
+                // Nothing was stored: the sender (or an operator's redelivery) should try again
+                // shortly. The store gives up within seconds, so this comes well before a
+                // sender's own timeout, which it would not count as retryable.
+                if (r.http_status == 503) res.headers["Retry-After"] = "5";
               });
   router_.Add("GET", "/api/v1/openapi.json",
               [](const HttpRequest&, HttpResponse& res, const PathParams&) {
@@ -282,11 +325,24 @@ void ApiServer::ServeStatic(const HttpRequest& req, HttpResponse& res) {
   res.headers["Cache-Control"] =
       req.path.rfind("/assets/", 0) == 0 ? "public, max-age=31536000, immutable" : "no-cache";
   res.headers["X-Content-Type-Options"] = "nosniff";
+  // The dashboard holds an API token, so no other site may frame it (clickjacking its buttons)
+  // and nothing but its own files may run in it. Its build has no inline scripts or styles
+  // (React sets styles through the DOM, which CSP allows); Vite may inline small images and
+  // fonts as data: URLs. The API, the event stream and logs are fetched from the same origin.
+  res.headers["Content-Security-Policy"] =
+      "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+      "font-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; "
+      "form-action 'self'; frame-ancestors 'none'";
+  res.headers["X-Frame-Options"] = "DENY";
+  res.headers["Referrer-Policy"] = "no-referrer";
 }
 
 void ApiServer::ListEnvironments(const HttpRequest& req, HttpResponse& res) {
   state::EnvironmentFilter filter;
-  if (auto it = req.query.find("project"); it != req.query.end()) filter.project = it->second;
+  if (auto it = req.query.find("project"); it != req.query.end()) {
+    if (!names::IsRepository(it->second)) return server::SetError(res, ProjectError());
+    filter.project = it->second;
+  }
   if (auto it = req.query.find("all"); it != req.query.end()) {
     if (it->second != "true" && it->second != "false" && it->second != "1" && it->second != "0") {
       return server::SetError(res, absl::InvalidArgumentError("all must be true or false"));
@@ -318,12 +374,10 @@ void ApiServer::Enqueued(const state::Environment& env) {
 void ApiServer::CreateEnvironment(const HttpRequest& req, HttpResponse& res) {
   auto body = ParseBody(req);
   if (!body.ok()) return server::SetError(res, body.status());
-  static const std::regex kProject(R"(^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$)");
   auto project_it = body->find("project");
   if (project_it == body->end() || !project_it->is_string() ||
-      !std::regex_match(project_it->get<std::string>(), kProject)) {
-    return server::SetError(
-        res, absl::InvalidArgumentError("\"project\" must be a repository as \"owner/repo\""));
+      !names::IsRepository(project_it->get_ref<const std::string&>())) {
+    return server::SetError(res, ProjectError());
   }
   const std::string project = project_it->get<std::string>();
   int64_t pr = 0;
@@ -355,7 +409,8 @@ void ApiServer::CreateEnvironment(const HttpRequest& req, HttpResponse& res) {
   }
   for (const auto& [key, value] : body->items()) {
     if (key != "project" && key != "pr" && key != "name") {
-      return server::SetError(res, absl::InvalidArgumentError("unknown field \"" + key + "\""));
+      return server::SetError(res,
+                              absl::InvalidArgumentError("unknown field \"" + Shown(key) + "\""));
     }
   }
   if (pr > 0) {
@@ -418,7 +473,7 @@ void ApiServer::GetEnvironment(const std::string& name, HttpResponse& res) {
   auto env = store_.GetEnvironment(name);
   if (!env.ok()) return server::SetError(res, env.status());
   if (!env->has_value()) {
-    return server::SetError(res, absl::NotFoundError("no environment named " + name));
+    return server::SetError(res, NoSuchEnvironment(name));
   }
   auto events = store_.EventsFor(name);
   if (!events.ok()) return server::SetError(res, events.status());
@@ -435,7 +490,7 @@ void ApiServer::DeleteEnvironment(const std::string& name, HttpResponse& res) {
     auto env = store_.GetEnvironment(name);
     if (!env.ok()) return server::SetError(res, env.status());
     if (!env->has_value()) {
-      return server::SetError(res, absl::NotFoundError("no environment named " + name));
+      return server::SetError(res, NoSuchEnvironment(name));
     }
     state::Environment e = **env;
     if (e.state == state::EnvState::kDestroyed || e.state == state::EnvState::kDestroying) {
@@ -460,7 +515,8 @@ void ApiServer::ExtendEnvironment(const std::string& name, const HttpRequest& re
   auto body = ParseBody(req);
   if (!body.ok()) return server::SetError(res, body.status());
   auto by_it = body->find("by");
-  if (by_it == body->end() || !by_it->is_string()) {
+  if (by_it == body->end() || !by_it->is_string() ||
+      by_it->get_ref<const std::string&>().size() > kMaxDurationLength) {
     return server::SetError(
         res, absl::InvalidArgumentError("\"by\" must be a duration such as \"24h\""));
   }
@@ -468,7 +524,8 @@ void ApiServer::ExtendEnvironment(const std::string& name, const HttpRequest& re
   if (!by.ok()) return server::SetError(res, by.status());
   for (const auto& [key, value] : body->items()) {
     if (key != "by") {
-      return server::SetError(res, absl::InvalidArgumentError("unknown field \"" + key + "\""));
+      return server::SetError(res,
+                              absl::InvalidArgumentError("unknown field \"" + Shown(key) + "\""));
     }
   }
   const Duration extension = std::chrono::duration_cast<Duration>(absl::ToChronoNanoseconds(*by));
@@ -476,7 +533,7 @@ void ApiServer::ExtendEnvironment(const std::string& name, const HttpRequest& re
     auto env = store_.GetEnvironment(name);
     if (!env.ok()) return server::SetError(res, env.status());
     if (!env->has_value()) {
-      return server::SetError(res, absl::NotFoundError("no environment named " + name));
+      return server::SetError(res, NoSuchEnvironment(name));
     }
     state::Environment e = **env;
     if (e.state == state::EnvState::kDestroyed || e.state == state::EnvState::kDestroying) {
@@ -506,7 +563,7 @@ void ApiServer::Logs(const std::string& name, const HttpRequest& req, HttpRespon
   auto env = store_.GetEnvironment(name);
   if (!env.ok()) return server::SetError(res, env.status());
   if (!env->has_value()) {
-    return server::SetError(res, absl::NotFoundError("no environment named " + name));
+    return server::SetError(res, NoSuchEnvironment(name));
   }
   const state::Environment& e = **env;
   if (e.state == state::EnvState::kDestroyed) {
@@ -527,10 +584,23 @@ void ApiServer::Logs(const std::string& name, const HttpRequest& req, HttpRespon
   providers::LogsRequest request;
   request.environment = e.name;
   request.namespace_name = NamespaceOf(e);
-  if (auto it = req.query.find("component"); it != req.query.end()) request.component = it->second;
+  if (auto it = req.query.find("component"); it != req.query.end()) {
+    if (it->second.size() > kMaxComponentLength) {
+      return server::SetError(res, absl::InvalidArgumentError(absl::StrCat(
+                                       "component must be at most ", kMaxComponentLength,
+                                       " characters (a Deployment or service name)")));
+    }
+    request.component = it->second;
+  }
   request.follow = ParseBool(req.query, "follow");
   if (auto it = req.query.find("tail"); it != req.query.end()) {
-    request.tail_lines = std::max<int64_t>(0, std::atoll(it->second.c_str()));
+    std::optional<int64_t> tail = ParseCount(it->second, 6);
+    if (!tail || *tail > kMaxTailLines) {
+      return server::SetError(res, absl::InvalidArgumentError(absl::StrCat(
+                                       "tail must be a number of lines from 0 to ", kMaxTailLines,
+                                       " (0: the provider's default)")));
+    }
+    request.tail_lines = *tail;
   }
   res.status = 200;
   res.headers["Content-Type"] = "text/plain; charset=utf-8";
@@ -571,13 +641,12 @@ void ApiServer::Events(const HttpRequest& req, HttpResponse& res) {
   }
   int64_t after_id = -1;  // -1: only what happens from now on
   if (!last.empty()) {
-    char* end = nullptr;
-    const long long v = std::strtoll(last.c_str(), &end, 10);
-    if (*end != '\0' || v < 0) {
+    std::optional<int64_t> id = ParseCount(last, kMaxEventIdDigits);
+    if (!id) {
       return server::SetError(
           res, absl::InvalidArgumentError("Last-Event-ID must be an event id (a number)"));
     }
-    after_id = v;
+    after_id = *id;
   }
   if (after_id < 0) {
     // Start after the newest event: page through the trail to find it.

@@ -340,6 +340,69 @@ TEST_F(ApiTest, CreateWithANameAndBadBodiesAreRefused) {
   }
 }
 
+TEST_F(ApiTest, LongStringsAreRefusedWithAShortMessage) {
+  // 30,000 characters crashed ephd: a backtracking pattern ran out of stack.
+  for (size_t length : {30'000u, 1'000'000u}) {
+    const json body = {{"project", "acme/" + std::string(length, 'a')}, {"pr", 1}};
+    auto res = Call("POST", "/api/v1/environments", {}, body.dump());
+    EXPECT_EQ(res.status, 400) << length;
+    EXPECT_THAT(res.body, HasSubstr("owner/repo"));
+    EXPECT_LT(res.body.size(), 400u);
+  }
+  for (const std::string& project :
+       {std::string(40, 'o') + "/shop", "acme/" + std::string(101, 'r'), std::string("a/b/c")}) {
+    EXPECT_EQ(Call("POST", "/api/v1/environments", {}, json{{"project", project}, {"pr", 1}}.dump())
+                  .status,
+              400)
+        << project;
+  }
+  auto limits =
+      Call("POST", "/api/v1/environments", {},
+           json{{"project", std::string(39, 'o') + "/" + std::string(100, 'r')}, {"pr", 1}}.dump());
+  EXPECT_EQ(limits.status, 201) << limits.body;
+  auto long_name = Call("POST", "/api/v1/environments", {},
+                        json{{"project", "acme/shop"}, {"name", std::string(100'000, 'a')}}.dump());
+  EXPECT_EQ(long_name.status, 400);
+  auto long_key =
+      Call("POST", "/api/v1/environments", {},
+           json{{"project", "acme/shop"}, {"pr", 2}, {std::string(100'000, 'k'), 1}}.dump());
+  EXPECT_EQ(long_key.status, 400);
+  EXPECT_LT(long_key.body.size(), 400u);
+  EXPECT_EQ(Call("GET", "/api/v1/environments", {{"project", std::string(100'000, 'p')}}).status,
+            400);
+  auto missing = Call("GET", "/api/v1/environments/" + std::string(100'000, 'n'));
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_LT(missing.body.size(), 400u);
+
+  MakeEnv("shop-a-b-1", 1);
+  auto long_by = Call("POST", "/api/v1/environments/shop-a-b-1/extend", {},
+                      json{{"by", std::string(100'000, '1') + "h"}}.dump());
+  EXPECT_EQ(long_by.status, 400);
+  EXPECT_LT(long_by.body.size(), 400u);
+}
+
+TEST_F(ApiTest, LogQueryParametersAreChecked) {
+  MakeEnv("shop-a-b-1", 1);
+  auto fake = std::make_unique<providers::FakeProvider>("fake");
+  ASSERT_TRUE(providers_.Add(std::move(fake)).ok());
+  auto e = **store_->GetEnvironment("shop-a-b-1");
+  e.provider = "fake";
+  ASSERT_TRUE(store_->UpdateEnvironment(e).ok());
+  const std::string path = "/api/v1/environments/shop-a-b-1/logs";
+  for (const char* tail : {"x", "-1", "1e3", " 5", "+5", "100001", "99999999999999999999"}) {
+    auto res = Call("GET", path, {{"tail", tail}});
+    EXPECT_EQ(res.status, 400) << tail;
+    EXPECT_THAT(res.body, HasSubstr("tail must be a number")) << tail;
+  }
+  EXPECT_EQ(Call("GET", path, {{"component", std::string(254, 'c')}}).status, 400);
+  EXPECT_EQ(Call("GET", path, {{"tail", "100000"}}).status, 200);
+  EXPECT_EQ(Call("GET", path, {{"tail", "0"}}).status, 200);
+  EXPECT_EQ(
+      Call("GET", "/api/v1/events", {}, "", {}, {{"Last-Event-ID", "99999999999999999999"}}).status,
+      400);
+  EXPECT_EQ(Call("GET", "/api/v1/events", {}, "", {}, {{"Last-Event-ID", "+1"}}).status, 400);
+}
+
 TEST_F(ApiTest, ExtendMovesTheExpiryFromTheLaterOfNowAndTheOldExpiry) {
   MakeEnv("shop-a-b-1", 1);  // expires 2026-01-04T00:00Z
   auto res = Call("POST", "/api/v1/environments/shop-a-b-1/extend", {}, R"({"by":"24h"})");
@@ -518,6 +581,11 @@ TEST_F(StaticFilesTest, ServesTheDashboardWithContentTypes) {
             "text/css; charset=utf-8");
   EXPECT_EQ(Call("GET", "/favicon.svg", {}, "", "").headers["Content-Type"], "image/svg+xml");
   EXPECT_EQ(ContentTypeFor("x.png"), "image/png");
+  // No framing by other sites and nothing but the dashboard's own files may run.
+  EXPECT_THAT(index.headers["Content-Security-Policy"], HasSubstr("default-src 'self'"));
+  EXPECT_THAT(index.headers["Content-Security-Policy"], HasSubstr("frame-ancestors 'none'"));
+  EXPECT_EQ(index.headers["X-Frame-Options"], "DENY");
+  EXPECT_EQ(index.headers["Referrer-Policy"], "no-referrer");
   EXPECT_EQ(ContentTypeFor("x.json"), "application/json");
 }
 

@@ -36,13 +36,48 @@ size_t StreamChunk(char* data, size_t size, size_t n, void* p) {
   return size * n;
 }
 
-absl::Status FromHttp(long status, const std::string& body) {
-  std::string message = body;
+// The error a server answered with: {"error":{"code","message"}} as ephd sends it.
+struct ServerError {
+  bool from_ephd = false;  // the body has ephd's error shape
+  std::string code;
+  std::string message;
+};
+
+ServerError ParseServerError(long status, const std::string& body) {
+  ServerError out;
+  out.message = body;
   auto j = nlohmann::json::parse(body, nullptr, false);
   if (!j.is_discarded() && j.is_object() && j.contains("error") && j["error"].is_object()) {
-    message = j["error"].value("message", body);
+    const nlohmann::json& e = j["error"];
+    if (e.contains("code") && e["code"].is_string() && e.contains("message") &&
+        e["message"].is_string()) {
+      out.from_ephd = true;
+      out.code = e["code"].get<std::string>();
+      out.message = e["message"].get<std::string>();
+    }
   }
-  if (message.empty()) message = absl::StrCat("HTTP ", status);
+  if (out.message.empty()) out.message = absl::StrCat("HTTP ", status);
+  // An HTML error page or the like: one short line is enough to recognise it.
+  if (!out.from_ephd && out.message.size() > 80) out.message = out.message.substr(0, 80) + "...";
+  for (char& c : out.message) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  return out;
+}
+
+absl::Status FromHttp(const std::string& server, long status, const std::string& body) {
+  const ServerError error = ParseServerError(status, body);
+  const std::string& message = error.message;
+  // Only ephd's own "no such thing" means the environment is missing. Its router's 404 (no
+  // such endpoint), or any 404 not in ephd's shape, means the address leads somewhere else: a
+  // wrong path in EPH_SERVER, or another server on that port.
+  if (status == 404 && (!error.from_ephd || error.code != "not_found" ||
+                        message.rfind("no such endpoint", 0) == 0)) {
+    return absl::UnavailableError(
+        absl::StrCat(server, " does not point at an ephd API (it answered 404: ", message,
+                     "); set --server or EPH_SERVER to ephd's address, e.g. "
+                     "http://127.0.0.1:8080"));
+  }
   switch (status) {
     case 400:
       return absl::InvalidArgumentError(message);
@@ -117,7 +152,7 @@ absl::StatusOr<std::string> ApiClient::Call(const std::string& method, const std
                                                curl_easy_strerror(rc),
                                                " (is it running? set --server or EPH_SERVER)"));
   }
-  if (status < 200 || status >= 300) return FromHttp(status, out);
+  if (status < 200 || status >= 300) return FromHttp(options_.server, status, out);
   return out;
 }
 
@@ -154,7 +189,8 @@ absl::Status ApiClient::Stream(const std::string& path,
   curl_slist_free_all(headers);
   curl_easy_cleanup(curl);
   if (state.stopped) return absl::OkStatus();
-  if (status != 0 && (status < 200 || status >= 300)) return FromHttp(status, state.error_body);
+  if (status != 0 && (status < 200 || status >= 300))
+    return FromHttp(options_.server, status, state.error_body);
   if (rc != CURLE_OK) {
     return absl::UnavailableError(absl::StrCat("cannot reach ephd at ", options_.server, ": ",
                                                curl_easy_strerror(rc),

@@ -122,6 +122,28 @@ bool IsDnsLabel(std::string_view s, size_t max_length) {
   return true;
 }
 
+bool IsRepository(std::string_view project) {
+  // Checked first, so nothing below ever walks a long string.
+  if (project.size() > kMaxOwnerLength + 1 + kMaxRepoLength) return false;
+  const size_t slash = project.find('/');
+  if (slash == std::string_view::npos) return false;
+  const std::string_view owner = project.substr(0, slash);
+  const std::string_view repo = project.substr(slash + 1);
+  if (owner.empty() || owner.size() > kMaxOwnerLength) return false;
+  if (repo.empty() || repo.size() > kMaxRepoLength) return false;
+  auto allowed = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '_' || c == '.' || c == '-';
+  };
+  for (char c : owner) {
+    if (!allowed(c)) return false;
+  }
+  for (char c : repo) {
+    if (!allowed(c)) return false;
+  }
+  return true;
+}
+
 absl::StatusOr<std::string> MakeName(const NameInputs& in, const NameOptions& options,
                                      Random& random,
                                      const std::function<bool(const std::string&)>& is_taken) {

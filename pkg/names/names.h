@@ -42,6 +42,15 @@ double WordsEntropyBits();
 std::string ToDnsLabelPart(std::string_view in);
 bool IsDnsLabel(std::string_view s, size_t max_length = 63);
 
+// GitHub's limits on the parts of "owner/repo": what an API client may name as a project.
+inline constexpr size_t kMaxOwnerLength = 39;
+inline constexpr size_t kMaxRepoLength = 100;
+
+// True for "owner/repo": one '/', each side non-empty, within GitHub's lengths, and only ASCII
+// letters, digits, '_', '.' and '-'. Plain code in linear time: this sees API input, and a
+// backtracking pattern on a long string runs out of stack.
+bool IsRepository(std::string_view project);
+
 // InvalidArgument if the template has an unknown variable or renders to nothing usable;
 // ResourceExhausted if every attempt collided (only possible without {words} or a suffix).
 absl::StatusOr<std::string> MakeName(const NameInputs& in, const NameOptions& options,

@@ -117,5 +117,23 @@ TEST(NamesTest, DnsLabelCheck) {
   EXPECT_FALSE(IsDnsLabel(std::string(64, 'a')));
 }
 
+TEST(NamesTest, RepositoryCheck) {
+  EXPECT_TRUE(IsRepository("acme/shop"));
+  EXPECT_TRUE(IsRepository("Acme-Inc/my_repo.v2"));
+  EXPECT_TRUE(IsRepository(std::string(39, 'o') + "/" + std::string(100, 'r')));
+  EXPECT_FALSE(IsRepository(std::string(40, 'o') + "/r"));
+  EXPECT_FALSE(IsRepository("o/" + std::string(101, 'r')));
+  EXPECT_FALSE(IsRepository("acme"));
+  EXPECT_FALSE(IsRepository("/shop"));
+  EXPECT_FALSE(IsRepository("acme/"));
+  EXPECT_FALSE(IsRepository("acme/shop/x"));
+  EXPECT_FALSE(IsRepository("acme/sh op"));
+  EXPECT_FALSE(IsRepository("acme/sh\xc3\xa9p"));
+  EXPECT_FALSE(IsRepository(std::string_view("acme/s\0p", 7)));
+  // Long input is refused in linear time; a backtracking pattern crashed on 30,000 characters.
+  EXPECT_FALSE(IsRepository("acme/" + std::string(1'000'000, 'a')));
+  EXPECT_FALSE(IsRepository(std::string(1'000'000, 'a') + "/b"));
+}
+
 }  // namespace
 }  // namespace eph::names

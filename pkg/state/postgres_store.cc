@@ -2,6 +2,7 @@
 
 #include <poll.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <pqxx/pqxx>
@@ -80,7 +81,8 @@ std::string OneLine(absl::string_view msg) {
 }
 
 // libpq connection parameters Eph wants unless the URL says otherwise: bounded connect time,
-// and TCP keepalives so a silently dead server is noticed in about a minute, not hours.
+// TCP keepalives so a silently dead idle server is noticed in about a minute, not hours, and a
+// bound on unacknowledged sends so a call on a dead network fails in seconds.
 std::string WithDefaults(const std::string& url, const PostgresStoreOptions& options) {
   std::string out = url;
   // libpq only knows the lowercase schemes.
@@ -92,6 +94,7 @@ std::string WithDefaults(const std::string& url, const PostgresStoreOptions& opt
       {"keepalives_idle", "30"},
       {"keepalives_interval", "10"},
       {"keepalives_count", "3"},
+      {"tcp_user_timeout", absl::StrCat(options.statement_timeout.count())},
   };
   for (const auto& [key, value] : defaults) {
     const std::string param = absl::StrCat(key, "=");
@@ -143,9 +146,9 @@ class PgConnectionPool {
       std::unique_lock<std::mutex> lock(mu_);
       if (!cv_.wait_for(lock, options_.acquire_timeout,
                         [&] { return in_use_ < options_.pool_size; })) {
-        return absl::UnavailableError(
+        return ForClient(absl::UnavailableError(
             absl::StrCat("all ", options_.pool_size, " connections to PostgreSQL at ", redacted_,
-                         " stayed busy for ", options_.acquire_timeout.count(), "s"));
+                         " stayed busy for ", options_.acquire_timeout.count(), "s")));
       }
       ++in_use_;
       if (!idle_.empty()) {
@@ -179,6 +182,27 @@ class PgConnectionPool {
 
   const std::string& redacted() const { return redacted_; }
 
+  // From now on statuses may reach API clients: see ForClient.
+  void Serving() { serving_ = true; }
+
+  // While opening, errors go to the operator and name the server (redacted). Once serving, they
+  // may reach API clients, so those that would name it are logged and replaced by a generic
+  // message with the same code.
+  absl::Status ForClient(absl::Status detailed) const {
+    if (!serving_ || detailed.ok()) return detailed;
+    switch (detailed.code()) {
+      case absl::StatusCode::kUnavailable:
+      case absl::StatusCode::kInternal:
+      case absl::StatusCode::kPermissionDenied:
+        spdlog::warn("state: {}", std::string(detailed.message()));
+        return absl::Status(detailed.code(), detailed.code() == absl::StatusCode::kUnavailable
+                                                 ? kStoreUnavailableMessage
+                                                 : "state store error; ephd's log says why");
+      default:
+        return detailed;
+    }
+  }
+
  private:
   // Checks the socket without a round trip. Nothing arrives unasked on an idle connection of
   // ours (no LISTEN), so anything readable is the server closing it (a FATAL such as
@@ -197,10 +221,15 @@ class PgConnectionPool {
       pqxx::nontransaction setup(*conn);
       // CREATE ... IF NOT EXISTS and friends would print NOTICEs to stderr.
       setup.exec("SET client_min_messages TO WARNING");
+      // A statement stuck behind a lock gives up well inside a webhook sender's 10 s, so the
+      // sender sees a 503 it retries rather than a timeout. A URL's own setting wins.
+      if (!absl::StrContains(conninfo_, "statement_timeout")) {
+        setup.exec(absl::StrCat("SET statement_timeout = ", options_.statement_timeout.count()));
+      }
       return conn;
     } catch (const std::exception& e) {
-      return absl::UnavailableError(Scrub(
-          absl::StrCat("cannot connect to PostgreSQL at ", redacted_, ": ", OneLine(e.what()))));
+      return ForClient(absl::UnavailableError(Scrub(
+          absl::StrCat("cannot connect to PostgreSQL at ", redacted_, ": ", OneLine(e.what())))));
     }
   }
 
@@ -229,6 +258,7 @@ class PgConnectionPool {
   const std::string redacted_;
   const std::vector<std::string> secrets_;
   const PostgresStoreOptions options_;
+  std::atomic<bool> serving_{false};
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::unique_ptr<pqxx::connection>> idle_;
@@ -237,7 +267,7 @@ class PgConnectionPool {
 
 // Translates the exception being handled into a canonical status. Sets *broken when the
 // connection cannot be used any more.
-absl::Status CurrentExceptionStatus(const PgConnectionPool& pool, bool* broken) {
+absl::Status TranslateCurrentException(const PgConnectionPool& pool, bool* broken) {
   const std::string& where = pool.redacted();
   auto msg = [&](absl::string_view prefix, const std::exception& e) {
     return pool.Scrub(absl::StrCat(prefix, OneLine(e.what())));
@@ -293,6 +323,10 @@ absl::Status CurrentExceptionStatus(const PgConnectionPool& pool, bool* broken) 
   } catch (...) {
     return absl::InternalError("PostgreSQL client: unknown exception");
   }
+}
+
+absl::Status CurrentExceptionStatus(const PgConnectionPool& pool, bool* broken) {
+  return pool.ForClient(TranslateCurrentException(pool, broken));
 }
 
 class PgTx final : public SqlTx {
@@ -372,6 +406,8 @@ class PgBackend final : public SqlBackend {
     try {
       pqxx::work work(handle->conn());
       if (mode == TxMode::kMigrate) {
+        // Waiting for another ephd's migration, and migrating, may take longer than a call.
+        work.exec("SET LOCAL statement_timeout = 0");
         work.exec(absl::StrCat("SELECT pg_advisory_xact_lock(", kMigrationLockKey, ")"));
       }
       PgTx tx(work, pool_);
@@ -390,6 +426,15 @@ class PgBackend final : public SqlBackend {
     return status;
   }
 
+  absl::Status Ping() override {
+    return Run(TxMode::kRead, [](SqlTx& tx) {
+      tx.Exec("SELECT 1", {});
+      return absl::OkStatus();
+    });
+  }
+
+  void Serving() { pool_.Serving(); }
+
  private:
   PgConnectionPool pool_;
 };
@@ -401,7 +446,11 @@ absl::StatusOr<std::unique_ptr<Store>> OpenPostgresStore(const std::string& url,
   if (options.pool_size < 1) {
     return absl::InvalidArgumentError("PostgreSQL pool size must be at least 1");
   }
-  return OpenSqlStore(std::make_unique<PgBackend>(url, options));
+  auto backend = std::make_unique<PgBackend>(url, options);
+  PgBackend* raw = backend.get();
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenSqlStore(std::move(backend));
+  if (store.ok()) raw->Serving();
+  return store;
 }
 
 }  // namespace eph::state

@@ -11,7 +11,9 @@
 // FOR UPDATE SKIP LOCKED, so any number of ephd processes on one database never hold one key
 // at once. Serialization failures and deadlocks come back as Aborted (re-read and retry).
 //
-// Errors never carry the password: messages name the server by RedactStoreUrl(url).
+// Errors never carry the password: while opening, messages name the server by
+// RedactStoreUrl(url); once open, errors that would name it are logged and replaced by a generic
+// message (store.h).
 //
 // Thread-safety: safe to use from many threads at once; at most pool_size calls run in
 // parallel, the others wait up to acquire_timeout for a connection.
@@ -28,10 +30,15 @@ namespace eph::state {
 
 struct PostgresStoreOptions {
   int pool_size = 8;
+  // All three are short so that a webhook gets its answer (a 503 when the database is stuck)
+  // well inside GitHub's 10 s.
   // Added to the URL as libpq's connect_timeout unless the URL sets it.
-  std::chrono::seconds connect_timeout{10};
+  std::chrono::seconds connect_timeout{3};
   // How long a call waits for a free pooled connection before returning Unavailable.
-  std::chrono::seconds acquire_timeout{30};
+  std::chrono::seconds acquire_timeout{3};
+  // Each statement's limit (PostgreSQL's statement_timeout, unless the URL sets one; also
+  // libpq's tcp_user_timeout); migrations are exempt.
+  std::chrono::milliseconds statement_timeout{5000};
 };
 
 // Connects, applies pending migrations (under a PostgreSQL advisory lock, so several ephd

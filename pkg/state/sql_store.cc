@@ -190,12 +190,7 @@ class SqlStore final : public Store {
   explicit SqlStore(std::unique_ptr<SqlBackend> backend)
       : backend_(std::move(backend)), dialect_(backend_->dialect()) {}
 
-  absl::Status Ping() override {
-    return backend_->Run(TxMode::kRead, [](SqlTx& tx) {
-      tx.Exec("SELECT 1", {});
-      return absl::OkStatus();
-    });
-  }
+  absl::Status Ping() override { return backend_->Ping(); }
 
   absl::StatusOr<int> SchemaVersion() override {
     int version = 0;

@@ -85,6 +85,9 @@ class SqlBackend {
   // Runs `body` in one transaction: commits if it returns OK, rolls back otherwise (or when it
   // throws SqlError). Returns the body's status or the translated database error.
   virtual absl::Status Run(TxMode mode, const std::function<absl::Status(SqlTx&)>& body) = 0;
+  // Store::Ping: OK only if the database would take a write now, answered within about a
+  // second.
+  virtual absl::Status Ping() = 0;
 };
 
 // Applies pending migrations (under the kMigrate lock) and wraps the backend in a Store.

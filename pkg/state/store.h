@@ -10,6 +10,11 @@
 //  - Errors are canonical: Unavailable (database unreachable: retry with backoff), Aborted
 //    (a concurrent writer won: re-read and retry), AlreadyExists, NotFound, InvalidArgument,
 //    Internal. No method throws.
+//  - Errors are safe to show to API clients: once opened, a store never puts a file path or a
+//    connection string in a status; the detail goes to the log. A busy or unreachable database
+//    is Unavailable with kStoreUnavailableMessage, within a few seconds (SQLite's busy timeout,
+//    PostgreSQL's statement and connection timeouts), well inside a webhook sender's patience.
+//    Errors from OpenStore itself go to the operator and do name the database.
 //  - Time is whatever the caller passes in (from its injected Clock); the store never reads the
 //    system clock, so tests control TTLs and leases.
 //
@@ -28,6 +33,9 @@
 #include "pkg/base/clock.h"
 
 namespace eph::state {
+
+inline constexpr char kStoreUnavailableMessage[] =
+    "the state store is unavailable (busy or unreachable); try again";
 
 // Environment lifecycle states, as PRODUCT.md names them.
 enum class EnvState {
@@ -124,7 +132,8 @@ class Store {
  public:
   virtual ~Store() = default;
 
-  // Cheap round trip to the database, for /readyz.
+  // For /readyz: OK only if the store would take a write now (SQLite: the write lock is free,
+  // or freed within a second; PostgreSQL: a round trip). Unavailable otherwise.
   virtual absl::Status Ping() = 0;
   // Applied schema version (highest migration), for diagnostics.
   virtual absl::StatusOr<int> SchemaVersion() = 0;

@@ -201,7 +201,8 @@ TEST_F(PostgresStoreTest, ConnectionLostMidCallIsUnavailableAndTheNextCallReconn
                      env_.last_database(), "' AND wait_event_type = 'Lock'"));
   creator.join();
   EXPECT_EQ(result.code(), absl::StatusCode::kUnavailable) << result;
-  EXPECT_THAT(std::string(result.message()), HasSubstr("127.0.0.1"));
+  // The message may reach an API client: no server address; the detail is in the log.
+  EXPECT_EQ(result.message(), kStoreUnavailableMessage);
   lock.exec("SELECT pg_advisory_unlock_all()");
 
   // Nothing of the failed call was committed, and the store works again.
@@ -261,7 +262,7 @@ TEST_F(PostgresStoreTest, SerialSurvivesAServerCrashAndRestart) {
   RunBedScript("stop-server", "immediate");  // like kill -9 of the postmaster
   const absl::Status down = store->Ping();
   EXPECT_EQ(down.code(), absl::StatusCode::kUnavailable) << down;
-  EXPECT_THAT(std::string(down.message()), HasSubstr("PostgreSQL at postgresql://eph:***@"));
+  EXPECT_EQ(down.message(), kStoreUnavailableMessage);
   RunBedScript("start-server");
 
   // The acknowledged delivery survived, and the store carries on without being reopened.

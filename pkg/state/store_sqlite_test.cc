@@ -9,6 +9,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "pkg/state/sqlite_store.h"
@@ -155,12 +157,77 @@ TEST(SqliteStoreTest, WriterWaitsForAnotherConnectionsLock) {
   ASSERT_EQ(sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
   const absl::Status s = store->Enqueue("k", FakeClock().Now());
   EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
-  EXPECT_THAT(std::string(s.message()), HasSubstr(path));
-  // Reads are not blocked by a writer (WAL).
+  // The message may reach an API client: it says what to do, not where the data lives.
+  EXPECT_EQ(s.message(), kStoreUnavailableMessage);
+  EXPECT_THAT(std::string(s.message()), Not(HasSubstr(path)));
+  // Ping proves the store would take a write, so /readyz fails while the lock is held...
+  const absl::Status ping = store->Ping();
+  EXPECT_EQ(ping.code(), absl::StatusCode::kUnavailable) << ping;
+  EXPECT_THAT(std::string(ping.message()), Not(HasSubstr(path)));
+  // ...though reads are not blocked by a writer (WAL).
   EXPECT_EQ(MUST(store->QueueDepth()), 0);
   ASSERT_EQ(sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
   sqlite3_close(db);
   EPH_EXPECT_OK(store->Enqueue("k", FakeClock().Now()));
+  EPH_EXPECT_OK(store->Ping());
+}
+
+TEST(SqliteStoreTest, CallsGiveUpAtTheBusyTimeoutEvenWhenQueuedBehindEachOther) {
+  const std::string path = TempDir() + "/eph.db";
+  constexpr auto kBusy = std::chrono::milliseconds(300);
+  std::unique_ptr<Store> store = MUST(OpenSqliteStore(path, {.busy_timeout = kBusy}));
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  // Four writers queue for the one write connection; each must still answer within its own
+  // budget, not after the ones before it each used theirs.
+  std::vector<std::thread> writers;
+  std::vector<std::chrono::steady_clock::duration> took(4);
+  for (size_t i = 0; i < took.size(); ++i) {
+    writers.emplace_back([&, i] {
+      const auto start = std::chrono::steady_clock::now();
+      const absl::Status s = store->Enqueue(absl::StrCat("k", i), FakeClock().Now());
+      took[i] = std::chrono::steady_clock::now() - start;
+      EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+    });
+  }
+  for (auto& t : writers) t.join();
+  for (const auto& d : took) EXPECT_LT(d, kBusy * 2);
+  ASSERT_EQ(sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+}
+
+TEST(SqliteStoreTest, TheDatabaseAndItsDirectoryArePrivate) {
+  namespace fs = std::filesystem;
+  constexpr auto kOthers = fs::perms::group_all | fs::perms::others_all;
+  const std::string dir = TempDir() + "/state";
+  std::unique_ptr<Store> store = MUST(OpenStore("sqlite:" + dir + "/eph.db"));
+  EPH_EXPECT_OK(store->Enqueue("k", FakeClock().Now()));
+  EXPECT_EQ(fs::status(dir).permissions() & fs::perms::all, fs::perms::owner_all);
+  for (const std::string name : {"/eph.db", "/eph.db-wal", "/eph.db-shm"}) {
+    ASSERT_TRUE(fs::exists(dir + name)) << name;
+    EXPECT_EQ(fs::status(dir + name).permissions() & kOthers, fs::perms::none) << name;
+  }
+  store.reset();
+
+  // Left open by an older ephd: tightened on the next start.
+  fs::permissions(dir,
+                  fs::perms::group_read | fs::perms::group_exec | fs::perms::others_read |
+                      fs::perms::others_exec,
+                  fs::perm_options::add);
+  fs::permissions(dir + "/eph.db", fs::perms::group_read | fs::perms::others_read,
+                  fs::perm_options::add);
+  store = MUST(OpenStore("sqlite:" + dir + "/eph.db"));
+  EXPECT_EQ(fs::status(dir).permissions() & kOthers, fs::perms::none);
+  EXPECT_EQ(fs::status(dir + "/eph.db").permissions() & kOthers, fs::perms::none);
+
+  // A directory shared with other files is left as it is; the database itself is private.
+  const std::string shared = TempDir();
+  std::ofstream(shared + "/README") << "not ours";
+  fs::permissions(shared, fs::perms::others_read | fs::perms::others_exec, fs::perm_options::add);
+  store = MUST(OpenStore("sqlite:" + shared + "/eph.db"));
+  EXPECT_NE(fs::status(shared).permissions() & fs::perms::others_read, fs::perms::none);
+  EXPECT_EQ(fs::status(shared + "/eph.db").permissions() & kOthers, fs::perms::none);
 }
 
 // --- OpenStore and RedactStoreUrl (backend independent) ---

@@ -2,7 +2,6 @@
 
 #include <cerrno>
 #include <cstdlib>
-#include <regex>
 
 #include "fmt/format.h"
 #include "yaml-cpp/yaml.h"
@@ -65,13 +64,38 @@ std::optional<json> ResolveInteger(const std::string& text) {
   return json(static_cast<uint64_t>(magnitude));
 }
 
+// [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?, matched by hand: std::regex recurses
+// once per character and a long scalar exhausts the stack.
+bool IsFloatText(std::string_view s) {
+  size_t i = 0;
+  auto digits = [&] {
+    const size_t start = i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+    return i - start;
+  };
+  if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
+  const size_t whole = digits();
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    const size_t fraction = digits();
+    if (whole == 0 && fraction == 0) return false;
+  } else if (whole == 0) {
+    return false;
+  }
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
+    if (digits() == 0) return false;
+  }
+  return i == s.size();
+}
+
 std::optional<json> ResolveFloat(const std::string& text) {
-  static const std::regex kFloat(R"(^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$)");
   std::string plain;
   for (char c : text) {
     if (c != '_') plain.push_back(c);
   }
-  if (!std::regex_match(plain, kFloat)) return std::nullopt;
+  if (!IsFloatText(plain)) return std::nullopt;
   errno = 0;
   char* end = nullptr;
   const double v = std::strtod(plain.c_str(), &end);

@@ -61,6 +61,42 @@ spec:
   EXPECT_EQ(d["spec"]["word"], "hello");
 }
 
+TEST(ParseManifestDocumentsTest, TypesFloatsLikeYaml11AndSurvivesLongScalars) {
+  absl::StatusOr<std::vector<json>> docs = ParseManifestDocuments(R"(
+apiVersion: v1
+kind: ConfigMap
+spec:
+  exponent: 1.5e3
+  signed: -.5
+  trailing_dot: 7.
+  separators: 1_000.5
+  dot: .
+  e_only: 1e
+  sign_only: +
+  two_dots: 1.2.3
+  word_e: e5
+)",
+                                                                  "floats.yaml");
+  ASSERT_TRUE(docs.ok()) << docs.status();
+  const json& spec = (*docs)[0]["spec"];
+  EXPECT_DOUBLE_EQ(spec["exponent"].get<double>(), 1500);
+  EXPECT_DOUBLE_EQ(spec["signed"].get<double>(), -0.5);
+  EXPECT_DOUBLE_EQ(spec["trailing_dot"].get<double>(), 7);
+  EXPECT_DOUBLE_EQ(spec["separators"].get<double>(), 1000.5);
+  EXPECT_EQ(spec["dot"], ".");
+  EXPECT_EQ(spec["e_only"], "1e");
+  EXPECT_EQ(spec["sign_only"], "+");
+  EXPECT_EQ(spec["two_dots"], "1.2.3");
+  EXPECT_EQ(spec["word_e"], "e5");
+
+  // A plain scalar of 300,000 digits: std::regex ran out of stack on it and crashed the process.
+  const std::string long_number = "1." + std::string(300'000, '0');
+  docs = ParseManifestDocuments(
+      "apiVersion: v1\nkind: ConfigMap\nspec:\n  long: " + long_number + "\n", "long.yaml");
+  ASSERT_TRUE(docs.ok()) << docs.status();
+  EXPECT_DOUBLE_EQ((*docs)[0]["spec"]["long"].get<double>(), 1.0);
+}
+
 TEST(ParseManifestDocumentsTest, SplitsDocumentsSkipsEmptyOnesAndExpandsLists) {
   absl::StatusOr<std::vector<json>> docs = ParseManifestDocuments(R"(---
 # only a comment
