@@ -319,22 +319,33 @@ TEST(HttpServerTest, StreamsAreCappedAndTheirThreadsReaped) {
   server.Stop();
 }
 
+// A handler whose stream writes 64 KiB chunks until a write is refused, then sets `failed`.
+Handler FloodUntilRefused(std::atomic<bool>& failed) {
+  return [&failed](const HttpRequest&, HttpResponse& res) {
+    res.stream = [&failed](StreamWriter& w) {
+      const std::string chunk(64 * 1024, 'x');
+      while (w.Write(chunk)) {
+      }
+      failed = true;
+    };
+  };
+}
+
+// A client with a 1 KiB receive buffer that asks for the flood and then never reads.
+int SlowReaderAsksForAFlood(uint16_t port) {
+  const int fd = RawConnect(port, 1024);
+  const std::string req = "GET /flood HTTP/1.1\r\nHost: x\r\n\r\n";
+  ::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+  return fd;
+}
+
 TEST(HttpServerTest, AReaderThatStopsReadingEndsItsStreamAndNeverBlocksStop) {
   HttpServerOptions o = TestOptions();
   o.write_timeout = std::chrono::milliseconds(60'000);  // longer than this test may take
   std::atomic<bool> write_failed{false};
-  HttpServer server(o, [&](const HttpRequest&, HttpResponse& res) {
-    res.stream = [&](StreamWriter& w) {
-      const std::string chunk(64 * 1024, 'x');
-      while (w.Write(chunk)) {
-      }
-      write_failed = true;
-    };
-  });
+  HttpServer server(o, FloodUntilRefused(write_failed));
   ASSERT_TRUE(server.Start().ok());
-  const int fd = RawConnect(server.port(), 1024);
-  const std::string req = "GET /flood HTTP/1.1\r\nHost: x\r\n\r\n";
-  ::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+  const int fd = SlowReaderAsksForAFlood(server.port());
   for (int i = 0; i < 500 && server.streams() == 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
@@ -351,18 +362,9 @@ TEST(HttpServerTest, AStalledWriteGivesUpAtItsDeadline) {
   HttpServerOptions o = TestOptions();
   o.write_timeout = std::chrono::milliseconds(300);
   std::atomic<bool> write_failed{false};
-  HttpServer server(o, [&](const HttpRequest&, HttpResponse& res) {
-    res.stream = [&](StreamWriter& w) {
-      const std::string chunk(64 * 1024, 'x');
-      while (w.Write(chunk)) {
-      }
-      write_failed = true;
-    };
-  });
+  HttpServer server(o, FloodUntilRefused(write_failed));
   ASSERT_TRUE(server.Start().ok());
-  const int fd = RawConnect(server.port(), 1024);
-  const std::string req = "GET /flood HTTP/1.1\r\nHost: x\r\n\r\n";
-  ::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+  const int fd = SlowReaderAsksForAFlood(server.port());
   for (int i = 0; i < 500 && !write_failed; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
