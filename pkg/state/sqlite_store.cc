@@ -6,6 +6,8 @@
 
 #include <atomic>
 #include <cctype>
+#include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <mutex>
 #include <system_error>
@@ -213,8 +215,50 @@ class SqliteTx final : public SqlTx {
 
 // One connection and the mutex that serialises its use. Timed, so a call queued behind others
 // waiting for another process's lock gives up at its own deadline.
+// A lock that gives up at a deadline. Not std::timed_mutex: libstdc++ waits on it with
+// pthread_mutex_clocklock, which ThreadSanitizer (gcc 12) does not see, so every unlock looked
+// like the unlock of a mutex never locked; a mutex and a condition variable it models exactly.
+class DeadlineLock {
+ public:
+  bool LockUntil(std::chrono::steady_clock::time_point deadline) {
+    std::unique_lock<std::mutex> guard(mu_);
+    if (!free_.wait_until(guard, deadline, [this] { return !held_; })) return false;
+    held_ = true;
+    return true;
+  }
+  void Unlock() {
+    {
+      std::lock_guard<std::mutex> guard(mu_);
+      held_ = false;
+    }
+    free_.notify_one();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable free_;
+  bool held_ = false;
+};
+
+// Holds a DeadlineLock for a scope, if it could be had by the deadline.
+class HeldUntil {
+ public:
+  HeldUntil(DeadlineLock& lock, std::chrono::steady_clock::time_point deadline)
+      : lock_(lock), owns_(lock.LockUntil(deadline)) {}
+  ~HeldUntil() {
+    if (owns_) lock_.Unlock();
+  }
+  HeldUntil(const HeldUntil&) = delete;
+  HeldUntil& operator=(const HeldUntil&) = delete;
+  bool owns_lock() const { return owns_; }
+
+ private:
+  DeadlineLock& lock_;
+  bool owns_;
+};
+
 struct Connection {
-  std::timed_mutex mu;
+  DeadlineLock mu;
   std::unique_ptr<BusyWait> busy;  // the busy handler's state: declared first, freed last
   DbPtr db;
 };
@@ -239,7 +283,7 @@ class SqliteBackend final : public SqlBackend {
   absl::Status Run(TxMode mode, const std::function<absl::Status(SqlTx&)>& body) override {
     Connection& conn = mode == TxMode::kRead && reader_ != nullptr ? *reader_ : *writer_;
     const auto deadline = std::chrono::steady_clock::now() + options_.busy_timeout;
-    std::unique_lock<std::timed_mutex> lock(conn.mu, deadline);
+    HeldUntil lock(conn.mu, deadline);
     if (!lock.owns_lock()) return Busy("waiting for the connection, busy with other calls");
     conn.busy->deadline = deadline;
     return RunLocked(conn.db.get(), mode, body);
@@ -251,7 +295,7 @@ class SqliteBackend final : public SqlBackend {
   absl::Status Ping() override {
     Connection& conn = *writer_;
     const auto deadline = std::chrono::steady_clock::now() + options_.ping_timeout;
-    std::unique_lock<std::timed_mutex> lock(conn.mu, deadline);
+    HeldUntil lock(conn.mu, deadline);
     if (!lock.owns_lock()) return Busy("pinging: the connection stayed busy with other calls");
     conn.busy->deadline = deadline;
     sqlite3* db = conn.db.get();
