@@ -85,10 +85,6 @@ constexpr uint64_t kNoBodyLimit = std::numeric_limits<uint64_t>::max();
 using RequestParser = http::request_parser<http::buffer_body>;
 using ResponseParser = http::response_parser<http::buffer_body>;
 
-bool IsLabelChar(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; }
-
-char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
@@ -257,32 +253,6 @@ int DefaultMaxConnections() {
   if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return 4096;
   return static_cast<int>(
       std::clamp<int64_t>(static_cast<int64_t>(limit.rlim_cur) / 2, 64, 1'000'000));
-}
-
-std::optional<std::string> EnvironmentFromHost(std::string_view host,
-                                               std::string_view base_domain) {
-  if (host.empty() || host.front() == '[' || base_domain.empty()) return std::nullopt;
-  if (const size_t colon = host.rfind(':'); colon != std::string_view::npos) {
-    const std::string_view port = host.substr(colon + 1);
-    if (port.empty() || port.size() > 5) return std::nullopt;
-    for (char c : port) {
-      if (c < '0' || c > '9') return std::nullopt;
-    }
-    host = host.substr(0, colon);
-  }
-  if (!host.empty() && host.back() == '.') host.remove_suffix(1);  // absolute form "a.b."
-  if (host.size() < base_domain.size() + 2) return std::nullopt;
-  const size_t dot = host.size() - base_domain.size() - 1;
-  if (host[dot] != '.' || !beast::iequals(host.substr(dot + 1), base_domain)) return std::nullopt;
-  std::string name;
-  name.reserve(dot);
-  for (char c : host.substr(0, dot)) {
-    c = Lower(c);
-    if (!IsLabelChar(c)) return std::nullopt;  // also rejects dots: one label only
-    name.push_back(c);
-  }
-  if (name.size() > 63 || name.front() == '-' || name.back() == '-') return std::nullopt;
-  return name;
 }
 
 class Gateway::Impl {

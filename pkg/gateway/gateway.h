@@ -55,6 +55,7 @@
 #include "absl/status/status.h"
 #include "pkg/base/clock.h"
 #include "pkg/base/metrics.h"
+#include "pkg/gateway/request_check.h"  // EnvironmentFromHost
 
 namespace eph::gateway {
 
@@ -103,10 +104,6 @@ struct GatewayOptions {
 // The connection limit max_connections = 0 stands for: half the soft RLIMIT_NOFILE (the other half
 // is left for backend connections and the rest of the process), at least 64.
 int DefaultMaxConnections();
-
-// The environment name a Host header selects, or nullopt if the host is not
-// `<name>.<base_domain>[:port]` with one DNS label as name. Case-insensitive; returns lower case.
-std::optional<std::string> EnvironmentFromHost(std::string_view host, std::string_view base_domain);
 
 class Gateway {
  public:

@@ -18,9 +18,19 @@ std::string_view Trim(std::string_view s) {
   return s;
 }
 
+bool IsLabelChar(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; }
+
+char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+// ASCII case-insensitive equality. Not beast::iequals: Boost 1.74's reads one byte past the end
+// of its arguments after a case difference (found by request_fuzz.cc), and a request target has
+// no bytes after it.
 bool IEquals(std::string_view a, std::string_view b) {
-  return boost::beast::iequals(boost::beast::string_view(a.data(), a.size()),
-                               boost::beast::string_view(b.data(), b.size()));
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (Lower(a[i]) != Lower(b[i])) return false;
+  }
+  return true;
 }
 
 // uri-host [ ":" port ] (RFC 3986 reg-name, IPv4 or IP-literal): anything else (spaces, '/',
@@ -162,6 +172,32 @@ absl::StatusOr<RequestRoute> CheckRequest(const http::request_header<>& header) 
       path_start == std::string_view::npos ? std::string_view() : rest.substr(path_start);
   route.target = path.empty() || path.front() == '?' ? "/" + std::string(path) : std::string(path);
   return route;
+}
+
+std::optional<std::string> EnvironmentFromHost(std::string_view host,
+                                               std::string_view base_domain) {
+  if (host.empty() || host.front() == '[' || base_domain.empty()) return std::nullopt;
+  if (const size_t colon = host.rfind(':'); colon != std::string_view::npos) {
+    const std::string_view port = host.substr(colon + 1);
+    if (port.empty() || port.size() > 5) return std::nullopt;
+    for (char c : port) {
+      if (c < '0' || c > '9') return std::nullopt;
+    }
+    host = host.substr(0, colon);
+  }
+  if (!host.empty() && host.back() == '.') host.remove_suffix(1);  // absolute form "a.b."
+  if (host.size() < base_domain.size() + 2) return std::nullopt;
+  const size_t dot = host.size() - base_domain.size() - 1;
+  if (host[dot] != '.' || !IEquals(host.substr(dot + 1), base_domain)) return std::nullopt;
+  std::string name;
+  name.reserve(dot);
+  for (char c : host.substr(0, dot)) {
+    c = Lower(c);
+    if (!IsLabelChar(c)) return std::nullopt;  // also rejects dots: one label only
+    name.push_back(c);
+  }
+  if (name.size() > 63 || name.front() == '-' || name.back() == '-') return std::nullopt;
+  return name;
 }
 
 unsigned HttpStatusFor(const absl::Status& status) {

@@ -17,12 +17,16 @@
 // InvalidArgument → 400, Unimplemented → 501 (a transfer coding the gateway does not know, or
 // CONNECT: the gateway is no forward proxy). HttpStatusFor maps them.
 //
+// EnvironmentFromHost then maps the routing host to an environment name.
+//
 // Thread-safety: pure functions.
 #pragma once
 
 #include <boost/beast/http/fields.hpp>
 #include <boost/beast/http/message.hpp>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -37,6 +41,10 @@ struct RequestRoute {
 
 absl::StatusOr<RequestRoute> CheckRequest(
     const boost::beast::http::request_header<boost::beast::http::fields>& header);
+
+// The environment name a Host header selects, or nullopt if the host is not
+// `<name>.<base_domain>[:port]` with one DNS label as name. Case-insensitive; returns lower case.
+std::optional<std::string> EnvironmentFromHost(std::string_view host, std::string_view base_domain);
 
 // The status the gateway answers a CheckRequest error with: 400 or 501.
 unsigned HttpStatusFor(const absl::Status& status);

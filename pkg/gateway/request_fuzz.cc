@@ -16,7 +16,6 @@
 #include <limits>
 #include <string_view>
 
-#include "pkg/gateway/gateway.h"
 #include "pkg/gateway/request_check.h"
 
 namespace http = boost::beast::http;
