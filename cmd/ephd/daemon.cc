@@ -584,6 +584,7 @@ absl::Status Daemon::Start() {
     }
     gateway_options.port = gateway_port;
     gateway_options.base_domain = config_.base_domain;
+    gateway_options.max_connections = config_.gateway_max_connections;
     parts->backends = std::make_unique<BackendLookup>(*parts->store);
     BackendLookup* backends = parts->backends.get();
     state::Store* activity_store = parts->store.get();
@@ -718,6 +719,11 @@ absl::Status Daemon::Start() {
     if (ready_parts->http) {
       if (absl::Status s = ready_parts->http->Saturation(); !s.ok()) return s;
     }
+    if (ready_parts->gateway) {
+      if (absl::Status s = ready_parts->gateway->Saturation(); !s.ok()) {
+        return absl::Status(s.code(), absl::StrCat("gateway: ", s.message()));
+      }
+    }
     return absl::OkStatus();
   };
   parts->api = std::make_unique<api::ApiServer>(*parts->store, SystemClock::Instance(),
@@ -740,8 +746,11 @@ absl::Status Daemon::Start() {
   if (auto s = parts->http->Start(); !s.ok()) return s;
   spdlog::info("ephd: listening on http://{}:{}", host.find(':') != std::string::npos ? "[" + host + "]" : host,
                parts->http->port());
-  spdlog::info("ephd: limits: {} open files, {} API connections, {} streams", OpenFilesLimit(),
-               parts->http->max_connections(), config_.max_streams);
+  spdlog::info("ephd: limits: {} open files, {} API connections, {} streams{}", OpenFilesLimit(),
+               parts->http->max_connections(), config_.max_streams,
+               parts->gateway ? absl::StrCat(", ", parts->gateway->max_connections(),
+                                             " gateway connections")
+                              : std::string());
   if (parts->runner) {
     parts->runner->Start();
     parts->resync->Start();

@@ -1,6 +1,7 @@
 #include "pkg/gateway/gateway.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -17,8 +18,12 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <unordered_map>
 #include <utility>
 #include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "pkg/gateway/request_check.h"
 
 namespace eph::gateway {
 
@@ -47,9 +52,25 @@ constexpr std::string_view kGatewayTimeoutPage =
 constexpr std::string_view kBadRequestPage =
     "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>400 Bad Request</title></head>\n"
     "<body><h1>Bad Request</h1></body></html>\n";
+constexpr std::string_view kNotImplementedPage =
+    "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>501 Not Implemented</title>"
+    "</head>\n<body><h1>Not Implemented</h1></body></html>\n";
 constexpr std::string_view kHeaderTooLargePage =
     "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>431 Request Header Fields Too "
     "Large</title></head>\n<body><h1>Request Header Fields Too Large</h1></body></html>\n";
+
+constexpr std::string_view kServiceUnavailablePage =
+    "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>503 Service Unavailable</title>"
+    "</head>\n<body><h1>Service Unavailable</h1><p>Too many connections; try again in a moment."
+    "</p></body></html>\n";
+
+// Accept errors (out of descriptors, mostly) pause the accept loop, doubling from the minimum to
+// the maximum while they last, and are logged at most once per kAcceptLogEvery.
+constexpr auto kAcceptBackoffMin = std::chrono::milliseconds(10);
+constexpr auto kAcceptBackoffMax = std::chrono::milliseconds(1'000);
+constexpr auto kAcceptLogEvery = std::chrono::seconds(10);
+// Saturation() reports a limit for this long after it was last hit.
+constexpr auto kSaturationWindow = std::chrono::seconds(30);
 
 // Per-connection relay buffer: bodies stream through it, so memory per connection is bounded.
 constexpr size_t kRelayBufferBytes = size_t{32} * 1024;
@@ -63,10 +84,6 @@ constexpr uint64_t kNoBodyLimit = std::numeric_limits<uint64_t>::max();
 
 using RequestParser = http::request_parser<http::buffer_body>;
 using ResponseParser = http::response_parser<http::buffer_body>;
-
-bool IsLabelChar(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; }
-
-char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -211,6 +228,10 @@ asio::awaitable<Relay> RelayMessage(tcp::socket& from, beast::flat_buffer& from_
   }
 }
 
+bool OutOfDescriptors(const beast::error_code& ec) {
+  return ec == asio::error::no_descriptors || ec.value() == ENFILE;
+}
+
 bool ConnectionLost(const beast::error_code& ec) {
   return ec == http::error::end_of_stream || ec == asio::error::eof ||
          ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
@@ -227,30 +248,11 @@ bool StillOpen(tcp::socket& socket) {
 
 }  // namespace
 
-std::optional<std::string> EnvironmentFromHost(std::string_view host,
-                                               std::string_view base_domain) {
-  if (host.empty() || host.front() == '[' || base_domain.empty()) return std::nullopt;
-  if (const size_t colon = host.rfind(':'); colon != std::string_view::npos) {
-    const std::string_view port = host.substr(colon + 1);
-    if (port.empty() || port.size() > 5) return std::nullopt;
-    for (char c : port) {
-      if (c < '0' || c > '9') return std::nullopt;
-    }
-    host = host.substr(0, colon);
-  }
-  if (!host.empty() && host.back() == '.') host.remove_suffix(1);  // absolute form "a.b."
-  if (host.size() < base_domain.size() + 2) return std::nullopt;
-  const size_t dot = host.size() - base_domain.size() - 1;
-  if (host[dot] != '.' || !beast::iequals(host.substr(dot + 1), base_domain)) return std::nullopt;
-  std::string name;
-  name.reserve(dot);
-  for (char c : host.substr(0, dot)) {
-    c = Lower(c);
-    if (!IsLabelChar(c)) return std::nullopt;  // also rejects dots: one label only
-    name.push_back(c);
-  }
-  if (name.size() > 63 || name.front() == '-' || name.back() == '-') return std::nullopt;
-  return name;
+int DefaultMaxConnections() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return 4096;
+  return static_cast<int>(
+      std::clamp<int64_t>(static_cast<int64_t>(limit.rlim_cur) / 2, 64, 1'000'000));
 }
 
 class Gateway::Impl {
@@ -261,6 +263,8 @@ class Gateway::Impl {
         resolver_(std::move(resolver)),
         activity_(std::move(activity)),
         clock_(clock),
+        max_connections_(options_.max_connections > 0 ? options_.max_connections
+                                                      : DefaultMaxConnections()),
         activity_pool_(1) {
     if (metrics != nullptr) {
       const std::string name = "eph_gateway_requests_total";
@@ -331,6 +335,16 @@ class Gateway::Impl {
 
   uint16_t port() const { return port_; }
   int64_t in_flight() const { return in_flight_.load(); }
+  int64_t connections() const { return connections_.load(); }
+  int max_connections() const { return max_connections_; }
+
+  absl::Status Saturation() const {
+    std::lock_guard<std::mutex> lock(limits_mu_);
+    const TimePoint now = clock_.Now();
+    if (!limit_hit_ || now - limit_hit_at_ > kSaturationWindow) return absl::OkStatus();
+    const auto ago = std::chrono::duration_cast<std::chrono::seconds>(now - limit_hit_at_).count();
+    return absl::UnavailableError(absl::StrCat("gateway: ", limit_what_, " (", ago, " s ago)"));
+  }
 
  private:
   struct IdleConnection {
@@ -349,22 +363,38 @@ class Gateway::Impl {
     std::thread thread;
   };
 
+  // idle_since of a client connection busy with a request, and of one picked for eviction.
+  static constexpr int64_t kBusy = 0;
+  static constexpr int64_t kEvicting = -1;
+
   // A client connection being served.
   struct Client {
+    explicit Client(tcp::socket socket) : stream(std::move(socket)) {}
     tcp::socket stream;
     Deadline deadline;
     beast::flat_buffer buffer;
     std::string ip;
     std::unique_ptr<char[]> relay;
     bool upgraded = false;
+    // Steady-clock nanoseconds since which the connection has waited for a request, kBusy, or
+    // kEvicting. Written by its own thread and by the accept loop when it evicts.
+    std::atomic<int64_t> idle_since{kBusy};
+  };
+  struct Registered {
+    Client* client;
+    Worker* worker;
   };
 
   struct SpliceState {
-    SpliceState(tcp::socket c, tcp::socket b, std::string e)
+    SpliceState(tcp::socket c, tcp::socket b, std::string e, std::atomic<int64_t>& counter)
         : client(std::move(c)),
           backend(std::move(b)),
           watchdog(client.get_executor()),
-          env(std::move(e)) {}
+          env(std::move(e)),
+          connections(counter) {}
+    ~SpliceState() { connections.fetch_sub(1); }
+    SpliceState(const SpliceState&) = delete;
+    SpliceState& operator=(const SpliceState&) = delete;
     void CloseBoth() {
       beast::error_code ignored;
       client.close(ignored);
@@ -376,6 +406,7 @@ class Gateway::Impl {
     std::string env;
     SteadyClock::time_point last = SteadyClock::now();
     int running = 2;
+    std::atomic<int64_t>& connections;  // the gateway's count, which includes this splice
   };
 
   class InFlight {
@@ -472,46 +503,162 @@ class Gateway::Impl {
     }
   }
 
+  void NoteLimit(std::string what) {
+    const TimePoint now = clock_.Now();
+    std::lock_guard<std::mutex> lock(limits_mu_);
+    limit_hit_ = true;
+    limit_hit_at_ = now;
+    limit_what_ = std::move(what);
+  }
+
+  // Logs an accept failure, at most once per kAcceptLogEvery, with the count of those not logged.
+  // Only the accept loop calls it.
+  void LogAcceptError(const beast::error_code& ec) {
+    const auto now = SteadyClock::now();
+    if (accept_logged_ && now - accept_logged_at_ < kAcceptLogEvery) {
+      ++accept_errors_unlogged_;
+      return;
+    }
+    if (accept_errors_unlogged_ > 0) {
+      spdlog::warn(
+          "gateway: accept failed: {} ({} more failures in the last {} s)", ec.message(),
+          accept_errors_unlogged_,
+          std::chrono::duration_cast<std::chrono::seconds>(now - accept_logged_at_).count());
+    } else {
+      spdlog::warn("gateway: accept failed: {}", ec.message());
+    }
+    accept_logged_ = true;
+    accept_logged_at_ = now;
+    accept_errors_unlogged_ = 0;
+  }
+
+  // Closes the client connection that has waited for a request the longest, if any; returns
+  // whether one was picked. The close happens on the connection's own thread, a moment later.
+  bool EvictIdle() {
+    uint64_t id = 0;
+    Worker* worker = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(conns_mu_);
+      Client* oldest = nullptr;
+      int64_t oldest_since = std::numeric_limits<int64_t>::max();
+      for (const auto& [conn_id, reg] : conns_) {
+        const int64_t since = reg.client->idle_since.load(std::memory_order_relaxed);
+        if (since > kBusy && since < oldest_since) {
+          oldest = reg.client;
+          oldest_since = since;
+          id = conn_id;
+          worker = reg.worker;
+        }
+      }
+      // Picked once only; a connection whose request arrived meanwhile is left alone.
+      if (oldest == nullptr ||
+          !oldest->idle_since.compare_exchange_strong(oldest_since, kEvicting)) {
+        return false;
+      }
+    }
+    asio::post(worker->io, [this, id] {
+      std::lock_guard<std::mutex> lock(conns_mu_);
+      const auto it = conns_.find(id);
+      if (it == conns_.end() || it->second.client->idle_since.load() != kEvicting) return;
+      Client& c = *it->second.client;
+      c.deadline.fired = true;
+      beast::error_code ignored;
+      c.stream.cancel(ignored);
+    });
+    return true;
+  }
+
+  // Answers a connection over the limit with a fixed 503 and closes it, without waiting.
+  // The fresh socket's send buffer is empty, so the short write goes in whole or not at all.
+  static void RefuseBusy(tcp::socket& socket) {
+    static const std::string kBusy =
+        "HTTP/1.1 503 Service Unavailable\r\nServer: eph-gateway\r\n"
+        "Content-Type: text/html; charset=utf-8\r\nCache-Control: no-store\r\n"
+        "Retry-After: 1\r\nConnection: close\r\nContent-Length: " +
+        std::to_string(kServiceUnavailablePage.size()) + "\r\n\r\n" +
+        std::string(kServiceUnavailablePage);
+    beast::error_code ec;
+    socket.non_blocking(true, ec);
+    socket.write_some(asio::buffer(kBusy.data(), kBusy.size()), ec);
+    socket.shutdown(tcp::socket::shutdown_send, ec);
+    socket.close(ec);
+  }
+
   asio::awaitable<void> Accept() {
     size_t next = 0;
+    auto backoff = std::chrono::duration_cast<SteadyClock::duration>(kAcceptBackoffMin);
+    asio::steady_timer pause(workers_[0]->io);
     while (!stopping_) {
       Worker& w = *workers_[next];
-      next = (next + 1) % workers_.size();
       beast::error_code ec;
       tcp::socket socket =
           co_await acceptor_->async_accept(w.io, asio::redirect_error(asio::use_awaitable, ec));
       if (ec) {
         if (stopping_ || ec == asio::error::operation_aborted) co_return;
-        spdlog::warn("gateway: accept failed: {}", ec.message());
-        // Out of descriptors, most likely: give connections a moment to close.
-        asio::steady_timer pause(workers_[0]->io, std::chrono::milliseconds(50));
+        if (OutOfDescriptors(ec)) {
+          NoteLimit("open-files limit reached (" + ec.message() + ")");
+          EvictIdle();
+        }
+        LogAcceptError(ec);
+        pause.expires_after(backoff);
         co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        backoff = std::min<SteadyClock::duration>(backoff * 2, kAcceptBackoffMax);
         continue;
       }
+      backoff = kAcceptBackoffMin;
+      next = (next + 1) % workers_.size();
+      if (connections_.load() >= max_connections_) {
+        NoteLimit(absl::StrCat("connection limit ", max_connections_, " reached"));
+        if (!EvictIdle()) {
+          RefuseBusy(socket);
+          continue;
+        }
+      }
+      connections_.fetch_add(1);
       asio::co_spawn(w.io, Serve(w, std::move(socket)), asio::detached);
     }
   }
 
   asio::awaitable<void> Serve(Worker& w, tcp::socket socket) {
-    Client c{std::move(socket), {}, {}, {}, {}, false};
+    Client c(std::move(socket));
     beast::error_code ec;
     c.stream.set_option(tcp::no_delay(true), ec);
     if (auto ep = c.stream.remote_endpoint(ec); !ec) c.ip = ep.address().to_string();
     c.deadline.client = &c.stream;
     w.deadlines.insert(&c.deadline);
+    uint64_t id = 0;
+    {
+      std::lock_guard<std::mutex> lock(conns_mu_);
+      id = ++next_conn_id_;
+      conns_.emplace(id, Registered{&c, &w});
+    }
     struct Unregister {
-      ~Unregister() { w.deadlines.erase(d); }
+      ~Unregister() {
+        w.deadlines.erase(&c.deadline);
+        {
+          std::lock_guard<std::mutex> lock(impl.conns_mu_);
+          impl.conns_.erase(id);
+        }
+        // A spliced websocket still holds the connection; its SpliceState counts it down.
+        if (!c.upgraded) impl.connections_.fetch_sub(1);
+      }
+      Impl& impl;
       Worker& w;
-      Deadline* d;
-    } unregister{w, &c.deadline};
+      Client& c;
+      uint64_t id;
+    } unregister{*this, w, c, id};
     bool first = true;
     while (!stopping_) {
       RequestParser parser;
       parser.header_limit(static_cast<uint32_t>(options_.max_header_bytes));
       parser.body_limit(kNoBodyLimit);
       c.deadline.Arm(first ? options_.read_timeout : options_.client_idle_timeout);
+      c.idle_since.store(
+          std::max<int64_t>(SteadyClock::now().time_since_epoch().count(), kBusy + 1));
       co_await http::async_read_header(c.stream, c.buffer, parser,
                                        asio::redirect_error(asio::use_awaitable, ec));
+      // Evicted while the request arrived: the request wins.
+      c.idle_since.store(kBusy);
       first = false;
       if (ec == http::error::header_limit) {
         Inc(bad_request_);
@@ -527,9 +674,21 @@ class Gateway::Impl {
         co_await WritePage(c, 400, kBadRequestPage, false, 11);
         break;
       }
+      // Framing or routing a backend might read differently: refused, and the connection
+      // closed, as the rest of its bytes can no longer be told apart from a next request.
+      auto route = CheckRequest(parser.get().base());
+      if (!route.ok()) {
+        Inc(bad_request_);
+        spdlog::debug("gateway: refused a request from {}: {}", c.ip,
+                      std::string(route.status().message()));
+        const unsigned status = HttpStatusFor(route.status());
+        co_await WritePage(c, static_cast<int>(status),
+                           status == 501 ? kNotImplementedPage : kBadRequestPage, false, 11);
+        break;
+      }
       InFlight guard(*this);
       if (!c.relay) c.relay = std::make_unique<char[]>(kRelayBufferBytes);
-      const bool keep_alive = co_await Handle(w, c, parser);
+      const bool keep_alive = co_await Handle(w, c, parser, *route);
       if (!keep_alive || c.upgraded) break;
     }
     if (!c.upgraded) {
@@ -602,15 +761,19 @@ class Gateway::Impl {
 
   // Proxies one request whose header has been read. Returns whether the client connection may
   // carry another request.
-  asio::awaitable<bool> Handle(Worker& w, Client& c, RequestParser& parser) {
+  asio::awaitable<bool> Handle(Worker& w, Client& c, RequestParser& parser, RequestRoute& route) {
     auto& req = parser.get();
+    if (route.host_replaced) {
+      req.set(http::field::host, route.host);
+      req.target(route.target);
+    }
     const bool client_keep_alive = req.keep_alive();
     const unsigned version = req.version();
     const bool head = req.method() == http::verb::head;
     const bool has_body = !parser.is_done();
     const bool expect_continue =
         has_body && beast::iequals(req[http::field::expect], "100-continue");
-    const std::string host(req[http::field::host]);
+    const std::string host = std::move(route.host);
 
     std::optional<std::string> env = EnvironmentFromHost(host, options_.base_domain);
     std::optional<Backend> backend;
@@ -842,7 +1005,8 @@ class Gateway::Impl {
     c.deadline.Disarm();
     c.deadline.client = nullptr;
     c.deadline.backend = nullptr;
-    auto state = std::make_shared<SpliceState>(std::move(c.stream), std::move(up), env);
+    auto state =
+        std::make_shared<SpliceState>(std::move(c.stream), std::move(up), env, connections_);
     auto ex = state->client.get_executor();
     asio::co_spawn(ex, Pump(state, true), asio::detached);
     asio::co_spawn(ex, Pump(state, false), asio::detached);
@@ -910,6 +1074,21 @@ class Gateway::Impl {
   std::atomic<bool> stopping_{false};
   std::atomic<bool> stopped_{false};
   std::atomic<int64_t> in_flight_{0};
+  const int max_connections_;
+  std::atomic<int64_t> connections_{0};
+  // Every client connection being served (not spliced), for eviction.
+  std::mutex conns_mu_;
+  std::unordered_map<uint64_t, Registered> conns_;
+  uint64_t next_conn_id_ = 0;  // guarded by conns_mu_
+  // The last limit hit, for Saturation().
+  mutable std::mutex limits_mu_;
+  bool limit_hit_ = false;
+  TimePoint limit_hit_at_{};
+  std::string limit_what_;
+  // Accept-error logging; the accept loop's alone.
+  bool accept_logged_ = false;
+  SteadyClock::time_point accept_logged_at_{};
+  uint64_t accept_errors_unlogged_ = 0;
   std::mutex mu_;
   std::condition_variable idle_cv_;
 
@@ -935,5 +1114,8 @@ absl::Status Gateway::Start() { return impl_->Start(); }
 void Gateway::Stop() { impl_->Stop(); }
 uint16_t Gateway::port() const { return impl_->port(); }
 int64_t Gateway::in_flight() const { return impl_->in_flight(); }
+int64_t Gateway::connections() const { return impl_->connections(); }
+int Gateway::max_connections() const { return impl_->max_connections(); }
+absl::Status Gateway::Saturation() const { return impl_->Saturation(); }
 
 }  // namespace eph::gateway

@@ -24,14 +24,24 @@
 //   one fixed page, byte-identical for every name, so it reveals nothing about which
 //   environments exist. Backend refuses or cannot be reached: 502. No response header within
 //   backend_timeout: 504. Request header over max_header_bytes: 431. Malformed request: 400.
+// - Requests whose framing or routing is ambiguous (CheckRequest in request_check.h: two Host
+//   fields, a Transfer-Encoding other than one `chunked`, Transfer-Encoding with Content-Length,
+//   an absolute-form target whose Host names another authority) get 400, or 501 for a transfer
+//   coding it does not know, and the connection closes: nothing ambiguous reaches a backend. An
+//   absolute-form target routes by its authority and is sent on in origin-form.
+// - Connections: at most max_connections. At the limit, or when accept() runs out of file
+//   descriptors, the client connection idle the longest (waiting for a request) is closed to
+//   make room; if none is idle the newcomer gets a fixed 503 and is closed. Accept errors back
+//   off (10 ms doubling to 1 s) and are logged at most once per 10 s with a count.
+//   Saturation() reports a limit hit in the last 30 s (for /readyz).
 // - ActivitySink is called for each environment at most once per activity_interval (measured on
 //   the injected Clock), for proxied requests and for client-to-backend websocket traffic.
 //   ephd writes last_activity_at from it, which drives idle_timeout.
 //
-// Thread-safety: Start/Stop from one thread. The resolver is called concurrently from the I/O
-// threads and must be fast (it runs on an I/O thread; cache in the caller if it is not). The
-// activity sink is called from one dedicated thread, so it may block (a store write) without
-// stalling the proxy.
+// Thread-safety: Start/Stop from one thread; Saturation() and the counters from any thread. The
+// resolver is called concurrently from the I/O threads and must be fast (it runs on an I/O
+// thread; cache in the caller if it is not). The activity sink is called from one dedicated
+// thread, so it may block (a store write) without stalling the proxy.
 #pragma once
 
 #include <chrono>
@@ -45,6 +55,7 @@
 #include "absl/status/status.h"
 #include "pkg/base/clock.h"
 #include "pkg/base/metrics.h"
+#include "pkg/gateway/request_check.h"  // EnvironmentFromHost
 
 namespace eph::gateway {
 
@@ -86,11 +97,13 @@ struct GatewayOptions {
   std::string forwarded_proto = "http";  // "https" when a TLS terminator fronts the gateway
   bool add_forwarded_header = false;     // RFC 7239 `Forwarded`, appended
   std::chrono::milliseconds shutdown_grace{10'000};
+  // Open client connections at most (spliced websockets included); 0: DefaultMaxConnections().
+  int max_connections = 0;
 };
 
-// The environment name a Host header selects, or nullopt if the host is not
-// `<name>.<base_domain>[:port]` with one DNS label as name. Case-insensitive; returns lower case.
-std::optional<std::string> EnvironmentFromHost(std::string_view host, std::string_view base_domain);
+// The connection limit max_connections = 0 stands for: half the soft RLIMIT_NOFILE (the other half
+// is left for backend connections and the rest of the process), at least 64.
+int DefaultMaxConnections();
 
 class Gateway {
  public:
@@ -111,6 +124,12 @@ class Gateway {
   uint16_t port() const;
   // Requests currently being proxied (for tests of graceful shutdown).
   int64_t in_flight() const;
+  // Open client connections (spliced websockets included), and the limit in force.
+  int64_t connections() const;
+  int max_connections() const;
+  // Unavailable, naming the limit (connections or file descriptors), if one was hit in the last
+  // 30 s on the injected Clock; OK otherwise.
+  absl::Status Saturation() const;
 
  private:
   class Impl;

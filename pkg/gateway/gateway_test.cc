@@ -2,14 +2,20 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <spdlog/sinks/base_sink.h>
+#include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
+#include <cerrno>
 #include <condition_variable>
+#include <cstdio>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -82,7 +88,10 @@ class TestBackend {
     port_ = acceptor_.local_endpoint().port();
     accept_thread_ = std::thread([this] { AcceptLoop(); });
   }
-  ~TestBackend() { Stop(); }
+  ~TestBackend() {
+    Stop();
+    for (int fd : shutdown_fds_) ::close(fd);
+  }
 
   void Stop() {
     if (stopping_.exchange(true)) return;
@@ -99,7 +108,7 @@ class TestBackend {
     std::vector<std::thread> threads;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      for (auto& socket : sockets_) ::shutdown(socket->native_handle(), SHUT_RDWR);
+      for (int fd : shutdown_fds_) ::shutdown(fd, SHUT_RDWR);
       threads.swap(threads_);
     }
     for (auto& t : threads) t.join();
@@ -126,6 +135,9 @@ class TestBackend {
       std::lock_guard<std::mutex> lock(mu_);
       // Sockets stay open until the backend is destroyed, so Stop never shuts down a reused fd.
       tcp::socket* s = socket.get();
+      // A duplicate of its descriptor for Stop: a websocket's teardown closes the socket itself
+      // on another thread, and the duplicate keeps the connection (and the number) ours.
+      shutdown_fds_.push_back(::dup(s->native_handle()));
       sockets_.push_back(std::move(socket));
       threads_.emplace_back([this, id, s] { Serve(id, *s); });
     }
@@ -256,6 +268,7 @@ class TestBackend {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::unique_ptr<tcp::socket>> sockets_;
+  std::vector<int> shutdown_fds_;  // dup()s of the sockets' descriptors, closed by the destructor
   std::vector<std::thread> threads_;
   std::string last_headers_;
 };
@@ -463,6 +476,352 @@ TEST_F(GatewayTest, SetsForwardedHeadersAndDropsHopByHopOnes) {
   EXPECT_TRUE(res.keep_alive());
   // The client connection is still usable.
   EXPECT_EQ(client.Get(Host("app"), "/x").result_int(), 200);
+}
+
+// Sends `raw` on a fresh connection and returns everything the gateway answers until it closes
+// (or 10 s pass: then the test fails on what it got).
+std::string RawExchange(uint16_t port, const std::string& raw) {
+  asio::io_context io;
+  tcp::socket socket(io);
+  socket.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+  SocketDeadline deadline(socket.native_handle(), milliseconds(10'000));
+  asio::write(socket, asio::buffer(raw));
+  std::string out;
+  beast::error_code ec;
+  char buf[4096];
+  while (!ec) {
+    const size_t n = socket.read_some(asio::buffer(buf), ec);
+    out.append(buf, n);
+  }
+  EXPECT_FALSE(deadline.expired()) << "the gateway kept the connection open after: " << out;
+  return out;
+}
+
+size_t CountOf(const std::string& text, const std::string& what) {
+  size_t count = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) {
+    ++count;
+  }
+  return count;
+}
+
+TEST_F(GatewayTest, TwoHostFieldsGet400AndTheConnectionCloses) {
+  TestBackend backend;
+  StartGateway();
+  Route("app", backend.port());
+  Route("other", backend.port());
+  const std::string reply = RawExchange(
+      gateway_->port(), "GET / HTTP/1.1\r\nHost: " + Host("app") + "\r\nHost: " + Host("other") +
+                            "\r\n\r\nGET /next HTTP/1.1\r\nHost: " + Host("app") + "\r\n\r\n");
+  EXPECT_EQ(reply.rfind("HTTP/1.1 400 ", 0), 0u) << reply;
+  EXPECT_EQ(CountOf(reply, "HTTP/1.1 "), 1u) << reply;
+  EXPECT_EQ(backend.connections(), 0);
+}
+
+TEST_F(GatewayTest, UnknownTransferEncodingIsRefusedNotSmuggled) {
+  TestBackend backend;
+  StartGateway();
+  Route("app", backend.port());
+  Route("admin", backend.port());
+  // Were `xchunked` read as "no body", the chunk would be dropped and the request inside it
+  // proxied to another environment as if the client had sent it.
+  const std::string smuggled = "GET /smuggled HTTP/1.1\r\nHost: " + Host("admin") + "\r\n\r\n";
+  char size_hex[16];
+  std::snprintf(size_hex, sizeof(size_hex), "%zx", smuggled.size());
+  const std::string chunk = size_hex + ("\r\n" + smuggled) + "\r\n0\r\n\r\n";
+  for (const std::string coding : {"xchunked", "gzip", "chunked, gzip", "gzip, chunked"}) {
+    const std::string reply =
+        RawExchange(gateway_->port(), "POST /upload HTTP/1.1\r\nHost: " + Host("app") +
+                                          "\r\nTransfer-Encoding: " + coding + "\r\n\r\n" + chunk);
+    const std::string expected = coding == "chunked, gzip" ? "HTTP/1.1 400 " : "HTTP/1.1 501 ";
+    EXPECT_EQ(reply.rfind(expected, 0), 0u) << coding << ": " << reply;
+    EXPECT_EQ(CountOf(reply, "HTTP/1.1 "), 1u) << coding << ": " << reply;
+  }
+  for (const std::string& framing :
+       {std::string("Transfer-Encoding: chunked\r\nContent-Length: 4"),
+        std::string("Content-Length: 4\r\nTransfer-Encoding: chunked"),
+        std::string("Content-Length: 4\r\nContent-Length: 4"),
+        std::string("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked")}) {
+    const std::string reply =
+        RawExchange(gateway_->port(), "POST /upload HTTP/1.1\r\nHost: " + Host("app") + "\r\n" +
+                                          framing + "\r\n\r\n" + chunk);
+    EXPECT_EQ(reply.rfind("HTTP/1.1 400 ", 0), 0u) << framing << ": " << reply;
+    EXPECT_EQ(CountOf(reply, "HTTP/1.1 "), 1u) << framing << ": " << reply;
+  }
+  EXPECT_EQ(backend.connections(), 0);
+
+  // Plain chunked still streams through.
+  const std::string reply = RawExchange(
+      gateway_->port(), "POST /upload HTTP/1.1\r\nHost: " + Host("app") +
+                            "\r\nTransfer-Encoding: Chunked\r\nConnection: close\r\n\r\n" + chunk);
+  EXPECT_EQ(reply.rfind("HTTP/1.1 200 ", 0), 0u) << reply;
+  EXPECT_NE(reply.find("received=" + std::to_string(smuggled.size())), std::string::npos) << reply;
+}
+
+TEST_F(GatewayTest, AbsoluteFormRoutesByItsAuthorityInOriginForm) {
+  TestBackend backend;
+  StartGateway();
+  Route("app", backend.port());
+  Client client(gateway_->port());
+  // HTTP/1.0 may leave Host out: the authority alone routes, and becomes the Host sent on.
+  http::request<http::string_body> req{http::verb::get, "http://" + Host("app") + "/headers", 10};
+  req.keep_alive(true);
+  auto res = client.Send(std::move(req));
+  ASSERT_EQ(res.result_int(), 200) << res;
+  const auto seen = ParseHeaders(res.body());
+  EXPECT_EQ(seen.at("host"), Host("app"));
+  EXPECT_EQ(seen.at("x-forwarded-host"), Host("app"));
+
+  // The backend gets the origin-form target (it echoes it); Host may differ in case.
+  http::request<http::string_body> abs{http::verb::get, "HTTP://" + Host("app"), 11};
+  abs.set(http::field::host, "APP" + Host("app").substr(3));
+  res = client.Send(std::move(abs));
+  EXPECT_EQ(res.body(), "hello from /");
+  http::request<http::string_body> query{http::verb::get, "http://" + Host("app") + "?q=1", 11};
+  query.set(http::field::host, Host("app"));
+  res = client.Send(std::move(query));
+  EXPECT_EQ(res.body(), "hello from /?q=1");
+  // An unknown authority is an unknown environment.
+  http::request<http::string_body> unknown{http::verb::get, "http://" + Host("nope") + "/", 11};
+  unknown.set(http::field::host, Host("nope"));
+  EXPECT_EQ(client.Send(std::move(unknown)).result_int(), 404);
+
+  // A Host naming another environment than the target is refused, whichever is known, as are
+  // targets of no usable form.
+  Route("admin", backend.port());
+  const int connections_before = backend.connections();
+  for (const std::string& line :
+       {"GET http://" + Host("app") + "/ HTTP/1.1\r\nHost: " + Host("admin"),
+        "GET http://" + Host("nope") + "/ HTTP/1.1\r\nHost: " + Host("app"),
+        "GET http://" + Host("app") + "/ HTTP/1.1\r\nHost: " + Host("nope"),
+        "GET * HTTP/1.1\r\nHost: " + Host("app"),
+        "GET " + Host("app") + " HTTP/1.1\r\nHost: " + Host("app"),
+        "GET http://u@" + Host("app") + "/ HTTP/1.1\r\nHost: " + Host("app")}) {
+    const std::string reply = RawExchange(gateway_->port(), line + "\r\n\r\n");
+    EXPECT_EQ(reply.rfind("HTTP/1.1 400 ", 0), 0u) << line << ": " << reply;
+  }
+  EXPECT_EQ(backend.connections(), connections_before);
+}
+
+// Reads from `socket` until it closes (true) or `timeout` passes (false).
+bool ClosedByPeer(tcp::socket& socket, milliseconds timeout) {
+  SocketDeadline deadline(socket.native_handle(), timeout);
+  char buf[1024];
+  beast::error_code ec;
+  while (!ec) socket.read_some(asio::buffer(buf), ec);
+  return !deadline.expired() && (ec == asio::error::eof || ec == asio::error::connection_reset);
+}
+
+// Counts the log lines that report accept failures, from any thread.
+class AcceptFailureSink : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  int count() const { return count_.load(); }
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    if (std::string_view(msg.payload.data(), msg.payload.size()).find("accept failed") !=
+        std::string_view::npos) {
+      ++count_;
+    }
+  }
+  void flush_() override {}
+
+ private:
+  std::atomic<int> count_{0};
+};
+
+// Routes spdlog's default logger to `sink` for the scope's lifetime.
+class LogCapture {
+ public:
+  explicit LogCapture(std::shared_ptr<spdlog::sinks::sink> sink)
+      : previous_(spdlog::default_logger()) {
+    spdlog::set_default_logger(std::make_shared<spdlog::logger>("capture", std::move(sink)));
+  }
+  ~LogCapture() { spdlog::set_default_logger(previous_); }
+
+ private:
+  std::shared_ptr<spdlog::logger> previous_;
+};
+
+// Process CPU time (all threads) so far.
+milliseconds ProcessCpu() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  const auto us = [](const timeval& t) { return int64_t{t.tv_sec} * 1'000'000 + t.tv_usec; };
+  return milliseconds((us(usage.ru_utime) + us(usage.ru_stime)) / 1000);
+}
+
+TEST_F(GatewayTest, AtTheConnectionLimitTheLongestIdleConnectionMakesRoom) {
+  TestBackend backend;
+  GatewayOptions options;
+  options.max_connections = 3;
+  StartGateway(options);
+  Route("app", backend.port());
+  EXPECT_EQ(gateway_->max_connections(), 3);
+  EXPECT_TRUE(gateway_->Saturation().ok());
+
+  // The oldest connection never sends a request; two more have had one answered each.
+  asio::io_context io;
+  tcp::socket silent(io);
+  silent.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), gateway_->port()));
+  ASSERT_TRUE(WaitFor([&] { return gateway_->connections() == 1; }));
+  Client first(gateway_->port());
+  ASSERT_EQ(first.Get(Host("app"), "/one").result_int(), 200);
+  Client second(gateway_->port());
+  ASSERT_EQ(second.Get(Host("app"), "/two").result_int(), 200);
+  EXPECT_EQ(gateway_->connections(), 3);
+  EXPECT_TRUE(gateway_->Saturation().ok());
+
+  // A fourth is served; the silent one, idle the longest, was closed to make room.
+  Client fourth(gateway_->port());
+  EXPECT_EQ(fourth.Get(Host("app"), "/four").result_int(), 200);
+  EXPECT_TRUE(ClosedByPeer(silent, milliseconds(5'000)));
+  EXPECT_TRUE(WaitFor([&] { return gateway_->connections() == 3; })) << gateway_->connections();
+  EXPECT_EQ(first.Get(Host("app"), "/one-again").result_int(), 200);
+
+  const absl::Status saturation = gateway_->Saturation();
+  EXPECT_EQ(saturation.code(), absl::StatusCode::kUnavailable) << saturation;
+  EXPECT_THAT(std::string(saturation.message()), ::testing::HasSubstr("connection limit 3"));
+  clock_.Advance(seconds(31));
+  EXPECT_TRUE(gateway_->Saturation().ok()) << gateway_->Saturation();
+}
+
+TEST_F(GatewayTest, AtTheConnectionLimitWithNoIdleConnectionANewcomerGets503) {
+  TestBackend backend;
+  GatewayOptions options;
+  options.max_connections = 1;
+  StartGateway(options);
+  Route("app", backend.port());
+  Client busy(gateway_->port());
+  std::thread request([&] { EXPECT_EQ(busy.Get(Host("app"), "/gated").result_int(), 200); });
+  ASSERT_TRUE(WaitFor([&] { return gateway_->in_flight() == 1; }));
+
+  const std::string reply =
+      RawExchange(gateway_->port(), "GET / HTTP/1.1\r\nHost: " + Host("app") + "\r\n\r\n");
+  EXPECT_EQ(reply.rfind("HTTP/1.1 503 ", 0), 0u) << reply;
+  EXPECT_NE(reply.find("Retry-After: 1\r\n"), std::string::npos) << reply;
+  backend.ReleaseDownload();
+  request.join();
+  EXPECT_EQ(gateway_->connections(), 1);
+  const absl::Status saturation = gateway_->Saturation();
+  EXPECT_EQ(saturation.code(), absl::StatusCode::kUnavailable) << saturation;
+  EXPECT_THAT(std::string(saturation.message()), ::testing::HasSubstr("limit"));
+}
+
+TEST(DefaultMaxConnectionsTest, IsHalfTheOpenFilesLimitAndAtLeast64) {
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  rlimit low = saved;
+  low.rlim_cur = std::min<rlim_t>(1000, saved.rlim_max);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+  EXPECT_EQ(DefaultMaxConnections(), static_cast<int>(low.rlim_cur / 2));
+  FakeClock clock;
+  Gateway gateway(
+      {}, [](std::string_view) { return std::nullopt; }, nullptr, clock);
+  EXPECT_EQ(gateway.max_connections(), static_cast<int>(low.rlim_cur / 2));
+  low.rlim_cur = std::min<rlim_t>(100, saved.rlim_max);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+  EXPECT_EQ(DefaultMaxConnections(), 64);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
+}
+
+TEST_F(GatewayTest, OutOfDescriptorsClosesAnIdleConnectionAndBacksOffQuietly) {
+  auto sink = std::make_shared<AcceptFailureSink>();
+  LogCapture capture(sink);
+  GatewayOptions options;
+  options.io_threads = 1;
+  options.max_connections = 100'000;  // the descriptors run out first
+  StartGateway(options);
+  const tcp::endpoint gateway(asio::ip::make_address("127.0.0.1"), gateway_->port());
+  asio::io_context io;
+  tcp::socket idle(io);
+  idle.connect(gateway);
+  ASSERT_TRUE(WaitFor([&] { return gateway_->connections() == 1; }));
+
+  // Take every descriptor the process may still open, under a lowered limit.
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  struct Filler {
+    ~Filler() {
+      for (const int fd : fds) ::close(fd);
+      setrlimit(RLIMIT_NOFILE, &saved);
+    }
+    // Fills every free descriptor; returns how many it took.
+    size_t Fill() {
+      size_t taken = 0;
+      for (int fd = ::dup(2); fd >= 0; fd = ::dup(2)) {
+        fds.push_back(fd);
+        ++taken;
+      }
+      return taken;
+    }
+    // Frees one descriptor for the test's own next socket.
+    void FreeOne() {
+      ::close(fds.back());
+      fds.pop_back();
+    }
+    rlimit saved;
+    std::vector<int> fds;
+  } filler{saved, {}};
+  const int probe_fd = ::dup(2);
+  ASSERT_GE(probe_fd, 0);
+  ::close(probe_fd);
+  rlimit low = saved;
+  low.rlim_cur = static_cast<rlim_t>(probe_fd) + 32;
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+  ASSERT_GT(filler.Fill(), 0u);
+  ASSERT_EQ(errno, EMFILE);
+
+  // A new client: the gateway's accept fails for want of a descriptor, so it closes the idle
+  // connection and serves the newcomer in its place.
+  filler.FreeOne();
+  tcp::socket newcomer(io);
+  newcomer.connect(gateway);
+  const std::string request =
+      "GET / HTTP/1.1\r\nHost: nope.preview.localhost\r\nConnection: close\r\n\r\n";
+  asio::write(newcomer, asio::buffer(request));
+  EXPECT_TRUE(ClosedByPeer(idle, milliseconds(5'000)));
+  {
+    SocketDeadline deadline(newcomer.native_handle(), milliseconds(5'000));
+    beast::flat_buffer buffer;
+    http::response<http::string_body> res;
+    beast::error_code ec;
+    http::read(newcomer, buffer, res, ec);
+    EXPECT_FALSE(ec) << ec.message();
+    EXPECT_EQ(res.result_int(), 404);
+  }
+  newcomer.close();
+  const absl::Status saturation = gateway_->Saturation();
+  EXPECT_EQ(saturation.code(), absl::StatusCode::kUnavailable) << saturation;
+  EXPECT_THAT(std::string(saturation.message()), ::testing::HasSubstr("limit"));
+
+  // Nothing idle left to close: the accept loop backs off instead of spinning or flooding the
+  // log, and serves the waiting client once a descriptor is free again.
+  ASSERT_TRUE(WaitFor([&] { return gateway_->connections() == 0; }));
+  filler.Fill();
+  filler.FreeOne();
+  tcp::socket waiting(io);
+  waiting.connect(gateway);
+  asio::write(waiting, asio::buffer(request));
+  const auto cpu_before = ProcessCpu();
+  const auto wall_before = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(milliseconds(1'500));  // a measuring window, not a wait
+  const auto cpu = ProcessCpu() - cpu_before;
+  const auto wall =
+      std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - wall_before);
+  EXPECT_LT(cpu.count(), wall.count() * 3 / 10) << "the accept loop spins";
+  EXPECT_EQ(sink->count(), 1) << "accept failures are logged once per 10 s";
+  filler.FreeOne();
+  filler.FreeOne();
+  {
+    SocketDeadline deadline(waiting.native_handle(), milliseconds(5'000));
+    beast::flat_buffer buffer;
+    http::response<http::string_body> res;
+    beast::error_code ec;
+    http::read(waiting, buffer, res, ec);
+    EXPECT_FALSE(ec) << ec.message();
+    EXPECT_EQ(res.result_int(), 404);
+  }
 }
 
 TEST_F(GatewayTest, UnknownHostsGetTheSame404Page) {

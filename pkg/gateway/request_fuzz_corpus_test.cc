@@ -1,0 +1,31 @@
+// Replays the gateway request fuzz target's seed corpus as an ordinary test, so the corpus and
+// the target's invariants are checked in every build.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
+
+namespace {
+
+TEST(GatewayRequestFuzzCorpusTest, EverySeedKeepsTheInvariants) {
+  const std::filesystem::path dir =
+      std::filesystem::path(EPH_SOURCE_DIR) / "pkg/gateway/testdata/fuzz-corpus";
+  size_t inputs = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (!entry.is_regular_file()) continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    const std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // Aborts (failing the test) if an invariant breaks.
+    LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(data.data()), data.size());
+    ++inputs;
+  }
+  // A moved corpus must not turn this into a test that checks nothing.
+  EXPECT_GE(inputs, 10u) << "seed corpus missing under " << dir;
+}
+
+}  // namespace
