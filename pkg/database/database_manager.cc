@@ -466,18 +466,23 @@ absl::StatusOr<std::string> ScramVerifier(const Params& admin, std::string_view 
 struct ObjectInfo {
   bool exists = false;
   std::optional<std::map<std::string, std::string>> marker;
+  // A database whose DROP was cut short (the server crashed or stopped `immediate` meanwhile):
+  // PostgreSQL (15.4 and later) marks it invalid with datconnlimit -2. Nobody can connect to
+  // it, ALTER DATABASE on it is FATAL for the session, and only DROP DATABASE finishes it.
+  bool invalid = false;
 };
 
 ObjectInfo DatabaseInfo(pqxx::connection& conn, const std::string& name) {
   pqxx::nontransaction tx(conn);
   pqxx::result r = tx.exec_params(
-      "SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database "
-      "WHERE datname = $1",
+      "SELECT coalesce(shobj_description(oid, 'pg_database'), ''), datconnlimit = -2 "
+      "FROM pg_database WHERE datname = $1",
       name);
   ObjectInfo info;
   if (r.empty()) return info;
   info.exists = true;
   info.marker = ParseMarker(r[0][0].c_str());
+  info.invalid = r[0][1].as<bool>();
   return info;
 }
 
@@ -912,11 +917,14 @@ struct DatabaseManager::Impl {
     if (!role.empty() && RoleInfo(conn, role).exists) {
       Exec(conn, absl::StrCat("ALTER ROLE ", QuoteName(conn, role), " NOLOGIN"));
     }
-    if (!dbname.empty() && DatabaseInfo(conn, dbname).exists) {
+    const ObjectInfo db = dbname.empty() ? ObjectInfo{} : DatabaseInfo(conn, dbname);
+    if (db.exists) {
       const std::string qdb = QuoteName(conn, dbname);
-      Exec(conn, absl::StrCat("REVOKE CONNECT ON DATABASE ", qdb, " FROM PUBLIC"));
-      Exec(conn, absl::StrCat("ALTER DATABASE ", qdb, " WITH ALLOW_CONNECTIONS false"));
-      {
+      // An invalid database (an earlier drop cut short) has no sessions and refuses ALTER:
+      // straight to DROP.
+      if (!db.invalid) {
+        Exec(conn, absl::StrCat("REVOKE CONNECT ON DATABASE ", qdb, " FROM PUBLIC"));
+        Exec(conn, absl::StrCat("ALTER DATABASE ", qdb, " WITH ALLOW_CONNECTIONS false"));
         pqxx::nontransaction tx(conn);
         tx.exec_params(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "

@@ -537,6 +537,29 @@ TEST_F(DatabaseManagerTest, DropWithAnOpenConnectionLeavesNothing) {
   EXPECT_TRUE(manager_->Drop(Env("a")).ok());
 }
 
+// A DROP DATABASE cut short by a crash (seen in the chaos test: PostgreSQL stopped `immediate`
+// mid-destroy) leaves the database invalid, datconnlimit -2, as PostgreSQL 15.4+ marks it before
+// removing its files. ALTER DATABASE on it is FATAL; the next Drop must finish it all the same.
+TEST_F(DatabaseManagerTest, DropFinishesADropCutShortByACrash) {
+  Write("db/schema.sql", kSchema);
+  absl::StatusOr<EnsureResult> r =
+      manager_->Ensure(Request(Env("a"), SeedStrategy::kSeed, {"db/schema.sql"}));
+  ASSERT_TRUE(r.ok()) << r.status();
+  const std::string name = DatabaseManager::ObjectName(Env("a"));
+  {
+    pqxx::connection admin(AdminUrl());
+    pqxx::nontransaction tx(admin);
+    tx.exec_params("UPDATE pg_database SET datconnlimit = -2 WHERE datname = $1", name);
+  }
+  ASSERT_EQ(AdminCount("SELECT count(*) FROM pg_database WHERE datname = $1 AND "
+                       "datconnlimit = -2",
+                       name),
+            1);
+  absl::Status dropped = manager_->Drop(Env("a"));
+  ASSERT_TRUE(dropped.ok()) << dropped;
+  ExpectGone(Env("a"));
+}
+
 TEST_F(DatabaseManagerTest, EnvironmentsCannotReachEachOthersDatabases) {
   Write("db/schema.sql", kSchema);
   absl::StatusOr<EnsureResult> a =
