@@ -465,19 +465,26 @@ absl::StatusOr<std::string> ScramVerifier(const Params& admin, std::string_view 
 
 struct ObjectInfo {
   bool exists = false;
+  bool commented = false;  // any comment at all, Eph's marker or not
   std::optional<std::map<std::string, std::string>> marker;
+  // A database whose DROP was cut short (the server crashed or stopped `immediate` meanwhile):
+  // PostgreSQL (15.4 and later) marks it invalid with datconnlimit -2. Nobody can connect to
+  // it, ALTER DATABASE on it is FATAL for the session, and only DROP DATABASE finishes it.
+  bool invalid = false;
 };
 
 ObjectInfo DatabaseInfo(pqxx::connection& conn, const std::string& name) {
   pqxx::nontransaction tx(conn);
   pqxx::result r = tx.exec_params(
-      "SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database "
-      "WHERE datname = $1",
+      "SELECT coalesce(shobj_description(oid, 'pg_database'), ''), datconnlimit = -2 "
+      "FROM pg_database WHERE datname = $1",
       name);
   ObjectInfo info;
   if (r.empty()) return info;
   info.exists = true;
+  info.commented = !r[0][0].is_null() && *r[0][0].c_str() != '\0';
   info.marker = ParseMarker(r[0][0].c_str());
+  info.invalid = r[0][1].as<bool>();
   return info;
 }
 
@@ -489,8 +496,24 @@ ObjectInfo RoleInfo(pqxx::connection& conn, const std::string& name) {
   ObjectInfo info;
   if (r.empty()) return info;
   info.exists = true;
+  info.commented = !r[0][0].is_null() && *r[0][0].c_str() != '\0';
   info.marker = ParseMarker(r[0][0].c_str());
   return info;
+}
+
+// Whether this installation's bookkeeping names `name` as the object of the environment's
+// `instance`. The row is written before the role and the database are created, and each gets
+// its marker comment in a statement after its CREATE: an object without any comment that the
+// row names was made by a call cut short between the two (ephd killed, the server stopped).
+bool BookkeepingNames(pqxx::connection& conn, const std::string& environment,
+                      const std::string& instance, const std::string& name,
+                      const std::string& installation) {
+  pqxx::nontransaction tx(conn);
+  return !tx.exec_params(
+                "SELECT 1 FROM eph_meta.environments WHERE environment = $1 AND instance = $2 "
+                "AND object_name = $3 AND installation = $4",
+                environment, instance, name, installation)
+              .empty();
 }
 
 // Whether the object's marker names this environment's database of `instance` ("" when none).
@@ -912,11 +935,14 @@ struct DatabaseManager::Impl {
     if (!role.empty() && RoleInfo(conn, role).exists) {
       Exec(conn, absl::StrCat("ALTER ROLE ", QuoteName(conn, role), " NOLOGIN"));
     }
-    if (!dbname.empty() && DatabaseInfo(conn, dbname).exists) {
+    const ObjectInfo db = dbname.empty() ? ObjectInfo{} : DatabaseInfo(conn, dbname);
+    if (db.exists) {
       const std::string qdb = QuoteName(conn, dbname);
-      Exec(conn, absl::StrCat("REVOKE CONNECT ON DATABASE ", qdb, " FROM PUBLIC"));
-      Exec(conn, absl::StrCat("ALTER DATABASE ", qdb, " WITH ALLOW_CONNECTIONS false"));
-      {
+      // An invalid database (an earlier drop cut short) has no sessions and refuses ALTER:
+      // straight to DROP.
+      if (!db.invalid) {
+        Exec(conn, absl::StrCat("REVOKE CONNECT ON DATABASE ", qdb, " FROM PUBLIC"));
+        Exec(conn, absl::StrCat("ALTER DATABASE ", qdb, " WITH ALLOW_CONNECTIONS false"));
         pqxx::nontransaction tx(conn);
         tx.exec_params(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
@@ -1196,7 +1222,11 @@ struct DatabaseManager::Impl {
     const std::string name = ObjectName(environment, instance);
     const ObjectInfo db = DatabaseInfo(conn, name);
     const ObjectInfo role = RoleInfo(conn, name);
-    auto ours = [&](const ObjectInfo& info) { return MarksInstance(info, environment, instance); };
+    const bool interrupted =
+        BookkeepingNames(conn, environment, instance, name, options.installation);
+    auto ours = [&](const ObjectInfo& info) {
+      return MarksInstance(info, environment, instance) || (interrupted && !info.commented);
+    };
     std::string problems;
     if (db.exists && !ours(db)) {
       absl::StrAppend(&problems, "database ", name, " exists but is not Eph's; ");
@@ -1430,7 +1460,10 @@ absl::StatusOr<EnsureResult> DatabaseManager::Ensure(const EnsureRequest& req) {
     if (row) secrets.push_back(row->password);
     const ObjectInfo db = DatabaseInfo(*conn, name);
     const ObjectInfo role = RoleInfo(*conn, name);
+    const bool interrupted =
+        BookkeepingNames(*conn, req.environment, req.instance, name, impl_->options.installation);
     auto ours = [&](const ObjectInfo& info) {
+      if (interrupted && !info.commented) return true;
       if (!MarksInstance(info, req.environment, req.instance)) return false;
       // Another installation's environment of the same name is not ours either.
       const auto installation = info.marker->find("installation");

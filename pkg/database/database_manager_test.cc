@@ -537,6 +537,65 @@ TEST_F(DatabaseManagerTest, DropWithAnOpenConnectionLeavesNothing) {
   EXPECT_TRUE(manager_->Drop(Env("a")).ok());
 }
 
+// A DROP DATABASE cut short by a crash (seen in the chaos test: PostgreSQL stopped `immediate`
+// mid-destroy) leaves the database invalid, datconnlimit -2, as PostgreSQL 15.4+ marks it before
+// removing its files. ALTER DATABASE on it is FATAL; the next Drop must finish it all the same.
+TEST_F(DatabaseManagerTest, DropFinishesADropCutShortByACrash) {
+  Write("db/schema.sql", kSchema);
+  absl::StatusOr<EnsureResult> r =
+      manager_->Ensure(Request(Env("a"), SeedStrategy::kSeed, {"db/schema.sql"}));
+  ASSERT_TRUE(r.ok()) << r.status();
+  const std::string name = DatabaseManager::ObjectName(Env("a"));
+  {
+    pqxx::connection admin(AdminUrl());
+    pqxx::nontransaction tx(admin);
+    tx.exec_params("UPDATE pg_database SET datconnlimit = -2 WHERE datname = $1", name);
+  }
+  ASSERT_EQ(AdminCount("SELECT count(*) FROM pg_database WHERE datname = $1 AND "
+                       "datconnlimit = -2",
+                       name),
+            1);
+  absl::Status dropped = manager_->Drop(Env("a"));
+  ASSERT_TRUE(dropped.ok()) << dropped;
+  ExpectGone(Env("a"));
+}
+
+// ephd killed (or the server stopped) between CREATE and COMMENT ON (seen in the chaos test):
+// the role and database exist without Eph's marker, but the bookkeeping row written before them
+// names them. The next Ensure finishes the job and the next Drop removes them, where both used to
+// refuse them as "not Eph's" for good.
+TEST_F(DatabaseManagerTest, ObjectsOfACallCutShortBeforeTheirMarkerAreStillEphs) {
+  Write("db/schema.sql", kSchema);
+  const std::string name = DatabaseManager::ObjectName(Env("a"));
+  auto cut_short = [&] {
+    pqxx::connection admin(AdminUrl());
+    pqxx::nontransaction tx(admin);
+    tx.exec("COMMENT ON DATABASE " + tx.quote_name(name) + " IS NULL");
+    tx.exec("COMMENT ON ROLE " + tx.quote_name(name) + " IS NULL");
+    tx.exec_params("UPDATE eph_meta.environments SET ready = false WHERE environment = $1",
+                   Env("a"));
+  };
+  auto marked = [&] {
+    return AdminCount(
+        "SELECT count(*) FROM pg_database WHERE datname = $1 AND "
+        "shobj_description(oid, 'pg_database') LIKE 'eph:managed %'",
+        name);
+  };
+  ASSERT_TRUE(manager_->Ensure(Request(Env("a"), SeedStrategy::kSeed, {"db/schema.sql"})).ok());
+  cut_short();
+  ASSERT_EQ(marked(), 0);
+  absl::StatusOr<EnsureResult> again =
+      manager_->Ensure(Request(Env("a"), SeedStrategy::kSeed, {"db/schema.sql"}));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(marked(), 1);
+  EXPECT_EQ(QueryAs(again->credentials, "SELECT count(*) FROM users"), "0");
+
+  cut_short();
+  absl::Status dropped = manager_->Drop(Env("a"));
+  ASSERT_TRUE(dropped.ok()) << dropped;
+  ExpectGone(Env("a"));
+}
+
 TEST_F(DatabaseManagerTest, EnvironmentsCannotReachEachOthersDatabases) {
   Write("db/schema.sql", kSchema);
   absl::StatusOr<EnsureResult> a =
