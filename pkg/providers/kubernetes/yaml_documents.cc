@@ -1,6 +1,7 @@
 #include "pkg/providers/kubernetes/yaml_documents.h"
 
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 
 #include "fmt/format.h"
@@ -99,7 +100,10 @@ std::optional<json> ResolveFloat(const std::string& text) {
   errno = 0;
   char* end = nullptr;
   const double v = std::strtod(plain.c_str(), &end);
-  if (errno == ERANGE || end == nullptr || *end != '\0') return std::nullopt;
+  if (end == nullptr || *end != '\0') return std::nullopt;
+  // Only overflow makes it a string, as in go-yaml (Go's ParseFloat): an underflow such as
+  // 5e-314 is a number (subnormal or zero), and strtod's ERANGE for it is no error.
+  if (errno == ERANGE && std::isinf(v)) return std::nullopt;
   return json(v);
 }
 

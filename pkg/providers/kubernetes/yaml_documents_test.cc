@@ -61,6 +61,21 @@ spec:
   EXPECT_EQ(d["spec"]["word"], "hello");
 }
 
+// Found by yaml_documents_fuzz: strtod reports ERANGE on underflow too, which made 5e-314 (a
+// number kustomize may print) a string after a round trip. Only overflow stays a string.
+TEST(ParseManifestDocumentsTest, UnderflowIsANumberAndOverflowAString) {
+  absl::StatusOr<std::vector<json>> docs = ParseManifestDocuments(
+      "apiVersion: v1\nkind: ConfigMap\nspec:\n  tiny: 5e-314\n  zero: 1e-400\n  huge: 1e400\n",
+      "range.yaml");
+  ASSERT_TRUE(docs.ok()) << docs.status();
+  const json& spec = (*docs)[0]["spec"];
+  ASSERT_TRUE(spec["tiny"].is_number_float()) << spec.dump();
+  EXPECT_DOUBLE_EQ(spec["tiny"].get<double>(), 5e-314);
+  ASSERT_TRUE(spec["zero"].is_number_float()) << spec.dump();
+  EXPECT_EQ(spec["zero"].get<double>(), 0.0);
+  EXPECT_EQ(spec["huge"], "1e400");
+}
+
 TEST(ParseManifestDocumentsTest, TypesFloatsLikeYaml11AndSurvivesLongScalars) {
   absl::StatusOr<std::vector<json>> docs = ParseManifestDocuments(R"(
 apiVersion: v1
