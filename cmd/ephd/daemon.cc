@@ -5,8 +5,6 @@
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
-#include <sys/resource.h>
-
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -21,6 +19,7 @@
 #include "pkg/api/api.h"
 #include "pkg/api/tokens.h"
 #include "pkg/base/clock.h"
+#include "pkg/base/listener_limits.h"
 #include "pkg/base/metrics.h"
 #include "pkg/base/random.h"
 #include "pkg/config/duration.h"
@@ -514,26 +513,6 @@ std::string Join(const std::vector<std::string>& items) {
 Daemon::Daemon(DaemonConfig config) : config_(std::move(config)) {}
 Daemon::~Daemon() { Stop(); }
 
-namespace {
-
-// Raises the soft open-files limit to the hard one, as Go's runtime does: the soft default
-// (often 1024) is a leftover of select(), which ephd does not use, and each connection costs a
-// descriptor.
-void RaiseOpenFilesLimit() {
-  rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
-  limit.rlim_cur = limit.rlim_max;
-  setrlimit(RLIMIT_NOFILE, &limit);
-}
-
-std::string OpenFilesLimit() {
-  rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return "unlimited";
-  return std::to_string(limit.rlim_cur);
-}
-
-}  // namespace
-
 absl::Status Daemon::Start() {
   RaiseOpenFilesLimit();
   ConfigureLogging(config_);
@@ -721,7 +700,7 @@ absl::Status Daemon::Start() {
     }
     if (ready_parts->gateway) {
       if (absl::Status s = ready_parts->gateway->Saturation(); !s.ok()) {
-        return absl::Status(s.code(), absl::StrCat("gateway: ", s.message()));
+        return s;
       }
     }
     return absl::OkStatus();
@@ -746,7 +725,7 @@ absl::Status Daemon::Start() {
   if (auto s = parts->http->Start(); !s.ok()) return s;
   spdlog::info("ephd: listening on http://{}:{}", host.find(':') != std::string::npos ? "[" + host + "]" : host,
                parts->http->port());
-  spdlog::info("ephd: limits: {} open files, {} API connections, {} streams{}", OpenFilesLimit(),
+  spdlog::info("ephd: limits: {} open files, {} API connections, {} streams{}", OpenFilesLimitText(),
                parts->http->max_connections(), config_.max_streams,
                parts->gateway ? absl::StrCat(", ", parts->gateway->max_connections(),
                                              " gateway connections")

@@ -240,13 +240,7 @@ absl::Status ApiServer::Authorize(const HttpRequest& req) {
   return absl::OkStatus();
 }
 
-namespace {
-
-// The path is canonical (server::ParseRequestTarget), so a prefix test is exact: "//api" and
-// "/./api" never get this far.
 bool IsApiPath(const std::string& path) { return path == "/api" || path.rfind("/api/", 0) == 0; }
-
-}  // namespace
 
 bool ApiServer::Admit(const HttpRequest& head, HttpResponse& res) {
   if (IsApiPath(head.path)) return AuthorizeInto(head, res);

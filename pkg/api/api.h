@@ -51,6 +51,10 @@ struct ApiOptions {
   std::chrono::milliseconds events_keepalive{15000};
 };
 
+// True for "/api" and paths below it: the ones that need a token. The path must be canonical
+// (server::ParseRequestTarget), so a prefix test is exact: "//api" and "/./api" never get here.
+bool IsApiPath(const std::string& path);
+
 class ApiServer {
  public:
   ApiServer(state::Store& store, const Clock& clock, MetricsRegistry& metrics,

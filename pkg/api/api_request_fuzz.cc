@@ -227,8 +227,6 @@ StoreCounts Count(state::Store& store) {
   return c;
 }
 
-bool IsApiPath(const std::string& path) { return path == "/api" || path.rfind("/api/", 0) == 0; }
-
 }  // namespace
 }  // namespace eph::api
 

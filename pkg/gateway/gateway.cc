@@ -1,7 +1,6 @@
 #include "pkg/gateway/gateway.h"
 
 #include <spdlog/spdlog.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -23,6 +22,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "pkg/base/listener_limits.h"
 #include "pkg/gateway/request_check.h"
 
 namespace eph::gateway {
@@ -65,12 +65,9 @@ constexpr std::string_view kServiceUnavailablePage =
     "</p></body></html>\n";
 
 // Accept errors (out of descriptors, mostly) pause the accept loop, doubling from the minimum to
-// the maximum while they last, and are logged at most once per kAcceptLogEvery.
+// the maximum while they last (and are logged through AcceptErrorLog).
 constexpr auto kAcceptBackoffMin = std::chrono::milliseconds(10);
 constexpr auto kAcceptBackoffMax = std::chrono::milliseconds(1'000);
-constexpr auto kAcceptLogEvery = std::chrono::seconds(10);
-// Saturation() reports a limit for this long after it was last hit.
-constexpr auto kSaturationWindow = std::chrono::seconds(30);
 
 // Per-connection relay buffer: bodies stream through it, so memory per connection is bounded.
 constexpr size_t kRelayBufferBytes = size_t{32} * 1024;
@@ -248,12 +245,7 @@ bool StillOpen(tcp::socket& socket) {
 
 }  // namespace
 
-int DefaultMaxConnections() {
-  rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return 4096;
-  return static_cast<int>(
-      std::clamp<int64_t>(static_cast<int64_t>(limit.rlim_cur) / 2, 64, 1'000'000));
-}
+int DefaultMaxConnections() { return ConnectionLimitFromOpenFiles(2); }
 
 class Gateway::Impl {
  public:
@@ -338,13 +330,7 @@ class Gateway::Impl {
   int64_t connections() const { return connections_.load(); }
   int max_connections() const { return max_connections_; }
 
-  absl::Status Saturation() const {
-    std::lock_guard<std::mutex> lock(limits_mu_);
-    const TimePoint now = clock_.Now();
-    if (!limit_hit_ || now - limit_hit_at_ > kSaturationWindow) return absl::OkStatus();
-    const auto ago = std::chrono::duration_cast<std::chrono::seconds>(now - limit_hit_at_).count();
-    return absl::UnavailableError(absl::StrCat("gateway: ", limit_what_, " (", ago, " s ago)"));
-  }
+  absl::Status Saturation() const { return limits_.Saturation(clock_.Now()); }
 
  private:
   struct IdleConnection {
@@ -503,34 +489,7 @@ class Gateway::Impl {
     }
   }
 
-  void NoteLimit(std::string what) {
-    const TimePoint now = clock_.Now();
-    std::lock_guard<std::mutex> lock(limits_mu_);
-    limit_hit_ = true;
-    limit_hit_at_ = now;
-    limit_what_ = std::move(what);
-  }
-
-  // Logs an accept failure, at most once per kAcceptLogEvery, with the count of those not logged.
-  // Only the accept loop calls it.
-  void LogAcceptError(const beast::error_code& ec) {
-    const auto now = SteadyClock::now();
-    if (accept_logged_ && now - accept_logged_at_ < kAcceptLogEvery) {
-      ++accept_errors_unlogged_;
-      return;
-    }
-    if (accept_errors_unlogged_ > 0) {
-      spdlog::warn(
-          "gateway: accept failed: {} ({} more failures in the last {} s)", ec.message(),
-          accept_errors_unlogged_,
-          std::chrono::duration_cast<std::chrono::seconds>(now - accept_logged_at_).count());
-    } else {
-      spdlog::warn("gateway: accept failed: {}", ec.message());
-    }
-    accept_logged_ = true;
-    accept_logged_at_ = now;
-    accept_errors_unlogged_ = 0;
-  }
+  void NoteLimit(std::string what) { limits_.Note(std::move(what), clock_.Now()); }
 
   // Closes the client connection that has waited for a request the longest, if any; returns
   // whether one was picked. The close happens on the connection's own thread, a moment later.
@@ -599,7 +558,7 @@ class Gateway::Impl {
           NoteLimit("open-files limit reached (" + ec.message() + ")");
           EvictIdle();
         }
-        LogAcceptError(ec);
+        accept_errors_.Log(ec.message(), SteadyClock::now());
         pause.expires_after(backoff);
         co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
         backoff = std::min<SteadyClock::duration>(backoff * 2, kAcceptBackoffMax);
@@ -1080,15 +1039,8 @@ class Gateway::Impl {
   std::mutex conns_mu_;
   std::unordered_map<uint64_t, Registered> conns_;
   uint64_t next_conn_id_ = 0;  // guarded by conns_mu_
-  // The last limit hit, for Saturation().
-  mutable std::mutex limits_mu_;
-  bool limit_hit_ = false;
-  TimePoint limit_hit_at_{};
-  std::string limit_what_;
-  // Accept-error logging; the accept loop's alone.
-  bool accept_logged_ = false;
-  SteadyClock::time_point accept_logged_at_{};
-  uint64_t accept_errors_unlogged_ = 0;
+  LimitRecord limits_{"gateway"};          // the last limit hit, for Saturation()
+  AcceptErrorLog accept_errors_{"gateway"};  // the accept loop's alone
   std::mutex mu_;
   std::condition_variable idle_cv_;
 

@@ -3,7 +3,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <spdlog/spdlog.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <boost/asio.hpp>
@@ -21,6 +20,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "pkg/base/clock.h"
+#include "pkg/base/listener_limits.h"
 #include "pkg/server/errors.h"
 
 namespace eph::server {
@@ -93,11 +94,8 @@ class StreamThread {
   bool joinable_ = false;
 };
 
-// How long a limit that was hit keeps /readyz saying so.
-constexpr auto kSaturationWindow = std::chrono::seconds(30);
 constexpr auto kAcceptBackoffMin = std::chrono::milliseconds(10);
 constexpr auto kAcceptBackoffMax = std::chrono::seconds(1);
-constexpr auto kAcceptLogEvery = std::chrono::seconds(10);
 
 // Runs `f` on `pool` and resumes the awaiting coroutine on its own executor afterwards, so that
 // blocking handlers never occupy an I/O thread.
@@ -183,13 +181,6 @@ class SocketStreamWriter final : public StreamWriter {
 
 }  // namespace
 
-int DefaultConnectionLimit(int share_divisor) {
-  rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return 4096;
-  const auto share = static_cast<int64_t>(limit.rlim_cur) / std::max(share_divisor, 1);
-  return static_cast<int>(std::clamp<int64_t>(share, 64, 1'000'000));
-}
-
 class HttpServer::Impl {
  public:
   Impl(HttpServerOptions options, Handler handler)
@@ -198,7 +189,7 @@ class HttpServer::Impl {
         workers_(static_cast<size_t>(std::max(options_.worker_threads, 1))),
         acceptor_(io_),
         max_connections_(options_.max_connections > 0 ? options_.max_connections
-                                                      : DefaultConnectionLimit(4)) {}
+                                                      : ConnectionLimitFromOpenFiles(4)) {}
 
   ~Impl() { Stop(); }
 
@@ -271,15 +262,7 @@ class HttpServer::Impl {
   }
   int max_connections() const { return max_connections_; }
 
-  absl::Status Saturation() const {
-    std::lock_guard<std::mutex> lock(limits_mu_);
-    if (limit_hit_at_ == Steady::time_point{} || Steady::now() - limit_hit_at_ > kSaturationWindow) {
-      return absl::OkStatus();
-    }
-    const auto ago =
-        std::chrono::duration_cast<std::chrono::seconds>(Steady::now() - limit_hit_at_).count();
-    return absl::UnavailableError(absl::StrCat("API listener: ", limit_hit_, " (", ago, " s ago)"));
-  }
+  absl::Status Saturation() const { return limits_.Saturation(SystemClock::Instance().Now()); }
 
  private:
   // One accepted connection. Its coroutine runs on the connection's own strand, so the accept
@@ -291,29 +274,7 @@ class HttpServer::Impl {
     Steady::time_point idle_since;
   };
 
-  void NoteLimit(std::string what) {
-    std::lock_guard<std::mutex> lock(limits_mu_);
-    limit_hit_at_ = Steady::now();
-    limit_hit_ = std::move(what);
-  }
-
-  // Logs an accept failure, at most once per kAcceptLogEvery, with the count of those not logged.
-  void LogAcceptError(const beast::error_code& ec) {
-    const auto now = Steady::now();
-    if (now - accept_logged_at_ < kAcceptLogEvery) {
-      ++accept_errors_unlogged_;
-      return;
-    }
-    if (accept_errors_unlogged_ > 0) {
-      spdlog::warn("http: accept failed: {} ({} more failures in the last {} s)", ec.message(),
-                   accept_errors_unlogged_,
-                   std::chrono::duration_cast<std::chrono::seconds>(now - accept_logged_at_).count());
-    } else {
-      spdlog::warn("http: accept failed: {}", ec.message());
-    }
-    accept_logged_at_ = now;
-    accept_errors_unlogged_ = 0;
-  }
+  void NoteLimit(std::string what) { limits_.Note(std::move(what), SystemClock::Instance().Now()); }
 
   // Closes the connection idle the longest, if any; returns whether one was closed.
   bool EvictIdle() {
@@ -360,7 +321,7 @@ class HttpServer::Impl {
           NoteLimit("out of file descriptors");
           EvictIdle();
         }
-        LogAcceptError(ec);
+        accept_errors_.Log(ec.message(), Steady::now());
         pause.expires_after(backoff);
         co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
         backoff = std::min<Steady::duration>(backoff * 2, kAcceptBackoffMax);
@@ -400,13 +361,13 @@ class HttpServer::Impl {
 
   // Reserves `bytes` of the shared body budget; false if they do not fit.
   bool ReserveBody(size_t bytes) {
-    std::lock_guard<std::mutex> lock(limits_mu_);
+    std::lock_guard<std::mutex> lock(body_mu_);
     if (pending_body_bytes_ + bytes > options_.max_pending_body_bytes) return false;
     pending_body_bytes_ += bytes;
     return true;
   }
   void ReleaseBody(size_t bytes) {
-    std::lock_guard<std::mutex> lock(limits_mu_);
+    std::lock_guard<std::mutex> lock(body_mu_);
     pending_body_bytes_ -= bytes;
   }
 
@@ -711,13 +672,10 @@ class HttpServer::Impl {
   mutable std::mutex conns_mu_;
   std::map<Connection*, std::shared_ptr<Connection>> conns_;
 
-  // Touched by the accept coroutine only.
-  Steady::time_point accept_logged_at_{};
-  int64_t accept_errors_unlogged_ = 0;
+  AcceptErrorLog accept_errors_{"http"};  // the accept coroutine's only
+  LimitRecord limits_{"API listener"};
 
-  mutable std::mutex limits_mu_;
-  Steady::time_point limit_hit_at_{};
-  std::string limit_hit_;
+  mutable std::mutex body_mu_;
   size_t pending_body_bytes_ = 0;
 
   mutable std::mutex streams_mu_;

@@ -74,10 +74,6 @@ struct HttpServerOptions {
   AdmissionCheck admit;
 };
 
-// The connection limit max_connections = 0 stands for, from the soft RLIMIT_NOFILE and the share
-// of it a listener may take (a quarter for the API, a half for the gateway), at least 64.
-int DefaultConnectionLimit(int share_divisor);
-
 class HttpServer {
  public:
   HttpServer(HttpServerOptions options, Handler handler);
