@@ -61,15 +61,26 @@ absl::StatusOr<AdvisoryLock> AdvisoryLock::Acquire(pqxx::connection_base& conn, 
     return absl::DeadlineExceededError(absl::StrCat("timed out waiting for ", S(what)));
   };
   if (left <= 0) return timed_out();
+  // The limit is for this wait only: RESET gives the session back its own setting.
+  auto restore = [&] { Exec(conn, "RESET lock_timeout"); };
+  Exec(conn, absl::StrCat("SET lock_timeout = ", left));
   try {
-    Exec(conn, absl::StrCat("SET lock_timeout = ", left));
     Exec(conn, absl::StrCat("SELECT ", LockFunction(mode), "(", key, ")"));
-    Exec(conn, "SET lock_timeout = 0");
   } catch (const pqxx::sql_error& e) {
-    if (e.sqlstate() == "55P03") return timed_out();
+    if (e.sqlstate() == "55P03") {
+      restore();
+      return timed_out();
+    }
+    try {
+      restore();
+    } catch (...) {
+      // The connection is gone, and its setting with it.
+    }
     throw;
   }
-  return AdvisoryLock(conn, key, mode);
+  AdvisoryLock lock(conn, key, mode);  // held from here, also if the restore throws
+  restore();
+  return lock;
 }
 
 AdvisoryLock AdvisoryLock::AcquireUnbounded(pqxx::connection_base& conn, int64_t key, Mode mode) {

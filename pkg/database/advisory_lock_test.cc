@@ -92,6 +92,31 @@ TEST(AdvisoryLockTest, WaitingPastTheDeadlineIsDeadlineExceeded) {
   EXPECT_EQ(past.status().code(), absl::StatusCode::kDeadlineExceeded);
 }
 
+std::string LockTimeout(pqxx::connection& conn) {
+  pqxx::nontransaction tx(conn);
+  return tx.exec("SHOW lock_timeout")[0][0].c_str();
+}
+
+// The wait sets lock_timeout for itself only: a caller that goes on using the connection after a
+// timed-out wait (Ensure cleans up a failed environment on it) must not inherit the limit.
+TEST(AdvisoryLockTest, TheWaitsTimeLimitDoesNotOutliveTheWait) {
+  pqxx::connection holder(AdminUrl()), waiter(AdminUrl());
+  const std::string before = LockTimeout(waiter);
+  const int64_t key = FreshKey();
+  {
+    absl::StatusOr<AdvisoryLock> lock = AdvisoryLock::Acquire(
+        waiter, key, Mode::kExclusive, steady_clock::now() + std::chrono::seconds(30), "it");
+    ASSERT_TRUE(lock.ok()) << lock.status();
+    EXPECT_EQ(LockTimeout(waiter), before);
+  }
+  std::optional<AdvisoryLock> held = AdvisoryLock::TryAcquire(holder, key);
+  ASSERT_TRUE(held);
+  absl::StatusOr<AdvisoryLock> timed_out = AdvisoryLock::Acquire(
+      waiter, key, Mode::kExclusive, steady_clock::now() + std::chrono::seconds(1), "it");
+  ASSERT_EQ(timed_out.status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(LockTimeout(waiter), before);
+}
+
 TEST(AdvisoryLockTest, AMovedGuardReleasesOnce) {
   pqxx::connection conn(AdminUrl());
   const int64_t key = FreshKey();
