@@ -31,8 +31,8 @@ ServerError ErrorOf(const PGresult* r) {
   return e;
 }
 
-StatementResult Lost(std::string message) {
-  return StatementResult{absl::UnavailableError(std::move(message)), std::nullopt};
+StatementResult Lost(const std::string& message) {
+  return StatementResult{absl::UnavailableError(message), std::nullopt};
 }
 
 }  // namespace

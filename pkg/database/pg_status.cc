@@ -15,7 +15,7 @@ namespace {
 // Debian's abseil has its own string_view.
 absl::string_view S(std::string_view s) { return {s.data(), s.size()}; }
 
-absl::Status FromSqlState(const std::string& state, std::string message) {
+absl::Status FromSqlState(const std::string& state, const std::string& message) {
   if (absl::StartsWith(state, "08") || absl::StartsWith(state, "53") ||
       absl::StartsWith(state, "57P") || absl::StartsWith(state, "40")) {
     return absl::UnavailableError(message);

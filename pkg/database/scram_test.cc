@@ -58,7 +58,7 @@ TEST(ScramTest, VerifierAuthenticatesTheExchangeOfRfc7677) {
   const std::string proof = Unbase64("dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=");
   const std::string client_signature = HmacSha256(stored_key, auth_message);
   std::string client_key(proof.size(), '\0');
-  for (size_t i = 0; i < proof.size(); ++i) client_key[i] = proof[i] ^ client_signature[i];
+  for (size_t i = 0; i < proof.size(); ++i) client_key[i] = static_cast<char>(proof[i] ^ client_signature[i]);
   EXPECT_EQ(Sha256(client_key), stored_key);
 }
 

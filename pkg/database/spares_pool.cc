@@ -32,7 +32,7 @@ std::string Claim(pqxx::work& tx, const std::string& tpl) {
       "ORDER BY updated_at, name LIMIT 1 FOR UPDATE SKIP LOCKED",
       tpl);
   if (r.empty()) return "";
-  const std::string spare = r[0][0].c_str();
+  std::string spare = r[0][0].c_str();
   tx.exec_params("DELETE FROM eph_meta.spares WHERE name = $1", spare);
   return spare;
 }
