@@ -251,8 +251,8 @@ absl::StatusOr<EnsureResult> DatabaseManager::Impl::Ensure(pqxx::connection_base
   RecordEnvironment(conn, key, req.project, name, password, options.installation);
   if (result.outcome == EnsureOutcome::kCreated) {
     if (found->db.exists) DropObjects(conn, name, "");  // half-made by an interrupted call
-    if (absl::Status st = CreateLoginRole(conn, name, password, EnvMarkerOf(req)); !st.ok())
-      return st;
+    absl::Status created = CreateLoginRole(conn, name, password, EnvMarkerOf(req));
+    if (!created.ok()) return created;
   }
   const auto started = Clock::now();
   absl::StatusOr<std::string> tpl = Fill(conn, req, name, password, seed, deadline, secrets);

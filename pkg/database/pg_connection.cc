@@ -62,8 +62,9 @@ ScriptConnection::~ScriptConnection() { PQfinish(conn_); }
 StatementResult ScriptConnection::Run(const std::string& sql,
                                       const std::optional<std::string>& copy_data) {
   Result r(PQexec(conn_, sql.c_str()));
-  if (r == nullptr)
+  if (r == nullptr) {
     return Lost(absl::StrCat("lost the connection: ", OneLine(PQerrorMessage(conn_))));
+  }
   switch (PQresultStatus(r.get())) {
     case PGRES_COPY_IN:
       return CopyIn(copy_data);
