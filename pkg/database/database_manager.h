@@ -25,6 +25,10 @@
 // Thread-safety: all methods may be called concurrently, also from several processes sharing
 // one server; cross-process exclusion uses PostgreSQL advisory locks (per environment, per
 // template). Each call opens its own connections.
+//
+// This class only orchestrates; its parts (connection parameters, markers, seed scripts,
+// templates, spares, advisory locks, ...) are files of their own in this directory, listed in
+// docs/databases.md ("Inside pkg/database").
 #pragma once
 
 #include <atomic>

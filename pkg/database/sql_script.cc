@@ -163,94 +163,101 @@ bool IsCopyFromStdin(std::string_view text) {
   return false;
 }
 
+// Skips what may stand between statements: whitespace, comments, empty statements and pg_dump's
+// `\restrict` lines. InvalidArgument for any other psql meta-command.
+absl::Status SkipBetweenStatements(Scanner& sc) {
+  while (!sc.done()) {
+    if (absl::ascii_isspace(sc.peek())) {
+      sc.Advance();
+      continue;
+    }
+    absl::StatusOr<bool> comment = sc.SkipComment();
+    if (!comment.ok()) return comment.status();
+    if (*comment) continue;
+    if (sc.peek() == '\\') {
+      std::string_view rest = sc.Rest();
+      rest = rest.substr(0, rest.find('\n'));
+      if (absl::StartsWith(S(rest), "\\restrict") || absl::StartsWith(S(rest), "\\unrestrict")) {
+        sc.Advance(rest.size());
+        continue;
+      }
+      return absl::InvalidArgumentError(
+          absl::StrCat("line ", sc.line(), ": psql meta-command `", S(rest.substr(0, 40)),
+                       "` is not SQL; seed scripts may only contain SQL statements"));
+    }
+    if (sc.peek() != ';') break;  // a statement starts here
+    sc.Advance();                 // an empty statement
+  }
+  return absl::OkStatus();
+}
+
+// The statement starting here, up to its `;` (consumed) or the end of the script.
+absl::StatusOr<SqlStatement> ScanStatement(Scanner& sc, std::string_view script) {
+  const size_t start = sc.pos();
+  SqlStatement statement;
+  statement.line = sc.line();
+  int depth = 0;
+  bool terminated = false;
+  while (!sc.done()) {
+    absl::StatusOr<bool> skipped = sc.SkipComment();
+    if (!skipped.ok()) return skipped.status();
+    if (*skipped) continue;
+    skipped = sc.SkipQuoted();
+    if (!skipped.ok()) return skipped.status();
+    if (*skipped) continue;
+    const char c = sc.peek();
+    if (c == '(') {
+      ++depth;
+    } else if (c == ')') {
+      if (depth > 0) --depth;
+    } else if (c == ';' && depth == 0) {
+      terminated = true;
+      break;
+    }
+    sc.Advance();
+  }
+  statement.text =
+      std::string(absl::StripTrailingAsciiWhitespace(S(script.substr(start, sc.pos() - start))));
+  if (terminated) sc.Advance();  // the ';'
+  return statement;
+}
+
+// The data of the COPY ... FROM STDIN of `copy_line`: from the line after the statement up to a
+// line holding only `\.` (consumed, not part of the data).
+absl::StatusOr<std::string> ReadCopyData(Scanner& sc, int copy_line) {
+  while (!sc.done() && sc.peek() != '\n') sc.Advance();
+  sc.Advance();
+  std::string data;
+  while (!sc.done()) {
+    std::string_view rest = sc.Rest();
+    const size_t eol = rest.find('\n');
+    std::string_view row = rest.substr(0, eol);
+    const size_t consumed = eol == std::string_view::npos ? rest.size() : eol + 1;
+    if (absl::EndsWith(S(row), "\r")) row.remove_suffix(1);
+    sc.Advance(consumed);
+    if (row == "\\.") return data;
+    absl::StrAppend(&data, S(row), "\n");
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "line ", copy_line, ": the data of this COPY ... FROM STDIN never ends with `\\.`"));
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<SqlStatement>> SplitSqlScript(std::string_view script) {
   std::vector<SqlStatement> out;
   Scanner sc(script);
   while (true) {
-    // Between statements: whitespace, comments and meta-command lines.
-    while (!sc.done()) {
-      if (absl::ascii_isspace(sc.peek())) {
-        sc.Advance();
-        continue;
-      }
-      absl::StatusOr<bool> comment = sc.SkipComment();
-      if (!comment.ok()) return comment.status();
-      if (*comment) continue;
-      if (sc.peek() == '\\') {
-        std::string_view rest = sc.Rest();
-        rest = rest.substr(0, rest.find('\n'));
-        if (absl::StartsWith(S(rest), "\\restrict") || absl::StartsWith(S(rest), "\\unrestrict")) {
-          sc.Advance(rest.size());
-          continue;
-        }
-        return absl::InvalidArgumentError(
-            absl::StrCat("line ", sc.line(), ": psql meta-command `", S(rest.substr(0, 40)),
-                         "` is not SQL; seed scripts may only contain SQL statements"));
-      }
-      if (sc.peek() == ';') {  // an empty statement
-        sc.Advance();
-        continue;
-      }
-      break;
-    }
+    if (absl::Status st = SkipBetweenStatements(sc); !st.ok()) return st;
     if (sc.done()) break;
-
-    const size_t start = sc.pos();
-    SqlStatement statement;
-    statement.line = sc.line();
-    int depth = 0;
-    bool terminated = false;
-    while (!sc.done()) {
-      absl::StatusOr<bool> skipped = sc.SkipComment();
-      if (!skipped.ok()) return skipped.status();
-      if (*skipped) continue;
-      skipped = sc.SkipQuoted();
-      if (!skipped.ok()) return skipped.status();
-      if (*skipped) continue;
-      const char c = sc.peek();
-      if (c == '(') {
-        ++depth;
-      } else if (c == ')') {
-        if (depth > 0) --depth;
-      } else if (c == ';' && depth == 0) {
-        terminated = true;
-        break;
-      }
-      sc.Advance();
+    absl::StatusOr<SqlStatement> statement = ScanStatement(sc, script);
+    if (!statement.ok()) return statement.status();
+    if (IsCopyFromStdin(statement->text)) {
+      absl::StatusOr<std::string> data = ReadCopyData(sc, statement->line);
+      if (!data.ok()) return data.status();
+      statement->copy_data = *std::move(data);
     }
-    statement.text =
-        std::string(absl::StripTrailingAsciiWhitespace(S(script.substr(start, sc.pos() - start))));
-    if (terminated) sc.Advance();  // the ';'
-
-    if (IsCopyFromStdin(statement.text)) {
-      // Data starts on the line after the statement and ends at a line holding only `\.`.
-      const int copy_line = statement.line;
-      while (!sc.done() && sc.peek() != '\n') sc.Advance();
-      sc.Advance();
-      std::string data;
-      bool ended = false;
-      while (!sc.done()) {
-        std::string_view rest = sc.Rest();
-        const size_t eol = rest.find('\n');
-        std::string_view row = rest.substr(0, eol);
-        const size_t consumed = eol == std::string_view::npos ? rest.size() : eol + 1;
-        if (absl::EndsWith(S(row), "\r")) row.remove_suffix(1);
-        sc.Advance(consumed);
-        if (row == "\\.") {
-          ended = true;
-          break;
-        }
-        absl::StrAppend(&data, S(row), "\n");
-      }
-      if (!ended) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "line ", copy_line, ": the data of this COPY ... FROM STDIN never ends with `\\.`"));
-      }
-      statement.copy_data = std::move(data);
-    }
-    out.push_back(std::move(statement));
+    out.push_back(*std::move(statement));
   }
   return out;
 }
