@@ -1,40 +1,13 @@
 #include "pkg/client/client.h"
 
-#include <curl/curl.h>
-
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "pkg/http/http_client.h"
+#include "pkg/http/status_map.h"
 
 namespace eph::client {
 namespace {
-
-size_t Append(char* data, size_t size, size_t n, void* out) {
-  static_cast<std::string*>(out)->append(data, size * n);
-  return size * n;
-}
-
-struct StreamState {
-  CURL* curl = nullptr;
-  const std::function<bool(std::string_view)>* on_chunk;
-  bool stopped = false;
-  long status = 0;
-  std::string error_body;  // the body of a non-2xx answer, for its JSON error message
-};
-
-size_t StreamChunk(char* data, size_t size, size_t n, void* p) {
-  auto* state = static_cast<StreamState*>(p);
-  if (state->status == 0) curl_easy_getinfo(state->curl, CURLINFO_RESPONSE_CODE, &state->status);
-  if (state->status < 200 || state->status >= 300) {
-    if (state->error_body.size() < 64 * 1024) state->error_body.append(data, size * n);
-    return size * n;
-  }
-  if (!(*state->on_chunk)(std::string_view(data, size * n))) {
-    state->stopped = true;
-    return 0;  // makes curl abort the transfer
-  }
-  return size * n;
-}
 
 // The error a server answered with: {"error":{"code","message"}} as ephd sends it.
 struct ServerError {
@@ -65,40 +38,39 @@ ServerError ParseServerError(long status, const std::string& body) {
   return out;
 }
 
+// An error answer, by the one mapping with ephd's overrides: ephd's own error code wins; a 404
+// that is not ephd's "no such thing" means the address leads somewhere else (a wrong path in
+// EPH_SERVER, or another server on that port).
 absl::Status FromHttp(const std::string& server, long status, const std::string& body) {
   const ServerError error = ParseServerError(status, body);
   const std::string& message = error.message;
-  // Only ephd's own "no such thing" means the environment is missing. Its router's 404 (no
-  // such endpoint), or any 404 not in ephd's shape, means the address leads somewhere else: a
-  // wrong path in EPH_SERVER, or another server on that port.
-  if (status == 404 && (!error.from_ephd || error.code != "not_found" ||
-                        message.rfind("no such endpoint", 0) == 0)) {
+  const absl::Status st = http::ErrorFor(
+      http::Api::kEphd, {.status = status, .reason = error.code, .message = message}, message);
+  if (status == 404 && absl::IsUnavailable(st)) {
     return absl::UnavailableError(
         absl::StrCat(server, " does not point at an ephd API (it answered 404: ", message,
                      "); set --server or EPH_SERVER to ephd's address, e.g. "
                      "http://127.0.0.1:8080"));
   }
-  switch (status) {
-    case 400:
-      return absl::InvalidArgumentError(message);
-    case 401:
-      return absl::UnauthenticatedError(
-          absl::StrCat(message, " (set EPH_TOKEN to a valid API token)"));
-    case 403:
-      return absl::PermissionDeniedError(message);
-    case 404:
-      return absl::NotFoundError(message);
-    case 409:
-      return absl::FailedPreconditionError(message);
-    case 501:
-      return absl::UnimplementedError(message);
-    case 429:
-      return absl::ResourceExhaustedError(message);
-    case 503:
-      return absl::UnavailableError(message);
-    default:
-      return absl::InternalError(absl::StrCat("HTTP ", status, ": ", message));
+  if (absl::IsUnauthenticated(st)) {
+    return absl::UnauthenticatedError(
+        absl::StrCat(message, " (set EPH_TOKEN to a valid API token)"));
   }
+  const std::string plain = absl::StrCat("HTTP ", status);
+  if (error.from_ephd || message == plain) return st;
+  return absl::Status(st.code(), absl::StrCat(plain, ": ", message));
+}
+
+absl::Status Unreachable(const std::string& server, const absl::Status& transport) {
+  return absl::UnavailableError(absl::StrCat("cannot reach ephd at ", server, ": ",
+                                             transport.message(),
+                                             " (is it running? set --server or EPH_SERVER)"));
+}
+
+std::string UrlOf(const std::string& server, const std::string& path) {
+  std::string url = server;
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  return url + path;
 }
 
 }  // namespace
@@ -120,40 +92,21 @@ std::string EscapePathSegment(const std::string& s) {
 
 absl::StatusOr<std::string> ApiClient::Call(const std::string& method, const std::string& path,
                                             const std::string* body) {
-  CURL* curl = curl_easy_init();
-  if (curl == nullptr) return absl::InternalError("curl_easy_init failed");
-  std::string url = options_.server;
-  while (!url.empty() && url.back() == '/') url.pop_back();
-  url += path;
-  std::string out;
-  curl_slist* headers = nullptr;
-  headers = curl_slist_append(headers, "Accept: application/json");
-  if (body != nullptr) headers = curl_slist_append(headers, "Content-Type: application/json");
-  const std::string auth = "Authorization: Bearer " + options_.token;
-  if (!options_.token.empty()) headers = curl_slist_append(headers, auth.c_str());
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Append);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &out);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, options_.timeout_ms);
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  http::Request request{.method = method,
+                        .url = UrlOf(options_.server, path),
+                        .headers = {"Accept: application/json"},
+                        .timeout = std::chrono::milliseconds(options_.timeout_ms)};
   if (body != nullptr) {
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body->data());
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body->size()));
+    request.body = *body;
+    request.headers.push_back("Content-Type: application/json");
   }
-  const CURLcode rc = curl_easy_perform(curl);
-  long status = 0;
-  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-  curl_slist_free_all(headers);
-  curl_easy_cleanup(curl);
-  if (rc != CURLE_OK) {
-    return absl::UnavailableError(absl::StrCat("cannot reach ephd at ", options_.server, ": ",
-                                               curl_easy_strerror(rc),
-                                               " (is it running? set --server or EPH_SERVER)"));
+  if (!options_.token.empty()) request.headers.push_back("Authorization: Bearer " + options_.token);
+  absl::StatusOr<http::Response> answer = http::Perform(request);
+  if (!answer.ok()) return Unreachable(options_.server, answer.status());
+  if (answer->status < 200 || answer->status >= 300) {
+    return FromHttp(options_.server, answer->status, answer->body);
   }
-  if (status < 200 || status >= 300) return FromHttp(options_.server, status, out);
-  return out;
+  return std::move(answer->body);
 }
 
 absl::StatusOr<std::string> ApiClient::Get(const std::string& path) {
@@ -168,33 +121,16 @@ absl::StatusOr<std::string> ApiClient::Delete(const std::string& path) {
 
 absl::Status ApiClient::Stream(const std::string& path,
                                const std::function<bool(std::string_view)>& on_chunk) {
-  CURL* curl = curl_easy_init();
-  if (curl == nullptr) return absl::InternalError("curl_easy_init failed");
-  std::string url = options_.server;
-  while (!url.empty() && url.back() == '/') url.pop_back();
-  url += path;
-  curl_slist* headers = nullptr;
-  const std::string auth = "Authorization: Bearer " + options_.token;
-  if (!options_.token.empty()) headers = curl_slist_append(headers, auth.c_str());
-  StreamState state{curl, &on_chunk};
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, StreamChunk);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &state);
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-  const CURLcode rc = curl_easy_perform(curl);
-  long status = state.status;
-  if (status == 0) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-  curl_slist_free_all(headers);
-  curl_easy_cleanup(curl);
-  if (state.stopped) return absl::OkStatus();
-  if (status != 0 && (status < 200 || status >= 300))
-    return FromHttp(options_.server, status, state.error_body);
-  if (rc != CURLE_OK) {
-    return absl::UnavailableError(absl::StrCat("cannot reach ephd at ", options_.server, ": ",
-                                               curl_easy_strerror(rc),
-                                               " (is it running? set --server or EPH_SERVER)"));
+  http::Request request{.url = UrlOf(options_.server, path),
+                        .timeout = std::chrono::milliseconds(0),
+                        .max_response_bytes = 64 * 1024};  // of an error body
+  if (!options_.token.empty()) request.headers.push_back("Authorization: Bearer " + options_.token);
+  request.on_body = on_chunk;
+  absl::StatusOr<http::Response> answer = http::Perform(request);
+  if (!answer.ok()) return Unreachable(options_.server, answer.status());
+  if (answer->stopped_by_reader) return absl::OkStatus();
+  if (answer->status < 200 || answer->status >= 300) {
+    return FromHttp(options_.server, answer->status, answer->body);
   }
   return absl::OkStatus();
 }

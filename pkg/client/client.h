@@ -1,5 +1,6 @@
-// ApiClient: the CLI's view of ephd's HTTP API (libcurl). It turns transport failures and JSON
-// errors into absl::Status with one-line messages a user can act on:
+// ApiClient: the CLI's view of ephd's HTTP API (on pkg/http). It turns transport failures and
+// JSON errors into absl::Status with one-line messages a user can act on, by the one mapping
+// (pkg/http/status_map.h: ephd's own error code wins, the inverse of pkg/server/errors.h):
 //   Unavailable       ephd is not reachable at the server address
 //   Unauthenticated   token missing or refused (401)
 //   PermissionDenied  token lacks the scope (403)
@@ -19,11 +20,6 @@ struct ClientOptions {
   std::string server = "http://127.0.0.1:8080";
   std::string token;
   long timeout_ms = 30000;
-};
-
-struct Response {
-  long status = 0;
-  std::string body;
 };
 
 class ApiClient {

@@ -6,6 +6,7 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/numbers.h"
 #include "fmt/format.h"
+#include "pkg/http/status_map.h"
 
 namespace eph::kube {
 namespace {
@@ -15,7 +16,9 @@ constexpr char kReasonPayload[] = "eph.dev/kube/reason";
 
 absl::Status Make(long http_status, const std::string& reason, const std::string& message,
                   const std::string& what) {
-  absl::Status st(CodeForHttpStatus(http_status, reason), fmt::format("{}: {}", what, message));
+  absl::Status st = http::ErrorFor(http::Api::kKubernetes,
+                                   {.status = http_status, .reason = reason, .message = message},
+                                   fmt::format("{}: {}", what, message));
   st.SetPayload(kHttpStatusPayload, absl::Cord(std::to_string(http_status)));
   if (!reason.empty()) st.SetPayload(kReasonPayload, absl::Cord(reason));
   return st;
@@ -27,37 +30,6 @@ std::string StringField(const nlohmann::json& obj, const char* key) {
 }
 
 }  // namespace
-
-absl::StatusCode CodeForHttpStatus(long http_status, const std::string& reason) {
-  switch (http_status) {
-    case 400:
-    case 413:
-    case 422:
-      return absl::StatusCode::kInvalidArgument;
-    case 401:
-      return absl::StatusCode::kUnauthenticated;
-    case 403:
-      return absl::StatusCode::kPermissionDenied;
-    case 404:
-      return absl::StatusCode::kNotFound;
-    case 405:
-      return absl::StatusCode::kUnimplemented;
-    case 408:
-      return absl::StatusCode::kDeadlineExceeded;
-    case 409:
-      return reason == "AlreadyExists" ? absl::StatusCode::kAlreadyExists
-                                       : absl::StatusCode::kAborted;
-    case 410:
-      return absl::StatusCode::kAborted;
-    case 429:
-      return absl::StatusCode::kResourceExhausted;
-    default:
-      break;
-  }
-  if (http_status >= 500 && http_status <= 599) return absl::StatusCode::kUnavailable;
-  if (http_status >= 400 && http_status <= 499) return absl::StatusCode::kInvalidArgument;
-  return absl::StatusCode::kInternal;
-}
 
 absl::Status StatusFromApiStatus(const nlohmann::json& status, const std::string& what) {
   long code = 500;

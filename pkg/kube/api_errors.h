@@ -1,17 +1,8 @@
-// How answers of the Kubernetes API become absl::Status: the one place that maps an HTTP status
-// (or the Status object of a watch ERROR event) to a canonical code.
-//
-//   400, 422, 413, other 4xx  InvalidArgument     terminal: the request or object is wrong
-//   401                       Unauthenticated
-//   403                       PermissionDenied
-//   404                       NotFound
-//   405                       Unimplemented
-//   408                       DeadlineExceeded
-//   409 reason AlreadyExists  AlreadyExists
-//   409 otherwise (Conflict)  Aborted             re-read and try again
-//   410 Gone / Expired        Aborted             with IsGone() true: relist
-//   429                       ResourceExhausted   after the client's own retries
-//   5xx                       Unavailable         after the client's own retries
+// How answers of the Kubernetes API become absl::Status: the HTTP status (or the Status object
+// of a watch ERROR event) goes through the one mapping, pkg/http/status_map.h, with the
+// Kubernetes overrides written there (409 AlreadyExists → AlreadyExists, other 409 → Aborted,
+// 410 → Aborted with IsGone() true: relist). 429 and 5xx arrive here only after the client's own
+// retries.
 //
 // The message is "<what>: <the API's Status message>" (or the start of the body when it is not
 // a Status), so a user sees exactly what the API server said. The HTTP status and the API's
@@ -44,8 +35,5 @@ bool IsGone(const absl::Status& status);
 // A status's message as a std::string (this Abseil's string_view is not std::string_view, so it
 // does not go into fmt or std APIs directly).
 std::string MessageOf(const absl::Status& status);
-
-// The canonical code for an HTTP status and API reason (exposed for tests).
-absl::StatusCode CodeForHttpStatus(long http_status, const std::string& reason);
 
 }  // namespace eph::kube

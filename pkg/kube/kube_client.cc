@@ -8,6 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/time/time.h"
 #include "fmt/format.h"
+#include "pkg/http/status_map.h"
 #include "pkg/kube/api_errors.h"
 
 namespace eph::kube {
@@ -135,7 +136,7 @@ absl::StatusOr<HttpResponse> KubeClient::Execute(HttpRequest request, const std:
     if (!response.ok()) {
       const absl::Status& st = response.status();
       const bool transient = absl::IsUnavailable(st) || absl::IsDeadlineExceeded(st);
-      if (!transient || delivered || (is_post && !RequestNotSent(st)) ||
+      if (!transient || delivered || (is_post && !http::RequestNotSent(st)) ||
           attempt >= options_.max_attempts) {
         return st;
       }
@@ -159,8 +160,12 @@ absl::StatusOr<HttpResponse> KubeClient::Execute(HttpRequest request, const std:
           }
         }
       }
-      const bool retriable =
-          code == 429 || (code >= 500 && code <= 599 && (!is_post || retry_after.has_value()));
+      // Worth another attempt: what the one mapping calls transient (429, 5xx but 501); a POST
+      // only when the server says when, since it may have acted on the first one.
+      const absl::StatusCode mapped = http::CodeFor(http::Api::kKubernetes, {.status = code});
+      const bool retriable = mapped == absl::StatusCode::kResourceExhausted ||
+                             (mapped == absl::StatusCode::kUnavailable &&
+                              (!is_post || retry_after.has_value()));
       if (!retriable || delivered || attempt >= options_.max_attempts) return response;
       spdlog::debug("kube: {} answered {} (attempt {}), retrying", what, code, attempt);
     }

@@ -1,4 +1,4 @@
-// KubeClient: Eph's client for the Kubernetes REST API (JSON over HTTPS, libcurl underneath).
+// KubeClient: Eph's client for the Kubernetes REST API (JSON over HTTPS, pkg/http underneath).
 //
 // What it does: GET, paged LIST, CREATE, server-side APPLY, PUT, PATCH, DELETE, a WATCH that
 // survives dropped connections and expired resource versions, and streamed pod logs. Paths are
@@ -37,7 +37,7 @@
 #include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"
 #include "pkg/base/clock.h"
-#include "pkg/kube/curl_transport.h"
+#include "pkg/kube/api_transport.h"
 #include "pkg/kube/kube_config.h"
 #include "pkg/kube/resource_mapper.h"
 #include "pkg/kube/watch_stream.h"
@@ -203,7 +203,7 @@ class KubeClient {
   const KubeConfig config_;
   const KubeClientOptions options_;
   const Clock& clock_;
-  CurlTransport transport_;
+  ApiTransport transport_;
   ResourceMapper mapper_;
 };
 

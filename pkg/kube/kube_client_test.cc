@@ -216,6 +216,21 @@ TEST_F(KubeClientTest, AttemptsAreBoundedAndTheLastErrorIsUnavailable) {
   EXPECT_EQ(sleeper_.waits().size(), 4u);
 }
 
+// 501 is Unimplemented in the one HTTP→Status table: the server cannot do this at all, so no
+// retry helps. (Before the table was shared, every 5xx was retried here and became Unavailable.)
+TEST_F(KubeClientTest, A501IsNotRetriedAndIsUnimplemented) {
+  std::atomic<int> calls{0};
+  ScriptedHttpServer server([&](ScriptedExchange& ex) {
+    ++calls;
+    ex.Respond(501, StatusBody(501, "NotImplemented", "no such verb"));
+  });
+  auto client = MakeClient(server.url());
+  const absl::Status st = client->Get("/api/v1/x").status();
+  EXPECT_EQ(st.code(), absl::StatusCode::kUnimplemented) << st;
+  EXPECT_EQ(calls.load(), 1);
+  EXPECT_TRUE(sleeper_.waits().empty());
+}
+
 TEST_F(KubeClientTest, CreateIsRetriedOn429ButNotOnA500ThatMayHaveActed) {
   std::atomic<int> calls{0};
   ScriptedHttpServer server([&](ScriptedExchange& ex) {

@@ -140,17 +140,6 @@ TEST(ValidatePathSegmentTest, RefusesWhatCouldEscapeThePath) {
   }
 }
 
-TEST(ApiErrorsTest, CodesFollowTheDocumentedTable) {
-  EXPECT_EQ(CodeForHttpStatus(400, ""), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(CodeForHttpStatus(422, "Invalid"), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(CodeForHttpStatus(409, "AlreadyExists"), absl::StatusCode::kAlreadyExists);
-  EXPECT_EQ(CodeForHttpStatus(409, "Conflict"), absl::StatusCode::kAborted);
-  EXPECT_EQ(CodeForHttpStatus(429, ""), absl::StatusCode::kResourceExhausted);
-  EXPECT_EQ(CodeForHttpStatus(500, ""), absl::StatusCode::kUnavailable);
-  EXPECT_EQ(CodeForHttpStatus(504, ""), absl::StatusCode::kUnavailable);
-  EXPECT_EQ(CodeForHttpStatus(418, ""), absl::StatusCode::kInvalidArgument);
-}
-
 TEST(ApiErrorsTest, NonStatusBodiesAreQuoted) {
   const absl::Status st = StatusFromApiResponse(502, "<html>bad gateway</html>", "GET /x");
   EXPECT_TRUE(absl::IsUnavailable(st));

@@ -43,7 +43,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "pkg/database/database_manager.h"
-#include "pkg/forge/github/github_http.h"
+#include "pkg/http/http_client.h"
 #include "pkg/state/store.h"
 #include "test/github/ephd_harness.h"
 #include "test/github/standin_process.h"
@@ -158,17 +158,17 @@ class Ephd {
 };
 
 long HttpStatus(const std::string& url) {
-  auto answer = forge::github::PerformHttp({.method = "GET", .url = url});
+  auto answer = http::Perform({.method = "GET", .url = url});
   return answer.ok() ? answer->status : 0;
 }
 
 // GET / through the gateway with the environment's Host, as a browser on *.localhost would.
 std::string PageThroughGateway(const std::string& name, int gateway_port) {
-  forge::github::HttpExchange exchange{
+  http::Request exchange{
       .method = "GET",
       .url = "http://127.0.0.1:" + std::to_string(gateway_port) + "/",
       .headers = {"Host: " + name + ".preview.localhost:" + std::to_string(gateway_port)}};
-  auto answer = forge::github::PerformHttp(exchange);
+  auto answer = http::Perform(exchange);
   return answer.ok() && answer->status == 200 ? answer->body : "";
 }
 

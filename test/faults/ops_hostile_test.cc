@@ -23,7 +23,7 @@
 #include <thread>
 #include <vector>
 
-#include "pkg/forge/github/github_http.h"
+#include "pkg/http/http_client.h"
 #include "pkg/webhook/signature.h"
 #include "test/support/process.h"
 #include "test/support/testbed.h"
@@ -92,24 +92,24 @@ struct Ephd {
   }
 };
 
-forge::github::HttpAnswer Http(const std::string& method, const std::string& url,
+http::Response Http(const std::string& method, const std::string& url,
                                std::vector<std::string> headers = {},
                                std::optional<std::string> body = std::nullopt) {
-  forge::github::HttpExchange exchange{.method = method, .url = url, .headers = std::move(headers)};
+  http::Request exchange{.method = method, .url = url, .headers = std::move(headers)};
   exchange.body = std::move(body);
   exchange.timeout = std::chrono::seconds(30);
-  auto answer = forge::github::PerformHttp(exchange);
+  auto answer = http::Perform(exchange);
   EXPECT_TRUE(answer.ok()) << answer.status();
-  return answer.ok() ? *answer : forge::github::HttpAnswer{};
+  return answer.ok() ? *answer : http::Response{};
 }
 
-forge::github::HttpAnswer PostJson(const Ephd& ephd, const std::string& path,
+http::Response PostJson(const Ephd& ephd, const std::string& path,
                                    const std::string& token, const std::string& body) {
   return Http("POST", ephd.url + path,
               {"Authorization: Bearer " + token, "Content-Type: application/json"}, body);
 }
 
-forge::github::HttpAnswer Webhook(const Ephd& ephd, const std::string& delivery,
+http::Response Webhook(const Ephd& ephd, const std::string& delivery,
                                   const std::string& body) {
   return Http("POST", ephd.url + "/webhooks/github",
               {"X-GitHub-Event: ping", "X-GitHub-Delivery: " + delivery,

@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <regex>
 
-#include "pkg/forge/github/github_http.h"
+#include "pkg/http/http_client.h"
 #include "test/github/ephd_harness.h"
 #include "test/github/standin_process.h"
 #include "test/support/process.h"
@@ -31,14 +31,14 @@ constexpr char kSha1[] = "1111111aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 constexpr char kSha2[] = "2222222bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 
 // GET through the gateway with the environment's Host, as a browser resolving *.localhost would.
-forge::github::HttpAnswer GetThroughGateway(const std::string& url, int gateway_port) {
+http::Response GetThroughGateway(const std::string& url, int gateway_port) {
   const std::string host = url.substr(url.find("://") + 3, url.rfind(':') - url.find("://") - 3);
-  forge::github::HttpExchange exchange{
+  http::Request exchange{
       .method = "GET",
       .url = "http://127.0.0.1:" + std::to_string(gateway_port) + "/",
       .headers = {"Host: " + host + ":" + std::to_string(gateway_port)}};
-  auto answer = forge::github::PerformHttp(exchange);
-  return answer.ok() ? *answer : forge::github::HttpAnswer{};
+  auto answer = http::Perform(exchange);
+  return answer.ok() ? *answer : http::Response{};
 }
 
 json Engine(const std::string& path) {
@@ -122,12 +122,12 @@ TEST(EphdDockerTest, PushUpdatesThePageBehindTheGatewayAndCloseLeavesNothing) {
   const std::string url = environment().value("url", "");
   EXPECT_EQ(url, "http://" + name + ".preview.localhost:" + std::to_string(gateway_port));
   EXPECT_THAT(StickyComment(standin, 5), HasSubstr(url));
-  forge::github::HttpAnswer page = GetThroughGateway(url, gateway_port);
+  http::Response page = GetThroughGateway(url, gateway_port);
   EXPECT_EQ(page.status, 200);
   EXPECT_THAT(page.body, HasSubstr("version <b id=\"version\">1111111-pr5</b>"));
   EXPECT_THAT(page.body, HasSubstr("forwarded for <code>127.0.0.1</code>"));
   // An unknown name gets the gateway's 404, which names nothing.
-  forge::github::HttpAnswer unknown =
+  http::Response unknown =
       GetThroughGateway("http://nope-1.preview.localhost:1", gateway_port);
   EXPECT_EQ(unknown.status, 404);
   EXPECT_EQ(unknown.body.find(name), std::string::npos);
@@ -150,7 +150,7 @@ TEST(EphdDockerTest, PushUpdatesThePageBehindTheGatewayAndCloseLeavesNothing) {
     EXPECT_THAT(other.process->Output(), Not(HasSubstr("installation " + installation + ")")));
     ASSERT_TRUE(WaitFor(
         [&] {
-          auto metrics = forge::github::PerformHttp({.method = "GET", .url = other.url + "/metrics"});
+          auto metrics = http::Perform({.method = "GET", .url = other.url + "/metrics"});
           return metrics.ok() && std::regex_search(metrics->body,
                                                    std::regex("\neph_resync_passes_total [1-9]"));
         },
@@ -167,7 +167,7 @@ TEST(EphdDockerTest, PushUpdatesThePageBehindTheGatewayAndCloseLeavesNothing) {
   ASSERT_EQ(commit.value("sha", ""), kSha2) << commit;
   standin.Request("PUT", "/_standin/repos/acme/web/pulls/5", {{"head_sha", kSha2}});
   deliver("synchronize");
-  forge::github::HttpAnswer last;
+  http::Response last;
   ASSERT_TRUE(WaitFor(
       [&] {
         last = GetThroughGateway(url, gateway_port);

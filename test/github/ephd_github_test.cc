@@ -10,7 +10,7 @@
 #include <set>
 #include <thread>
 
-#include "pkg/forge/github/github_http.h"
+#include "pkg/http/http_client.h"
 #include "pkg/webhook/signature.h"
 #include "test/github/ephd_harness.h"
 #include "test/github/standin_process.h"

@@ -19,7 +19,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "pkg/forge/github/github_http.h"
+#include "pkg/http/http_client.h"
 #include "test/github/standin_process.h"
 #include "test/support/process.h"
 #include "test/support/testbed.h"
@@ -64,13 +64,13 @@ struct EphdProcess {
   }
 };
 
-inline forge::github::HttpAnswer Post(const std::string& url, std::vector<std::string> headers,
+inline http::Response Post(const std::string& url, std::vector<std::string> headers,
                                const std::string& body) {
-  forge::github::HttpExchange exchange{.method = "POST", .url = url, .headers = std::move(headers)};
+  http::Request exchange{.method = "POST", .url = url, .headers = std::move(headers)};
   exchange.body = body;
-  auto answer = forge::github::PerformHttp(exchange);
+  auto answer = http::Perform(exchange);
   EXPECT_TRUE(answer.ok()) << answer.status();
-  return answer.ok() ? *answer : forge::github::HttpAnswer{};
+  return answer.ok() ? *answer : http::Response{};
 }
 
 // The stand-in's sticky comment body for `repo`#`number`, or "".
@@ -96,9 +96,9 @@ inline bool WaitFor(const std::function<bool()>& condition, std::chrono::millise
 }
 
 inline json ApiGet(const std::string& url, const std::string& token) {
-  forge::github::HttpExchange exchange{
+  http::Request exchange{
       .method = "GET", .url = url, .headers = {"Authorization: Bearer " + token}};
-  auto answer = forge::github::PerformHttp(exchange);
+  auto answer = http::Perform(exchange);
   EXPECT_TRUE(answer.ok()) << answer.status();
   if (!answer.ok()) return nullptr;
   EXPECT_EQ(answer->status, 200) << answer->body;

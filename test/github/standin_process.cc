@@ -6,7 +6,7 @@
 #include <regex>
 
 #include "absl/time/time.h"
-#include "pkg/forge/github/github_http.h"
+#include "pkg/http/http_client.h"
 #include "test/support/testbed.h"
 
 namespace eph::testing {
@@ -36,12 +36,12 @@ StandInProcess::~StandInProcess() {
 
 nlohmann::json StandInProcess::Request(const std::string& method, const std::string& path,
                                        const nlohmann::json& body, bool allow_error) {
-  forge::github::HttpExchange exchange;
+  http::Request exchange;
   exchange.method = method;
   exchange.url = url_ + path;
   exchange.headers = {"User-Agent: eph-test", "Content-Type: application/json"};
   if (!body.is_null()) exchange.body = body.dump();
-  auto answer = forge::github::PerformHttp(exchange);
+  auto answer = http::Perform(exchange);
   if (!answer.ok()) {
     ADD_FAILURE() << method << " " << path << ": " << answer.status();
     return nullptr;

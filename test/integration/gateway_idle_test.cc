@@ -10,7 +10,7 @@
 
 #include "pkg/controller/env_record.h"
 #include "pkg/controller/test_world.h"
-#include "pkg/forge/github/github_http.h"
+#include "pkg/http/http_client.h"
 #include "pkg/gateway/gateway.h"
 #include "test/support/process.h"
 #include "test/support/testbed.h"
@@ -41,11 +41,11 @@ struct Backend {
 };
 
 long GetThroughGateway(int gateway_port, const std::string& environment) {
-  forge::github::HttpExchange exchange{
+  http::Request exchange{
       .method = "GET",
       .url = "http://127.0.0.1:" + std::to_string(gateway_port) + "/",
       .headers = {"Host: " + environment + ".preview.localhost"}};
-  auto answer = forge::github::PerformHttp(exchange);
+  auto answer = http::Perform(exchange);
   return answer.ok() ? answer->status : 0;
 }
 

@@ -6,7 +6,6 @@
 //  - PostgreSQL restarted mid-run: /readyz says not ready while it is down, webhooks are refused
 //    with 503 (so GitHub redelivers) rather than acknowledged and lost, and ephd catches up
 //    without a restart.
-#include <curl/curl.h>
 #include <signal.h>
 
 #include <gmock/gmock.h>
@@ -16,6 +15,7 @@
 #include <set>
 #include <thread>
 
+#include "pkg/http/http_client.h"
 #include "pkg/state/store.h"
 #include "pkg/webhook/signature.h"
 #include "test/github/standin_process.h"
@@ -31,43 +31,25 @@ constexpr char kSecret[] = "reliability";
 
 std::string Ephd() { return testing::BinaryDir() + "/cmd/ephd/ephd"; }
 
-size_t Discard(char*, size_t size, size_t n, void*) { return size * n; }
-
 // POSTs one signed pull_request delivery; returns the HTTP status (0 if no answer).
 long Deliver(const std::string& base, const std::string& id, int pr) {
   const std::string body = R"({"action":"synchronize","number":)" + std::to_string(pr) +
                            R"(,"pull_request":{"number":)" + std::to_string(pr) +
                            R"(},"repository":{"full_name":"acme/shop"}})";
-  CURL* curl = curl_easy_init();
-  curl_slist* headers = nullptr;
-  const std::string h1 = "X-GitHub-Delivery: " + id;
-  const std::string h2 = "X-Hub-Signature-256: " + webhook::SignGitHub(kSecret, body);
-  headers = curl_slist_append(headers, "X-GitHub-Event: pull_request");
-  headers = curl_slist_append(headers, h1.c_str());
-  headers = curl_slist_append(headers, h2.c_str());
-  headers = curl_slist_append(headers, "Content-Type: application/json");
-  const std::string url = base + "/webhooks/github";
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Discard);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5000L);
-  long status = 0;
-  if (curl_easy_perform(curl) == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-  curl_slist_free_all(headers);
-  curl_easy_cleanup(curl);
-  return status;
+  auto answer = http::Perform(
+      {.method = "POST",
+       .url = base + "/webhooks/github",
+       .headers = {"X-GitHub-Event: pull_request", "X-GitHub-Delivery: " + id,
+                   "X-Hub-Signature-256: " + webhook::SignGitHub(kSecret, body),
+                   "Content-Type: application/json"},
+       .body = body,
+       .timeout = std::chrono::milliseconds(5000)});
+  return answer.ok() ? answer->status : 0;
 }
 
 long Get(const std::string& url) {
-  CURL* curl = curl_easy_init();
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Discard);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5000L);
-  long status = 0;
-  if (curl_easy_perform(curl) == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-  curl_easy_cleanup(curl);
-  return status;
+  auto answer = http::Perform({.url = url, .timeout = std::chrono::milliseconds(5000)});
+  return answer.ok() ? answer->status : 0;
 }
 
 // A fresh database on the test bed's PostgreSQL for one test.

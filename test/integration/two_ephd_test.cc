@@ -12,7 +12,7 @@
 #include <sstream>
 #include <thread>
 
-#include "pkg/forge/github/github_http.h"
+#include "pkg/http/http_client.h"
 #include "test/github/standin_process.h"
 #include "test/support/process.h"
 #include "test/support/testbed.h"

@@ -11,6 +11,7 @@
 #include "absl/time/time.h"
 #include "fmt/format.h"
 #include "pkg/forge/github/source_archive.h"
+#include "pkg/http/status_map.h"
 
 namespace eph::forge::github {
 namespace {
@@ -48,12 +49,7 @@ std::string PercentEncode(const std::string& s, bool keep_slash) {
   return out;
 }
 
-std::string Header(const HttpAnswer& answer, const std::string& name) {
-  auto it = answer.headers.find(name);
-  return it == answer.headers.end() ? std::string() : it->second;
-}
-
-std::string GitHubMessage(const HttpAnswer& answer) {
+std::string GitHubMessage(const http::Response& answer) {
   json body = json::parse(answer.body, nullptr, false);
   if (body.is_object() && body.contains("message") && body["message"].is_string()) {
     std::string message = body["message"].get<std::string>();
@@ -65,25 +61,18 @@ std::string GitHubMessage(const HttpAnswer& answer) {
   return answer.body.substr(0, 200);
 }
 
-absl::Status StatusFor(const HttpAnswer& answer, const std::string& what) {
+// The error for a non-2xx answer, by the one mapping with GitHub's overrides (a rate limit is
+// Unavailable: calls resume after `wait`).
+absl::Status StatusFor(const http::Response& answer, const std::string& what,
+                       std::optional<std::chrono::seconds> wait) {
+  const std::string detail = GitHubMessage(answer);
   const std::string message =
-      fmt::format("GitHub {} answered {}: {}", what, answer.status, GitHubMessage(answer));
-  switch (answer.status) {
-    case 401:
-      return absl::UnauthenticatedError(message);
-    case 403:
-      return absl::PermissionDeniedError(message);
-    case 404:
-      return absl::NotFoundError(message);
-    case 409:
-      return absl::FailedPreconditionError(message);
-    case 422:
-      return absl::InvalidArgumentError(message);
-    default:
-      break;
-  }
-  if (answer.status >= 500 || answer.status == 429) return absl::UnavailableError(message);
-  return absl::UnknownError(message);
+      wait ? fmt::format("GitHub rate limit hit by {}: no calls for {}s ({})", what, wait->count(),
+                         detail)
+           : fmt::format("GitHub {} answered {}: {}", what, answer.status, detail);
+  return http::ErrorFor(http::Api::kGitHub,
+                        {.status = answer.status, .message = detail, .rate_limited = wait.has_value()},
+                        message);
 }
 
 // The `rel="next"` URL of a Link header, or "".
@@ -161,12 +150,12 @@ GitHubForge::GitHubForge(GitHubForgeOptions options, std::unique_ptr<AppJwtSigne
       clock_(options_.clock != nullptr ? *options_.clock : SystemClock::Instance()),
       signer_(std::move(signer)) {}
 
-absl::Status GitHubForge::NoteRateLimit(const HttpAnswer& answer, const std::string& what) {
-  if (answer.status != 403 && answer.status != 429) return absl::OkStatus();
+std::optional<std::chrono::seconds> GitHubForge::NoteRateLimit(const http::Response& answer) {
+  if (answer.status != 403 && answer.status != 429) return std::nullopt;
   const TimePoint now = clock_.Now();
-  const std::string retry_after = Header(answer, "retry-after");
-  const std::string remaining = Header(answer, "x-ratelimit-remaining");
-  const std::string reset = Header(answer, "x-ratelimit-reset");
+  const std::string retry_after = http::HeaderOf(answer, "retry-after");
+  const std::string remaining = http::HeaderOf(answer, "x-ratelimit-remaining");
+  const std::string reset = http::HeaderOf(answer, "x-ratelimit-reset");
   std::lock_guard<std::mutex> lock(mu_);
   TimePoint until;
   int64_t n = 0;
@@ -180,13 +169,11 @@ absl::Status GitHubForge::NoteRateLimit(const HttpAnswer& answer, const std::str
     until = now + std::chrono::minutes(1) * (1 << std::min(secondary_strikes_, 4));
     ++secondary_strikes_;
   } else {
-    return absl::OkStatus();  // an ordinary 403
+    return std::nullopt;  // an ordinary 403
   }
   until = std::min(until, now + kMaxBlock);
   blocked_until_ = std::max(blocked_until_, until);
-  const auto wait = std::chrono::duration_cast<std::chrono::seconds>(blocked_until_ - now);
-  return absl::UnavailableError(fmt::format("GitHub rate limit hit by {}: no calls for {}s ({})",
-                                            what, wait.count(), GitHubMessage(answer)));
+  return std::chrono::duration_cast<std::chrono::seconds>(blocked_until_ - now);
 }
 
 absl::StatusOr<std::string> GitHubForge::InstallationToken(const std::string& repo) {
@@ -258,9 +245,10 @@ absl::StatusOr<std::string> GitHubForge::AuthorizationFor(const std::string& rep
   return "Authorization: Bearer " + *token;
 }
 
-absl::StatusOr<HttpAnswer> GitHubForge::Call(const std::string& method, const std::string& target,
-                                             const json* body, const std::string& repo, Auth auth,
-                                             size_t max_bytes) {
+absl::StatusOr<http::Response> GitHubForge::Call(const std::string& method,
+                                                 const std::string& target, const json* body,
+                                                 const std::string& repo, Auth auth,
+                                                 size_t max_bytes) {
   const std::string what = fmt::format("{} {}", method, target);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -273,29 +261,31 @@ absl::StatusOr<HttpAnswer> GitHubForge::Call(const std::string& method, const st
   }
   auto authorization = AuthorizationFor(repo, auth);
   if (!authorization.ok()) return authorization.status();
-  HttpExchange exchange;
-  exchange.method = method;
-  exchange.url = absl::StartsWith(target, "http") ? target : options_.api_url + target;
-  exchange.timeout = options_.timeout;
-  exchange.max_response_bytes = max_bytes;
-  exchange.headers = {"Accept: application/vnd.github+json", "X-GitHub-Api-Version: 2022-11-28",
-                      "User-Agent: " + options_.user_agent, *authorization};
+  http::Request request{
+      .method = method,
+      .url = absl::StartsWith(target, "http") ? target : options_.api_url + target,
+      .headers = {"Accept: application/vnd.github+json", "X-GitHub-Api-Version: 2022-11-28",
+                  "User-Agent: " + options_.user_agent, *authorization},
+      .timeout = options_.timeout,
+      .max_response_bytes = max_bytes,
+      // The tarball endpoint answers 302; libcurl does not resend Authorization to another host.
+      .max_redirects = 5};
   if (body != nullptr) {
-    exchange.body = body->dump();
-    exchange.headers.push_back("Content-Type: application/json");
+    request.body = body->dump();
+    request.headers.push_back("Content-Type: application/json");
   }
-  auto answer = PerformHttp(exchange);
-  if (!answer.ok()) return answer.status();
+  auto answer = http::Perform(request);
+  if (!answer.ok()) return http::Prefixed(answer.status(), "GitHub");
   if (answer->status >= 200 && answer->status < 300) {
     std::lock_guard<std::mutex> lock(mu_);
     secondary_strikes_ = 0;
     return answer;
   }
-  if (auto limited = NoteRateLimit(*answer, what); !limited.ok()) return limited;
+  const std::optional<std::chrono::seconds> wait = NoteRateLimit(*answer);
   if (answer->status == 401 && signer_ != nullptr && auth == Auth::kRepository) {
     DropInstallationToken(repo);  // revoked or expired early: mint a new one next time
   }
-  return StatusFor(*answer, what);
+  return StatusFor(*answer, what, wait);
 }
 
 absl::StatusOr<json> GitHubForge::CallJson(const std::string& method, const std::string& target,
@@ -325,7 +315,7 @@ absl::Status GitHubForge::ForEachPage(const std::string& first, const std::strin
       return absl::UnavailableError(fmt::format("GitHub answered {} with non-JSON", next));
     }
     if (auto s = on_page(parsed); !s.ok()) return s;
-    next = NextLink(Header(*answer, "link"));
+    next = NextLink(http::HeaderOf(*answer, "link"));
     // Follow links only back to the same API, so a forged Link cannot carry the token away.
     if (!next.empty() && !absl::StartsWith(next, options_.api_url + "/")) next.clear();
   }

@@ -30,7 +30,7 @@
 #include "pkg/base/clock.h"
 #include "pkg/forge/forge.h"
 #include "pkg/forge/github/app_jwt.h"
-#include "pkg/forge/github/github_http.h"
+#include "pkg/http/http_client.h"
 
 namespace eph::forge::github {
 
@@ -84,7 +84,7 @@ class GitHubForge final : public Forge {
 
   // One API call. `target` is a path under the API URL ("/repos/…") or an absolute URL (a
   // pagination link). `repo` selects the installation token in App mode.
-  absl::StatusOr<HttpAnswer> Call(const std::string& method, const std::string& target,
+  absl::StatusOr<http::Response> Call(const std::string& method, const std::string& target,
                                   const nlohmann::json* body, const std::string& repo,
                                   Auth auth = Auth::kRepository, size_t max_bytes = 64 << 20);
   absl::StatusOr<nlohmann::json> CallJson(const std::string& method, const std::string& target,
@@ -95,8 +95,9 @@ class GitHubForge final : public Forge {
                            const std::function<absl::Status(const nlohmann::json&)>& on_page);
   absl::StatusOr<std::string> AuthorizationFor(const std::string& repo, Auth auth);
   absl::StatusOr<std::string> InstallationToken(const std::string& repo);
-  // Records a rate limit in the answer; returns the Unavailable status for it, or OK.
-  absl::Status NoteRateLimit(const HttpAnswer& answer, const std::string& what);
+  // Records a rate limit the answer signals; how long calls now wait, or nullopt for an
+  // ordinary answer.
+  std::optional<std::chrono::seconds> NoteRateLimit(const http::Response& answer);
   void DropInstallationToken(const std::string& repo);
 
   const GitHubForgeOptions options_;

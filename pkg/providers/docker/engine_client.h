@@ -1,13 +1,10 @@
-// EngineClient: HTTP/1.1 to a Docker Engine API over its unix socket (libcurl with
-// CURLOPT_UNIX_SOCKET_PATH), every path prefixed with the pinned API version (/v1.41).
-//
-// Why not pkg/kube/curl_transport: it is built around a kubeconfig (TLS, credentials, a TCP
-// server URL) and has no unix-socket option; the Engine API needs none of that, so this is a
-// deliberately small second transport rather than a change to the Kubernetes client.
+// EngineClient: HTTP/1.1 to a Docker Engine API over its unix socket, every path prefixed with
+// the pinned API version (/v1.41), on the one HTTP client (pkg/http).
 //
 // Contract:
-//  - Any HTTP status is a successful exchange; ErrorFromResponse() turns a non-2xx answer into a
-//    Status carrying the engine's own message.
+//  - Any HTTP status is a successful exchange; ErrorFromResponse() turns an answer the caller did
+//    not expect into a Status carrying the engine's own message, by the one mapping
+//    (pkg/http/status_map.h, with Docker's overrides).
 //  - Transport failures are Unavailable ("cannot reach the Docker engine at ..."), timeouts
 //    DeadlineExceeded: both transient for the reconciler.
 //  - A streamed request hands the body to `on_body` as it arrives; returning false ends the
@@ -75,10 +72,12 @@ class EngineClient {
 // The engine's {"message": "..."} of a non-2xx answer, or the raw body.
 std::string EngineMessage(const EngineResponse& response);
 
-// A Status for a non-2xx answer: 400 InvalidArgument, 404 NotFound, 409 FailedPrecondition (a
-// conflict the user must resolve, e.g. a name taken by an object Eph does not own), 5xx
-// Unavailable unless the engine's message shows a configuration error (port already allocated,
-// executable not found), which is FailedPrecondition. `what` prefixes the message.
+// A Status for an answer the caller did not expect, by http::Api::kDockerEngine: e.g. 400
+// InvalidArgument, 404 NotFound, 409 FailedPrecondition (a conflict the user must resolve, e.g. a
+// name taken by an object Eph does not own), 5xx Unavailable unless the engine's message shows a
+// configuration error (port already allocated, executable not found), which is
+// FailedPrecondition. Never OK (a 304 where content was expected is Unknown). `what` prefixes
+// the message.
 absl::Status ErrorFromResponse(const EngineResponse& response, std::string_view what);
 
 // "unix:///var/run/docker.sock" -> "/var/run/docker.sock"; InvalidArgument for anything else.

@@ -1,16 +1,14 @@
-// CurlTransport: one HTTP exchange at a time with one API server over libcurl, TLS set up from a
-// KubeConfig. Used by KubeClient, which adds authentication refresh, retries and the API's
-// semantics on top; nothing else should need it.
+// ApiTransport: one exchange with one API server, set up from a KubeConfig (TLS against the
+// cluster's CA, client certificates or a bearer token, tls-server-name, proxy) on top of the one
+// HTTP client, pkg/http. Used by KubeClient, which adds authentication refresh, retries and the
+// API's semantics; nothing else should need it.
 //
-// Contract:
+// Contract: that of http::HttpClient (transport failures Unavailable, timeouts
+// DeadlineExceeded, http::RequestNotSent, prompt stop → Cancelled, any HTTP status a successful
+// exchange), plus:
 //  - TLS is verified against the configured CA only (PEM held in memory, never written to disk),
 //    or against the system store when there is none, unless insecure_skip_tls_verify. A
-//    verification failure is FailedPrecondition naming the CA's origin.
-//  - A transfer stops promptly (well under a second) when `stop` is requested, from any thread;
-//    the result is then Cancelled.
-//  - Transport failures are Unavailable (DeadlineExceeded for timeouts); RequestNotSent() tells
-//    whether the request provably never reached the server, so even a POST may be retried.
-//  - Any HTTP status is a successful exchange here; interpreting it is the caller's job.
+//    verification failure is FailedPrecondition naming the CA's origin and what to fix.
 //
 // Thread-safety: Perform() may be called from many threads at once. Connections are kept alive
 // in a small pool of handles and reused.
@@ -18,17 +16,13 @@
 
 #include <chrono>
 #include <functional>
-#include <map>
-#include <memory>
-#include <mutex>
 #include <optional>
 #include <stop_token>
 #include <string>
 #include <string_view>
-#include <vector>
 
-#include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "pkg/http/http_client.h"
 #include "pkg/kube/credentials.h"
 #include "pkg/kube/kube_config.h"
 
@@ -46,13 +40,7 @@ struct HttpRequest {
   std::function<bool(std::string_view)> on_body;
 };
 
-struct HttpResponse {
-  long status = 0;
-  std::map<std::string, std::string> headers;  // names in lower case
-  std::string body;                            // unless streamed to on_body
-  bool streamed = false;                       // on_body received at least one byte
-  bool stopped_by_reader = false;
-};
+using HttpResponse = http::Response;
 
 struct TransportOptions {
   std::chrono::milliseconds connect_timeout{10'000};
@@ -61,12 +49,9 @@ struct TransportOptions {
   size_t max_idle_handles = 16;
 };
 
-class CurlTransport {
+class ApiTransport {
  public:
-  CurlTransport(const KubeConfig& config, TransportOptions options);
-  ~CurlTransport();
-  CurlTransport(const CurlTransport&) = delete;
-  CurlTransport& operator=(const CurlTransport&) = delete;
+  ApiTransport(const KubeConfig& config, TransportOptions options);
 
   [[nodiscard]] absl::StatusOr<HttpResponse> Perform(const HttpRequest& request,
                                                      const Credentials& credentials,
@@ -75,9 +60,8 @@ class CurlTransport {
   const std::string& server() const { return server_; }
 
  private:
-  struct Handle;
-  std::unique_ptr<Handle> Acquire();
-  void Release(std::unique_ptr<Handle> handle);
+  http::Request Build(const HttpRequest& request, const Credentials& credentials) const;
+  absl::Status ExplainTls(const absl::Status& status) const;
 
   const std::string server_;
   std::string url_base_;    // server_, or with tls-server-name as host
@@ -87,12 +71,7 @@ class CurlTransport {
   const bool insecure_;
   const std::string proxy_url_;
   const TransportOptions options_;
-
-  std::mutex mu_;
-  std::vector<std::unique_ptr<Handle>> idle_;
+  http::HttpClient client_;
 };
-
-// True if a transport failure happened before any byte of the request was sent.
-bool RequestNotSent(const absl::Status& status);
 
 }  // namespace eph::kube
