@@ -200,5 +200,42 @@ class CxxScanTest(unittest.TestCase):
         self.assertEqual(cxx_scan.includes(text), [(1, "pkg/a/b.h")])
 
 
+class CodeShapeTest(unittest.TestCase):
+    """bench/code_shape.py's function finder, which shares the scanner."""
+
+    def functions(self, text):
+        import importlib.util
+        spec = importlib.util.spec_from_file_location(
+            "code_shape", os.path.join(SOURCE, "bench", "code_shape.py"))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return [(name, first, last) for name, first, last in module.functions(text)]
+
+    def test_finds_definitions_not_blocks_lambdas_or_initialisers(self):
+        text = textwrap.dedent("""\
+            namespace a {
+            const std::vector<int> kX = {1, 2};
+            Foo::Foo(int x, const std::string& s = {})
+                : x_([&] { return x; }()), y_{x} {
+              if (x) { Bar(); }
+            }
+            auto Baz() -> std::function<void(int)> { return [](int) {}; }
+            bool operator==(const A& a, const A& b) noexcept { return true; }
+            extern "C" int Entry(const char* s) {
+              return 0;
+            }
+            class C {
+             public:
+              void M() const override {
+                struct L { void N() {} };
+              }
+            };
+            }  // namespace a
+            """)
+        self.assertEqual(self.functions(text), [
+            ("Foo::Foo", 3, 6), ("Baz", 7, 7), ("operator==", 8, 8), ("Entry", 9, 11),
+            ("M", 14, 16)])
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
