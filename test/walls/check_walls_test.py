@@ -41,6 +41,7 @@ CLEAN = {
         '#include "pkg/providers/kubernetes/kubernetes_provider.h"\n'
         "// A comment may say dynamic_cast and spec_json.\n"
         'const char* kText = "dynamic_cast<Foo*>(spec_json)";\n'
+        "struct Oops : public std::runtime_error { using runtime_error::runtime_error; };\n"
         "int Start() { return 0; }\n",
 }
 
@@ -110,8 +111,23 @@ class CheckWallsTest(unittest.TestCase):
     def test_cli_reaching_the_store(self):
         files = dict(CLEAN)
         files["pkg/client/client.h"] = '#pragma once\n#include "pkg/state/store.h"\n'
-        out = self.assert_caught(files, "cli", "cmd/eph/main.cc:1")
-        self.assertIn("[cli]", out)
+        self.assert_caught(files, "cli", "pkg/client/client.h:2")
+        # Through a module the CLI may use: reported where the CLI's own include leads there.
+        files = dict(CLEAN)
+        files["pkg/config/config.h"] = '#pragma once\n#include "pkg/state/store.h"\n'
+        files["cmd/eph/main.cc"] = '#include "pkg/client/client.h"\n#include "pkg/config/config.h"\n'
+        out = self.assert_caught(files, "cli", "cmd/eph/main.cc:2")
+        self.assertIn("which includes pkg/state/store.h (pkg/config/config.h:2)", out)
+
+    def test_one_bad_include_is_reported_once(self):
+        files = dict(CLEAN)
+        files["pkg/state/store.h"] = '#pragma once\n#include "pkg/base/clock.h"\n#include "pkg/names/names.h"\n'
+        files["pkg/names/names.h"] = "#pragma once\n"
+        files["pkg/state/sqlite_store.cc"] = '#include "pkg/state/store.h"\n'
+        rc, out = self.run_tree(files)
+        self.assertEqual(rc, 1, out)
+        self.assertEqual(out.count("[state]"), 1, out)
+        self.assertIn("pkg/state/store.h:3: [state]", out)
 
     def test_ephd_downcast_enqueue_adapter_and_internals(self):
         files = dict(CLEAN)
