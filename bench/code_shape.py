@@ -43,6 +43,8 @@ NOT_NAMES = {
     "alignas", "static_assert", "noexcept", "throw", "new", "delete", "co_await", "co_return",
     "co_yield", "requires", "__attribute__", "defined",
 }
+CLASS_HEAD = re.compile(r"^(?:template\s*<.*>\s*)?(?:class|struct|union)\s+"
+                        r"(?:\[\[[^\]]*\]\]\s*)?(?:alignas\s*\([^)]*\)\s*)?([\w:]+)", re.S)
 TRAILING_WORDS = ("const", "override", "final", "mutable", "volatile", "noexcept", "&&", "&")
 SCOPE_WORDS = re.compile(
     r"^(?:(?:template\s*<.*>\s*)?(?:class|struct|union|enum|namespace)\b|extern\s*\"[^\"]*\"\s*$)",
@@ -148,8 +150,8 @@ def functions(text):
     """[(name, first_line, last_line)] of the function definitions in a C++ file."""
     code = cxx_scan.code_only(text, blank_preprocessor=True)
     found = []
-    # The open braces: "scope" (namespace, class), "init" (an initialiser), "inner" (a block
-    # inside code), or ("function", name, first line).
+    # The open braces: "scope" (namespace, enum), "class NAME", "init" (an initialiser), "inner"
+    # (a block inside code), or ("function", name, first line).
     stack = []
     head_start = 0
     i = 0
@@ -183,11 +185,15 @@ def functions(text):
                 if named:
                     name, paren = named
                     name_at = head_start + len(head[:paren].rstrip()) - 1
+                    classes = [k[6:] for k in stack if isinstance(k, str) and k.startswith("class ")]
+                    if classes and "::" not in name:
+                        name = "::".join(classes + [name])
                     stack.append(("function", name, code.count("\n", 0, name_at) + 1))
                 elif re.search(r"=\s*$", head) or re.search(r"\breturn\b", head):
                     stack.append("init")
                 else:
-                    stack.append("scope")
+                    m = CLASS_HEAD.match(head.strip())
+                    stack.append("class " + m.group(1) if m else "scope")
             head_start = i + 1
         elif c == "}":
             if stack:

@@ -250,7 +250,7 @@ class CodeShapeTest(unittest.TestCase):
             """)
         self.assertEqual(self.functions(text), [
             ("Foo::Foo", 3, 6), ("Baz", 7, 7), ("operator==", 8, 8), ("Entry", 9, 11),
-            ("M", 14, 16)])
+            ("C::M", 14, 16)])
 
 
 if __name__ == "__main__":
