@@ -119,6 +119,24 @@ class CheckWallsTest(unittest.TestCase):
         out = self.assert_caught(files, "cli", "cmd/eph/main.cc:2")
         self.assertIn("which includes pkg/state/store.h (pkg/config/config.h:2)", out)
 
+    def test_build_graph_links_are_walled_too(self):
+        files = dict(CLEAN)
+        files["pkg/forge/CMakeLists.txt"] = "add_library(eph_forge forge.cc)\n"
+        files["pkg/controller/CMakeLists.txt"] = (
+            "add_library(eph_controller reconciler.cc)\n"
+            "target_link_libraries(eph_controller PUBLIC eph_forge)\n")
+        files["pkg/webhook/CMakeLists.txt"] = (
+            "# The intake.\nadd_library(eph_webhook intake.cc)\n"
+            "target_link_libraries(eph_webhook PUBLIC\n  eph_state absl::status\n  eph_controller)\n")
+        files["pkg/state/CMakeLists.txt"] = (
+            "add_library(eph_state store.cc)\n"
+            "target_link_libraries(eph_state PUBLIC eph_build_flags eph_controller_testing)\n"
+            "add_library(eph_controller_testing test_world.cc)\n")
+        out = self.assert_caught(files, "webhook", "pkg/webhook/CMakeLists.txt:5")
+        self.assertIn("eph_webhook links eph_controller, which links eph_forge "
+                      "(pkg/controller/CMakeLists.txt:2)", out)
+        self.assertNotIn("[state]", out)  # a *_testing library is exempt
+
     def test_one_bad_include_is_reported_once(self):
         files = dict(CLEAN)
         files["pkg/state/store.h"] = '#pragma once\n#include "pkg/base/clock.h"\n#include "pkg/names/names.h"\n'
