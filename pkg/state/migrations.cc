@@ -146,6 +146,31 @@ constexpr std::string_view kProjectTriggerLabels = R"sql(
 ALTER TABLE projects ADD COLUMN trigger_labels TEXT NOT NULL DEFAULT '';
 )sql";
 
+// Version 7: what others need to know of an environment, as typed columns instead of fields of
+// the controller's private record in spec_json (issue 13): the provider namespace, whether it
+// was created by hand for a pull request (kept whatever its labels say), and the gateway's
+// backend address. Existing rows are filled from spec_json where it holds them.
+constexpr std::string_view kEnvironmentFieldsSqlite = R"sql(
+ALTER TABLE environments ADD COLUMN namespace_name TEXT NOT NULL DEFAULT '';
+ALTER TABLE environments ADD COLUMN forced BOOLEAN NOT NULL DEFAULT FALSE;
+ALTER TABLE environments ADD COLUMN backend_url TEXT NOT NULL DEFAULT '';
+UPDATE environments SET
+  namespace_name = COALESCE(json_extract(spec_json, '$.namespace'), ''),
+  forced = COALESCE(json_extract(spec_json, '$.forced'), 0) <> 0,
+  backend_url = COALESCE(json_extract(spec_json, '$.controller.backend_url'), '')
+WHERE json_valid(spec_json) AND json_type(spec_json) = 'object';
+)sql";
+constexpr std::string_view kEnvironmentFieldsPostgres = R"sql(
+ALTER TABLE environments ADD COLUMN namespace_name TEXT NOT NULL DEFAULT '';
+ALTER TABLE environments ADD COLUMN forced BOOLEAN NOT NULL DEFAULT FALSE;
+ALTER TABLE environments ADD COLUMN backend_url TEXT NOT NULL DEFAULT '';
+UPDATE environments SET
+  namespace_name = COALESCE(spec_json::jsonb ->> 'namespace', ''),
+  forced = COALESCE((spec_json::jsonb ->> 'forced') = 'true', FALSE),
+  backend_url = COALESCE(spec_json::jsonb -> 'controller' ->> 'backend_url', '')
+WHERE spec_json LIKE '{%}';
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& Migrations() {
@@ -165,6 +190,10 @@ const std::vector<Migration>& Migrations() {
        .sqlite_sql = kInstallationSqlite,
        .postgres_sql = kInstallationPostgres},
       {.version = 6, .name = "project trigger labels", .sql = kProjectTriggerLabels},
+      {.version = 7,
+       .name = "environment fields",
+       .sqlite_sql = kEnvironmentFieldsSqlite,
+       .postgres_sql = kEnvironmentFieldsPostgres},
   };
   return *kMigrations;
 }

@@ -68,6 +68,11 @@ struct Environment {
   std::optional<TimePoint> expires_at;        // TTL; nullopt = kept (no TTL)
   std::optional<TimePoint> last_activity_at;  // drives idle_timeout
   int64_t version = 0;       // optimistic concurrency: bumped by every update
+  // Decided by the controller (pkg/controller/intents.h), read by the API, the gateway and the
+  // providers' callers; nobody else parses spec_json.
+  std::string namespace_name;  // provider namespace / compose project; empty until decided
+  bool forced = false;         // created by hand for a pull request: kept whatever its labels say
+  std::string backend_url;     // where the gateway sends its traffic (empty: provider's ingress)
 };
 
 struct EnvironmentFilter {

@@ -232,6 +232,43 @@ TEST_F(PostgresStoreTest, PoolSizeMustBePositive) {
             absl::StatusCode::kInvalidArgument);
 }
 
+// Version 7 moved three fields of spec_json into columns: a database written before it keeps
+// them. Simulated by taking the columns away again and forgetting the migration.
+TEST_F(PostgresStoreTest, EnvironmentFieldsAreFilledFromSpecJsonWhenMigrating) {
+  {
+    std::unique_ptr<Store> store = MUST(OpenStore(url_));
+    FakeClock clock;
+    for (const std::string name : {"shop-old-1", "shop-old-2"}) {
+      Environment e;
+      e.name = name;
+      e.project = "acme/shop";
+      e.pr_number = name == "shop-old-1" ? 1 : 2;
+      e.created_at = e.updated_at = clock.Now();
+      MUST(store->CreateEnvironment(e));
+    }
+  }
+  {
+    pqxx::connection conn(url_);
+    pqxx::work tx(conn);
+    tx.exec(
+        "UPDATE environments SET spec_json = '{\"namespace\":\"eph-shop-old-1\",\"forced\":true,"
+        "\"controller\":{\"backend_url\":\"http://127.0.0.1:9\"}}' WHERE name = 'shop-old-1'");
+    tx.exec("UPDATE environments SET spec_json = '' WHERE name = 'shop-old-2'");
+    tx.exec("ALTER TABLE environments DROP COLUMN namespace_name, DROP COLUMN forced, "
+            "DROP COLUMN backend_url");
+    tx.exec("DELETE FROM schema_migrations WHERE version = 7");
+    tx.commit();
+  }
+  std::unique_ptr<Store> store = MUST(OpenStore(url_));
+  const Environment old = MUST(store->GetEnvironment("shop-old-1")).value();
+  EXPECT_EQ(old.namespace_name, "eph-shop-old-1");
+  EXPECT_TRUE(old.forced);
+  EXPECT_EQ(old.backend_url, "http://127.0.0.1:9");
+  const Environment empty = MUST(store->GetEnvironment("shop-old-2")).value();
+  EXPECT_EQ(empty.namespace_name, "");
+  EXPECT_FALSE(empty.forced);
+}
+
 TEST_F(PostgresStoreTest, NewerSchemaThanThisBuildIsRefused) {
   MUST(OpenStore(url_)).reset();
   pqxx::connection conn(url_);

@@ -135,6 +135,47 @@ TEST(SqliteStoreTest, DirectoryThatCannotBeCreatedIsAClearError) {
   EXPECT_THAT(std::string(store.status().message()), HasSubstr("cannot create directory"));
 }
 
+// Version 7 moved three fields of spec_json into columns: a database written before it keeps
+// them. Simulated by taking the columns away again and forgetting the migration.
+TEST(SqliteStoreTest, EnvironmentFieldsAreFilledFromSpecJsonWhenMigrating) {
+  const std::string path = TempDir() + "/eph.db";
+  {
+    std::unique_ptr<Store> store = MUST(OpenStore("sqlite:" + path));
+    FakeClock clock;
+    for (const std::string name : {"shop-old-1", "shop-old-2"}) {
+      Environment e;
+      e.name = name;
+      e.project = "acme/shop";
+      e.pr_number = name == "shop-old-1" ? 1 : 2;
+      e.created_at = e.updated_at = clock.Now();
+      MUST(store->CreateEnvironment(e));
+    }
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "UPDATE environments SET spec_json = '{\"namespace\":\"eph-shop-old-1\","
+                         "\"forced\":true,\"controller\":{\"backend_url\":"
+                         "\"http://127.0.0.1:9\"}}' WHERE name = 'shop-old-1';"
+                         "UPDATE environments SET spec_json = 'not json' WHERE name = 'shop-old-2';"
+                         "ALTER TABLE environments DROP COLUMN namespace_name;"
+                         "ALTER TABLE environments DROP COLUMN forced;"
+                         "ALTER TABLE environments DROP COLUMN backend_url;"
+                         "DELETE FROM schema_migrations WHERE version = 7;",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK)
+      << sqlite3_errmsg(db);
+  sqlite3_close(db);
+  std::unique_ptr<Store> store = MUST(OpenStore("sqlite:" + path));
+  const Environment old = MUST(store->GetEnvironment("shop-old-1")).value();
+  EXPECT_EQ(old.namespace_name, "eph-shop-old-1");
+  EXPECT_TRUE(old.forced);
+  EXPECT_EQ(old.backend_url, "http://127.0.0.1:9");
+  const Environment broken = MUST(store->GetEnvironment("shop-old-2")).value();
+  EXPECT_EQ(broken.namespace_name, "");
+  EXPECT_FALSE(broken.forced);
+}
+
 TEST(SqliteStoreTest, NewerSchemaThanThisBuildIsRefused) {
   const std::string path = TempDir() + "/eph.db";
   MUST(OpenStore("sqlite:" + path)).reset();

@@ -420,6 +420,25 @@ TEST_P(StoreTest, ClaimsAreExclusiveAcrossThreadsAndStores) {
 
 // --- environments ---
 
+TEST_P(StoreTest, EnvironmentFieldsOfTheControllerRoundTrip) {
+  Environment e = NewEnv("shop-typed-fields-7", "acme/shop", 7);
+  e.namespace_name = "eph-shop-typed-fields-7";
+  e.forced = true;
+  const Environment created = MUST(store_->CreateEnvironment(e));
+  EXPECT_EQ(created.namespace_name, "eph-shop-typed-fields-7");
+  EXPECT_TRUE(created.forced);
+  Environment changed = created;
+  changed.backend_url = "http://127.0.0.1:32001";
+  changed.forced = false;
+  changed.namespace_name = "other";
+  MUST(store_->UpdateEnvironment(changed));
+  const std::optional<Environment> got = MUST(store_->GetEnvironment(e.name));
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->backend_url, "http://127.0.0.1:32001");
+  EXPECT_FALSE(got->forced);
+  EXPECT_EQ(got->namespace_name, "other");
+}
+
 TEST_P(StoreTest, EnvironmentRoundTrips) {
   Environment e = NewEnv("shop-gentle-stream-42", "acme/shop", 42);
   e.reason = "opened";
@@ -447,6 +466,9 @@ TEST_P(StoreTest, EnvironmentRoundTrips) {
   EXPECT_EQ(got->expires_at, e.expires_at);
   EXPECT_EQ(got->last_activity_at, e.last_activity_at);
   EXPECT_EQ(got->version, 1);
+  EXPECT_EQ(got->namespace_name, "");
+  EXPECT_FALSE(got->forced);
+  EXPECT_EQ(got->backend_url, "");
 
   const std::optional<Environment> live = MUST(store_->FindLiveEnvironment("acme/shop", 42));
   ASSERT_TRUE(live.has_value());
