@@ -13,7 +13,7 @@
 #include "pkg/base/clock.h"
 #include "pkg/base/random.h"
 #include "pkg/controller/reconciler.h"
-#include "pkg/controller/work_key.h"
+#include "pkg/workkey/work_key.h"
 #include "pkg/forge/fake_forge.h"
 #include "pkg/providers/fake_provider.h"
 #include "pkg/state/store.h"

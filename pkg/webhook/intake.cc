@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "pkg/server/errors.h"
 #include "pkg/webhook/signature.h"
+#include "pkg/workkey/work_key.h"
 
 namespace eph::webhook {
 namespace {
@@ -47,10 +48,6 @@ bool ValidDeliveryId(const std::string& id) {
 }
 
 }  // namespace
-
-std::string PullRequestKey(const std::string& repo, int64_t number) {
-  return absl::StrCat(repo, "#", number);
-}
 
 absl::StatusOr<DeliveryRouting> RouteGitHubEvent(const std::string& event,
                                                  const std::string& body) {

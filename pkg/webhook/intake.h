@@ -38,9 +38,6 @@ struct DeliveryRouting {
 // InvalidArgument if `body` is not a JSON object.
 absl::StatusOr<DeliveryRouting> RouteGitHubEvent(const std::string& event, const std::string& body);
 
-// The work key for a pull request: "owner/repo#42".
-std::string PullRequestKey(const std::string& repo, int64_t number);
-
 class WebhookIntake {
  public:
   WebhookIntake(state::Store& store, const Clock& clock, MetricsRegistry& metrics,
