@@ -157,7 +157,7 @@ void ApiServer::Routes() {
     absl::Status s = store_.Ping();
     if (s.ok() && options_.ready_check) s = options_.ready_check();
     if (!s.ok()) {
-      res.SetJson(503, server::ErrorJson("unavailable", "not ready: " + std::string(s.message())));
+      server::SetError(res, absl::UnavailableError("not ready: " + std::string(s.message())));
       return;
     }
     res.SetJson(200, R"({"status":"ready"})");
@@ -170,11 +170,17 @@ void ApiServer::Routes() {
                 auto r = intake_.HandleGitHub(req.Header("X-GitHub-Event"),
                                               req.Header("X-GitHub-Delivery"),
                                               req.Header("X-Hub-Signature-256"), req.body);
-                res.SetJson(r.http_status, std::move(r.body_json));
+                if (!r.status.ok()) {
+                  server::SetError(res, r.status);
+                } else {
+                  res.SetJson(r.HttpStatus(), r.BodyJson());
+                }
                 // Nothing was stored: the sender (or an operator's redelivery) should try again
                 // shortly. The store gives up within seconds, so this comes well before a
                 // sender's own timeout, which it would not count as retryable.
-                if (r.http_status == 503) res.headers["Retry-After"] = "5";
+                if (r.status.code() == absl::StatusCode::kUnavailable) {
+                  res.headers["Retry-After"] = "5";
+                }
               });
   router_.Add("GET", "/api/v1/openapi.json",
               [](const HttpRequest&, HttpResponse& res, const PathParams&) {
@@ -232,8 +238,9 @@ bool IsApiPath(const std::string& path) { return path == "/api" || path.rfind("/
 bool ApiServer::Admit(const HttpRequest& head, HttpResponse& res) {
   if (IsApiPath(head.path)) return AuthorizeInto(head, res);
   if (head.path == "/webhooks/github" && head.method == "POST") {
-    if (auto refused = intake_.CheckGitHubHeaders(head.Header("X-Hub-Signature-256"))) {
-      res.SetJson(refused->http_status, std::move(refused->body_json));
+    if (absl::Status refused = intake_.CheckGitHubHeaders(head.Header("X-Hub-Signature-256"));
+        !refused.ok()) {
+      server::SetError(res, refused);
       return false;
     }
   }

@@ -34,9 +34,7 @@ void CountDelivery(MetricsRegistry& metrics, const std::string& outcome) {
       .Inc();
 }
 
-IntakeResult Error(int status, const std::string& code, const std::string& message) {
-  return {status, server::ErrorJson(code, message)};
-}
+IntakeResult Refused(absl::Status status) { return {std::move(status)}; }
 
 // Delivery ids are opaque to Eph but become primary keys: keep them printable and bounded.
 bool ValidDeliveryId(const std::string& id) {
@@ -94,16 +92,36 @@ WebhookIntake::WebhookIntake(state::Store& store, const Clock& clock, MetricsReg
                              std::string github_secret)
     : store_(store), clock_(clock), metrics_(metrics), github_secret_(std::move(github_secret)) {}
 
-std::optional<IntakeResult> WebhookIntake::CheckGitHubHeaders(const std::string& signature) {
+int IntakeResult::HttpStatus() const {
+  if (!status.ok()) return server::HttpStatusFor(status.code());
+  return outcome == Outcome::kDuplicate ? 200 : 202;
+}
+
+std::string IntakeResult::BodyJson() const {
+  if (!status.ok()) {
+    return server::ErrorJson(server::ErrorCodeName(status.code()), std::string(status.message()));
+  }
+  switch (outcome) {
+    case Outcome::kAccepted:
+      return R"({"status":"accepted"})";
+    case Outcome::kRecorded:
+      return R"({"status":"recorded"})";
+    case Outcome::kDuplicate:
+      return R"({"status":"duplicate"})";
+  }
+  return R"({"status":"accepted"})";
+}
+
+absl::Status WebhookIntake::CheckGitHubHeaders(const std::string& signature) {
   auto count = [this](const std::string& outcome) { CountDelivery(metrics_, outcome); };
   if (github_secret_.empty()) {
     count("not_configured");
-    return Error(503, "not_configured",
-                 "ephd has no GitHub webhook secret (set EPH_GITHUB_WEBHOOK_SECRET)");
+    return absl::UnavailableError(
+        "ephd has no GitHub webhook secret (set EPH_GITHUB_WEBHOOK_SECRET)");
   }
   if (signature.empty()) {
     count("unsigned");
-    return Error(401, "unauthenticated", "missing X-Hub-Signature-256 header");
+    return absl::UnauthenticatedError("missing X-Hub-Signature-256 header");
   }
   constexpr std::string_view kPrefix = "sha256=";
   const bool well_formed =
@@ -112,32 +130,34 @@ std::optional<IntakeResult> WebhookIntake::CheckGitHubHeaders(const std::string&
                   [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; });
   if (!well_formed) {
     count("bad_signature");
-    return Error(401, "unauthenticated", "X-Hub-Signature-256 does not match the body");
+    return absl::UnauthenticatedError("X-Hub-Signature-256 does not match the body");
   }
-  return std::nullopt;
+  return absl::OkStatus();
 }
 
 IntakeResult WebhookIntake::HandleGitHub(const std::string& event, const std::string& delivery_id,
                                          const std::string& signature, const std::string& body) {
   auto count = [this](const std::string& outcome) { CountDelivery(metrics_, outcome); };
-  if (auto refused = CheckGitHubHeaders(signature)) return *refused;
+  if (absl::Status refused = CheckGitHubHeaders(signature); !refused.ok()) {
+    return Refused(refused);
+  }
   if (!VerifyGitHub(github_secret_, body, signature)) {
     count("bad_signature");
-    return Error(401, "unauthenticated", "X-Hub-Signature-256 does not match the body");
+    return Refused(absl::UnauthenticatedError("X-Hub-Signature-256 does not match the body"));
   }
   if (event.empty()) {
     count("invalid");
-    return Error(400, "invalid_argument", "missing X-GitHub-Event header");
+    return Refused(absl::InvalidArgumentError("missing X-GitHub-Event header"));
   }
   if (!ValidDeliveryId(delivery_id)) {
     count("invalid");
-    return Error(400, "invalid_argument",
-                 "missing or malformed X-GitHub-Delivery header (1-128 printable characters)");
+    return Refused(absl::InvalidArgumentError(
+        "missing or malformed X-GitHub-Delivery header (1-128 printable characters)"));
   }
   auto routing = RouteGitHubEvent(event, body);
   if (!routing.ok()) {
     count("invalid");
-    return Error(400, "invalid_argument", std::string(routing.status().message()));
+    return Refused(absl::InvalidArgumentError(std::string(routing.status().message())));
   }
 
   state::Delivery d;
@@ -159,11 +179,11 @@ IntakeResult WebhookIntake::HandleGitHub(const std::string& event, const std::st
     spdlog::warn("webhook: delivery={} event={} not stored: {}", delivery_id, event,
                  std::string(inserted.status().message()));
     // 503 makes GitHub (or an operator's redelivery) try again; nothing was acknowledged.
-    return Error(503, "unavailable", "state store unavailable; delivery not accepted");
+    return Refused(absl::UnavailableError("state store unavailable; delivery not accepted"));
   }
   if (!*inserted) {
     count("duplicate");
-    return {200, R"({"status":"duplicate"})"};
+    return {absl::OkStatus(), IntakeResult::Outcome::kDuplicate};
   }
   // A check suite can concern several pull requests; the first key rode in the delivery's
   // transaction, the rest are enqueued now (and the periodic resync backs them up).
@@ -176,7 +196,8 @@ IntakeResult WebhookIntake::HandleGitHub(const std::string& event, const std::st
   spdlog::info("webhook: delivery={} event={} action={} repo={} prs={}", delivery_id, event,
                routing->action, routing->repo, routing->pull_requests.size());
   if (key && on_enqueued_) on_enqueued_();
-  return {202, key ? R"({"status":"accepted"})" : R"({"status":"recorded"})"};
+  return {absl::OkStatus(),
+          key ? IntakeResult::Outcome::kAccepted : IntakeResult::Outcome::kRecorded};
 }
 
 }  // namespace eph::webhook

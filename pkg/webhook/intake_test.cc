@@ -42,7 +42,7 @@ class IntakeTest : public ::testing::Test {
 
 TEST_F(IntakeTest, AcceptedDeliveryIsStoredAndQueuedBeforeTheAnswer) {
   const auto r = Deliver("pull_request", "d-1", LabeledPayload(42));
-  EXPECT_EQ(r.http_status, 202);
+  EXPECT_EQ(r.HttpStatus(), 202);
   auto d = store_->GetDelivery("d-1");
   ASSERT_TRUE(d.ok());
   ASSERT_TRUE(d->has_value());
@@ -57,22 +57,22 @@ TEST_F(IntakeTest, AcceptedDeliveryIsStoredAndQueuedBeforeTheAnswer) {
 }
 
 TEST_F(IntakeTest, RepeatedDeliveryIdGets200AndNoNewWork) {
-  ASSERT_EQ(Deliver("pull_request", "d-2", LabeledPayload(7)).http_status, 202);
+  ASSERT_EQ(Deliver("pull_request", "d-2", LabeledPayload(7)).HttpStatus(), 202);
   auto lease = store_->ClaimWork("w", clock_.Now(), std::chrono::seconds(30));
   ASSERT_TRUE(lease.ok() && lease->has_value());
   ASSERT_TRUE(store_->CompleteWork(**lease, clock_.Now()).ok());
   const auto again = Deliver("pull_request", "d-2", LabeledPayload(7));
-  EXPECT_EQ(again.http_status, 200);
-  EXPECT_THAT(again.body_json, HasSubstr("duplicate"));
+  EXPECT_EQ(again.HttpStatus(), 200);
+  EXPECT_THAT(again.BodyJson(), HasSubstr("duplicate"));
   EXPECT_EQ(*store_->QueueDepth(), 0);
   EXPECT_EQ(wakeups_, 1);
 }
 
 TEST_F(IntakeTest, MissingOrWrongSignatureIs401AndStoresNothing) {
   const std::string body = LabeledPayload(1);
-  EXPECT_EQ(intake_->HandleGitHub("pull_request", "d-3", "", body).http_status, 401);
+  EXPECT_EQ(intake_->HandleGitHub("pull_request", "d-3", "", body).HttpStatus(), 401);
   EXPECT_EQ(intake_->HandleGitHub("pull_request", "d-3", SignGitHub("wrong", body), body)
-                .http_status,
+                .HttpStatus(),
             401);
   EXPECT_EQ(*store_->CountDeliveries(), 0);
   EXPECT_EQ(*store_->QueueDepth(), 0);
@@ -80,15 +80,15 @@ TEST_F(IntakeTest, MissingOrWrongSignatureIs401AndStoresNothing) {
 
 TEST_F(IntakeTest, MalformedJsonIs400) {
   const auto r = Deliver("pull_request", "d-4", "{not json");
-  EXPECT_EQ(r.http_status, 400);
-  EXPECT_THAT(r.body_json, HasSubstr("JSON"));
+  EXPECT_EQ(r.HttpStatus(), 400);
+  EXPECT_THAT(r.BodyJson(), HasSubstr("JSON"));
   EXPECT_EQ(*store_->CountDeliveries(), 0);
 }
 
 TEST_F(IntakeTest, UnusedEventsAreRecordedWithoutWork) {
   const auto r = Deliver("star", "d-5", R"({"action":"created","repository":{"full_name":"a/b"}})");
-  EXPECT_EQ(r.http_status, 202);
-  EXPECT_THAT(r.body_json, HasSubstr("recorded"));
+  EXPECT_EQ(r.HttpStatus(), 202);
+  EXPECT_THAT(r.BodyJson(), HasSubstr("recorded"));
   EXPECT_EQ(*store_->CountDeliveries(), 1);
   EXPECT_EQ(*store_->QueueDepth(), 0);
 }
@@ -97,13 +97,13 @@ TEST_F(IntakeTest, CheckSuiteQueuesEveryPullRequestItConcerns) {
   const std::string body =
       R"({"action":"completed","check_suite":{"pull_requests":[{"number":3},{"number":4}]},)"
       R"("repository":{"full_name":"acme/shop"}})";
-  EXPECT_EQ(Deliver("check_suite", "d-6", body).http_status, 202);
+  EXPECT_EQ(Deliver("check_suite", "d-6", body).HttpStatus(), 202);
   EXPECT_EQ(*store_->QueueDepth(), 2);
 }
 
 TEST_F(IntakeTest, MissingDeliveryIdIs400) {
   const std::string body = LabeledPayload(1);
-  EXPECT_EQ(intake_->HandleGitHub("pull_request", "", SignGitHub(kSecret, body), body).http_status,
+  EXPECT_EQ(intake_->HandleGitHub("pull_request", "", SignGitHub(kSecret, body), body).HttpStatus(),
             400);
 }
 
@@ -114,7 +114,7 @@ TEST(IntakeNoSecretTest, RefusesEverythingWithoutASecret) {
   MetricsRegistry metrics;
   WebhookIntake intake(**store, clock, metrics, "");
   const std::string body = LabeledPayload(1);
-  EXPECT_EQ(intake.HandleGitHub("pull_request", "x", SignGitHub("", body), body).http_status, 503);
+  EXPECT_EQ(intake.HandleGitHub("pull_request", "x", SignGitHub("", body), body).HttpStatus(), 503);
 }
 
 TEST(RouteTest, IssueCommentsOnlyOnPullRequests) {
