@@ -32,16 +32,16 @@ std::string StateText(const state::Environment& env) {
 }  // namespace
 
 absl::Status Extend(state::Environment& env, Duration by, TimePoint now) {
-  if (by <= Duration::zero()) {
-    return absl::InvalidArgumentError("an extension must be a positive duration such as 24h");
+  if (by < Duration::zero()) {
+    return absl::InvalidArgumentError("an extension must be a duration such as 24h, not negative");
   }
   if (Ending(env)) {
     return absl::FailedPreconditionError(
-        absl::StrCat(env.name, " is ", StateText(env), ": nothing to extend"));
+        absl::StrCat(env.name, " is ", StateText(env), "; it cannot be extended"));
   }
   if (!env.expires_at) {
     return absl::FailedPreconditionError(
-        absl::StrCat(env.name, " has no TTL (kept): nothing to extend"));
+        absl::StrCat(env.name, " has no TTL (it is kept); it cannot be extended"));
   }
   const TimePoint from = std::max(now, *env.expires_at);
   // Compared as durations from now: `from + by` itself could overflow.
@@ -57,7 +57,7 @@ absl::Status Extend(state::Environment& env, Duration by, TimePoint now) {
 absl::Status Keep(state::Environment& env) {
   if (Ending(env)) {
     return absl::FailedPreconditionError(
-        absl::StrCat(env.name, " is ", StateText(env), ": nothing to keep"));
+        absl::StrCat(env.name, " is ", StateText(env), "; it cannot be kept"));
   }
   env.expires_at.reset();
   return absl::OkStatus();

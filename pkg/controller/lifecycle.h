@@ -41,7 +41,8 @@ std::string NamespaceOf(const state::Environment& env, std::string_view prefix);
 
 // The one extend policy. Moves `env.expires_at` by `by` (from now if already past).
 // FailedPrecondition when the environment is destroyed or being destroyed, has no TTL, or
-// would then expire more than kMaxExpiryAhead from now; InvalidArgument for `by` <= 0.
+// would then expire more than kMaxExpiryAhead from now; InvalidArgument for `by` < 0 (zero
+// changes nothing).
 // `env` is unchanged on error.
 absl::Status Extend(state::Environment& env, Duration by, TimePoint now);
 

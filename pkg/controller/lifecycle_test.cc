@@ -54,7 +54,10 @@ TEST(LifecycleTest, ExtendStopsAt366DaysFromNow) {
   // Huge durations are refused, not overflowed.
   state::Environment fresh = Live(now);
   EXPECT_EQ(Extend(fresh, Duration::max(), now).code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(Extend(fresh, Duration::zero(), now).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Extend(fresh, -hours(1), now).code(), absl::StatusCode::kInvalidArgument);
+  const TimePoint expiry = *fresh.expires_at;
+  EXPECT_TRUE(Extend(fresh, Duration::zero(), now).ok());
+  EXPECT_EQ(*fresh.expires_at, expiry);
 }
 
 TEST(LifecycleTest, NothingToExtendOrKeepWithoutTtlOrLife) {

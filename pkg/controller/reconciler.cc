@@ -324,7 +324,7 @@ absl::StatusOr<std::optional<ReconcileResult>> EnvironmentReconciler::HandleComm
   // Only comments made while this environment existed: a command written before it was created
   // was meant for another (or none).
   absl::StatusOr<std::vector<state::Delivery>> deliveries = store_.ListPullRequestDeliveries(
-      repo, number, "issue_comment", target->created_at, kMaxCommandsPerPass);
+      repo, number, state::kDeliveryComment, target->created_at, kMaxCommandsPerPass);
   if (!deliveries.ok()) return deliveries.status();
   EnvRecord record = ParseEnvRecord(target->spec_json);
   const bool is_live =
@@ -333,7 +333,7 @@ absl::StatusOr<std::optional<ReconcileResult>> EnvironmentReconciler::HandleComm
   bool changed = false;
   std::optional<std::string> down_reason;
   for (const state::Delivery& d : *deliveries) {
-    std::optional<CommandComment> c = CommandFromDelivery(d.action, d.body);
+    std::optional<CommandComment> c = CommandFromDelivery(d);
     if (!c || c->comment_id <= record.last_comment_id || down_reason) continue;
     const std::string who = "`" + c->command.text + "` from @" + c->author;
     if (c->command.kind != Command::Kind::kInvalid) {

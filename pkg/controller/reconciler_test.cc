@@ -774,7 +774,7 @@ TEST(ReconcilerTest, RecordTerminalFailureMarksTheEnvironmentFailed) {
           .ok());
 }
 
-// An `issue_comment` delivery for pull request `pr`, as the intake stores it.
+// A person's comment on pull request `pr`, as the intake stores it.
 void Comment(World& w, int64_t pr, int64_t comment_id, const std::string& user,
              const std::string& body) {
   nlohmann::json payload = {
@@ -790,6 +790,11 @@ void Comment(World& w, int64_t pr, int64_t comment_id, const std::string& user,
   d.pr_number = pr;
   d.body = payload.dump();
   d.received_at = w.clock.Now();
+  // As GitHub's decoder stores it at intake (pkg/webhook/github_events.cc).
+  d.kind = state::kDeliveryComment;
+  d.comment_id = comment_id;
+  d.author = user;
+  d.text = body;
   ASSERT_TRUE(w.store->RecordDelivery(d, PullRequestKey(kRepo, pr)).ok());
 }
 

@@ -171,6 +171,46 @@ UPDATE environments SET
 WHERE spec_json LIKE '{%}';
 )sql";
 
+// Version 8: what a delivery means, decoded by its forge at intake (forge-neutral), so the
+// controller reads no forge JSON. Comments stored before it are decoded here from GitHub's
+// payload (the only forge so far; every stored body is a JSON object, the intake refuses
+// anything else): a person's new comment on a pull request.
+constexpr std::string_view kDeliveryKindsSqlite = R"sql(
+ALTER TABLE deliveries ADD COLUMN kind TEXT NOT NULL DEFAULT '';
+ALTER TABLE deliveries ADD COLUMN comment_id BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE deliveries ADD COLUMN author TEXT NOT NULL DEFAULT '';
+ALTER TABLE deliveries ADD COLUMN text TEXT NOT NULL DEFAULT '';
+UPDATE deliveries SET
+  kind = 'comment',
+  comment_id = json_extract(body, '$.comment.id'),
+  author = json_extract(body, '$.comment.user.login'),
+  text = json_extract(body, '$.comment.body')
+WHERE forge = 'github' AND event = 'issue_comment' AND action = 'created' AND json_valid(body)
+  AND json_type(body, '$.comment.id') = 'integer'
+  AND json_type(body, '$.comment.user.login') = 'text'
+  AND json_type(body, '$.comment.body') = 'text'
+  AND COALESCE(json_extract(body, '$.comment.user.type'), '') <> 'Bot';
+CREATE INDEX deliveries_by_kind ON deliveries (repo, pr_number, kind, received_at);
+)sql";
+constexpr std::string_view kDeliveryKindsPostgres = R"sql(
+ALTER TABLE deliveries ADD COLUMN kind TEXT NOT NULL DEFAULT '';
+ALTER TABLE deliveries ADD COLUMN comment_id BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE deliveries ADD COLUMN author TEXT NOT NULL DEFAULT '';
+ALTER TABLE deliveries ADD COLUMN text TEXT NOT NULL DEFAULT '';
+UPDATE deliveries SET
+  kind = 'comment',
+  comment_id = (body::jsonb -> 'comment' ->> 'id')::bigint,
+  author = body::jsonb -> 'comment' -> 'user' ->> 'login',
+  text = body::jsonb -> 'comment' ->> 'body'
+WHERE forge = 'github' AND event = 'issue_comment' AND action = 'created'
+  AND jsonb_typeof(body::jsonb -> 'comment' -> 'id') = 'number'
+  AND (body::jsonb -> 'comment' ->> 'id') ~ '^[0-9]{1,18}$'
+  AND jsonb_typeof(body::jsonb -> 'comment' -> 'user' -> 'login') = 'string'
+  AND jsonb_typeof(body::jsonb -> 'comment' -> 'body') = 'string'
+  AND COALESCE(body::jsonb -> 'comment' -> 'user' ->> 'type', '') <> 'Bot';
+CREATE INDEX deliveries_by_kind ON deliveries (repo, pr_number, kind, received_at);
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& Migrations() {
@@ -194,6 +234,10 @@ const std::vector<Migration>& Migrations() {
        .name = "environment fields",
        .sqlite_sql = kEnvironmentFieldsSqlite,
        .postgres_sql = kEnvironmentFieldsPostgres},
+      {.version = 8,
+       .name = "delivery kinds",
+       .sqlite_sql = kDeliveryKindsSqlite,
+       .postgres_sql = kDeliveryKindsPostgres},
   };
   return *kMigrations;
 }

@@ -85,7 +85,7 @@ constexpr absl::string_view kProjectColumns =
     "repo, forge, installation_id, enabled, created_at, updated_at, trigger_labels";
 constexpr absl::string_view kTokenColumns = "id, name, scope, hash, created_at, revoked_at";
 constexpr absl::string_view kDeliveryColumns =
-    "id, forge, event, action, repo, pr_number, body, received_at";
+    "id, forge, event, action, repo, pr_number, body, received_at, kind, comment_id, author, text";
 
 SqlValue Ms(TimePoint t) { return ToUnixMillis(t); }
 SqlValue OptMs(const std::optional<TimePoint>& t) {
@@ -141,6 +141,10 @@ Delivery DeliveryFromRow(const SqlRow& r) {
   d.pr_number = r.Int(5);
   d.body = r.Str(6);
   d.received_at = r.Time(7);
+  d.kind = r.Str(8);
+  d.comment_id = r.Int(9);
+  d.author = r.Str(10);
+  d.text = r.Str(11);
   return d;
 }
 
@@ -243,9 +247,11 @@ class SqlStore final : public Store {
     bool inserted = false;
     absl::Status s = backend_->Run(TxMode::kWrite, [&](SqlTx& tx) {
       const SqlResult r = tx.Exec(
-          "INSERT INTO deliveries (id, forge, event, action, repo, pr_number, body, "
-          "received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
-          {d.id, d.forge, d.event, d.action, d.repo, d.pr_number, d.body, Ms(d.received_at)});
+          absl::StrCat("INSERT INTO deliveries (", kDeliveryColumns,
+                       ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
+                       "ON CONFLICT (id) DO NOTHING"),
+          {d.id, d.forge, d.event, d.action, d.repo, d.pr_number, d.body, Ms(d.received_at),
+           d.kind, d.comment_id, d.author, d.text});
       inserted = r.affected > 0;
       if (inserted && work_key.has_value()) EnqueueIn(tx, *work_key, d.received_at);
       return absl::OkStatus();
@@ -268,16 +274,16 @@ class SqlStore final : public Store {
 
   absl::StatusOr<std::vector<Delivery>> ListPullRequestDeliveries(const std::string& repo,
                                                                   int64_t pr_number,
-                                                                  const std::string& event,
+                                                                  const std::string& kind,
                                                                   TimePoint since,
                                                                   int limit) override {
     std::vector<Delivery> out;
     absl::Status s = backend_->Run(TxMode::kRead, [&](SqlTx& tx) {
       const SqlResult r = tx.Exec(
           absl::StrCat("SELECT ", kDeliveryColumns,
-                       " FROM deliveries WHERE repo = $1 AND pr_number = $2 AND event = $3 "
+                       " FROM deliveries WHERE repo = $1 AND pr_number = $2 AND kind = $3 "
                        "AND received_at >= $4 ORDER BY received_at, id LIMIT $5"),
-          {repo, pr_number, event, Ms(since), static_cast<int64_t>(limit)});
+          {repo, pr_number, kind, Ms(since), static_cast<int64_t>(limit)});
       out.clear();  // a retried transaction starts again
       for (const SqlRow& row : r.rows) out.push_back(DeliveryFromRow(row));
       return absl::OkStatus();

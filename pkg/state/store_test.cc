@@ -120,13 +120,17 @@ TEST_P(StoreTest, DeliveryIsStoredOnceAndEnqueuesItsKeyOnce) {
   EXPECT_EQ(lease->key, "acme/shop#42");
 }
 
-TEST_P(StoreTest, PullRequestDeliveriesAreListedByEventOldestFirstFromATime) {
+TEST_P(StoreTest, PullRequestDeliveriesAreListedByKindOldestFirstFromATime) {
   const TimePoint start = clock_.Now();
   auto comment = [&](const std::string& id, int64_t pr) {
     Delivery d = NewDelivery(id, clock_.Now());
     d.event = "issue_comment";
     d.action = "created";
     d.pr_number = pr;
+    d.kind = kDeliveryComment;
+    d.comment_id = 1000 + pr;
+    d.author = "alice";
+    d.text = "/eph redeploy";
     clock_.Advance(seconds(1));
     return d;
   };
@@ -140,15 +144,20 @@ TEST_P(StoreTest, PullRequestDeliveriesAreListedByEventOldestFirstFromATime) {
     for (const Delivery& d : ds) out.push_back(d.id);
     return out;
   };
-  EXPECT_EQ(ids(MUST(store_->ListPullRequestDeliveries("acme/shop", 42, "issue_comment", start, 10))),
+  EXPECT_EQ(ids(MUST(store_->ListPullRequestDeliveries("acme/shop", 42, "comment", start, 10))),
             (std::vector<std::string>{"c1", "c2", "c3"}));
-  EXPECT_EQ(ids(MUST(store_->ListPullRequestDeliveries("acme/shop", 42, "issue_comment",
+  EXPECT_EQ(ids(MUST(store_->ListPullRequestDeliveries("acme/shop", 42, "comment",
                                                        start + seconds(1), 10))),
             (std::vector<std::string>{"c2", "c3"}));
-  EXPECT_EQ(ids(MUST(store_->ListPullRequestDeliveries("acme/shop", 42, "issue_comment", start, 1))),
+  EXPECT_EQ(ids(MUST(store_->ListPullRequestDeliveries("acme/shop", 42, "comment", start, 1))),
             (std::vector<std::string>{"c1"}));
-  EXPECT_TRUE(MUST(store_->ListPullRequestDeliveries("acme/other", 42, "issue_comment", start, 10))
+  EXPECT_TRUE(MUST(store_->ListPullRequestDeliveries("acme/other", 42, "comment", start, 10))
                   .empty());
+  const Delivery c1 = MUST(store_->GetDelivery("c1")).value();
+  EXPECT_EQ(c1.kind, "comment");
+  EXPECT_EQ(c1.comment_id, 1042);
+  EXPECT_EQ(c1.author, "alice");
+  EXPECT_EQ(c1.text, "/eph redeploy");
 }
 
 TEST_P(StoreTest, DeliveryWithoutWorkKeyEnqueuesNothing) {

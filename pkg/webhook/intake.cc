@@ -5,27 +5,14 @@
 #include <algorithm>
 #include <cctype>
 
-#include <nlohmann/json.hpp>
-
 #include "absl/strings/str_cat.h"
 #include "pkg/server/errors.h"
+#include "pkg/webhook/github_events.h"
 #include "pkg/webhook/signature.h"
 #include "pkg/workkey/work_key.h"
 
 namespace eph::webhook {
 namespace {
-
-using nlohmann::json;
-
-std::string StringAt(const json& j, const char* key) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : "";
-}
-
-int64_t NumberAt(const json& j, const char* key) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
-}
 
 void CountDelivery(MetricsRegistry& metrics, const std::string& outcome) {
   metrics
@@ -46,47 +33,6 @@ bool ValidDeliveryId(const std::string& id) {
 }
 
 }  // namespace
-
-absl::StatusOr<DeliveryRouting> RouteGitHubEvent(const std::string& event,
-                                                 const std::string& body) {
-  json payload = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (payload.is_discarded() || !payload.is_object()) {
-    return absl::InvalidArgumentError("request body is not a JSON object");
-  }
-  DeliveryRouting r;
-  r.action = StringAt(payload, "action");
-  if (auto repo = payload.find("repository"); repo != payload.end() && repo->is_object()) {
-    r.repo = StringAt(*repo, "full_name");
-  }
-  auto add = [&](int64_t n) {
-    if (n > 0) r.pull_requests.push_back(n);
-  };
-  if (event == "pull_request" || event == "pull_request_review") {
-    if (auto pr = payload.find("pull_request"); pr != payload.end() && pr->is_object()) {
-      add(NumberAt(*pr, "number"));
-    } else {
-      add(NumberAt(payload, "number"));
-    }
-  } else if (event == "issue_comment") {
-    // Comments on plain issues are not Eph's business; on pull requests they may be commands.
-    if (auto issue = payload.find("issue"); issue != payload.end() && issue->is_object() &&
-                                            issue->contains("pull_request")) {
-      add(NumberAt(*issue, "number"));
-    }
-  } else if (event == "check_suite" || event == "check_run") {
-    auto holder = payload.find(event);
-    if (holder != payload.end() && holder->is_object()) {
-      if (auto prs = holder->find("pull_requests"); prs != holder->end() && prs->is_array()) {
-        for (const auto& pr : *prs) {
-          if (pr.is_object()) add(NumberAt(pr, "number"));
-        }
-      }
-    }
-  }
-  // `status` events carry only a commit SHA; the periodic resync (and later a SHA index) picks
-  // up the pull requests it concerns.
-  return r;
-}
 
 WebhookIntake::WebhookIntake(state::Store& store, const Clock& clock, MetricsRegistry& metrics,
                              std::string github_secret)
@@ -154,7 +100,7 @@ IntakeResult WebhookIntake::HandleGitHub(const std::string& event, const std::st
     return Refused(absl::InvalidArgumentError(
         "missing or malformed X-GitHub-Delivery header (1-128 printable characters)"));
   }
-  auto routing = RouteGitHubEvent(event, body);
+  absl::StatusOr<ForgeEvent> routing = DecodeGitHubEvent(event, body);
   if (!routing.ok()) {
     count("invalid");
     return Refused(absl::InvalidArgumentError(std::string(routing.status().message())));
@@ -169,6 +115,10 @@ IntakeResult WebhookIntake::HandleGitHub(const std::string& event, const std::st
   d.pr_number = routing->pull_requests.empty() ? 0 : routing->pull_requests.front();
   d.body = body;
   d.received_at = clock_.Now();
+  d.kind = routing->kind;
+  d.comment_id = routing->comment_id;
+  d.author = routing->author;
+  d.text = routing->text;
   std::optional<std::string> key;
   if (!routing->repo.empty() && !routing->pull_requests.empty()) {
     key = PullRequestKey(routing->repo, routing->pull_requests.front());

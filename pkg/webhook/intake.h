@@ -19,6 +19,7 @@
 #include "pkg/base/clock.h"
 #include "pkg/base/metrics.h"
 #include "pkg/state/store.h"
+#include "pkg/webhook/forge_event.h"
 
 namespace eph::webhook {
 
@@ -40,17 +41,6 @@ struct IntakeResult {
   // {"status":"accepted"|"recorded"|"duplicate"} or the error body from server/errors.h.
   std::string BodyJson() const;
 };
-
-// What a GitHub delivery means for the queue: the keys of the pull requests it concerns.
-struct DeliveryRouting {
-  std::string repo;
-  std::string action;
-  std::vector<int64_t> pull_requests;
-};
-
-// Reads repository, action and the pull request numbers out of a GitHub event payload.
-// InvalidArgument if `body` is not a JSON object.
-absl::StatusOr<DeliveryRouting> RouteGitHubEvent(const std::string& event, const std::string& body);
 
 class WebhookIntake {
  public:

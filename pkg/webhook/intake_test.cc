@@ -3,6 +3,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
+#include "pkg/webhook/github_events.h"
 #include "pkg/webhook/signature.h"
 #include "test/support/testbed.h"
 
@@ -117,22 +120,64 @@ TEST(IntakeNoSecretTest, RefusesEverythingWithoutASecret) {
   EXPECT_EQ(intake.HandleGitHub("pull_request", "x", SignGitHub("", body), body).HttpStatus(), 503);
 }
 
-TEST(RouteTest, IssueCommentsOnlyOnPullRequests) {
-  auto on_issue = RouteGitHubEvent(
+TEST(DecodeGitHubEventTest, IssueCommentsOnlyOnPullRequests) {
+  auto on_issue = DecodeGitHubEvent(
       "issue_comment", R"({"action":"created","issue":{"number":5},"repository":{"full_name":"a/b"}})");
   ASSERT_TRUE(on_issue.ok());
   EXPECT_TRUE(on_issue->pull_requests.empty());
-  auto on_pr = RouteGitHubEvent(
+  auto on_pr = DecodeGitHubEvent(
       "issue_comment",
       R"({"action":"created","issue":{"number":5,"pull_request":{}},"repository":{"full_name":"a/b"}})");
   ASSERT_TRUE(on_pr.ok());
   EXPECT_EQ(on_pr->pull_requests, std::vector<int64_t>{5});
 }
 
-TEST(RouteTest, NonObjectBodiesAreRejected) {
-  EXPECT_FALSE(RouteGitHubEvent("ping", "[1,2]").ok());
-  EXPECT_FALSE(RouteGitHubEvent("ping", "").ok());
-  EXPECT_TRUE(RouteGitHubEvent("ping", R"({"zen":"x"})").ok());
+// The controller reads only these fields (issue 13: it used to parse GitHub's payload itself).
+TEST(DecodeGitHubEventTest, APersonsNewCommentOnAPullRequestIsAComment) {
+  nlohmann::json payload = {
+      {"action", "created"},
+      {"issue", {{"number", 5}, {"pull_request", nlohmann::json::object()}}},
+      {"repository", {{"full_name", "a/b"}}},
+      {"comment",
+       {{"id", 991}, {"body", "/eph keep"}, {"user", {{"login", "alice"}, {"type", "User"}}}}}};
+  absl::StatusOr<ForgeEvent> e = DecodeGitHubEvent("issue_comment", payload.dump());
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->kind, "comment");
+  EXPECT_EQ(e->comment_id, 991);
+  EXPECT_EQ(e->author, "alice");
+  EXPECT_EQ(e->text, "/eph keep");
+
+  auto kind_of = [](const nlohmann::json& p) {
+    return DecodeGitHubEvent("issue_comment", p.dump()).value().kind;
+  };
+  nlohmann::json edited = payload;
+  edited["action"] = "edited";
+  EXPECT_EQ(kind_of(edited), "other") << "edits are not new comments";
+  nlohmann::json bot = payload;
+  bot["comment"]["user"]["type"] = "Bot";
+  EXPECT_EQ(kind_of(bot), "other") << "bots do not command";
+  nlohmann::json on_issue = payload;
+  on_issue["issue"].erase("pull_request");
+  EXPECT_EQ(kind_of(on_issue), "other");
+  nlohmann::json bad_id = payload;
+  bad_id["comment"]["id"] = "x";
+  EXPECT_EQ(kind_of(bad_id), "other");
+}
+
+TEST(DecodeGitHubEventTest, EventsMapToNeutralKinds) {
+  const std::string pr = R"({"action":"labeled","number":3,"repository":{"full_name":"a/b"}})";
+  EXPECT_EQ(DecodeGitHubEvent("pull_request", pr)->kind, "pull_request");
+  EXPECT_EQ(DecodeGitHubEvent("check_suite", R"({"action":"completed"})")->kind, "checks");
+  EXPECT_EQ(DecodeGitHubEvent("status", R"({"sha":"abc"})")->kind, "checks");
+  EXPECT_EQ(DecodeGitHubEvent("installation", R"({"action":"created"})")->kind, "installation");
+  EXPECT_EQ(DecodeGitHubEvent("push", R"({"ref":"refs/heads/main"})")->kind, "push");
+  EXPECT_EQ(DecodeGitHubEvent("ping", R"({"zen":"x"})")->kind, "other");
+}
+
+TEST(DecodeGitHubEventTest, NonObjectBodiesAreRejected) {
+  EXPECT_FALSE(DecodeGitHubEvent("ping", "[1,2]").ok());
+  EXPECT_FALSE(DecodeGitHubEvent("ping", "").ok());
+  EXPECT_TRUE(DecodeGitHubEvent("ping", R"({"zen":"x"})").ok());
 }
 
 }  // namespace
