@@ -56,13 +56,7 @@ json EventJson(const state::EnvEvent& e) {
 
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-std::string WorkKeyFor(const state::Environment& env) {
-  return env.pr_number > 0 ? webhook::PullRequestKey(env.project, env.pr_number)
-                           : "env:" + env.name;
-}
-
 constexpr double kMaxPullRequest = 2147483647;
-constexpr Duration kMaxLifetime = std::chrono::hours(24 * 36525);
 
 bool IsWriteMethod(const std::string& method) { return method != "GET" && method != "HEAD"; }
 
@@ -73,16 +67,6 @@ absl::StatusOr<json> ParseBody(const HttpRequest& req) {
     return absl::InvalidArgumentError("the request body must be a JSON object");
   }
   return body;
-}
-
-// The namespace the reconciler recorded for the environment (EnvRecord), or the default.
-std::string NamespaceOf(const state::Environment& env) {
-  json spec = json::parse(env.spec_json, nullptr, false);
-  if (spec.is_object() && spec.contains("namespace") && spec["namespace"].is_string() &&
-      !spec["namespace"].get<std::string>().empty()) {
-    return spec["namespace"].get<std::string>();
-  }
-  return "eph-" + env.name;
 }
 
 // Limits on the strings the API reads. Every one is checked before anything else looks at the
@@ -158,7 +142,10 @@ ApiServer::ApiServer(state::Store& store, const Clock& clock, MetricsRegistry& m
       clock_(clock),
       metrics_(metrics),
       intake_(intake),
-      options_(std::move(options)) {
+      options_(std::move(options)),
+      intents_(store, clock,
+               options_.random != nullptr ? *options_.random : SecureRandom::Instance(),
+               options_.lifecycle, options_.on_enqueued) {
   Routes();
 }
 
@@ -170,7 +157,7 @@ void ApiServer::Routes() {
     absl::Status s = store_.Ping();
     if (s.ok() && options_.ready_check) s = options_.ready_check();
     if (!s.ok()) {
-      res.SetJson(503, server::ErrorJson("unavailable", "not ready: " + std::string(s.message())));
+      server::SetError(res, absl::UnavailableError("not ready: " + std::string(s.message())));
       return;
     }
     res.SetJson(200, R"({"status":"ready"})");
@@ -183,11 +170,17 @@ void ApiServer::Routes() {
                 auto r = intake_.HandleGitHub(req.Header("X-GitHub-Event"),
                                               req.Header("X-GitHub-Delivery"),
                                               req.Header("X-Hub-Signature-256"), req.body);
-                res.SetJson(r.http_status, std::move(r.body_json));
+                if (!r.status.ok()) {
+                  server::SetError(res, r.status);
+                } else {
+                  res.SetJson(r.HttpStatus(), r.BodyJson());
+                }
                 // Nothing was stored: the sender (or an operator's redelivery) should try again
                 // shortly. The store gives up within seconds, so this comes well before a
                 // sender's own timeout, which it would not count as retryable.
-                if (r.http_status == 503) res.headers["Retry-After"] = "5";
+                if (r.status.code() == absl::StatusCode::kUnavailable) {
+                  res.headers["Retry-After"] = "5";
+                }
               });
   router_.Add("GET", "/api/v1/openapi.json",
               [](const HttpRequest&, HttpResponse& res, const PathParams&) {
@@ -245,8 +238,9 @@ bool IsApiPath(const std::string& path) { return path == "/api" || path.rfind("/
 bool ApiServer::Admit(const HttpRequest& head, HttpResponse& res) {
   if (IsApiPath(head.path)) return AuthorizeInto(head, res);
   if (head.path == "/webhooks/github" && head.method == "POST") {
-    if (auto refused = intake_.CheckGitHubHeaders(head.Header("X-Hub-Signature-256"))) {
-      res.SetJson(refused->http_status, std::move(refused->body_json));
+    if (absl::Status refused = intake_.CheckGitHubHeaders(head.Header("X-Hub-Signature-256"));
+        !refused.ok()) {
+      server::SetError(res, refused);
       return false;
     }
   }
@@ -357,14 +351,6 @@ void ApiServer::ListEnvironments(const HttpRequest& req, HttpResponse& res) {
   res.SetJson(200, std::move(body));
 }
 
-void ApiServer::Enqueued(const state::Environment& env) {
-  auto q = store_.Enqueue(WorkKeyFor(env), clock_.Now());
-  if (!q.ok()) {
-    spdlog::warn("api: enqueue for {} failed: {}", env.name, std::string(q.message()));
-  }
-  if (options_.on_enqueued) options_.on_enqueued();
-}
-
 void ApiServer::CreateEnvironment(const HttpRequest& req, HttpResponse& res) {
   auto body = ParseBody(req);
   if (!body.ok()) return server::SetError(res, body.status());
@@ -407,60 +393,11 @@ void ApiServer::CreateEnvironment(const HttpRequest& req, HttpResponse& res) {
                               absl::InvalidArgumentError("unknown field \"" + Shown(key) + "\""));
     }
   }
-  if (pr > 0) {
-    auto live = store_.FindLiveEnvironment(project, pr);
-    if (!live.ok()) return server::SetError(res, live.status());
-    if (live->has_value()) {
-      return server::SetError(
-          res, absl::AlreadyExistsError(project + "#" + std::to_string(pr) +
-                                        " already has environment " + (*live)->name + " (" +
-                                        std::string(state::EnvStateName((*live)->state)) + ")"));
-    }
-  }
-  if (name.empty()) {
-    absl::Status lookup_error;
-    auto taken = [&](const std::string& candidate) {
-      auto t = store_.NameTaken(candidate);
-      if (!t.ok()) {
-        lookup_error = t.status();
-        return true;
-      }
-      return *t;
-    };
-    const std::string repo = project.substr(project.find('/') + 1);
-    Random& random = options_.random != nullptr ? *options_.random : SecureRandom::Instance();
-    auto made = names::MakeName({names::ToDnsLabelPart(repo), pr, "", ""}, names::NameOptions{},
-                                random, taken);
-    if (!lookup_error.ok()) return server::SetError(res, lookup_error);
-    if (!made.ok()) return server::SetError(res, made.status());
-    name = *made;
-  }
-  const TimePoint now = clock_.Now();
-  state::Environment env;
-  env.name = name;
-  env.project = project;
-  env.pr_number = pr;
-  env.state = state::EnvState::kPending;
-  env.reason = "created through the API";
-  env.url = "https://" + name + "." + options_.base_domain;
-  // For a pull request: kept whatever its labels say (the reconciler's EnvRecord::forced).
-  env.spec_json = pr > 0 ? Dump({{"namespace", "eph-" + name}, {"forced", true}})
-                         : Dump({{"namespace", "eph-" + name}});
-  env.created_at = env.updated_at = now;
-  env.expires_at = now + options_.default_ttl;
-  auto stored = store_.CreateEnvironment(env);
-  if (!stored.ok()) {
-    if (stored.status().code() == absl::StatusCode::kAlreadyExists) {
-      return server::SetError(
-          res, absl::AlreadyExistsError(pr > 0 ? project + "#" + std::to_string(pr) +
-                                                     " already has a live environment"
-                                               : "an environment named " + name + " exists"));
-    }
-    return server::SetError(res, stored.status());
-  }
-  Enqueued(*stored);
-  res.SetJson(201, EnvironmentJson(*stored));
-  res.headers["Location"] = "/api/v1/environments/" + stored->name;
+  absl::StatusOr<state::Environment> created =
+      intents_.Create({.project = project, .pr = pr, .name = name});
+  if (!created.ok()) return server::SetError(res, created.status());
+  res.SetJson(201, EnvironmentJson(*created));
+  res.headers["Location"] = "/api/v1/environments/" + created->name;
 }
 
 void ApiServer::GetEnvironment(const std::string& name, HttpResponse& res) {
@@ -479,29 +416,13 @@ void ApiServer::GetEnvironment(const std::string& name, HttpResponse& res) {
 }
 
 void ApiServer::DeleteEnvironment(const std::string& name, HttpResponse& res) {
-  // Compare-and-swap: retry a few times if the reconciler wrote the row meanwhile.
-  for (int attempt = 0; attempt < 5; ++attempt) {
-    auto env = store_.GetEnvironment(name);
-    if (!env.ok()) return server::SetError(res, env.status());
-    if (!env->has_value()) {
-      return server::SetError(res, NoSuchEnvironment(name));
-    }
-    state::Environment e = **env;
-    if (e.state == state::EnvState::kDestroyed || e.state == state::EnvState::kDestroying) {
-      res.SetJson(202, EnvironmentJson(e));
-      return;
-    }
-    e.state = state::EnvState::kDestroying;
-    e.reason = "destroyed on request through the API";
-    e.updated_at = clock_.Now();
-    auto stored = store_.UpdateEnvironment(e);
-    if (!stored.ok() && stored.status().code() == absl::StatusCode::kAborted) continue;
-    if (!stored.ok()) return server::SetError(res, stored.status());
-    Enqueued(*stored);
-    res.SetJson(202, EnvironmentJson(*stored));
-    return;
+  if (!names::IsDnsLabel(name, names::kMaxNameLength)) {
+    return server::SetError(res, NoSuchEnvironment(name));
   }
-  server::SetError(res, absl::AbortedError("environment " + name + " kept changing; try again"));
+  absl::StatusOr<state::Environment> destroyed =
+      intents_.Destroy(name, "destroyed on request through the API");
+  if (!destroyed.ok()) return server::SetError(res, destroyed.status());
+  res.SetJson(202, EnvironmentJson(*destroyed));
 }
 
 void ApiServer::ExtendEnvironment(const std::string& name, const HttpRequest& req,
@@ -522,35 +443,13 @@ void ApiServer::ExtendEnvironment(const std::string& name, const HttpRequest& re
                               absl::InvalidArgumentError("unknown field \"" + Shown(key) + "\""));
     }
   }
-  const Duration extension = std::chrono::duration_cast<Duration>(absl::ToChronoNanoseconds(*by));
-  for (int attempt = 0; attempt < 5; ++attempt) {
-    auto env = store_.GetEnvironment(name);
-    if (!env.ok()) return server::SetError(res, env.status());
-    if (!env->has_value()) {
-      return server::SetError(res, NoSuchEnvironment(name));
-    }
-    state::Environment e = **env;
-    if (e.state == state::EnvState::kDestroyed || e.state == state::EnvState::kDestroying) {
-      return server::SetError(res, absl::FailedPreconditionError(
-                                       name + " is " + std::string(state::EnvStateName(e.state)) +
-                                       "; it cannot be extended"));
-    }
-    const TimePoint now = clock_.Now();
-    const TimePoint from = std::max(now, e.expires_at.value_or(now));
-    // A century is a typo, and repeated extensions must not overflow the clock.
-    if (from - now + extension > kMaxLifetime) {
-      return server::SetError(res, absl::FailedPreconditionError(
-                                       name + " would then expire more than 100 years from now"));
-    }
-    e.expires_at = from + extension;
-    e.updated_at = now;
-    auto stored = store_.UpdateEnvironment(e);
-    if (!stored.ok() && stored.status().code() == absl::StatusCode::kAborted) continue;
-    if (!stored.ok()) return server::SetError(res, stored.status());
-    res.SetJson(200, EnvironmentJson(*stored));
-    return;
+  if (!names::IsDnsLabel(name, names::kMaxNameLength)) {
+    return server::SetError(res, NoSuchEnvironment(name));
   }
-  server::SetError(res, absl::AbortedError("environment " + name + " kept changing; try again"));
+  const Duration extension = std::chrono::duration_cast<Duration>(absl::ToChronoNanoseconds(*by));
+  absl::StatusOr<state::Environment> extended = intents_.Extend(name, extension);
+  if (!extended.ok()) return server::SetError(res, extended.status());
+  res.SetJson(200, EnvironmentJson(*extended));
 }
 
 void ApiServer::Logs(const std::string& name, const HttpRequest& req, HttpResponse& res) {
@@ -577,7 +476,7 @@ void ApiServer::Logs(const std::string& name, const HttpRequest& req, HttpRespon
   }
   providers::LogsRequest request;
   request.environment = e.name;
-  request.namespace_name = NamespaceOf(e);
+  request.namespace_name = intents_.NamespaceOf(e);
   if (auto it = req.query.find("component"); it != req.query.end()) {
     if (it->second.size() > kMaxComponentLength) {
       return server::SetError(res, absl::InvalidArgumentError(absl::StrCat(

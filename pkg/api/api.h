@@ -22,6 +22,7 @@
 #include "pkg/base/clock.h"
 #include "pkg/base/metrics.h"
 #include "pkg/base/random.h"
+#include "pkg/controller/intents.h"
 #include "pkg/providers/provider.h"
 #include "pkg/server/http.h"
 #include "pkg/state/store.h"
@@ -39,9 +40,8 @@ struct ApiOptions {
   providers::ProviderRegistry* providers = nullptr;
   // Names of manually created environments; nullptr: SecureRandom.
   Random* random = nullptr;
-  // Manually created environments are https://<name>.<base_domain> and live this long.
-  std::string base_domain = "preview.localhost";
-  Duration default_ttl = std::chrono::hours(72);
+  // Where environments made by hand live and for how long: ephd passes the reconciler's.
+  controller::LifecyclePolicy lifecycle{.base_domain = "preview.localhost"};
   // The dashboard's built files, served at /; empty: no dashboard (404 outside the API).
   std::string web_dir;
   // The event stream wakes at once for changes made by this process (Store::WaitForLocalChange)
@@ -85,13 +85,14 @@ class ApiServer {
   void Logs(const std::string& name, const server::HttpRequest& req, server::HttpResponse& res);
   void Events(const server::HttpRequest& req, server::HttpResponse& res);
   void StreamEvents(int64_t after_id, server::StreamWriter& out);
-  void Enqueued(const state::Environment& env);
 
   state::Store& store_;
   const Clock& clock_;
   MetricsRegistry& metrics_;
   webhook::WebhookIntake& intake_;
   ApiOptions options_;
+  // Every change to an environment's life goes through the controller's intents.
+  controller::EnvironmentIntents intents_;
   Router router_;
 };
 

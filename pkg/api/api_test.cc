@@ -294,7 +294,7 @@ TEST_F(ApiTest, CreateForAPullRequestRecordsAPendingEnvironmentAndQueuesIt) {
   int woken = 0;
   Rebuild([&](ApiOptions& o) {
     o.on_enqueued = [&] { ++woken; };
-    o.base_domain = "pr.example.com";
+    o.lifecycle.base_domain = "pr.example.com";
   });
   auto res = Call("POST", "/api/v1/environments", {}, R"({"project":"acme/shop","pr":7})");
   ASSERT_EQ(res.status, 201) << res.body;
@@ -426,6 +426,45 @@ TEST_F(ApiTest, ExtendMovesTheExpiryFromTheLaterOfNowAndTheOldExpiry) {
   auto gone = Call("POST", "/api/v1/environments/shop-a-b-1/extend", {}, R"({"by":"1h"})");
   EXPECT_EQ(gone.status, 409);
   EXPECT_EQ(json::parse(gone.body)["error"]["code"], "failed_precondition");
+}
+
+// Issue 13: the API allowed an expiry up to 100 years ahead and gave a kept environment (no
+// TTL) a new one, while `/eph extend` refused both. One policy now (controller/lifecycle.h).
+TEST_F(ApiTest, ExtendFollowsTheOneExtendPolicy) {
+  MakeEnv("shop-a-b-1", 1);  // expires in 72 h
+  auto far = Call("POST", "/api/v1/environments/shop-a-b-1/extend", {}, R"({"by":"8760h"})");
+  EXPECT_EQ(far.status, 409) << far.body;
+  EXPECT_THAT(json::parse(far.body)["error"]["message"].get<std::string>(),
+              HasSubstr("366 days"));
+  // 72 h + 363 days: exactly 366 days ahead.
+  auto year = Call("POST", "/api/v1/environments/shop-a-b-1/extend", {}, R"({"by":"8712h"})");
+  EXPECT_EQ(year.status, 200) << year.body;
+
+  state::Environment kept = **store_->GetEnvironment("shop-a-b-1");
+  kept.expires_at.reset();
+  ASSERT_TRUE(store_->UpdateEnvironment(kept).ok());
+  auto res = Call("POST", "/api/v1/environments/shop-a-b-1/extend", {}, R"({"by":"1h"})");
+  EXPECT_EQ(res.status, 409) << res.body;
+  EXPECT_THAT(json::parse(res.body)["error"]["message"].get<std::string>(), HasSubstr("no TTL"));
+  EXPECT_FALSE((*store_->GetEnvironment("shop-a-b-1"))->expires_at.has_value());
+}
+
+// Issue 13: the API wrote "https://<name>.<base_domain>" whatever ephd's public URL was, and
+// its own "eph-" namespace; both come from the one lifecycle policy now.
+TEST_F(ApiTest, CreateFollowsThePublicUrlTemplateAndTheNamespacePrefix) {
+  Rebuild([&](ApiOptions& o) {
+    o.lifecycle.url_template = "http://{host}:8081";
+    o.lifecycle.namespace_prefix = "pv-";
+  });
+  auto res = Call("POST", "/api/v1/environments", {}, R"({"project":"acme/shop","name":"demo"})");
+  ASSERT_EQ(res.status, 201) << res.body;
+  EXPECT_EQ(json::parse(res.body)["url"], "http://demo.preview.localhost:8081");
+  const state::Environment stored = **store_->GetEnvironment("demo");
+  EXPECT_EQ(stored.namespace_name, "pv-demo");
+  EXPECT_FALSE(stored.forced);
+  auto pr = Call("POST", "/api/v1/environments", {}, R"({"project":"acme/shop","pr":9})");
+  ASSERT_EQ(pr.status, 201) << pr.body;
+  EXPECT_TRUE((*store_->GetEnvironment(json::parse(pr.body)["name"]))->forced);
 }
 
 TEST_F(ApiTest, LogsAreRefusedWithoutAProviderAndStreamedWithOne) {

@@ -1,7 +1,5 @@
 #include "pkg/controller/commands.h"
 
-#include <nlohmann/json.hpp>
-
 #include <chrono>
 
 #include "absl/time/time.h"
@@ -86,26 +84,13 @@ std::optional<Command> ParseCommand(std::string_view comment_body) {
   return std::nullopt;
 }
 
-std::optional<CommandComment> CommandFromDelivery(std::string_view action, std::string_view body) {
-  if (action != "created") return std::nullopt;
-  const nlohmann::json payload = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (!payload.is_object()) return std::nullopt;
-  const auto comment = payload.find("comment");
-  if (comment == payload.end() || !comment->is_object()) return std::nullopt;
-  const auto text = comment->find("body");
-  const auto id = comment->find("id");
-  const auto user = comment->find("user");
-  if (text == comment->end() || !text->is_string() || id == comment->end() ||
-      !id->is_number_integer() || user == comment->end() || !user->is_object()) {
-    return std::nullopt;
-  }
-  std::optional<Command> command = ParseCommand(text->get<std::string>());
+std::optional<CommandComment> CommandFromDelivery(const state::Delivery& delivery) {
+  if (delivery.kind != state::kDeliveryComment || delivery.author.empty()) return std::nullopt;
+  std::optional<Command> command = ParseCommand(delivery.text);
   if (!command) return std::nullopt;
   CommandComment out;
-  out.comment_id = id->get<int64_t>();
-  out.author = user->value("login", "");
-  // Bots (Eph itself included) never command Eph.
-  if (out.author.empty() || user->value("type", "") == "Bot") return std::nullopt;
+  out.comment_id = delivery.comment_id;
+  out.author = delivery.author;
   out.command = std::move(*command);
   return out;
 }

@@ -19,6 +19,7 @@
 #include <string_view>
 
 #include "pkg/base/clock.h"
+#include "pkg/state/store.h"
 
 namespace eph::controller {
 
@@ -33,15 +34,15 @@ struct Command {
 // nullopt when the comment holds no `/eph` line.
 std::optional<Command> ParseCommand(std::string_view comment_body);
 
-// A comment carrying a command, as read from an `issue_comment` delivery's payload.
+// A comment carrying a command, from a delivery its forge decoded at intake (kind "comment").
 struct CommandComment {
   int64_t comment_id = 0;
   std::string author;
   Command command;
 };
 
-// nullopt for deliveries that are not a newly created comment with a command (edits, deletions,
-// comments without `/eph`, malformed payloads).
-std::optional<CommandComment> CommandFromDelivery(std::string_view action, std::string_view body);
+// nullopt for deliveries that are not a person's new comment (the forge's decoder leaves edits,
+// deletions and bots' comments out) or whose comment holds no `/eph` line.
+std::optional<CommandComment> CommandFromDelivery(const state::Delivery& delivery);
 
 }  // namespace eph::controller

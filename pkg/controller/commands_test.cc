@@ -2,7 +2,6 @@
 
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
 
 namespace eph::controller {
 namespace {
@@ -48,21 +47,23 @@ TEST(ParseCommandTest, MistakesAreReportedNotIgnored) {
   EXPECT_NE(ParseCommand("/eph deploy")->error.find("unknown command"), std::string::npos);
 }
 
-TEST(CommandFromDeliveryTest, ReadsTheCommentIdAuthorAndCommand) {
-  nlohmann::json payload = {
-      {"action", "created"},
-      {"comment", {{"id", 991}, {"body", "/eph keep"}, {"user", {{"login", "alice"}, {"type", "User"}}}}}};
-  std::optional<CommandComment> c = CommandFromDelivery("created", payload.dump());
+TEST(CommandFromDeliveryTest, ReadsTheNeutralComment) {
+  state::Delivery d;
+  d.kind = state::kDeliveryComment;
+  d.comment_id = 991;
+  d.author = "alice";
+  d.text = "/eph keep";
+  std::optional<CommandComment> c = CommandFromDelivery(d);
   ASSERT_TRUE(c.has_value());
   EXPECT_EQ(c->comment_id, 991);
   EXPECT_EQ(c->author, "alice");
   EXPECT_EQ(c->command.kind, Kind::kKeep);
 
-  EXPECT_FALSE(CommandFromDelivery("edited", payload.dump()).has_value()) << "edits are not new commands";
-  payload["comment"]["user"]["type"] = "Bot";
-  EXPECT_FALSE(CommandFromDelivery("created", payload.dump()).has_value()) << "bots do not command";
-  EXPECT_FALSE(CommandFromDelivery("created", "{not json").has_value());
-  EXPECT_FALSE(CommandFromDelivery("created", R"({"comment":{"id":"x","body":"/eph keep"}})").has_value());
+  d.text = "looks good";
+  EXPECT_FALSE(CommandFromDelivery(d).has_value()) << "no command in it";
+  d.text = "/eph keep";
+  d.kind = state::kDeliveryPullRequest;
+  EXPECT_FALSE(CommandFromDelivery(d).has_value()) << "not a comment";
 }
 
 }  // namespace

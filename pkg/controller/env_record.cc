@@ -24,10 +24,8 @@ EnvRecord ParseEnvRecord(const std::string& spec_json) {
   EnvRecord r;
   json j = json::parse(spec_json, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object()) return r;
-  r.namespace_name = Get<std::string>(j, "namespace", "");
   r.trigger_labels = Get<std::vector<std::string>>(j, "trigger_labels", {});
   r.idle_timeout_ms = Get<int64_t>(j, "idle_timeout_ms", 0);
-  r.forced = Get<bool>(j, "forced", false);
   if (auto it = j.find("images"); it != j.end() && it->is_array()) {
     for (const json& image : *it) {
       if (!image.is_object()) continue;
@@ -46,7 +44,6 @@ EnvRecord ParseEnvRecord(const std::string& spec_json) {
   r.deployment_sha = Get<std::string>(*c, "deployment_sha", "");
   r.reported = Get<std::string>(*c, "reported", "");
   r.last_comment_id = Get<int64_t>(*c, "last_comment_id", 0);
-  r.backend_url = Get<std::string>(*c, "backend_url", "");
   r.database_touched = Get<bool>(*c, "database_touched", false);
   r.command_note = Get<std::string>(*c, "command_note", "");
   r.components = Get<std::vector<std::string>>(*c, "components", {});
@@ -63,16 +60,13 @@ std::string EnvRecordJson(const EnvRecord& r) {
                      {"deployment_sha", r.deployment_sha},     {"reported", r.reported}};
   if (r.block_recreate.has_value()) controller["block_recreate"] = *r.block_recreate;
   if (r.last_comment_id != 0) controller["last_comment_id"] = r.last_comment_id;
-  if (!r.backend_url.empty()) controller["backend_url"] = r.backend_url;
   if (r.database_touched) controller["database_touched"] = true;
   if (!r.command_note.empty()) controller["command_note"] = r.command_note;
   if (!r.components.empty()) controller["components"] = r.components;
-  json j = {{"namespace", r.namespace_name},
-            {"trigger_labels", r.trigger_labels},
+  json j = {{"trigger_labels", r.trigger_labels},
             {"idle_timeout_ms", r.idle_timeout_ms},
             {"images", images},
             {"controller", controller}};
-  if (r.forced) j["forced"] = true;
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 

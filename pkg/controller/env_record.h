@@ -3,8 +3,8 @@
 // idempotent lives here: which commit the provider has, which commit failed terminally, what
 // the forge was last told, which deployment belongs to the environment.
 //
-// spec_json written by others (the API's manual create) may lack any of these fields; parsing
-// is lenient and fills defaults, never fails.
+// spec_json may lack any of these fields (an environment created by hand starts without a
+// record); parsing is lenient and fills defaults, never fails.
 //
 // Thread-safety: plain values and pure functions.
 #pragma once
@@ -19,15 +19,11 @@
 namespace eph::controller {
 
 struct EnvRecord {
-  // Desired spec, as last rendered from eph.yaml.
-  std::string namespace_name;               // provider namespace / compose project
+  // Desired spec, as last rendered from eph.yaml. (The namespace, `forced` and the gateway's
+  // backend are typed fields of state::Environment, which others read.)
   std::vector<std::string> trigger_labels;  // labels that keep a PR environment alive
   int64_t idle_timeout_ms = 0;              // 0: no idle timeout
   std::vector<providers::ImageTag> images;
-  // Created by hand for a pull request (the API's POST, `eph up --pr`): kept while the pull
-  // request is open whatever its labels, draft state, paths and checks say. Closing or merging
-  // it, a fork the project does not allow, the TTL, idleness and `/eph down` still end it.
-  bool forced = false;
 
   // Reconciler bookkeeping.
   std::string applied_sha;        // commit the provider last accepted (Apply OK)
@@ -40,7 +36,6 @@ struct EnvRecord {
   int64_t deployment_id = 0;  // forge deployment for deployment_sha
   std::string deployment_sha;
   std::string reported;  // fingerprint of the status last written to the forge
-  std::string backend_url;  // the provider's own address of the web service (gateway target)
   bool database_touched = false;  // Ensure was called: Drop must run before `destroyed`
   // The components the provider said the last Apply made (ApplyResult::components).
   std::vector<std::string> components;

@@ -7,7 +7,6 @@ namespace {
 
 TEST(EnvRecordTest, RoundTrips) {
   EnvRecord r;
-  r.namespace_name = "eph-x";
   r.trigger_labels = {"preview", "deploy"};
   r.idle_timeout_ms = 14400000;
   r.images = {{"api", "pr-42"}};
@@ -19,7 +18,6 @@ TEST(EnvRecordTest, RoundTrips) {
   r.deployment_sha = "abc";
   r.reported = "ready|...";
   const EnvRecord back = ParseEnvRecord(EnvRecordJson(r));
-  EXPECT_EQ(back.namespace_name, "eph-x");
   EXPECT_EQ(back.trigger_labels, r.trigger_labels);
   EXPECT_EQ(back.idle_timeout_ms, 14400000);
   ASSERT_EQ(back.images.size(), 1u);

@@ -17,7 +17,7 @@
 #include "pkg/controller/decision.h"
 #include "pkg/controller/render.h"
 #include "pkg/controller/retry_policy.h"
-#include "pkg/controller/work_key.h"
+#include "pkg/workkey/work_key.h"
 #include "pkg/names/names.h"
 
 namespace eph::controller {
@@ -71,7 +71,9 @@ std::string FirstLine(const std::string& s) { return s.substr(0, s.find('\n')); 
 
 bool SameRow(const Environment& a, const Environment& b) {
   return a.state == b.state && a.reason == b.reason && a.url == b.url && a.provider == b.provider &&
-         a.head_sha == b.head_sha && a.spec_json == b.spec_json && a.expires_at == b.expires_at;
+         a.head_sha == b.head_sha && a.spec_json == b.spec_json && a.expires_at == b.expires_at &&
+         a.namespace_name == b.namespace_name && a.forced == b.forced &&
+         a.backend_url == b.backend_url;
 }
 
 // Commands read per pass; more wait for the next pass (the key is requeued by the next comment).
@@ -99,11 +101,6 @@ std::string ExpiryLine(const Environment& env, TimePoint now) {
   std::string when = FormatRfc3339(*env.expires_at);
   return "Expires " + when + " (in " + Remaining(*env.expires_at - now) +
          "). `/eph extend 24h` adds time, `/eph keep` removes the TTL.";
-}
-
-std::string NamespaceOf(const Environment& env, const EnvRecord& record,
-                        const std::string& prefix) {
-  return record.namespace_name.empty() ? prefix + env.name : record.namespace_name;
 }
 
 std::optional<forge::DeploymentState> DeploymentStateFor(EnvState s) {
@@ -224,6 +221,8 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ReconcilePullRequest(cons
 
   // The live environment's record (empty without one), read once for this pass.
   const EnvRecord record = live ? ParseEnvRecord(live->spec_json) : EnvRecord{};
+  // Created by hand (EnvironmentIntents::Create): kept whatever the triggers say.
+  const bool forced = live && live->forced;
   if (live) {
     if (std::optional<std::string> expired = ExpiryReason(*live, record)) {
       return Destroy(*live, *expired, /*block_recreate=*/true);
@@ -232,7 +231,7 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ReconcilePullRequest(cons
     // retried: nothing can change until someone pushes. Only the label can still matter.
     if (live->state == EnvState::kFailed && !record.failed_sha.empty() &&
         record.failed_sha == pr->head_sha) {
-      if (!record.forced && !HasTriggerLabel(*pr, record.trigger_labels)) {
+      if (!forced && !HasTriggerLabel(*pr, record.trigger_labels)) {
         return Destroy(*live, LabelRemovedReason(record.trigger_labels), false);
       }
       absl::StatusOr<Environment> reported = Report(*live);
@@ -250,7 +249,7 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ReconcilePullRequest(cons
     // Without a readable eph.yaml the trigger labels are those the environment was created
     // with, or the default label.
     const std::vector<std::string>& labels = record.trigger_labels;
-    if (!record.forced && !HasTriggerLabel(*pr, labels)) {
+    if (!forced && !HasTriggerLabel(*pr, labels)) {
       if (live) return Destroy(*live, LabelRemovedReason(labels), false);
       return ReconcileResult{std::nullopt, "no trigger label"};
     }
@@ -267,7 +266,7 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ReconcilePullRequest(cons
   sources.checks = [&] { return forge_.ListChecks(repo, pr->head_sha); };
   absl::StatusOr<Decision> decision = DecideEnvironment(*pr, config, sources);
   if (!decision.ok()) return decision.status();
-  if (live && decision->want != Decision::Want::kYes && record.forced &&
+  if (live && decision->want != Decision::Want::kYes && forced &&
       !(pr->from_fork && !config.environment.allow_forks)) {
     // Created by hand: the triggers do not apply (a fork the project does not allow still does).
     decision->want = Decision::Want::kYes;
@@ -325,7 +324,7 @@ absl::StatusOr<std::optional<ReconcileResult>> EnvironmentReconciler::HandleComm
   // Only comments made while this environment existed: a command written before it was created
   // was meant for another (or none).
   absl::StatusOr<std::vector<state::Delivery>> deliveries = store_.ListPullRequestDeliveries(
-      repo, number, "issue_comment", target->created_at, kMaxCommandsPerPass);
+      repo, number, state::kDeliveryComment, target->created_at, kMaxCommandsPerPass);
   if (!deliveries.ok()) return deliveries.status();
   EnvRecord record = ParseEnvRecord(target->spec_json);
   const bool is_live =
@@ -334,7 +333,7 @@ absl::StatusOr<std::optional<ReconcileResult>> EnvironmentReconciler::HandleComm
   bool changed = false;
   std::optional<std::string> down_reason;
   for (const state::Delivery& d : *deliveries) {
-    std::optional<CommandComment> c = CommandFromDelivery(d.action, d.body);
+    std::optional<CommandComment> c = CommandFromDelivery(d);
     if (!c || c->comment_id <= record.last_comment_id || down_reason) continue;
     const std::string who = "`" + c->command.text + "` from @" + c->author;
     if (c->command.kind != Command::Kind::kInvalid) {
@@ -366,21 +365,17 @@ absl::StatusOr<std::optional<ReconcileResult>> EnvironmentReconciler::HandleComm
         }
         break;
       case Command::Kind::kExtend:
-        if (!is_live) {
-          record.command_note = who + ": nothing to extend, the environment is destroyed.";
-        } else if (!target->expires_at) {
-          record.command_note = who + ": nothing to extend, the environment has no TTL.";
+        if (absl::Status s = Extend(*target, c->command.extend_by, now); !s.ok()) {
+          record.command_note = absl::StrCat(who, ": ", s.message(), ".");
         } else {
-          target->expires_at = std::max(now, *target->expires_at) + c->command.extend_by;
           record.command_note = who + ": now expires " + FormatRfc3339(*target->expires_at) + ".";
         }
         break;
       case Command::Kind::kKeep:
-        if (is_live) {
-          target->expires_at.reset();
-          record.command_note = who + ": kept, no TTL.";
+        if (absl::Status s = Keep(*target); !s.ok()) {
+          record.command_note = absl::StrCat(who, ": ", s.message(), ".");
         } else {
-          record.command_note = who + ": nothing to keep, the environment is destroyed.";
+          record.command_note = who + ": kept, no TTL.";
         }
         break;
       case Command::Kind::kDown:
@@ -537,7 +532,7 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::Create(const Target& targ
   env.updated_at = now;
   env.expires_at = now + absl::ToChronoMilliseconds(config.environment.ttl);
   EnvRecord record;
-  record.namespace_name = options_.namespace_prefix + env.name;
+  env.namespace_name = options_.lifecycle.namespace_prefix + env.name;
   record.trigger_labels = TriggerLabels(config);
   record.idle_timeout_ms = absl::ToInt64Milliseconds(config.environment.idle_timeout);
   providers::Provider* provider = providers_.Find(env.provider);
@@ -621,7 +616,7 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::Converge(
                                     " off it");
     }
     absl::StatusOr<providers::DestroyResult> gone =
-        old->Destroy({env.name, NamespaceOf(env, record, options_.namespace_prefix)});
+        old->Destroy({env.name, NamespaceOf(env, options_.lifecycle.namespace_prefix)});
     if (!gone.ok()) return gone.status();
     if (!gone->done) {
       return ReconcileResult{options_.destroy_poll,
@@ -653,8 +648,8 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
     }
     return spec.status();
   }
-  if (record.namespace_name.empty()) {
-    record.namespace_name = options_.namespace_prefix + env.name;
+  if (env.namespace_name.empty()) {
+    env.namespace_name = options_.lifecycle.namespace_prefix + env.name;
   }
   record.trigger_labels = TriggerLabels(config);
   record.idle_timeout_ms = absl::ToInt64Milliseconds(config.environment.idle_timeout);
@@ -678,7 +673,7 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
 
   providers::ApplyRequest request;
   request.environment = env.name;
-  request.namespace_name = record.namespace_name;
+  request.namespace_name = env.namespace_name;
   request.project = target.repo;
   request.pr_number = target.pr_number;
   request.head_sha = target.sha;
@@ -724,7 +719,7 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
       if (instance.placement != config::DatabasePlacement::kEnvironment) continue;
       providers::DatabaseServerRequest server_request{
           .environment = env.name,
-          .namespace_name = record.namespace_name,
+          .namespace_name = env.namespace_name,
           .labels = request.labels,
           .name = instance.name,
           .version = instance.version,
@@ -789,7 +784,7 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
   env.spec_json = EnvRecordJson(record);
 
   absl::StatusOr<providers::Observation> observed =
-      provider.Observe({env.name, record.namespace_name});
+      provider.Observe({env.name, env.namespace_name});
   if (!observed.ok()) {
     // Keep what Apply achieved, so the retry only observes.
     absl::StatusOr<Environment> saved = Save(env);
@@ -838,7 +833,7 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ObserveOnly(
     providers::Provider& provider) {
   EnvRecord record = ParseEnvRecord(env.spec_json);
   absl::StatusOr<providers::Observation> observed =
-      provider.Observe({env.name, NamespaceOf(env, record, options_.namespace_prefix)});
+      provider.Observe({env.name, NamespaceOf(env, options_.lifecycle.namespace_prefix)});
   if (!observed.ok()) return observed.status();
   if (observed->phase == providers::Phase::kAbsent) {
     spdlog::warn("environment {}: its objects are gone; applying again", env.name);
@@ -949,7 +944,7 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::FinishDestroy(Environment
                                     env.name + " stays destroying until it is");
     }
     absl::StatusOr<providers::DestroyResult> gone =
-        provider->Destroy({env.name, NamespaceOf(env, record, options_.namespace_prefix)});
+        provider->Destroy({env.name, NamespaceOf(env, options_.lifecycle.namespace_prefix)});
     if (!gone.ok()) return gone.status();
     if (!gone->done) {
       absl::StatusOr<Environment> reported = Report(env);
@@ -1123,24 +1118,15 @@ void EnvironmentReconciler::SettleReady(Environment& env, const providers::Obser
   if (domain.empty()) {
     env.url = observed.url;
   } else {
-    env.url = options_.url_template;
-    const std::string host = env.name + "." + domain;
-    for (size_t at = env.url.find("{host}"); at != std::string::npos;
-         at = env.url.find("{host}", at + host.size())) {
-      env.url.replace(at, 6, host);
-    }
+    env.url = EnvironmentUrl(options_.lifecycle.url_template, env.name + "." + domain);
   }
   // Where the gateway sends this environment's traffic (a Docker port on 127.0.0.1); empty for
   // providers whose own ingress serves the host.
-  EnvRecord record = ParseEnvRecord(env.spec_json);
-  if (record.backend_url != observed.url) {
-    record.backend_url = observed.url;
-    env.spec_json = EnvRecordJson(record);
-  }
+  env.backend_url = observed.url;
 }
 
 std::string EnvironmentReconciler::BaseDomain(const config::ProjectConfig& config) const {
-  return config.environment.base_domain.value_or(options_.base_domain);
+  return config.environment.base_domain.value_or(options_.lifecycle.base_domain);
 }
 
 absl::Status EnvironmentReconciler::RecordTerminalFailure(const std::string& key,

@@ -38,6 +38,7 @@
 #include "pkg/config/config.h"
 #include "pkg/controller/databases.h"
 #include "pkg/controller/env_record.h"
+#include "pkg/controller/lifecycle.h"
 #include "pkg/forge/forge.h"
 #include "pkg/names/names.h"
 #include "pkg/providers/provider.h"
@@ -63,17 +64,12 @@ class Reconciler {
 };
 
 struct ReconcilerOptions {
-  // Environments are served at https://<name>.<base_domain> (EPH_BASE_DOMAIN); eph.yaml's
-  // environment.base_domain overrides it per project.
-  std::string base_domain = "localhost";
-  // The public URL of a ready environment; {host} is "<name>.<base_domain>". ephd's own
-  // gateway on a plain-HTTP port makes it e.g. "http://{host}:8081".
-  std::string url_template = "https://{host}";
+  // Where environments live (URL, namespace): the same policy the intents apply.
+  LifecyclePolicy lifecycle;
   // The Store's InstallationId, stamped on every object as providers::kInstallationLabel (empty:
   // not stamped).
   std::string installation;
   std::string config_path = "eph.yaml";               // where eph.yaml lives in a repository
-  std::string namespace_prefix = "eph-";              // Kubernetes namespace = prefix + name
   Duration progress_poll = std::chrono::seconds(10);  // while the provider is progressing
   Duration checks_poll = std::chrono::minutes(1);     // while wait_for_checks are pending
   Duration destroy_poll = std::chrono::seconds(10);   // while the provider is still deleting

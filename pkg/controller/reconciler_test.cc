@@ -13,7 +13,7 @@
 
 #include "pkg/controller/resync.h"
 #include "pkg/controller/test_world.h"
-#include "pkg/controller/work_key.h"
+#include "pkg/workkey/work_key.h"
 
 namespace eph::controller::testing {
 namespace {
@@ -774,7 +774,7 @@ TEST(ReconcilerTest, RecordTerminalFailureMarksTheEnvironmentFailed) {
           .ok());
 }
 
-// An `issue_comment` delivery for pull request `pr`, as the intake stores it.
+// A person's comment on pull request `pr`, as the intake stores it.
 void Comment(World& w, int64_t pr, int64_t comment_id, const std::string& user,
              const std::string& body) {
   nlohmann::json payload = {
@@ -790,6 +790,11 @@ void Comment(World& w, int64_t pr, int64_t comment_id, const std::string& user,
   d.pr_number = pr;
   d.body = payload.dump();
   d.received_at = w.clock.Now();
+  // As GitHub's decoder stores it at intake (pkg/webhook/github_events.cc).
+  d.kind = state::kDeliveryComment;
+  d.comment_id = comment_id;
+  d.author = user;
+  d.text = body;
   ASSERT_TRUE(w.store->RecordDelivery(d, PullRequestKey(kRepo, pr)).ok());
 }
 
@@ -874,6 +879,24 @@ TEST(ReconcilerCommandsTest, RedeployAppliesTheSameCommitAgainAndRetriesAFailure
   EXPECT_THAT(CommentFor(w, 62, w.Live(62)->name), HasSubstr("redeploying"));
 }
 
+// Issue 13: `/eph extend` capped one command at 366 days but not the total, so repeated
+// commands went on for ever, while the API refused more than 100 years. Both follow
+// lifecycle.h now: an environment expires at most 366 days from now.
+TEST(ReconcilerCommandsTest, ExtendFollowsTheOneExtendPolicy) {
+  World w;
+  w.OpenPr(61);
+  w.MustReconcile(61);
+  const state::Environment created = *w.Live(61);  // eph.yaml ttl: 72h
+  w.forge.GrantWrite(kRepo, "alice");
+  Comment(w, 61, 2001, "alice", "/eph extend 8712h");  // 363 days: 366 days from now in all
+  w.MustReconcile(61);
+  EXPECT_EQ(*w.Live(61)->expires_at, *created.expires_at + hours(8712));
+  Comment(w, 61, 2002, "alice", "/eph extend 1h");
+  w.MustReconcile(61);
+  EXPECT_EQ(*w.Live(61)->expires_at, *created.expires_at + hours(8712)) << "past 366 days";
+  EXPECT_THAT(CommentFor(w, 61, created.name), HasSubstr("more than 366 days from now"));
+}
+
 TEST(ReconcilerCommandsTest, MistakesAreExplainedAndATransientPermissionErrorRetries) {
   World w;
   w.OpenPr(63);
@@ -907,18 +930,18 @@ TEST(ReconcilerCommandsTest, ACommandWrittenBeforeTheEnvironmentExistedIsNotAppl
 
 TEST(ReconcilerTest, PublicUrlFollowsTheTemplateAndTheBackendIsRecordedForTheGateway) {
   World w;
-  w.options.url_template = "http://{host}:8081";
+  w.options.lifecycle.url_template = "http://{host}:8081";
   w.reconciler = std::make_unique<EnvironmentReconciler>(*w.store, w.forge, w.registry, w.clock,
                                                          w.random, w.options);
   w.OpenPr(65);
   w.MustReconcile(65);
   const std::string name = w.Live(65)->name;
   EXPECT_EQ(w.Live(65)->url, "http://" + name + "." + kBaseDomain + ":8081");
-  EXPECT_EQ(ParseEnvRecord(w.Live(65)->spec_json).backend_url, "");
+  EXPECT_EQ(w.Live(65)->backend_url, "");
   // The provider's own address (a Docker port) moves: the record follows, the public URL stays.
   w.provider->SetUrl(name, "http://127.0.0.1:41234");
   w.MustReconcile(65);
-  EXPECT_EQ(ParseEnvRecord(w.Live(65)->spec_json).backend_url, "http://127.0.0.1:41234");
+  EXPECT_EQ(w.Live(65)->backend_url, "http://127.0.0.1:41234");
   EXPECT_EQ(w.Live(65)->url, "http://" + name + "." + kBaseDomain + ":8081");
 }
 
@@ -1184,13 +1207,14 @@ TEST(ReconcilerTest, AnEnvironmentForcedForAnUnlabelledPullRequestStaysUntilItCl
   env.project = kRepo;
   env.pr_number = 80;
   env.state = EnvState::kPending;
-  env.spec_json = R"({"namespace":"eph-my-app-forced-80","forced":true})";
+  env.namespace_name = "eph-my-app-forced-80";
+  env.forced = true;
   env.created_at = w.clock.Now();
   ASSERT_TRUE(w.store->CreateEnvironment(env).ok());
   w.MustReconcile(80);
   ASSERT_TRUE(w.Live(80).has_value());
   EXPECT_EQ(w.Live(80)->state, EnvState::kReady);
-  EXPECT_TRUE(ParseEnvRecord(w.Live(80)->spec_json).forced);  // kept through Converge
+  EXPECT_TRUE(w.Live(80)->forced);  // kept through Converge
   w.forge.Push(kRepo, 80, Sha(2));
   w.forge.SetFile(kRepo, Sha(2), "eph.yaml", ConfigYaml());
   w.MustReconcile(80);
@@ -1206,7 +1230,8 @@ TEST(ReconcilerTest, AnEnvironmentForcedForAnUnlabelledPullRequestStaysUntilItCl
   w.OpenPr(81, {});
   env.name = "my-app-plain-81";
   env.pr_number = 81;
-  env.spec_json = R"({"namespace":"eph-my-app-plain-81"})";
+  env.namespace_name = "eph-my-app-plain-81";
+  env.forced = false;
   ASSERT_TRUE(w.store->CreateEnvironment(env).ok());
   w.MustReconcile(81);
   w.MustReconcile(81);

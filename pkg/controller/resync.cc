@@ -7,7 +7,7 @@
 #include <set>
 #include <utility>
 
-#include "pkg/controller/work_key.h"
+#include "pkg/workkey/work_key.h"
 
 namespace eph::controller {
 

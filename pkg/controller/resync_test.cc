@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "pkg/controller/test_world.h"
-#include "pkg/controller/work_key.h"
+#include "pkg/workkey/work_key.h"
 #include "pkg/controller/work_queue_runner.h"
 
 namespace eph::controller::testing {

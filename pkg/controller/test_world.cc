@@ -73,7 +73,7 @@ World::World(std::string yaml) : config_yaml(std::move(yaml)) {
   auto fake = std::make_unique<providers::FakeProvider>("kubernetes");
   provider = fake.get();
   if (absl::Status s = registry.Add(std::move(fake)); !s.ok()) ADD_FAILURE() << s;
-  options.base_domain = kBaseDomain;
+  options.lifecycle.base_domain = kBaseDomain;
   reconciler =
       std::make_unique<EnvironmentReconciler>(*store, forge, registry, clock, random, options);
 }

@@ -13,7 +13,7 @@
 #include "pkg/base/clock.h"
 #include "pkg/base/random.h"
 #include "pkg/controller/reconciler.h"
-#include "pkg/controller/work_key.h"
+#include "pkg/workkey/work_key.h"
 #include "pkg/forge/fake_forge.h"
 #include "pkg/providers/fake_provider.h"
 #include "pkg/state/store.h"
@@ -61,9 +61,9 @@ class RecordingStore final : public state::Store {
   }
   absl::StatusOr<int64_t> CountDeliveries() override { return inner_->CountDeliveries(); }
   absl::StatusOr<std::vector<state::Delivery>> ListPullRequestDeliveries(
-      const std::string& repo, int64_t pr_number, const std::string& event, TimePoint since,
+      const std::string& repo, int64_t pr_number, const std::string& kind, TimePoint since,
       int limit) override {
-    return inner_->ListPullRequestDeliveries(repo, pr_number, event, since, limit);
+    return inner_->ListPullRequestDeliveries(repo, pr_number, kind, since, limit);
   }
   absl::Status Enqueue(const std::string& key, TimePoint not_before) override {
     return inner_->Enqueue(key, not_before);

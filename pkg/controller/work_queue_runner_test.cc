@@ -10,7 +10,7 @@
 #include <thread>
 
 #include "pkg/controller/test_world.h"
-#include "pkg/controller/work_key.h"
+#include "pkg/workkey/work_key.h"
 
 namespace eph::controller::testing {
 namespace {

@@ -146,6 +146,71 @@ constexpr std::string_view kProjectTriggerLabels = R"sql(
 ALTER TABLE projects ADD COLUMN trigger_labels TEXT NOT NULL DEFAULT '';
 )sql";
 
+// Version 7: what others need to know of an environment, as typed columns instead of fields of
+// the controller's private record in spec_json (issue 13): the provider namespace, whether it
+// was created by hand for a pull request (kept whatever its labels say), and the gateway's
+// backend address. Existing rows are filled from spec_json where it holds them.
+constexpr std::string_view kEnvironmentFieldsSqlite = R"sql(
+ALTER TABLE environments ADD COLUMN namespace_name TEXT NOT NULL DEFAULT '';
+ALTER TABLE environments ADD COLUMN forced BOOLEAN NOT NULL DEFAULT FALSE;
+ALTER TABLE environments ADD COLUMN backend_url TEXT NOT NULL DEFAULT '';
+UPDATE environments SET
+  namespace_name = COALESCE(json_extract(spec_json, '$.namespace'), ''),
+  forced = COALESCE(json_extract(spec_json, '$.forced'), 0) <> 0,
+  backend_url = COALESCE(json_extract(spec_json, '$.controller.backend_url'), '')
+WHERE json_valid(spec_json) AND json_type(spec_json) = 'object';
+)sql";
+constexpr std::string_view kEnvironmentFieldsPostgres = R"sql(
+ALTER TABLE environments ADD COLUMN namespace_name TEXT NOT NULL DEFAULT '';
+ALTER TABLE environments ADD COLUMN forced BOOLEAN NOT NULL DEFAULT FALSE;
+ALTER TABLE environments ADD COLUMN backend_url TEXT NOT NULL DEFAULT '';
+UPDATE environments SET
+  namespace_name = COALESCE(spec_json::jsonb ->> 'namespace', ''),
+  forced = COALESCE((spec_json::jsonb ->> 'forced') = 'true', FALSE),
+  backend_url = COALESCE(spec_json::jsonb -> 'controller' ->> 'backend_url', '')
+WHERE spec_json LIKE '{%}';
+)sql";
+
+// Version 8: what a delivery means, decoded by its forge at intake (forge-neutral), so the
+// controller reads no forge JSON. Comments stored before it are decoded here from GitHub's
+// payload (the only forge so far; every stored body is a JSON object, the intake refuses
+// anything else): a person's new comment on a pull request.
+constexpr std::string_view kDeliveryKindsSqlite = R"sql(
+ALTER TABLE deliveries ADD COLUMN kind TEXT NOT NULL DEFAULT '';
+ALTER TABLE deliveries ADD COLUMN comment_id BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE deliveries ADD COLUMN author TEXT NOT NULL DEFAULT '';
+ALTER TABLE deliveries ADD COLUMN text TEXT NOT NULL DEFAULT '';
+UPDATE deliveries SET
+  kind = 'comment',
+  comment_id = json_extract(body, '$.comment.id'),
+  author = json_extract(body, '$.comment.user.login'),
+  text = json_extract(body, '$.comment.body')
+WHERE forge = 'github' AND event = 'issue_comment' AND action = 'created' AND json_valid(body)
+  AND json_type(body, '$.comment.id') = 'integer'
+  AND json_type(body, '$.comment.user.login') = 'text'
+  AND json_type(body, '$.comment.body') = 'text'
+  AND COALESCE(json_extract(body, '$.comment.user.type'), '') <> 'Bot';
+CREATE INDEX deliveries_by_kind ON deliveries (repo, pr_number, kind, received_at);
+)sql";
+constexpr std::string_view kDeliveryKindsPostgres = R"sql(
+ALTER TABLE deliveries ADD COLUMN kind TEXT NOT NULL DEFAULT '';
+ALTER TABLE deliveries ADD COLUMN comment_id BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE deliveries ADD COLUMN author TEXT NOT NULL DEFAULT '';
+ALTER TABLE deliveries ADD COLUMN text TEXT NOT NULL DEFAULT '';
+UPDATE deliveries SET
+  kind = 'comment',
+  comment_id = (body::jsonb -> 'comment' ->> 'id')::bigint,
+  author = body::jsonb -> 'comment' -> 'user' ->> 'login',
+  text = body::jsonb -> 'comment' ->> 'body'
+WHERE forge = 'github' AND event = 'issue_comment' AND action = 'created'
+  AND jsonb_typeof(body::jsonb -> 'comment' -> 'id') = 'number'
+  AND (body::jsonb -> 'comment' ->> 'id') ~ '^[0-9]{1,18}$'
+  AND jsonb_typeof(body::jsonb -> 'comment' -> 'user' -> 'login') = 'string'
+  AND jsonb_typeof(body::jsonb -> 'comment' -> 'body') = 'string'
+  AND COALESCE(body::jsonb -> 'comment' -> 'user' ->> 'type', '') <> 'Bot';
+CREATE INDEX deliveries_by_kind ON deliveries (repo, pr_number, kind, received_at);
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& Migrations() {
@@ -165,6 +230,14 @@ const std::vector<Migration>& Migrations() {
        .sqlite_sql = kInstallationSqlite,
        .postgres_sql = kInstallationPostgres},
       {.version = 6, .name = "project trigger labels", .sql = kProjectTriggerLabels},
+      {.version = 7,
+       .name = "environment fields",
+       .sqlite_sql = kEnvironmentFieldsSqlite,
+       .postgres_sql = kEnvironmentFieldsPostgres},
+      {.version = 8,
+       .name = "delivery kinds",
+       .sqlite_sql = kDeliveryKindsSqlite,
+       .postgres_sql = kDeliveryKindsPostgres},
   };
   return *kMigrations;
 }

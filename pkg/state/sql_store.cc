@@ -79,13 +79,13 @@ constexpr int64_t kEventIdLockKey = 0x6570682E65767473;  // "eph.evts"
 
 constexpr absl::string_view kEnvColumns =
     "name, project, pr_number, state, reason, url, provider, head_sha, spec_json, created_at, "
-    "updated_at, expires_at, last_activity_at, version";
+    "updated_at, expires_at, last_activity_at, version, namespace_name, forced, backend_url";
 constexpr absl::string_view kEventColumns = "id, environment, from_state, to_state, reason, at";
 constexpr absl::string_view kProjectColumns =
     "repo, forge, installation_id, enabled, created_at, updated_at, trigger_labels";
 constexpr absl::string_view kTokenColumns = "id, name, scope, hash, created_at, revoked_at";
 constexpr absl::string_view kDeliveryColumns =
-    "id, forge, event, action, repo, pr_number, body, received_at";
+    "id, forge, event, action, repo, pr_number, body, received_at, kind, comment_id, author, text";
 
 SqlValue Ms(TimePoint t) { return ToUnixMillis(t); }
 SqlValue OptMs(const std::optional<TimePoint>& t) {
@@ -114,6 +114,9 @@ Environment EnvironmentFromRow(const SqlRow& r) {
   e.expires_at = r.OptTime(11);
   e.last_activity_at = r.OptTime(12);
   e.version = r.Int(13);
+  e.namespace_name = r.Str(14);
+  e.forced = r.Bool(15);
+  e.backend_url = r.Str(16);
   return e;
 }
 
@@ -138,6 +141,10 @@ Delivery DeliveryFromRow(const SqlRow& r) {
   d.pr_number = r.Int(5);
   d.body = r.Str(6);
   d.received_at = r.Time(7);
+  d.kind = r.Str(8);
+  d.comment_id = r.Int(9);
+  d.author = r.Str(10);
+  d.text = r.Str(11);
   return d;
 }
 
@@ -240,9 +247,11 @@ class SqlStore final : public Store {
     bool inserted = false;
     absl::Status s = backend_->Run(TxMode::kWrite, [&](SqlTx& tx) {
       const SqlResult r = tx.Exec(
-          "INSERT INTO deliveries (id, forge, event, action, repo, pr_number, body, "
-          "received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
-          {d.id, d.forge, d.event, d.action, d.repo, d.pr_number, d.body, Ms(d.received_at)});
+          absl::StrCat("INSERT INTO deliveries (", kDeliveryColumns,
+                       ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
+                       "ON CONFLICT (id) DO NOTHING"),
+          {d.id, d.forge, d.event, d.action, d.repo, d.pr_number, d.body, Ms(d.received_at),
+           d.kind, d.comment_id, d.author, d.text});
       inserted = r.affected > 0;
       if (inserted && work_key.has_value()) EnqueueIn(tx, *work_key, d.received_at);
       return absl::OkStatus();
@@ -265,16 +274,16 @@ class SqlStore final : public Store {
 
   absl::StatusOr<std::vector<Delivery>> ListPullRequestDeliveries(const std::string& repo,
                                                                   int64_t pr_number,
-                                                                  const std::string& event,
+                                                                  const std::string& kind,
                                                                   TimePoint since,
                                                                   int limit) override {
     std::vector<Delivery> out;
     absl::Status s = backend_->Run(TxMode::kRead, [&](SqlTx& tx) {
       const SqlResult r = tx.Exec(
           absl::StrCat("SELECT ", kDeliveryColumns,
-                       " FROM deliveries WHERE repo = $1 AND pr_number = $2 AND event = $3 "
+                       " FROM deliveries WHERE repo = $1 AND pr_number = $2 AND kind = $3 "
                        "AND received_at >= $4 ORDER BY received_at, id LIMIT $5"),
-          {repo, pr_number, event, Ms(since), static_cast<int64_t>(limit)});
+          {repo, pr_number, kind, Ms(since), static_cast<int64_t>(limit)});
       out.clear();  // a retried transaction starts again
       for (const SqlRow& row : r.rows) out.push_back(DeliveryFromRow(row));
       return absl::OkStatus();
@@ -459,11 +468,12 @@ class SqlStore final : public Store {
       try {
         tx.Exec(absl::StrCat("INSERT INTO environments (", kEnvColumns,
                              ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
-                             "$13, 1)"),
+                             "$13, 1, $14, $15, $16)"),
                 {stored.name, stored.project, stored.pr_number,
                  std::string(EnvStateName(stored.state)), stored.reason, stored.url,
                  stored.provider, stored.head_sha, stored.spec_json, Ms(stored.created_at),
-                 Ms(stored.updated_at), OptMs(stored.expires_at), OptMs(stored.last_activity_at)});
+                 Ms(stored.updated_at), OptMs(stored.expires_at), OptMs(stored.last_activity_at),
+                 stored.namespace_name, stored.forced, stored.backend_url});
       } catch (const SqlError& e) {
         // A concurrent create won the race past the checks above.
         if (IsAlreadyExists(e)) {
@@ -539,12 +549,13 @@ class SqlStore final : public Store {
                         "head_sha = $7, spec_json = $8, updated_at = $9, expires_at = $10, "
                         "last_activity_at = CASE WHEN last_activity_at IS NULL "
                         "OR CAST($11 AS BIGINT) > last_activity_at THEN CAST($11 AS BIGINT) "
-                        "ELSE last_activity_at END, "
+                        "ELSE last_activity_at END, namespace_name = $12, forced = $13, backend_url = $14, "
                         "version = version + 1 WHERE name = $1 AND version = $2 RETURNING ",
                         kEnvColumns),
                     {env.name, env.version, std::string(EnvStateName(env.state)), env.reason,
                      env.url, env.provider, env.head_sha, env.spec_json, Ms(env.updated_at),
-                     OptMs(env.expires_at), OptMs(env.last_activity_at)});
+                     OptMs(env.expires_at), OptMs(env.last_activity_at), env.namespace_name,
+                     env.forced, env.backend_url});
       } catch (const SqlError& e) {
         if (IsAlreadyExists(e)) {
           return absl::AlreadyExistsError(absl::StrCat(

@@ -68,6 +68,11 @@ struct Environment {
   std::optional<TimePoint> expires_at;        // TTL; nullopt = kept (no TTL)
   std::optional<TimePoint> last_activity_at;  // drives idle_timeout
   int64_t version = 0;       // optimistic concurrency: bumped by every update
+  // Decided by the controller (pkg/controller/intents.h), read by the API, the gateway and the
+  // providers' callers; nobody else parses spec_json.
+  std::string namespace_name;  // provider namespace / compose project; empty until decided
+  bool forced = false;         // created by hand for a pull request: kept whatever its labels say
+  std::string backend_url;     // where the gateway sends its traffic (empty: provider's ingress)
 };
 
 struct EnvironmentFilter {
@@ -94,7 +99,23 @@ struct Delivery {
   int64_t pr_number = 0;
   std::string body;     // the raw body, kept for audit and replay
   TimePoint received_at{};
+  // What the delivery means, decoded by its forge at intake (pkg/webhook/forge_event.h), so
+  // the controller never reads forge JSON: one of kDeliveryKinds ("" for deliveries stored
+  // before schema 8 that are not comments). For "comment", the comment's id, its author and
+  // its text.
+  std::string kind;
+  int64_t comment_id = 0;
+  std::string author;
+  std::string text;
 };
+
+// The forge-neutral kinds of delivery.
+inline constexpr char kDeliveryPullRequest[] = "pull_request";  // opened, labelled, pushed, ...
+inline constexpr char kDeliveryComment[] = "comment";  // a person commented on a pull request
+inline constexpr char kDeliveryChecks[] = "checks";    // a check or status changed
+inline constexpr char kDeliveryInstallation[] = "installation";  // the App's installation
+inline constexpr char kDeliveryPush[] = "push";
+inline constexpr char kDeliveryOther[] = "other";
 
 struct Project {
   std::string repo;  // "owner/repo"
@@ -159,8 +180,9 @@ class Store {
   virtual absl::StatusOr<int64_t> CountDeliveries() = 0;
   // The deliveries of `event` for one pull request received at or after `since`, oldest first
   // (at most `limit`): how the reconciler finds `/eph` comment commands.
+  // `kind` is one of the forge-neutral kinds above.
   virtual absl::StatusOr<std::vector<Delivery>> ListPullRequestDeliveries(
-      const std::string& repo, int64_t pr_number, const std::string& event, TimePoint since,
+      const std::string& repo, int64_t pr_number, const std::string& kind, TimePoint since,
       int limit) = 0;
 
   // Adds `key` to the queue to run no later than `not_before`. Keys merge: a key already queued

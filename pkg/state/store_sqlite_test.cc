@@ -135,6 +135,96 @@ TEST(SqliteStoreTest, DirectoryThatCannotBeCreatedIsAClearError) {
   EXPECT_THAT(std::string(store.status().message()), HasSubstr("cannot create directory"));
 }
 
+// A GitHub comment delivery as an ephd before schema 8 stored it: no kind, the body only.
+Delivery OldGitHubComment(const std::string& id, int64_t comment_id, const std::string& type,
+                          TimePoint at) {
+  Delivery d;
+  d.id = id;
+  d.forge = "github";
+  d.event = "issue_comment";
+  d.action = "created";
+  d.repo = "acme/shop";
+  d.pr_number = 4;
+  d.body = R"({"action":"created","issue":{"number":4,"pull_request":{}},"comment":{"id":)" +
+           std::to_string(comment_id) + R"(,"body":"/eph keep","user":{"login":"alice","type":")" +
+           type + R"("}}})";
+  d.received_at = at;
+  return d;
+}
+
+// Version 8 decodes the comments stored before it (the controller reads only the neutral
+// columns).
+TEST(SqliteStoreTest, StoredCommentsAreDecodedWhenMigrating) {
+  const std::string path = TempDir() + "/eph.db";
+  {
+    std::unique_ptr<Store> store = MUST(OpenStore("sqlite:" + path));
+    FakeClock clock;
+    MUST(store->RecordDelivery(OldGitHubComment("person", 77, "User", clock.Now()), std::nullopt));
+    MUST(store->RecordDelivery(OldGitHubComment("bot", 78, "Bot", clock.Now()), std::nullopt));
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "DROP INDEX deliveries_by_kind;"
+                         "ALTER TABLE deliveries DROP COLUMN kind;"
+                         "ALTER TABLE deliveries DROP COLUMN comment_id;"
+                         "ALTER TABLE deliveries DROP COLUMN author;"
+                         "ALTER TABLE deliveries DROP COLUMN text;"
+                         "DELETE FROM schema_migrations WHERE version = 8;",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK)
+      << sqlite3_errmsg(db);
+  sqlite3_close(db);
+  std::unique_ptr<Store> store = MUST(OpenStore("sqlite:" + path));
+  const Delivery person = MUST(store->GetDelivery("person")).value();
+  EXPECT_EQ(person.kind, "comment");
+  EXPECT_EQ(person.comment_id, 77);
+  EXPECT_EQ(person.author, "alice");
+  EXPECT_EQ(person.text, "/eph keep");
+  EXPECT_EQ(MUST(store->GetDelivery("bot")).value().kind, "");
+}
+
+// Version 7 moved three fields of spec_json into columns: a database written before it keeps
+// them. Simulated by taking the columns away again and forgetting the migration.
+TEST(SqliteStoreTest, EnvironmentFieldsAreFilledFromSpecJsonWhenMigrating) {
+  const std::string path = TempDir() + "/eph.db";
+  {
+    std::unique_ptr<Store> store = MUST(OpenStore("sqlite:" + path));
+    FakeClock clock;
+    for (const std::string name : {"shop-old-1", "shop-old-2"}) {
+      Environment e;
+      e.name = name;
+      e.project = "acme/shop";
+      e.pr_number = name == "shop-old-1" ? 1 : 2;
+      e.created_at = e.updated_at = clock.Now();
+      MUST(store->CreateEnvironment(e));
+    }
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "UPDATE environments SET spec_json = '{\"namespace\":\"eph-shop-old-1\","
+                         "\"forced\":true,\"controller\":{\"backend_url\":"
+                         "\"http://127.0.0.1:9\"}}' WHERE name = 'shop-old-1';"
+                         "UPDATE environments SET spec_json = 'not json' WHERE name = 'shop-old-2';"
+                         "ALTER TABLE environments DROP COLUMN namespace_name;"
+                         "ALTER TABLE environments DROP COLUMN forced;"
+                         "ALTER TABLE environments DROP COLUMN backend_url;"
+                         "DELETE FROM schema_migrations WHERE version = 7;",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK)
+      << sqlite3_errmsg(db);
+  sqlite3_close(db);
+  std::unique_ptr<Store> store = MUST(OpenStore("sqlite:" + path));
+  const Environment old = MUST(store->GetEnvironment("shop-old-1")).value();
+  EXPECT_EQ(old.namespace_name, "eph-shop-old-1");
+  EXPECT_TRUE(old.forced);
+  EXPECT_EQ(old.backend_url, "http://127.0.0.1:9");
+  const Environment broken = MUST(store->GetEnvironment("shop-old-2")).value();
+  EXPECT_EQ(broken.namespace_name, "");
+  EXPECT_FALSE(broken.forced);
+}
+
 TEST(SqliteStoreTest, NewerSchemaThanThisBuildIsRefused) {
   const std::string path = TempDir() + "/eph.db";
   MUST(OpenStore("sqlite:" + path)).reset();

@@ -120,13 +120,17 @@ TEST_P(StoreTest, DeliveryIsStoredOnceAndEnqueuesItsKeyOnce) {
   EXPECT_EQ(lease->key, "acme/shop#42");
 }
 
-TEST_P(StoreTest, PullRequestDeliveriesAreListedByEventOldestFirstFromATime) {
+TEST_P(StoreTest, PullRequestDeliveriesAreListedByKindOldestFirstFromATime) {
   const TimePoint start = clock_.Now();
   auto comment = [&](const std::string& id, int64_t pr) {
     Delivery d = NewDelivery(id, clock_.Now());
     d.event = "issue_comment";
     d.action = "created";
     d.pr_number = pr;
+    d.kind = kDeliveryComment;
+    d.comment_id = 1000 + pr;
+    d.author = "alice";
+    d.text = "/eph redeploy";
     clock_.Advance(seconds(1));
     return d;
   };
@@ -140,15 +144,20 @@ TEST_P(StoreTest, PullRequestDeliveriesAreListedByEventOldestFirstFromATime) {
     for (const Delivery& d : ds) out.push_back(d.id);
     return out;
   };
-  EXPECT_EQ(ids(MUST(store_->ListPullRequestDeliveries("acme/shop", 42, "issue_comment", start, 10))),
+  EXPECT_EQ(ids(MUST(store_->ListPullRequestDeliveries("acme/shop", 42, "comment", start, 10))),
             (std::vector<std::string>{"c1", "c2", "c3"}));
-  EXPECT_EQ(ids(MUST(store_->ListPullRequestDeliveries("acme/shop", 42, "issue_comment",
+  EXPECT_EQ(ids(MUST(store_->ListPullRequestDeliveries("acme/shop", 42, "comment",
                                                        start + seconds(1), 10))),
             (std::vector<std::string>{"c2", "c3"}));
-  EXPECT_EQ(ids(MUST(store_->ListPullRequestDeliveries("acme/shop", 42, "issue_comment", start, 1))),
+  EXPECT_EQ(ids(MUST(store_->ListPullRequestDeliveries("acme/shop", 42, "comment", start, 1))),
             (std::vector<std::string>{"c1"}));
-  EXPECT_TRUE(MUST(store_->ListPullRequestDeliveries("acme/other", 42, "issue_comment", start, 10))
+  EXPECT_TRUE(MUST(store_->ListPullRequestDeliveries("acme/other", 42, "comment", start, 10))
                   .empty());
+  const Delivery c1 = MUST(store_->GetDelivery("c1")).value();
+  EXPECT_EQ(c1.kind, "comment");
+  EXPECT_EQ(c1.comment_id, 1042);
+  EXPECT_EQ(c1.author, "alice");
+  EXPECT_EQ(c1.text, "/eph redeploy");
 }
 
 TEST_P(StoreTest, DeliveryWithoutWorkKeyEnqueuesNothing) {
@@ -420,6 +429,25 @@ TEST_P(StoreTest, ClaimsAreExclusiveAcrossThreadsAndStores) {
 
 // --- environments ---
 
+TEST_P(StoreTest, EnvironmentFieldsOfTheControllerRoundTrip) {
+  Environment e = NewEnv("shop-typed-fields-7", "acme/shop", 7);
+  e.namespace_name = "eph-shop-typed-fields-7";
+  e.forced = true;
+  const Environment created = MUST(store_->CreateEnvironment(e));
+  EXPECT_EQ(created.namespace_name, "eph-shop-typed-fields-7");
+  EXPECT_TRUE(created.forced);
+  Environment changed = created;
+  changed.backend_url = "http://127.0.0.1:32001";
+  changed.forced = false;
+  changed.namespace_name = "other";
+  MUST(store_->UpdateEnvironment(changed));
+  const std::optional<Environment> got = MUST(store_->GetEnvironment(e.name));
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->backend_url, "http://127.0.0.1:32001");
+  EXPECT_FALSE(got->forced);
+  EXPECT_EQ(got->namespace_name, "other");
+}
+
 TEST_P(StoreTest, EnvironmentRoundTrips) {
   Environment e = NewEnv("shop-gentle-stream-42", "acme/shop", 42);
   e.reason = "opened";
@@ -447,6 +475,9 @@ TEST_P(StoreTest, EnvironmentRoundTrips) {
   EXPECT_EQ(got->expires_at, e.expires_at);
   EXPECT_EQ(got->last_activity_at, e.last_activity_at);
   EXPECT_EQ(got->version, 1);
+  EXPECT_EQ(got->namespace_name, "");
+  EXPECT_FALSE(got->forced);
+  EXPECT_EQ(got->backend_url, "");
 
   const std::optional<Environment> live = MUST(store_->FindLiveEnvironment("acme/shop", 42));
   ASSERT_TRUE(live.has_value());

@@ -5,26 +5,14 @@
 #include <algorithm>
 #include <cctype>
 
-#include <nlohmann/json.hpp>
-
 #include "absl/strings/str_cat.h"
 #include "pkg/server/errors.h"
+#include "pkg/webhook/github_events.h"
 #include "pkg/webhook/signature.h"
+#include "pkg/workkey/work_key.h"
 
 namespace eph::webhook {
 namespace {
-
-using nlohmann::json;
-
-std::string StringAt(const json& j, const char* key) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : "";
-}
-
-int64_t NumberAt(const json& j, const char* key) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
-}
 
 void CountDelivery(MetricsRegistry& metrics, const std::string& outcome) {
   metrics
@@ -33,9 +21,7 @@ void CountDelivery(MetricsRegistry& metrics, const std::string& outcome) {
       .Inc();
 }
 
-IntakeResult Error(int status, const std::string& code, const std::string& message) {
-  return {status, server::ErrorJson(code, message)};
-}
+IntakeResult Refused(absl::Status status) { return {std::move(status)}; }
 
 // Delivery ids are opaque to Eph but become primary keys: keep them printable and bounded.
 bool ValidDeliveryId(const std::string& id) {
@@ -48,65 +34,40 @@ bool ValidDeliveryId(const std::string& id) {
 
 }  // namespace
 
-std::string PullRequestKey(const std::string& repo, int64_t number) {
-  return absl::StrCat(repo, "#", number);
-}
-
-absl::StatusOr<DeliveryRouting> RouteGitHubEvent(const std::string& event,
-                                                 const std::string& body) {
-  json payload = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (payload.is_discarded() || !payload.is_object()) {
-    return absl::InvalidArgumentError("request body is not a JSON object");
-  }
-  DeliveryRouting r;
-  r.action = StringAt(payload, "action");
-  if (auto repo = payload.find("repository"); repo != payload.end() && repo->is_object()) {
-    r.repo = StringAt(*repo, "full_name");
-  }
-  auto add = [&](int64_t n) {
-    if (n > 0) r.pull_requests.push_back(n);
-  };
-  if (event == "pull_request" || event == "pull_request_review") {
-    if (auto pr = payload.find("pull_request"); pr != payload.end() && pr->is_object()) {
-      add(NumberAt(*pr, "number"));
-    } else {
-      add(NumberAt(payload, "number"));
-    }
-  } else if (event == "issue_comment") {
-    // Comments on plain issues are not Eph's business; on pull requests they may be commands.
-    if (auto issue = payload.find("issue"); issue != payload.end() && issue->is_object() &&
-                                            issue->contains("pull_request")) {
-      add(NumberAt(*issue, "number"));
-    }
-  } else if (event == "check_suite" || event == "check_run") {
-    auto holder = payload.find(event);
-    if (holder != payload.end() && holder->is_object()) {
-      if (auto prs = holder->find("pull_requests"); prs != holder->end() && prs->is_array()) {
-        for (const auto& pr : *prs) {
-          if (pr.is_object()) add(NumberAt(pr, "number"));
-        }
-      }
-    }
-  }
-  // `status` events carry only a commit SHA; the periodic resync (and later a SHA index) picks
-  // up the pull requests it concerns.
-  return r;
-}
-
 WebhookIntake::WebhookIntake(state::Store& store, const Clock& clock, MetricsRegistry& metrics,
                              std::string github_secret)
     : store_(store), clock_(clock), metrics_(metrics), github_secret_(std::move(github_secret)) {}
 
-std::optional<IntakeResult> WebhookIntake::CheckGitHubHeaders(const std::string& signature) {
+int IntakeResult::HttpStatus() const {
+  if (!status.ok()) return server::HttpStatusFor(status.code());
+  return outcome == Outcome::kDuplicate ? 200 : 202;
+}
+
+std::string IntakeResult::BodyJson() const {
+  if (!status.ok()) {
+    return server::ErrorJson(server::ErrorCodeName(status.code()), std::string(status.message()));
+  }
+  switch (outcome) {
+    case Outcome::kAccepted:
+      return R"({"status":"accepted"})";
+    case Outcome::kRecorded:
+      return R"({"status":"recorded"})";
+    case Outcome::kDuplicate:
+      return R"({"status":"duplicate"})";
+  }
+  return R"({"status":"accepted"})";
+}
+
+absl::Status WebhookIntake::CheckGitHubHeaders(const std::string& signature) {
   auto count = [this](const std::string& outcome) { CountDelivery(metrics_, outcome); };
   if (github_secret_.empty()) {
     count("not_configured");
-    return Error(503, "not_configured",
-                 "ephd has no GitHub webhook secret (set EPH_GITHUB_WEBHOOK_SECRET)");
+    return absl::UnavailableError(
+        "ephd has no GitHub webhook secret (set EPH_GITHUB_WEBHOOK_SECRET)");
   }
   if (signature.empty()) {
     count("unsigned");
-    return Error(401, "unauthenticated", "missing X-Hub-Signature-256 header");
+    return absl::UnauthenticatedError("missing X-Hub-Signature-256 header");
   }
   constexpr std::string_view kPrefix = "sha256=";
   const bool well_formed =
@@ -115,32 +76,34 @@ std::optional<IntakeResult> WebhookIntake::CheckGitHubHeaders(const std::string&
                   [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; });
   if (!well_formed) {
     count("bad_signature");
-    return Error(401, "unauthenticated", "X-Hub-Signature-256 does not match the body");
+    return absl::UnauthenticatedError("X-Hub-Signature-256 does not match the body");
   }
-  return std::nullopt;
+  return absl::OkStatus();
 }
 
 IntakeResult WebhookIntake::HandleGitHub(const std::string& event, const std::string& delivery_id,
                                          const std::string& signature, const std::string& body) {
   auto count = [this](const std::string& outcome) { CountDelivery(metrics_, outcome); };
-  if (auto refused = CheckGitHubHeaders(signature)) return *refused;
+  if (absl::Status refused = CheckGitHubHeaders(signature); !refused.ok()) {
+    return Refused(refused);
+  }
   if (!VerifyGitHub(github_secret_, body, signature)) {
     count("bad_signature");
-    return Error(401, "unauthenticated", "X-Hub-Signature-256 does not match the body");
+    return Refused(absl::UnauthenticatedError("X-Hub-Signature-256 does not match the body"));
   }
   if (event.empty()) {
     count("invalid");
-    return Error(400, "invalid_argument", "missing X-GitHub-Event header");
+    return Refused(absl::InvalidArgumentError("missing X-GitHub-Event header"));
   }
   if (!ValidDeliveryId(delivery_id)) {
     count("invalid");
-    return Error(400, "invalid_argument",
-                 "missing or malformed X-GitHub-Delivery header (1-128 printable characters)");
+    return Refused(absl::InvalidArgumentError(
+        "missing or malformed X-GitHub-Delivery header (1-128 printable characters)"));
   }
-  auto routing = RouteGitHubEvent(event, body);
+  absl::StatusOr<ForgeEvent> routing = DecodeGitHubEvent(event, body);
   if (!routing.ok()) {
     count("invalid");
-    return Error(400, "invalid_argument", std::string(routing.status().message()));
+    return Refused(absl::InvalidArgumentError(std::string(routing.status().message())));
   }
 
   state::Delivery d;
@@ -152,6 +115,10 @@ IntakeResult WebhookIntake::HandleGitHub(const std::string& event, const std::st
   d.pr_number = routing->pull_requests.empty() ? 0 : routing->pull_requests.front();
   d.body = body;
   d.received_at = clock_.Now();
+  d.kind = routing->kind;
+  d.comment_id = routing->comment_id;
+  d.author = routing->author;
+  d.text = routing->text;
   std::optional<std::string> key;
   if (!routing->repo.empty() && !routing->pull_requests.empty()) {
     key = PullRequestKey(routing->repo, routing->pull_requests.front());
@@ -162,11 +129,11 @@ IntakeResult WebhookIntake::HandleGitHub(const std::string& event, const std::st
     spdlog::warn("webhook: delivery={} event={} not stored: {}", delivery_id, event,
                  std::string(inserted.status().message()));
     // 503 makes GitHub (or an operator's redelivery) try again; nothing was acknowledged.
-    return Error(503, "unavailable", "state store unavailable; delivery not accepted");
+    return Refused(absl::UnavailableError("state store unavailable; delivery not accepted"));
   }
   if (!*inserted) {
     count("duplicate");
-    return {200, R"({"status":"duplicate"})"};
+    return {absl::OkStatus(), IntakeResult::Outcome::kDuplicate};
   }
   // A check suite can concern several pull requests; the first key rode in the delivery's
   // transaction, the rest are enqueued now (and the periodic resync backs them up).
@@ -179,7 +146,8 @@ IntakeResult WebhookIntake::HandleGitHub(const std::string& event, const std::st
   spdlog::info("webhook: delivery={} event={} action={} repo={} prs={}", delivery_id, event,
                routing->action, routing->repo, routing->pull_requests.size());
   if (key && on_enqueued_) on_enqueued_();
-  return {202, key ? R"({"status":"accepted"})" : R"({"status":"recorded"})"};
+  return {absl::OkStatus(),
+          key ? IntakeResult::Outcome::kAccepted : IntakeResult::Outcome::kRecorded};
 }
 
 }  // namespace eph::webhook

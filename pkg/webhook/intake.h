@@ -19,27 +19,28 @@
 #include "pkg/base/clock.h"
 #include "pkg/base/metrics.h"
 #include "pkg/state/store.h"
+#include "pkg/webhook/forge_event.h"
 
 namespace eph::webhook {
 
+// What became of a delivery. Refusals are absl::Status codes; server/errors.h, the one place
+// where a status becomes an HTTP answer, maps them (no secret configured and a store that is
+// down: Unavailable → 503; a bad or missing signature: Unauthenticated → 401; a malformed
+// delivery: InvalidArgument → 400).
 struct IntakeResult {
-  int http_status = 202;
-  std::string body_json;  // {"status":"accepted"} or {"error":{...}}
+  enum class Outcome {
+    kAccepted,   // stored, and its pull request's key queued
+    kRecorded,   // stored; concerns no pull request
+    kDuplicate,  // seen before (same delivery id): nothing done
+  };
+  absl::Status status;  // OK, or why the delivery was refused (nothing was stored)
+  Outcome outcome = Outcome::kAccepted;
+
+  // 202 accepted/recorded, 200 duplicate, or the error's status from server/errors.h.
+  int HttpStatus() const;
+  // {"status":"accepted"|"recorded"|"duplicate"} or the error body from server/errors.h.
+  std::string BodyJson() const;
 };
-
-// What a GitHub delivery means for the queue: the keys of the pull requests it concerns.
-struct DeliveryRouting {
-  std::string repo;
-  std::string action;
-  std::vector<int64_t> pull_requests;
-};
-
-// Reads repository, action and the pull request numbers out of a GitHub event payload.
-// InvalidArgument if `body` is not a JSON object.
-absl::StatusOr<DeliveryRouting> RouteGitHubEvent(const std::string& event, const std::string& body);
-
-// The work key for a pull request: "owner/repo#42".
-std::string PullRequestKey(const std::string& repo, int64_t number);
 
 class WebhookIntake {
  public:
@@ -53,9 +54,9 @@ class WebhookIntake {
                             const std::string& signature, const std::string& body);
 
   // What HandleGitHub would refuse from the signature header alone, before the body is read:
-  // no secret configured (503), no signature or one that is not "sha256=" and 64 hex digits
-  // (401). nullopt when the body must be read to decide.
-  std::optional<IntakeResult> CheckGitHubHeaders(const std::string& signature);
+  // no secret configured (Unavailable), no signature or one that is not "sha256=" and 64 hex
+  // digits (Unauthenticated). OK when the body must be read to decide.
+  absl::Status CheckGitHubHeaders(const std::string& signature);
 
  private:
   state::Store& store_;

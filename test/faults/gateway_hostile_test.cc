@@ -181,9 +181,7 @@ class Ephd {
       env.project = "acme/shop";
       env.state = state::EnvState::kReady;
       env.provider = "docker";
-      env.spec_json =
-          "{\"controller\":{\"backend_url\":\"http://127.0.0.1:" + std::to_string(backend_port) +
-          "\"}}";
+      env.backend_url = "http://127.0.0.1:" + std::to_string(backend_port);
       env.created_at = env.updated_at = SystemClock::Instance().Now();
       if (auto created = (*store)->CreateEnvironment(env); !created.ok()) {
         ADD_FAILURE() << created.status();

@@ -9,7 +9,7 @@
 
 #include "pkg/base/random.h"
 #include "pkg/controller/reconciler.h"
-#include "pkg/controller/work_key.h"
+#include "pkg/workkey/work_key.h"
 #include "pkg/forge/github/github_forge.h"
 #include "pkg/providers/fake_provider.h"
 #include "pkg/state/store.h"
@@ -76,9 +76,9 @@ TEST(ReconcilerGitHubTest, OneEnvironmentsLifeOnGitHubAndWhatItCosts) {
       {.api_url = standin.url(), .token = testing::kStandInToken, .clock = &clock});
   ASSERT_TRUE(github.ok()) << github.status();
   controller::ReconcilerOptions options;
-  options.base_domain = "preview.example.com";
+  options.lifecycle.base_domain = "preview.example.com";
   controller::EnvironmentReconciler reconciler(**store, **github, registry, clock, random, options);
-  const std::string key = controller::PullRequestKey("acme/shop", 5);
+  const std::string key = PullRequestKey("acme/shop", 5);
 
   // The check is still running: no environment, nothing written on the pull request.
   auto waiting = reconciler.Reconcile(key);
@@ -171,7 +171,7 @@ TEST(ReconcilerGitHubTest, BrokenConfigBecomesAnAnnotatedCheckRunWithAnApp) {
       {.api_url = standin.url(), .app_id = "77", .private_key_pem = pem, .clock = &clock});
   ASSERT_TRUE(github.ok()) << github.status();
   controller::EnvironmentReconciler reconciler(**store, **github, registry, clock, random, {});
-  ASSERT_TRUE(reconciler.Reconcile(controller::PullRequestKey("acme/shop", 9)).ok());
+  ASSERT_TRUE(reconciler.Reconcile(PullRequestKey("acme/shop", 9)).ok());
 
   const json state = standin.State();
   ASSERT_EQ(state["check_runs"].size(), 1u) << state["check_runs"];

@@ -58,7 +58,7 @@ TEST(GatewayIdleTest, VisitsThroughTheGatewayKeepAnEnvironmentAndSilenceEndsIt) 
   const std::string name = w.Live(80)->name;
   w.provider->SetUrl(name, "http://127.0.0.1:" + std::to_string(backend.port));
   w.MustReconcile(80);
-  ASSERT_EQ(controller::ParseEnvRecord(w.Live(80)->spec_json).backend_url,
+  ASSERT_EQ(w.Live(80)->backend_url,
             "http://127.0.0.1:" + std::to_string(backend.port));
 
   // The gateway as ephd wires it: the backend from the store, activity into the store.

@@ -1,8 +1,8 @@
-#include "pkg/controller/work_key.h"
+#include "pkg/workkey/work_key.h"
 
 #include <gtest/gtest.h>
 
-namespace eph::controller {
+namespace eph {
 namespace {
 
 TEST(WorkKeyTest, PullRequestKeysRoundTrip) {
@@ -41,4 +41,4 @@ TEST(WorkKeyTest, RejectsMalformedKeys) {
 }
 
 }  // namespace
-}  // namespace eph::controller
+}  // namespace eph

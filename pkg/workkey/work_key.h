@@ -4,6 +4,9 @@
 //   "owner/repo#42"   a pull request (what webhooks enqueue)
 //   "env:NAME"        an environment created by hand, without a pull request
 //
+// The one place the format lives: the webhook intake, the controller and its intents all use
+// this library.
+//
 // Thread-safety: pure functions.
 #pragma once
 
@@ -14,7 +17,7 @@
 #include "absl/status/statusor.h"
 #include "pkg/state/store.h"
 
-namespace eph::controller {
+namespace eph {
 
 inline constexpr std::string_view kEnvironmentKeyPrefix = "env:";
 
@@ -33,4 +36,4 @@ std::string WorkKeyFor(const state::Environment& env);
 // InvalidArgument for anything that is not one of the two forms above.
 absl::StatusOr<WorkKey> ParseWorkKey(std::string_view key);
 
-}  // namespace eph::controller
+}  // namespace eph

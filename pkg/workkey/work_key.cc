@@ -1,8 +1,8 @@
-#include "pkg/controller/work_key.h"
+#include "pkg/workkey/work_key.h"
 
 #include <charconv>
 
-namespace eph::controller {
+namespace eph {
 
 std::string PullRequestKey(const std::string& repo, int64_t number) {
   return repo + "#" + std::to_string(number);
@@ -46,4 +46,4 @@ absl::StatusOr<WorkKey> ParseWorkKey(std::string_view key) {
   return out;
 }
 
-}  // namespace eph::controller
+}  // namespace eph

@@ -1,0 +1,74 @@
+#include "pkg/controller/lifecycle.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+
+namespace eph::controller {
+
+std::string EnvironmentUrl(std::string_view url_template, std::string_view host) {
+  std::string url(url_template);
+  constexpr std::string_view kHost = "{host}";
+  for (size_t at = url.find(kHost); at != std::string::npos; at = url.find(kHost, at + host.size())) {
+    url.replace(at, kHost.size(), host);
+  }
+  return url;
+}
+
+std::string NamespaceOf(const state::Environment& env, std::string_view prefix) {
+  return env.namespace_name.empty() ? std::string(prefix) + env.name : env.namespace_name;
+}
+
+namespace {
+
+bool Ending(const state::Environment& env) {
+  return env.state == state::EnvState::kDestroyed || env.state == state::EnvState::kDestroying;
+}
+
+std::string StateText(const state::Environment& env) {
+  return env.state == state::EnvState::kDestroyed ? "destroyed" : "being destroyed";
+}
+
+}  // namespace
+
+absl::Status Extend(state::Environment& env, Duration by, TimePoint now) {
+  if (by < Duration::zero()) {
+    return absl::InvalidArgumentError("an extension must be a duration such as 24h, not negative");
+  }
+  if (Ending(env)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(env.name, " is ", StateText(env), "; it cannot be extended"));
+  }
+  if (!env.expires_at) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(env.name, " has no TTL (it is kept); it cannot be extended"));
+  }
+  const TimePoint from = std::max(now, *env.expires_at);
+  // Compared as durations from now: `from + by` itself could overflow.
+  if (by > kMaxExpiryAhead || from - now > kMaxExpiryAhead - by) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        env.name, " would then expire more than 366 days from now; keep removes the TTL"));
+  }
+  env.expires_at = from + by;
+  env.updated_at = now;
+  return absl::OkStatus();
+}
+
+absl::Status Keep(state::Environment& env) {
+  if (Ending(env)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(env.name, " is ", StateText(env), "; it cannot be kept"));
+  }
+  env.expires_at.reset();
+  return absl::OkStatus();
+}
+
+bool StartDestroy(state::Environment& env, const std::string& reason, TimePoint now) {
+  if (Ending(env)) return false;
+  env.state = state::EnvState::kDestroying;
+  env.reason = reason;
+  env.updated_at = now;
+  return true;
+}
+
+}  // namespace eph::controller
