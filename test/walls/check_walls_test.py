@@ -151,7 +151,7 @@ class CheckWallsTest(unittest.TestCase):
         files = dict(CLEAN)
         files["cmd/ephd/daemon.cc"] = (
             '#include "pkg/providers/kubernetes/readiness_cache.h"\n'
-            '#include "pkg/controller/work_key.h"\n'
+            '#include "pkg/workkey/work_key.h"\n'
             "class Adapter final : public controller::EnvironmentDatabases {};\n"
             "void Stop(P* p) { if (auto* k = dynamic_cast<K*>(p)) k->Stop(); }\n")
         out = self.assert_caught(files, "cmd-internals", "cmd/ephd/daemon.cc:1")
