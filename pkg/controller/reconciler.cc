@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <utility>
@@ -777,7 +778,13 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
       AddDatabaseSettings(instance.name, *settings, /*primary=*/i == 0, request.secret_env);
     }
   }
+  const auto apply_started = std::chrono::steady_clock::now();
   absl::StatusOr<providers::ApplyResult> applied = provider.Apply(request);
+  // For bench/label_ready.sh's breakdown of a pass (and anyone asking where time goes).
+  spdlog::debug("environment {}: apply took {} ms", env.name,
+                std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now() - apply_started)
+                    .count());
   if (!applied.ok()) {
     if (IsTerminalError(applied.status())) {
       return Fail(env, "apply failed: " + std::string(applied.status().message()), target.sha);
