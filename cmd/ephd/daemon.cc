@@ -26,9 +26,9 @@
 #include "pkg/controller/databases.h"
 #include "pkg/controller/env_record.h"
 #include "pkg/controller/metrics.h"
+#include "pkg/controller/provider_changes.h"
 #include "pkg/controller/reconciler.h"
 #include "pkg/controller/resync.h"
-#include "pkg/controller/work_key.h"
 #include "pkg/controller/work_queue_runner.h"
 #include "pkg/database/database_manager.h"
 #include "pkg/forge/forge.h"
@@ -345,6 +345,7 @@ struct Daemon::Parts {
   std::unique_ptr<controller::EnvironmentReconciler> reconciler;
   std::unique_ptr<controller::WorkQueueRunner> runner;
   std::unique_ptr<controller::Resyncer> resync;
+  std::unique_ptr<controller::ProviderChangeFeed> changes;
 };
 
 namespace {
@@ -650,17 +651,10 @@ absl::Status Daemon::Start() {
     parts->resync = std::make_unique<controller::Resyncer>(
         *parts->store, parts->providers, SystemClock::Instance(), *parts->controller_metrics,
         resync, [runner] { runner->Notify(); });
-    // The Kubernetes provider watches readiness: a change enqueues the environment's key, so
-    // "ready" is reported as soon as the last pod is, not at the next poll.
-    if (auto* kube = dynamic_cast<providers::kubernetes::KubernetesProvider*>(
-            parts->providers.Find(providers::kubernetes::kProviderName))) {
-      kube->SetChangeListener([state_store, runner](const std::string& environment) {
-        auto env = state_store->GetEnvironment(environment);
-        if (!env.ok() || !env->has_value()) return;  // not ours (yet), or the store is down
-        const std::string key = controller::WorkKeyFor(**env);
-        if (state_store->Enqueue(key, SystemClock::Instance().Now()).ok()) runner->Notify();
-      });
-    }
+    // Providers that watch (Kubernetes readiness, Docker events) report changes: the
+    // environment's key runs at once, so "ready" is seen then, not at the next poll.
+    parts->changes = std::make_unique<controller::ProviderChangeFeed>(
+        *parts->store, parts->providers, SystemClock::Instance(), [runner] { runner->Notify(); });
     spdlog::info("ephd: reconciler: {} workers, resync every {}", config_.workers,
                  config_.resync_interval);
   }
@@ -733,6 +727,7 @@ absl::Status Daemon::Start() {
   if (parts->runner) {
     parts->runner->Start();
     parts->resync->Start();
+    parts->changes->Start();
   }
   parts_ = std::move(parts);
   return absl::OkStatus();
@@ -743,12 +738,8 @@ void Daemon::Stop() {
   // Stop taking requests first (in-flight ones finish), then let workers finish their items.
   if (parts_->http) parts_->http->Stop();
   if (parts_->gateway) parts_->gateway->Stop();
-  // The providers outlive the runner (declared before it), so their watch threads must stop
-  // calling into it first.
-  if (auto* kube = dynamic_cast<providers::kubernetes::KubernetesProvider*>(
-          parts_->providers.Find(providers::kubernetes::kProviderName))) {
-    kube->SetChangeListener({});
-  }
+  // The change feed calls into the runner: it stops first.
+  if (parts_->changes) parts_->changes->Stop();
   if (parts_->resync) parts_->resync->Stop();
   if (parts_->runner) parts_->runner->Stop();
   parts_.reset();
