@@ -791,7 +791,9 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
     }
     return applied.status();
   }
-  record.applied_sha = target.sha;
+  // Started only in part (the rest waits for a dependency's healthcheck): the commit is not
+  // applied yet, so the next pass applies again instead of only observing.
+  if (!applied->needs_reapply) record.applied_sha = target.sha;
   record.components = applied->components;
   env.spec_json = EnvRecordJson(record);
 
@@ -803,8 +805,9 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
     if (!saved.ok()) spdlog::warn("environment {}: {}", env.name, saved.status().ToString());
     return observed.status();
   }
-  if (observed->phase == providers::Phase::kAbsent) {
-    // Just applied: the provider has not caught up yet.
+  if (observed->phase == providers::Phase::kAbsent ||
+      (applied->needs_reapply && observed->phase == providers::Phase::kReady)) {
+    // Just applied, the provider has not caught up yet; or not all of it is started.
     observed->phase = providers::Phase::kProgressing;
   }
   env.updated_at = clock_.Now();
