@@ -31,6 +31,7 @@
 #include "pkg/controller/resync.h"
 #include "pkg/controller/work_queue_runner.h"
 #include "pkg/database/database_manager.h"
+#include "pkg/forge/cached_forge.h"
 #include "pkg/forge/forge.h"
 #include "pkg/forge/github/github_forge.h"
 #include "pkg/gateway/gateway.h"
@@ -341,6 +342,8 @@ struct Daemon::Parts {
   providers::ProviderRegistry providers;
   std::unique_ptr<controller::EnvironmentDatabases> databases;
   std::unique_ptr<forge::Forge> forge;
+  // In front of `forge`: content at a commit is read once (eph.yaml, the source archive).
+  std::unique_ptr<forge::CachedForge> cached_forge;
   std::unique_ptr<controller::ControllerMetrics> controller_metrics;
   std::unique_ptr<controller::EnvironmentReconciler> reconciler;
   std::unique_ptr<controller::WorkQueueRunner> runner;
@@ -602,6 +605,7 @@ absl::Status Daemon::Start() {
                  std::string(forge.status().message()));
   } else {
     parts->forge = std::move(*forge);
+    parts->cached_forge = std::make_unique<forge::CachedForge>(*parts->forge);
     parts->controller_metrics = std::make_unique<controller::ControllerMetrics>(parts->metrics);
     controller::ReconcilerOptions options;
     options.base_domain = config_.base_domain;
@@ -625,7 +629,7 @@ absl::Status Daemon::Start() {
                    "EPH_DATABASE_ADMIN_URL)");
     }
     parts->reconciler = std::make_unique<controller::EnvironmentReconciler>(
-        *parts->store, *parts->forge, parts->providers, SystemClock::Instance(),
+        *parts->store, *parts->cached_forge, parts->providers, SystemClock::Instance(),
         SecureRandom::Instance(), options);
     controller::WorkQueueOptions queue;
     queue.workers = config_.workers;
@@ -645,7 +649,7 @@ absl::Status Daemon::Start() {
     controller::ResyncOptions resync;
     resync.databases = parts->databases.get();
     resync.installation = *installation;
-    resync.forge = parts->forge.get();
+    resync.forge = parts->cached_forge.get();
     resync.interval = std::chrono::duration_cast<Duration>(absl::ToChronoNanoseconds(*resync_interval));
     controller::WorkQueueRunner* runner = parts->runner.get();
     parts->resync = std::make_unique<controller::Resyncer>(
