@@ -645,6 +645,7 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
     Environment env, const Target& target, const config::ProjectConfig& config,
     providers::Provider& provider) {
   const Environment before = env;
+  Environment stored = env;  // the row as last written
   EnvRecord record = ParseEnvRecord(env.spec_json);
   absl::StatusOr<RenderedSpec> spec =
       RenderSpec(config, {target.repo, target.pr_number, target.sha, target.branch});
@@ -668,13 +669,20 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
   env.provider = spec->provider;
   env.spec_json = EnvRecordJson(record);
   // The intent is stored before Apply: a crash mid-Apply leaves a record that objects may exist.
-  if (!SameRow(before, env)) {
+  // A row that already says so (provider touched, this state, commit and provider: a new
+  // environment, or a later pass at the same commit) needs no extra write; what else changed
+  // is written with the outcome.
+  const bool intent_stored = ParseEnvRecord(before.spec_json).provider_touched &&
+                             before.state == env.state && before.head_sha == env.head_sha &&
+                             before.provider == env.provider;
+  if (!SameRow(before, env) && !intent_stored) {
     env.updated_at = clock_.Now();
     absl::StatusOr<Environment> saved = Save(env);
     if (!saved.ok()) return saved.status();
     spdlog::info("environment {}: {} -> {} at {}", env.name, StateName(before.state),
                  StateName(env.state), ShortSha(target.sha));
     env = *saved;
+    stored = env;
   }
 
   providers::ApplyRequest request;
@@ -761,6 +769,7 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
       absl::StatusOr<Environment> saved = Save(env);
       if (!saved.ok()) return saved.status();
       env = *saved;
+    stored = env;
     }
     for (size_t i = 0; i < instances.size(); ++i) {
       const config::DatabaseInstance& instance = instances[i];
@@ -826,14 +835,13 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
     case providers::Phase::kAbsent:
       break;
   }
-  absl::StatusOr<Environment> saved = Save(settled);
-  if (!saved.ok()) return saved.status();
-  if (saved->state != applying_state) {
-    spdlog::info("environment {}: {} -> {}", env.name, StateName(applying_state),
-                 StateName(saved->state));
-  }
-  absl::StatusOr<Environment> reported = Report(*saved);
+  // One write for the outcome and the forge's acknowledgement (Report writes it).
+  absl::StatusOr<Environment> reported = Report(settled, /*unsaved=*/!SameRow(stored, settled));
   if (!reported.ok()) return reported.status();
+  if (reported->state != applying_state) {
+    spdlog::info("environment {}: {} -> {}", env.name, StateName(applying_state),
+                 StateName(reported->state));
+  }
   ReconcileResult result;
   result.summary =
       "applied " + ShortSha(target.sha) + " to " + env.name + ": " + StateName(reported->state);
@@ -891,16 +899,15 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ObserveOnly(
       }
       break;
   }
-  if (!SameRow(env, settled)) {
-    settled.updated_at = clock_.Now();
-    absl::StatusOr<Environment> saved = Save(settled);
-    if (!saved.ok()) return saved.status();
-    spdlog::info("environment {}: {} -> {}", env.name, StateName(env.state),
-                 StateName(saved->state));
-    settled = *saved;
-  }
-  absl::StatusOr<Environment> reported = Report(settled);
+  const bool changed = !SameRow(env, settled);
+  if (changed) settled.updated_at = clock_.Now();
+  // One write for the new state and the forge's acknowledgement (Report writes it).
+  absl::StatusOr<Environment> reported = Report(settled, /*unsaved=*/changed);
   if (!reported.ok()) return reported.status();
+  if (changed) {
+    spdlog::info("environment {}: {} -> {}", env.name, StateName(env.state),
+                 StateName(reported->state));
+  }
   result.summary = env.name + " " + StateName(reported->state);
   RequeueForDeadlines(*reported, result);
   return result;
@@ -994,11 +1001,13 @@ absl::StatusOr<Environment> EnvironmentReconciler::Save(const Environment& env) 
   return store_.UpdateEnvironment(env);
 }
 
-absl::StatusOr<Environment> EnvironmentReconciler::Report(Environment env) {
-  if (env.pr_number <= 0) return env;
+absl::StatusOr<Environment> EnvironmentReconciler::Report(Environment env, bool unsaved) {
   EnvRecord record = ParseEnvRecord(env.spec_json);
   const std::string fingerprint = Fingerprint(env) + "|" + record.command_note;
-  if (record.reported == fingerprint) return env;
+  if (env.pr_number <= 0 || record.reported == fingerprint) {
+    if (unsaved) return Save(env);
+    return env;
+  }
 
   const std::string marker = CommentMarker(env.name);
   std::string body =
@@ -1035,7 +1044,8 @@ absl::StatusOr<Environment> EnvironmentReconciler::Report(Environment env) {
   }
   if (forge_error.ok()) record.reported = fingerprint;
   // The deployment id is kept even when its status could not be set, so the retry reuses it.
-  if (record.deployment_id != ParseEnvRecord(env.spec_json).deployment_id || forge_error.ok()) {
+  if (unsaved || record.deployment_id != ParseEnvRecord(env.spec_json).deployment_id ||
+      forge_error.ok()) {
     env.spec_json = EnvRecordJson(record);
     absl::StatusOr<Environment> saved = Save(env);
     if (!saved.ok()) return saved.status();
