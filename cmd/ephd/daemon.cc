@@ -610,8 +610,9 @@ absl::Status Daemon::Start() {
     controller::ReconcilerOptions options;
     options.base_domain = config_.base_domain;
     options.url_template = public_url;
-    // Providers without a readiness watch (Docker) are asked again this often while an
-    // environment comes up: a healthcheck passing shows within two seconds.
+    // While an environment comes up it is looked at again this often, in case its provider has
+    // no change stream or the stream missed a change (both Kubernetes and Docker announce
+    // changes, so readiness normally shows at once).
     options.progress_poll = std::chrono::seconds(2);
     options.installation = *installation;
     auto databases = MakeDatabases(config_, *installation);
