@@ -20,6 +20,7 @@
 #include <map>
 #include <mutex>
 #include <sstream>
+#include <thread>
 
 #include "CLI/CLI.hpp"
 #include "absl/time/time.h"
@@ -148,7 +149,9 @@ int ReadyLatency(const std::string& kubeconfig, const std::string& source,
   }
   const bool debug = std::getenv("EPH_BENCH_DEBUG") != nullptr;  // NOLINT(concurrency-mt-unsafe)
   k8s::KubernetesProvider* const watched = provider->get();
-  watched->SetChangeListener([&, watched, debug](const std::string& env) {
+  const eph::providers::ChangeSink sink = [&, watched,
+                                           debug](const eph::providers::EnvironmentChange& change) {
+    const std::string& env = change.environment;
     if (debug) {
       std::optional<eph::providers::Observation> w =
           watched->ObserveFromWatches({env, "eph-" + env});
@@ -161,7 +164,8 @@ int ReadyLatency(const std::string& kubeconfig, const std::string& source,
       ++changes[env];
     }
     cv.notify_all();
-  });
+  };
+  std::jthread watcher([&](std::stop_token stop) { (void)watched->WatchChanges(sink, stop); });
   for (int i = 0; i < 200 && !(*provider)->WatchesSynced(); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
@@ -272,7 +276,8 @@ int ReadyLatency(const std::string& kubeconfig, const std::string& source,
     deployment_watch->Stop();
     (void)(*provider)->Destroy({env, ns});
   }
-  watched->SetChangeListener({});
+  watcher.request_stop();
+  watcher.join();
   std::sort(delays.begin(), delays.end());
   std::cout << fmt::format(
       "ready_delay_ms (last pod Ready -> provider reports ready) median={:.1f} max={:.1f} "

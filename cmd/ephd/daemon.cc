@@ -23,10 +23,12 @@
 #include "pkg/config/duration.h"
 #include "pkg/controller/databases.h"
 #include "pkg/controller/metrics.h"
+#include "pkg/controller/provider_changes.h"
 #include "pkg/controller/reconciler.h"
 #include "pkg/controller/resync.h"
 #include "pkg/controller/server_databases.h"
 #include "pkg/controller/work_queue_runner.h"
+#include "pkg/forge/cached_forge.h"
 #include "pkg/forge/forge.h"
 #include "pkg/forge/github/github_forge.h"
 #include "pkg/gateway/gateway.h"
@@ -37,7 +39,6 @@
 #include "pkg/server/http_server.h"
 #include "pkg/state/store.h"
 #include "pkg/webhook/intake.h"
-#include "pkg/workkey/work_key.h"
 
 namespace eph::daemon {
 
@@ -70,10 +71,13 @@ struct Daemon::Parts {
   providers::ProviderRegistry providers;
   std::unique_ptr<controller::EnvironmentDatabases> databases;
   std::unique_ptr<forge::Forge> forge;
+  // In front of `forge`: content at a commit is read once (eph.yaml, the source archive).
+  std::unique_ptr<forge::CachedForge> cached_forge;
   std::unique_ptr<controller::ControllerMetrics> controller_metrics;
   std::unique_ptr<controller::EnvironmentReconciler> reconciler;
   std::unique_ptr<controller::WorkQueueRunner> runner;
   std::unique_ptr<controller::Resyncer> resync;
+  std::unique_ptr<controller::ProviderChangeFeed> changes;
 };
 
 namespace {
@@ -259,11 +263,13 @@ absl::Status Daemon::Start() {
                  std::string(forge.status().message()));
   } else {
     parts->forge = std::move(*forge);
+    parts->cached_forge = std::make_unique<forge::CachedForge>(*parts->forge);
     parts->controller_metrics = std::make_unique<controller::ControllerMetrics>(parts->metrics);
     controller::ReconcilerOptions options;
     options.lifecycle = lifecycle;
-    // Providers without a readiness watch (Docker) are asked again this often while an
-    // environment comes up: a healthcheck passing shows within two seconds.
+    // While an environment comes up it is looked at again this often, in case its provider has
+    // no change stream or the stream missed a change (both Kubernetes and Docker announce
+    // changes, so readiness normally shows at once).
     options.progress_poll = std::chrono::seconds(2);
     options.installation = *installation;
     auto databases = MakeDatabases(config_, *installation);
@@ -281,7 +287,7 @@ absl::Status Daemon::Start() {
                    "EPH_DATABASE_ADMIN_URL)");
     }
     parts->reconciler = std::make_unique<controller::EnvironmentReconciler>(
-        *parts->store, *parts->forge, parts->providers, SystemClock::Instance(),
+        *parts->store, *parts->cached_forge, parts->providers, SystemClock::Instance(),
         SecureRandom::Instance(), options);
     controller::WorkQueueOptions queue;
     queue.workers = config_.workers;
@@ -301,23 +307,16 @@ absl::Status Daemon::Start() {
     controller::ResyncOptions resync;
     resync.databases = parts->databases.get();
     resync.installation = *installation;
-    resync.forge = parts->forge.get();
+    resync.forge = parts->cached_forge.get();
     resync.interval = std::chrono::duration_cast<Duration>(absl::ToChronoNanoseconds(*resync_interval));
     controller::WorkQueueRunner* runner = parts->runner.get();
     parts->resync = std::make_unique<controller::Resyncer>(
         *parts->store, parts->providers, SystemClock::Instance(), *parts->controller_metrics,
         resync, [runner] { runner->Notify(); });
-    // The Kubernetes provider watches readiness: a change enqueues the environment's key, so
-    // "ready" is reported as soon as the last pod is, not at the next poll.
-    if (auto* kube = dynamic_cast<providers::kubernetes::KubernetesProvider*>(
-            parts->providers.Find(providers::kubernetes::kProviderName))) {
-      kube->SetChangeListener([state_store, runner](const std::string& environment) {
-        auto env = state_store->GetEnvironment(environment);
-        if (!env.ok() || !env->has_value()) return;  // not ours (yet), or the store is down
-        const std::string key = WorkKeyFor(**env);
-        if (state_store->Enqueue(key, SystemClock::Instance().Now()).ok()) runner->Notify();
-      });
-    }
+    // Providers that watch (Kubernetes readiness, Docker events) report changes: the
+    // environment's key runs at once, so "ready" is seen then, not at the next poll.
+    parts->changes = std::make_unique<controller::ProviderChangeFeed>(
+        *parts->store, parts->providers, SystemClock::Instance(), [runner] { runner->Notify(); });
     spdlog::info("ephd: reconciler: {} workers, resync every {}", config_.workers,
                  config_.resync_interval);
   }
@@ -390,6 +389,7 @@ absl::Status Daemon::Start() {
   if (parts->runner) {
     parts->runner->Start();
     parts->resync->Start();
+    parts->changes->Start();
   }
   parts_ = std::move(parts);
   return absl::OkStatus();
@@ -400,12 +400,8 @@ void Daemon::Stop() {
   // Stop taking requests first (in-flight ones finish), then let workers finish their items.
   if (parts_->http) parts_->http->Stop();
   if (parts_->gateway) parts_->gateway->Stop();
-  // The providers outlive the runner (declared before it), so their watch threads must stop
-  // calling into it first.
-  if (auto* kube = dynamic_cast<providers::kubernetes::KubernetesProvider*>(
-          parts_->providers.Find(providers::kubernetes::kProviderName))) {
-    kube->SetChangeListener({});
-  }
+  // The change feed calls into the runner: it stops first.
+  if (parts_->changes) parts_->changes->Stop();
   if (parts_->resync) parts_->resync->Stop();
   if (parts_->runner) parts_->runner->Stop();
   parts_.reset();

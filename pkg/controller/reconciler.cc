@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <utility>
@@ -639,6 +640,7 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
     Environment env, const Target& target, const config::ProjectConfig& config,
     providers::Provider& provider) {
   const Environment before = env;
+  Environment stored = env;  // the row as last written
   EnvRecord record = ParseEnvRecord(env.spec_json);
   absl::StatusOr<RenderedSpec> spec =
       RenderSpec(config, {target.repo, target.pr_number, target.sha, target.branch});
@@ -662,13 +664,20 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
   env.provider = spec->provider;
   env.spec_json = EnvRecordJson(record);
   // The intent is stored before Apply: a crash mid-Apply leaves a record that objects may exist.
-  if (!SameRow(before, env)) {
+  // A row that already says so (provider touched, this state, commit and provider: a new
+  // environment, or a later pass at the same commit) needs no extra write; what else changed
+  // is written with the outcome.
+  const bool intent_stored = ParseEnvRecord(before.spec_json).provider_touched &&
+                             before.state == env.state && before.head_sha == env.head_sha &&
+                             before.provider == env.provider;
+  if (!SameRow(before, env) && !intent_stored) {
     env.updated_at = clock_.Now();
     absl::StatusOr<Environment> saved = Save(env);
     if (!saved.ok()) return saved.status();
     spdlog::info("environment {}: {} -> {} at {}", env.name, StateName(before.state),
                  StateName(env.state), ShortSha(target.sha));
     env = *saved;
+    stored = env;
   }
 
   providers::ApplyRequest request;
@@ -755,6 +764,7 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
       absl::StatusOr<Environment> saved = Save(env);
       if (!saved.ok()) return saved.status();
       env = *saved;
+    stored = env;
     }
     for (size_t i = 0; i < instances.size(); ++i) {
       const config::DatabaseInstance& instance = instances[i];
@@ -772,14 +782,22 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
       AddDatabaseSettings(instance.name, *settings, /*primary=*/i == 0, request.secret_env);
     }
   }
+  const auto apply_started = std::chrono::steady_clock::now();
   absl::StatusOr<providers::ApplyResult> applied = provider.Apply(request);
+  // For bench/label_ready.sh's breakdown of a pass (and anyone asking where time goes).
+  spdlog::debug("environment {}: apply took {} ms", env.name,
+                std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now() - apply_started)
+                    .count());
   if (!applied.ok()) {
     if (IsTerminalError(applied.status())) {
       return Fail(env, "apply failed: " + std::string(applied.status().message()), target.sha);
     }
     return applied.status();
   }
-  record.applied_sha = target.sha;
+  // Started only in part (the rest waits for a dependency's healthcheck): the commit is not
+  // applied yet, so the next pass applies again instead of only observing.
+  if (!applied->needs_reapply) record.applied_sha = target.sha;
   record.components = applied->components;
   env.spec_json = EnvRecordJson(record);
 
@@ -791,8 +809,9 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
     if (!saved.ok()) spdlog::warn("environment {}: {}", env.name, saved.status().ToString());
     return observed.status();
   }
-  if (observed->phase == providers::Phase::kAbsent) {
-    // Just applied: the provider has not caught up yet.
+  if (observed->phase == providers::Phase::kAbsent ||
+      (applied->needs_reapply && observed->phase == providers::Phase::kReady)) {
+    // Just applied, the provider has not caught up yet; or not all of it is started.
     observed->phase = providers::Phase::kProgressing;
   }
   env.updated_at = clock_.Now();
@@ -811,14 +830,13 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
     case providers::Phase::kAbsent:
       break;
   }
-  absl::StatusOr<Environment> saved = Save(settled);
-  if (!saved.ok()) return saved.status();
-  if (saved->state != applying_state) {
-    spdlog::info("environment {}: {} -> {}", env.name, StateName(applying_state),
-                 StateName(saved->state));
-  }
-  absl::StatusOr<Environment> reported = Report(*saved);
+  // One write for the outcome and the forge's acknowledgement (Report writes it).
+  absl::StatusOr<Environment> reported = Report(settled, /*unsaved=*/!SameRow(stored, settled));
   if (!reported.ok()) return reported.status();
+  if (reported->state != applying_state) {
+    spdlog::info("environment {}: {} -> {}", env.name, StateName(applying_state),
+                 StateName(reported->state));
+  }
   ReconcileResult result;
   result.summary =
       "applied " + ShortSha(target.sha) + " to " + env.name + ": " + StateName(reported->state);
@@ -876,16 +894,15 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ObserveOnly(
       }
       break;
   }
-  if (!SameRow(env, settled)) {
-    settled.updated_at = clock_.Now();
-    absl::StatusOr<Environment> saved = Save(settled);
-    if (!saved.ok()) return saved.status();
-    spdlog::info("environment {}: {} -> {}", env.name, StateName(env.state),
-                 StateName(saved->state));
-    settled = *saved;
-  }
-  absl::StatusOr<Environment> reported = Report(settled);
+  const bool changed = !SameRow(env, settled);
+  if (changed) settled.updated_at = clock_.Now();
+  // One write for the new state and the forge's acknowledgement (Report writes it).
+  absl::StatusOr<Environment> reported = Report(settled, /*unsaved=*/changed);
   if (!reported.ok()) return reported.status();
+  if (changed) {
+    spdlog::info("environment {}: {} -> {}", env.name, StateName(env.state),
+                 StateName(reported->state));
+  }
   result.summary = env.name + " " + StateName(reported->state);
   RequeueForDeadlines(*reported, result);
   return result;
@@ -979,11 +996,13 @@ absl::StatusOr<Environment> EnvironmentReconciler::Save(const Environment& env) 
   return store_.UpdateEnvironment(env);
 }
 
-absl::StatusOr<Environment> EnvironmentReconciler::Report(Environment env) {
-  if (env.pr_number <= 0) return env;
+absl::StatusOr<Environment> EnvironmentReconciler::Report(Environment env, bool unsaved) {
   EnvRecord record = ParseEnvRecord(env.spec_json);
   const std::string fingerprint = Fingerprint(env) + "|" + record.command_note;
-  if (record.reported == fingerprint) return env;
+  if (env.pr_number <= 0 || record.reported == fingerprint) {
+    if (unsaved) return Save(env);
+    return env;
+  }
 
   const std::string marker = CommentMarker(env.name);
   std::string body =
@@ -1020,7 +1039,8 @@ absl::StatusOr<Environment> EnvironmentReconciler::Report(Environment env) {
   }
   if (forge_error.ok()) record.reported = fingerprint;
   // The deployment id is kept even when its status could not be set, so the retry reuses it.
-  if (record.deployment_id != ParseEnvRecord(env.spec_json).deployment_id || forge_error.ok()) {
+  if (unsaved || record.deployment_id != ParseEnvRecord(env.spec_json).deployment_id ||
+      forge_error.ok()) {
     env.spec_json = EnvRecordJson(record);
     absl::StatusOr<Environment> saved = Save(env);
     if (!saved.ok()) return saved.status();

@@ -140,8 +140,10 @@ class EnvironmentReconciler final : public Reconciler {
 
   // Writes `env` (compare-and-swap) and returns the stored row.
   absl::StatusOr<state::Environment> Save(const state::Environment& env);
-  // Tells the forge about the environment's state, unless it already knows.
-  absl::StatusOr<state::Environment> Report(state::Environment env);
+  // Tells the forge about the environment's state, unless it already knows. `unsaved`: `env`
+  // differs from the stored row (a state the pass just settled), so it is written whatever the
+  // forge answered: one write for both.
+  absl::StatusOr<state::Environment> Report(state::Environment env, bool unsaved = false);
   // Whether the pull request's newest environment was destroyed in a way that forbids a new one
   // at `head_sha` (TTL, idle timeout, manual deletion).
   absl::StatusOr<bool> RecreationBlocked(const std::string& repo, int64_t number,

@@ -162,6 +162,48 @@ TEST(ReconcilerTest, ProgressingEnvironmentStaysProvisioningAndAsksToBeRequeued)
   EXPECT_THAT(CommentFor(w, 1, env->name), HasSubstr("Ready at"));
 }
 
+TEST(ReconcilerTest, AnApplyThatStartedOnlyPartIsAppliedAgainAndNeverReadyBefore) {
+  World w;
+  w.OpenPr(1);
+  // The provider starts part of the environment (a dependency is not healthy yet) and its
+  // Observe already says ready for what runs: not ready while the rest waits.
+  w.provider->SetNeedsReapply(2);
+  ReconcileResult first = w.MustReconcile(1);
+  std::optional<state::Environment> env = w.Live(1);
+  ASSERT_TRUE(env.has_value());
+  EXPECT_EQ(env->state, EnvState::kProvisioning);
+  EXPECT_EQ(first.requeue_after, w.options.progress_poll);
+  ReconcileResult second = w.MustReconcile(1);
+  EXPECT_EQ(w.Live(1)->state, EnvState::kProvisioning);
+  EXPECT_EQ(second.requeue_after, w.options.progress_poll);
+  // Each pass applied again (no worker waited inside Apply); the third starts everything.
+  w.MustReconcile(1);
+  EXPECT_EQ(w.provider->Calls(M::kApply), 3);
+  EXPECT_EQ(w.Live(1)->state, EnvState::kReady);
+  // Converged: observing only.
+  w.MustReconcile(1);
+  EXPECT_EQ(w.provider->Calls(M::kApply), 3);
+}
+
+TEST(ReconcilerTest, APassWritesTheEnvironmentRowAtMostTwice) {
+  World w;
+  w.OpenPr(1);
+  w.provider->SetPhaseAfterApply(Phase::kProgressing);
+  w.MustReconcile(1);
+  std::optional<state::Environment> env = w.Live(1);
+  ASSERT_TRUE(env.has_value());
+  // The insert, then one write of the outcome (and the forge's acknowledgement): version 2.
+  EXPECT_EQ(env->version, 2);
+  w.provider->SetPhase(env->name, Phase::kReady);
+  w.MustReconcile(1);
+  env = w.Live(1);
+  EXPECT_EQ(env->state, EnvState::kReady);
+  EXPECT_EQ(env->version, 3);
+  // Nothing changed: no write at all.
+  w.MustReconcile(1);
+  EXPECT_EQ(w.Live(1)->version, 3);
+}
+
 TEST(ReconcilerTest, ReconcilingTwiceChangesNothing) {
   World w;
   w.OpenPr(7);

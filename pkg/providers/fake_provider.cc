@@ -59,7 +59,12 @@ absl::StatusOr<ApplyResult> FakeProvider::Apply(const ApplyRequest& request) {
   record.message = phase_after_apply_ == Phase::kReady ? "" : "rolling out";
   record.component_lost = false;
   last_apply_[request.environment] = request;
-  return ApplyResult{"fake/" + request.namespace_name, "applied", {"app"}};
+  ApplyResult result{"fake/" + request.namespace_name, "applied", {"app"}};
+  if (needs_reapply_ > 0) {
+    --needs_reapply_;
+    result.needs_reapply = true;
+  }
+  return result;
 }
 
 absl::StatusOr<Observation> FakeProvider::Observe(const EnvironmentRef& ref) {
@@ -127,6 +132,11 @@ absl::StatusOr<std::vector<OwnedObject>> FakeProvider::ListOwned() {
 void FakeProvider::FailNext(Method method, absl::Status status) {
   std::lock_guard<std::mutex> lock(mu_);
   failures_[method].push_back(std::move(status));
+}
+
+void FakeProvider::SetNeedsReapply(int n) {
+  std::lock_guard<std::mutex> lock(mu_);
+  needs_reapply_ = n;
 }
 
 void FakeProvider::SetPhaseAfterApply(Phase phase) {

@@ -55,6 +55,9 @@ class FakeProvider final : public Provider {
   void FailNext(Method method, absl::Status status);
   // Phase an environment reports after Apply (default kReady).
   void SetPhaseAfterApply(Phase phase);
+  // The next `n` Applies start only part of the environment (ApplyResult::needs_reapply), as
+  // the Docker provider does while a dependency is not healthy yet.
+  void SetNeedsReapply(int n);
   // Overrides what Observe reports for an applied environment.
   void SetPhase(const std::string& environment, Phase phase, std::string message = "");
   // Observe stops reporting the environment's only component, "app", until the next Apply (a
@@ -100,6 +103,7 @@ class FakeProvider final : public Provider {
   mutable std::mutex mu_;
   std::map<Method, std::deque<absl::Status>> failures_;
   Phase phase_after_apply_ = Phase::kReady;
+  int needs_reapply_ = 0;
   int destroy_pending_ = 0;
   int database_server_pending_ = 0;
   std::map<std::string, DatabaseServerRequest> database_servers_;

@@ -27,6 +27,10 @@ absl::StatusOr<DatabaseServer> Provider::EnsureDatabaseServer(const DatabaseServ
       "server (database.instances[].placement: shared, the default)");
 }
 
+absl::Status Provider::WatchChanges(const ChangeSink&, std::stop_token) {
+  return absl::UnimplementedError("the " + Info().name + " provider has no change stream");
+}
+
 struct ProviderRegistry::State {
   mutable std::mutex mu;
   std::map<std::string, ProviderFactory, std::less<>> factories;

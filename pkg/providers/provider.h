@@ -20,7 +20,9 @@
 //                                                              reason, not retried until the
 //                                                              pull request's head changes
 //    Messages are shown to users (PR comment, dashboard): say what is wrong and what to do.
-//  - Calls may block (network, kubectl); none takes longer than the provider's own timeouts.
+//  - Calls may block (network, kubectl); none takes longer than the provider's own timeouts, and
+//    none waits for the app: Apply starts what it can and says (ApplyResult::needs_reapply) when
+//    parts wait for others; readiness is Observe's, announced by WatchChanges where supported.
 //
 // Thread-safety: implementations must be safe to call from many threads at once. The reconciler
 // never runs two calls for the same environment concurrently (the work queue guarantees one
@@ -100,6 +102,11 @@ struct ApplyResult {
   // missing from Observe (removed behind Eph's back) makes the reconciler apply again. Empty:
   // the provider tracks its objects itself.
   std::vector<std::string> components;
+  // True when Apply started only part of the environment because the rest waits for it (a
+  // compose depends_on condition: a dependency not healthy yet). The reconciler calls Apply again
+  // (same request) on its next pass, after a change or the progress poll, instead of only
+  // observing; the environment is not ready before an Apply returns false here.
+  bool needs_reapply = false;
 };
 
 enum class Phase {
@@ -153,6 +160,16 @@ struct LogLine {
 
 // Receives log lines in order; returns false to stop (client gone), which ends Logs() with OK.
 using LogSink = std::function<bool(const LogLine& line)>;
+
+// Something changed in one environment's objects (a container started, became healthy or exited;
+// a pod became ready): look at it again. It carries no state on purpose: the reconciler is
+// level-triggered and calls Observe for the truth.
+struct EnvironmentChange {
+  std::string environment;  // the kEnvironmentLabel value of the changed object
+};
+
+// Receives changes as they happen, on the watching thread; must not block for long.
+using ChangeSink = std::function<void(const EnvironmentChange& change)>;
 
 // A PostgreSQL server the provider runs inside the environment, for apps that need a server of
 // their own (eph.yaml `database.instances[].placement: environment`). Eph then creates the app's
@@ -211,6 +228,15 @@ class Provider {
   // environment, data included. Providers that cannot run one answer FailedPrecondition (the
   // default) and the environment fails with that message.
   virtual absl::StatusOr<DatabaseServer> EnsureDatabaseServer(const DatabaseServerRequest& request);
+
+  // Streams changes of Eph's objects to `sink` until `stop` is requested, then returns OK
+  // promptly (within about a second). Optional: providers that cannot watch answer Unimplemented
+  // (the default), and the reconciler polls Observe while an environment is progressing. Any
+  // other error ends the stream; the caller starts it again after a pause. Changes may repeat
+  // or be merged, and a restarted stream may miss some: callers still poll, just rarely. Several
+  // callers may watch at once; each gets every change. (Over the plugin protocol, `stop` is the
+  // streaming call's cancellation.)
+  virtual absl::Status WatchChanges(const ChangeSink& sink, std::stop_token stop);
 };
 
 // Settings a provider factory gets from ephd's configuration ("kubeconfig", "docker_host", ...).

@@ -98,17 +98,21 @@ TEST(ProviderProtoTest, MirrorsTheInterface) {
                           "rpc Logs(LogsRequest) returns (stream LogLine)",
                           "rpc ListOwned(ListOwnedRequest) returns (ListOwnedResponse)",
                           "rpc EnsureDatabaseServer(DatabaseServerRequest) returns "
-                          "(DatabaseServer)"}) {
+                          "(DatabaseServer)",
+                          "rpc WatchChanges(WatchChangesRequest) returns (stream "
+                          "EnvironmentChange)"}) {
     EXPECT_THAT(proto, HasSubstr(rpc));
   }
   for (const char* message : {"ProviderInfo", "SourceFile", "ImageTag", "ApplyRequest",
                               "ApplyResult", "ComponentStatus", "EnvironmentRef", "Observation",
                               "DestroyResult", "LogsRequest", "LogLine", "OwnedObject",
-                              "DatabaseServerRequest", "DatabaseServer"}) {
+                              "DatabaseServerRequest", "DatabaseServer",
+                              "EnvironmentChange"}) {
     EXPECT_THAT(proto, HasSubstr(std::string("message ") + message + " {"));
   }
   for (const char* field : {"string namespace_name = 2;", "map<string, string> labels = 11;",
-                            "string config_json = 9;", "bool follow = 4;", "bool done = 1;"}) {
+                            "string config_json = 9;", "bool follow = 4;", "bool done = 1;",
+                            "bool needs_reapply = 4;"}) {
     EXPECT_THAT(proto, HasSubstr(field));
   }
 }

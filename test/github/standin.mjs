@@ -568,6 +568,12 @@ export class Standin {
       },
     };
     this.requests.push(entry);
+    // Wall-clock arrival and duration, for benchmarks that break a reconcile pass down
+    // (bench/label_ready.sh); `time` follows the stand-in's adjustable clock instead.
+    entry.at_ms = Date.now();
+    res.on('finish', () => {
+      entry.ms = Date.now() - entry.at_ms;
+    });
     const ctxHeaders = {
       'x-github-request-id': crypto.randomUUID().toUpperCase().slice(0, 23),
       'x-github-api-version-selected': '2022-11-28',

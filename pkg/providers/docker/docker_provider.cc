@@ -174,51 +174,105 @@ std::string HealthOutput(const json& health) {
   return fmt::format("last check exited with {}: {}", code, output);
 }
 
-// Waits until the container of `dependency` satisfies a depends_on `condition`
-// (service_healthy or service_completed_successfully), as `docker compose up` does before it
-// starts the dependent service. FailedPrecondition once it cannot (unhealthy, exited, no
-// healthcheck) or after `timeout`.
-absl::Status WaitForDependency(const EngineClient& engine, const std::string& project,
-                               const std::string& service, const std::string& dependency,
-                               const std::string& condition, absl::Duration timeout) {
+// Whether the container of `dependency` satisfies a depends_on `condition` (service_healthy or
+// service_completed_successfully) now, as `docker compose up` requires before it starts the
+// dependent service: true, false (not yet), or FailedPrecondition once it cannot (unhealthy,
+// exited, no healthcheck, or still not there `timeout` after it started, measured on `now`).
+// One inspection, no waiting: Apply leaves the dependant for a later pass.
+absl::StatusOr<bool> DependencyMet(const EngineClient& engine, const std::string& project,
+                                   const std::string& service, const std::string& dependency,
+                                   const std::string& condition, absl::Duration timeout,
+                                   TimePoint now) {
   const bool healthy = condition == "service_healthy";
   const std::string wanted = healthy ? "healthy" : "completed successfully";
   const std::string name = ContainerName(project, dependency);
-  const auto deadline = std::chrono::steady_clock::now() +
-                        std::chrono::milliseconds(absl::ToInt64Milliseconds(timeout));
   auto fail = [&](const std::string& why) {
     return absl::FailedPreconditionError(
         fmt::format("service `{}` waits for `{}` to be {} (depends_on), but {}", service,
                     dependency, wanted, why));
   };
-  while (true) {
-    absl::StatusOr<EngineResponse> r = engine.Get(fmt::format("/containers/{}/json", name));
-    if (!r.ok()) return r.status();
-    if (r->status != 200) return ErrorFromResponse(*r, "inspecting " + name);
-    const json c = Parse(*r);
-    const json state = Field(c, "State");
-    const std::string status = Str(state, "Status");
-    const json health = Field(state, "Health");
-    const int64_t code = IntField(state, "ExitCode");
-    if (healthy) {
-      if (Field(Field(c, "Config"), "Healthcheck").is_null() && health.is_null()) {
-        return fail("it has no healthcheck");
-      }
-      const std::string h = Str(health, "Status");
-      if (status == "running" && h == "healthy") return absl::OkStatus();
-      if (h == "unhealthy") return fail(fmt::format("it is unhealthy ({})", HealthOutput(health)));
-      if (status == "exited" || status == "dead") {
-        return fail(fmt::format("it exited with code {}", code));
-      }
-    } else if (status == "exited" || status == "dead") {
-      if (code == 0) return absl::OkStatus();
+  absl::StatusOr<EngineResponse> r = engine.Get(fmt::format("/containers/{}/json", name));
+  if (!r.ok()) return r.status();
+  if (r->status != 200) return ErrorFromResponse(*r, "inspecting " + name);
+  const json c = Parse(*r);
+  const json state = Field(c, "State");
+  const std::string status = Str(state, "Status");
+  const json health = Field(state, "Health");
+  const int64_t code = IntField(state, "ExitCode");
+  if (healthy) {
+    if (Field(Field(c, "Config"), "Healthcheck").is_null() && health.is_null()) {
+      return fail("it has no healthcheck");
+    }
+    const std::string h = Str(health, "Status");
+    if (status == "running" && h == "healthy") return true;
+    if (h == "unhealthy") return fail(fmt::format("it is unhealthy ({})", HealthOutput(health)));
+    if (status == "exited" || status == "dead") {
       return fail(fmt::format("it exited with code {}", code));
     }
-    if (std::chrono::steady_clock::now() >= deadline) {
-      return fail(fmt::format("it was not within {}", config::DurationString(timeout)));
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  } else if (status == "exited" || status == "dead") {
+    if (code == 0) return true;
+    return fail(fmt::format("it exited with code {}", code));
   }
+  absl::Time started;
+  std::string err;
+  if (status == "running" &&
+      absl::ParseTime(absl::RFC3339_full, Str(state, "StartedAt"), &started, &err) &&
+      absl::FromChrono(now) - started > timeout) {
+    return fail(fmt::format("it was not within {}", config::DurationString(timeout)));
+  }
+  return false;
+}
+
+// The compose file named by the `docker:` section, read and parsed with the variables compose
+// files may interpolate (${EPH_PR_NUMBER}, ${EPH_SHORT_SHA:-dev}, ...).
+absl::StatusOr<ComposeFile> LoadCompose(const ApplyRequest& request, const DockerSection& section) {
+  absl::StatusOr<std::string> text = ReadComposeText(request, section.compose_file);
+  if (!text.ok()) return text.status();
+  const std::map<std::string, std::string> variables = {
+      {"EPH_ENVIRONMENT", request.environment},
+      {"EPH_PROJECT", request.project},
+      {"EPH_PR_NUMBER", request.pr_number > 0 ? std::to_string(request.pr_number) : ""},
+      {"EPH_HEAD_SHA", request.head_sha},
+      {"EPH_SHORT_SHA", request.head_sha.substr(0, 7)},
+      {"EPH_HOST", request.host}};
+  return ParseComposeFile(*text, section.compose_file, variables);
+}
+
+struct WebTarget {
+  const ComposeService* service = nullptr;  // null: no service publishes a port
+  int port = 0;
+};
+
+// The web service and port the URL points at: docker.web of eph.yaml, or the first service
+// publishing a port, and its first tcp port.
+absl::StatusOr<WebTarget> FindWeb(const ComposeFile& compose, const DockerSection& section) {
+  WebTarget web{nullptr, section.web_port};
+  if (!section.web_service.empty()) {
+    web.service = compose.Find(section.web_service);
+    if (web.service == nullptr) {
+      return absl::InvalidArgumentError(
+          fmt::format("eph.yaml: docker.web.service `{}` is not a service of {}",
+                      section.web_service, section.compose_file));
+    }
+  } else {
+    for (const ComposeService& s : compose.services) {
+      if (!s.ports.empty()) {
+        web.service = &s;
+        break;
+      }
+    }
+  }
+  if (web.service == nullptr || web.port != 0) return web;
+  for (const PortMapping& p : web.service->ports) {
+    if (p.protocol == "tcp") {
+      web.port = p.container_port;
+      return web;
+    }
+  }
+  return absl::InvalidArgumentError(
+      fmt::format("service `{}` of {} publishes no tcp port: add one to its `ports` or set "
+                  "docker.web.port in eph.yaml",
+                  web.service->name, section.compose_file));
 }
 
 }  // namespace
@@ -316,75 +370,85 @@ DockerProvider::DockerProvider(DockerProviderOptions options)
 
 ProviderInfo DockerProvider::Info() const { return {kProviderName, kVersion}; }
 
+// One Apply: what it plans, what it found, what it made (removed again if it fails) and what it
+// left for a later pass.
+struct DockerProvider::ApplyState {
+  explicit ApplyState(const ApplyRequest& r) : request(r) {}
+  const ApplyRequest& request;
+  std::string project;
+  std::string installation;
+  DockerSection section;
+  ComposeFile compose;
+  std::map<std::string, std::string> labels;
+  std::vector<ServicePlan> plans;        // in start order; point into `compose`
+  std::map<std::string, json> existing;  // this environment's containers, by service
+  std::vector<std::string> created_containers;
+  std::vector<std::string> created_volumes;
+  bool created_network = false;
+  std::set<std::string> waiting;  // services not started: a dependency is not ready yet
+  int kept = 0;
+  int replaced = 0;
+  int fresh = 0;
+  int started = 0;
+  int removed = 0;
+};
+
 absl::StatusOr<ApplyResult> DockerProvider::Apply(const ApplyRequest& request) {
   if (request.environment.empty()) {
     return absl::InvalidArgumentError("Docker provider: the request names no environment");
   }
-  const std::string project = ProjectOf(request.namespace_name, request.environment);
+  ApplyState st(request);
+  if (absl::Status s = Plan(st); !s.ok()) return s;
+  if (absl::Status s = ProvisionAndStart(st); !s.ok()) return Rollback(st, s);
+  if (absl::Status s = RemoveDroppedServices(st); !s.ok()) return s;
+  ApplyResult result;
+  result.handle = "compose-project/" + st.project;
+  // Observe finds the services by their containers: one removed by hand is noticed.
+  for (const ServicePlan& plan : st.plans) result.components.push_back(plan.service->name);
+  std::sort(result.components.begin(), result.components.end());
+  result.summary = fmt::format("{} services: {} created, {} replaced, {} unchanged", st.plans.size(),
+                               st.fresh, st.replaced, st.kept);
+  if (st.started > 0) result.summary += fmt::format(", {} started", st.started);
+  if (st.removed > 0) result.summary += fmt::format(", {} removed", st.removed);
+  if (!st.waiting.empty()) {
+    result.needs_reapply = true;
+    result.summary += fmt::format(", {} waiting for dependencies", st.waiting.size());
+  }
+  return result;
+}
+
+absl::Status DockerProvider::Plan(ApplyState& st) {
+  const ApplyRequest& request = st.request;
+  st.project = ProjectOf(request.namespace_name, request.environment);
+  st.installation = InstallationOf(request.labels);
   absl::StatusOr<DockerSection> section = ParseDockerSection(request.config_json);
   if (!section.ok()) return section.status();
-  absl::StatusOr<std::string> text = ReadComposeText(request, section->compose_file);
-  if (!text.ok()) return text.status();
-  // What compose files may interpolate: ${EPH_PR_NUMBER}, ${EPH_SHORT_SHA:-dev}, ...
-  const std::map<std::string, std::string> variables = {
-      {"EPH_ENVIRONMENT", request.environment},
-      {"EPH_PROJECT", request.project},
-      {"EPH_PR_NUMBER", request.pr_number > 0 ? std::to_string(request.pr_number) : ""},
-      {"EPH_HEAD_SHA", request.head_sha},
-      {"EPH_SHORT_SHA", request.head_sha.substr(0, 7)},
-      {"EPH_HOST", request.host}};
-  absl::StatusOr<ComposeFile> compose = ParseComposeFile(*text, section->compose_file, variables);
+  st.section = *section;
+  absl::StatusOr<ComposeFile> compose = LoadCompose(request, st.section);
   if (!compose.ok()) return compose.status();
+  st.compose = *std::move(compose);
+  absl::StatusOr<WebTarget> web = FindWeb(st.compose, st.section);
+  if (!web.ok()) return web.status();
+  st.labels = request.labels;
+  st.labels[kManagedByLabel] = kManagedByValue;
+  st.labels[kEnvironmentLabel] = request.environment;
+  if (absl::Status s = PlanServices(st, web->service, web->port); !s.ok()) return s;
+  return FindExisting(st);
+}
 
-  // The web service and port the URL points at.
-  const ComposeService* web = nullptr;
-  int web_port = section->web_port;
-  if (!section->web_service.empty()) {
-    web = compose->Find(section->web_service);
-    if (web == nullptr) {
-      return absl::InvalidArgumentError(
-          fmt::format("eph.yaml: docker.web.service `{}` is not a service of {}",
-                      section->web_service, section->compose_file));
-    }
-  } else {
-    for (const ComposeService& s : compose->services) {
-      if (!s.ports.empty()) {
-        web = &s;
-        break;
-      }
-    }
-  }
-  if (web != nullptr && web_port == 0) {
-    for (const PortMapping& p : web->ports) {
-      if (p.protocol == "tcp") {
-        web_port = p.container_port;
-        break;
-      }
-    }
-    if (web_port == 0) {
-      return absl::InvalidArgumentError(
-          fmt::format("service `{}` of {} publishes no tcp port: add one to its `ports` or set "
-                      "docker.web.port in eph.yaml",
-                      web->name, section->compose_file));
-    }
-  }
-
-  std::map<std::string, std::string> labels = request.labels;
-  labels[kManagedByLabel] = kManagedByValue;
-  labels[kEnvironmentLabel] = request.environment;
-
+absl::Status DockerProvider::PlanServices(ApplyState& st, const ComposeService* web,
+                                          int web_port) {
   // Every image must be on the engine before anything is created: Eph never pulls.
-  std::vector<ServicePlan> plans;
   std::map<std::string, std::string> image_ids;
-  for (const ComposeService* s : compose->StartOrder()) {
+  for (const ComposeService* s : st.compose.StartOrder()) {
     ServicePlan plan;
     plan.service = s;
-    plan.image = ResolveImage(s->image, request.images);
+    plan.image = ResolveImage(s->image, st.request.images);
     plan.web_port = s == web ? web_port : 0;
     plan.fixed_host_ports = options_.fixed_host_ports;
-    plan.project = project;
-    plan.labels = labels;
-    plan.secret_env = request.secret_env;
+    plan.project = st.project;
+    plan.labels = st.labels;
+    plan.secret_env = st.request.secret_env;
     if (image_ids.count(plan.image) == 0) {
       absl::StatusOr<std::string> id =
           LocalImageId(engine_, plan.image, fmt::format("service `{}`", s->name),
@@ -393,151 +457,192 @@ absl::StatusOr<ApplyResult> DockerProvider::Apply(const ApplyRequest& request) {
       image_ids[plan.image] = *id;
     }
     plan.image_id = image_ids[plan.image];
-    plans.push_back(std::move(plan));
+    st.plans.push_back(std::move(plan));
   }
+  return absl::OkStatus();
+}
 
-  // What exists already (this environment's containers, by service).
+absl::Status DockerProvider::FindExisting(ApplyState& st) {
   absl::StatusOr<EngineResponse> listed =
-      engine_.Get("/containers/json?all=1&filters=" + EnvFilter(request.environment));
+      engine_.Get("/containers/json?all=1&filters=" + EnvFilter(st.request.environment));
   if (!listed.ok()) return listed.status();
   if (listed->status != 200) return ErrorFromResponse(*listed, "listing containers");
-  const std::string installation = InstallationOf(request.labels);
-  std::map<std::string, json> existing;
   for (const json& c : Array(Parse(*listed))) {
     // Another installation's environment of the same name is not ours to replace.
-    if (!Owns(Field(c, "Labels"), request.environment, installation)) continue;
+    if (!Owns(Field(c, "Labels"), st.request.environment, st.installation)) continue;
     const std::string service = LabelOf(Field(c, "Labels"), kServiceLabel);
     // The environment's own database server (EnsureDatabaseServer) is not a compose service.
     if (!LabelOf(Field(c, "Labels"), kDatabaseLabel).empty()) {
-      if (compose->Find(service) != nullptr) {
+      if (st.compose.Find(service) != nullptr) {
         return absl::InvalidArgumentError(fmt::format(
             "{} has a service `{}`, the name of the environment's database instance; rename "
             "one of them",
-            section->compose_file, service));
+            st.section.compose_file, service));
       }
       continue;
     }
-    existing[service] = c;
+    st.existing[service] = c;
   }
+  return absl::OkStatus();
+}
 
-  std::vector<std::string> created_containers;
-  std::vector<std::string> created_volumes;
-  bool created_network = false;
-  const bool first_apply = existing.empty();
-  auto rollback = [&](absl::Status error) -> absl::Status {
-    for (const std::string& id : created_containers) {
-      (void)engine_.Delete(fmt::format("/containers/{}?force=1&v=1", id));
-    }
-    if (first_apply) {
-      for (const std::string& v : created_volumes) (void)engine_.Delete("/volumes/" + v);
-      if (created_network) (void)engine_.Delete("/networks/" + NetworkName(project));
-    }
-    return error;
-  };
-
-  // Network.
-  if (absl::Status st = EnsureNetwork(project, request.environment, labels, created_network);
-      !st.ok()) {
-    return rollback(st);
+absl::Status DockerProvider::ProvisionAndStart(ApplyState& st) {
+  if (absl::Status s =
+          EnsureNetwork(st.project, st.request.environment, st.labels, st.created_network);
+      !s.ok()) {
+    return s;
   }
-
-  // Volumes.
-  for (const std::string& v : compose->volumes) {
+  for (const std::string& v : st.compose.volumes) {
     bool created = false;
-    if (absl::Status st = EnsureVolume(project, v, compose->volume_labels[v], request.environment,
-                                       labels, created);
-        !st.ok()) {
-      return rollback(st);
+    if (absl::Status s = EnsureVolume(st.project, v, st.compose.volume_labels[v],
+                                      st.request.environment, st.labels, created);
+        !s.ok()) {
+      return s;
     }
-    if (created) created_volumes.push_back(VolumeName(project, v));
+    if (created) st.created_volumes.push_back(VolumeName(st.project, v));
   }
+  // In dependency order: a service whose dependency is not ready is created but not started.
+  for (const ServicePlan& plan : st.plans) {
+    if (absl::Status s = ApplyService(st, plan); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
 
-  // Containers, in dependency order.
-  int kept = 0;
-  int replaced = 0;
-  int fresh = 0;
-  for (const ServicePlan& plan : plans) {
-    const std::string& service = plan.service->name;
-    const std::string name = ContainerName(project, service);
-    json body = ContainerCreateBody(plan);
-    const std::string hash = ConfigHash(body, plan.image_id);
-    body["Labels"][kConfigHashLabel] = hash;
-    const auto ex = existing.find(service);
-    if (ex != existing.end()) {
-      const json& c = ex->second;
-      if (LabelOf(Field(c, "Labels"), kConfigHashLabel) == hash && Str(c, "State") == "running") {
-        ++kept;
-        continue;
-      }
-      absl::StatusOr<EngineResponse> d =
-          engine_.Delete(fmt::format("/containers/{}?force=1&v=1", Str(c, "Id")));
-      if (!d.ok()) return rollback(d.status());
-      if (d->status != 204 && d->status != 404) {
-        return rollback(ErrorFromResponse(*d, "removing the old container of " + service));
-      }
-      ++replaced;
-    } else {
-      // A container with our name that the label filter did not find is not ours.
-      absl::StatusOr<EngineResponse> r = engine_.Get(fmt::format("/containers/{}/json", name));
-      if (!r.ok()) return rollback(r.status());
-      if (r->status == 200) {
-        const json c = Parse(*r);
-        if (!Owns(Field(Field(c, "Config"), "Labels"), request.environment, installation)) {
-          return rollback(absl::FailedPreconditionError(fmt::format(
-              "a container named {} exists on the Docker host but is not Eph's environment "
-              "{}; remove or rename it",
-              name, request.environment)));
-        }
-        (void)engine_.Delete(fmt::format("/containers/{}?force=1&v=1", name));
-      }
-      ++fresh;
+absl::StatusOr<std::string> DockerProvider::ReusableContainer(ApplyState& st,
+                                                              const ServicePlan& plan,
+                                                              const std::string& hash,
+                                                              bool& done) {
+  done = false;
+  const auto ex = st.existing.find(plan.service->name);
+  if (ex == st.existing.end()) return std::string();
+  const json& c = ex->second;
+  const std::string id = Str(c, "Id");
+  if (LabelOf(Field(c, "Labels"), kConfigHashLabel) == hash) {
+    const std::string state = Str(c, "State");
+    if (state == "running") {
+      done = true;
+      return id;
     }
-    for (const auto& [dependency, condition] : plan.service->depends_on_condition) {
-      absl::Status ready = WaitForDependency(engine_, project, service, dependency, condition,
-                                             options_.health_timeout);
-      if (!ready.ok()) return rollback(ready);
+    if (state == "created") return id;  // made by an earlier pass, waiting to start
+    if (state == "exited" && plan.web_port == 0) {
+      // A one-shot task of this configuration that completed is not run again.
+      absl::StatusOr<EngineResponse> r = engine_.Get(fmt::format("/containers/{}/json", id));
+      if (!r.ok()) return r.status();
+      if (r->status == 200 && IntField(Field(Parse(*r), "State"), "ExitCode") == 0) {
+        done = true;
+        return id;
+      }
     }
+  }
+  absl::StatusOr<EngineResponse> d = engine_.Delete(fmt::format("/containers/{}?force=1&v=1", id));
+  if (!d.ok()) return d.status();
+  if (d->status != 204 && d->status != 404) {
+    return ErrorFromResponse(*d, "removing the old container of " + plan.service->name);
+  }
+  ++st.replaced;
+  return std::string();
+}
+
+absl::Status DockerProvider::ApplyService(ApplyState& st, const ServicePlan& plan) {
+  const std::string& service = plan.service->name;
+  const std::string name = ContainerName(st.project, service);
+  json body = ContainerCreateBody(plan);
+  const std::string hash = ConfigHash(body, plan.image_id);
+  body["Labels"][kConfigHashLabel] = hash;
+  bool done = false;
+  absl::StatusOr<std::string> id = ReusableContainer(st, plan, hash, done);
+  if (!id.ok()) return id.status();
+  if (done) {
+    ++st.kept;
+    return absl::OkStatus();
+  }
+  if (id->empty() && st.existing.count(service) == 0) {
+    if (absl::Status s = ClaimName(st, name); !s.ok()) return s;
+    ++st.fresh;
+  }
+  const bool reused = !id->empty();
+  absl::StatusOr<std::string> waiting_for = WaitingFor(st, plan);
+  if (!waiting_for.ok()) return waiting_for.status();
+  if (!reused) {
     absl::StatusOr<EngineResponse> c =
         engine_.Post("/containers/create?name=" + UrlEncode(name), body.dump());
-    if (!c.ok()) return rollback(c.status());
+    if (!c.ok()) return c.status();
     if (c->status != 201) {
-      absl::Status st = ErrorFromResponse(*c, fmt::format("creating service `{}`", service));
-      if (absl::IsUnavailable(st)) {
-        st = absl::FailedPreconditionError(st.message());
-      }
-      return rollback(st);
+      absl::Status s = ErrorFromResponse(*c, fmt::format("creating service `{}`", service));
+      return absl::IsUnavailable(s) ? absl::FailedPreconditionError(s.message()) : s;
     }
-    const std::string id = Str(Parse(*c), "Id");
-    created_containers.push_back(id);
-    absl::StatusOr<EngineResponse> s = engine_.Post(fmt::format("/containers/{}/start", id), "");
-    if (!s.ok()) return rollback(s.status());
-    if (s->status != 204 && s->status != 304) {
-      // Whatever the HTTP code, a container that cannot start (port taken, missing
-      // executable) will not start on a retry either.
-      return rollback(absl::FailedPreconditionError(
-          fmt::format("starting service `{}` failed: {}", service, EngineMessage(*s))));
-    }
+    *id = Str(Parse(*c), "Id");
+    st.created_containers.push_back(*id);
   }
+  if (!waiting_for->empty()) {
+    st.waiting.insert(service);
+    return absl::OkStatus();
+  }
+  absl::StatusOr<EngineResponse> s = engine_.Post(fmt::format("/containers/{}/start", *id), "");
+  if (!s.ok()) return s.status();
+  if (s->status != 204 && s->status != 304) {
+    // Whatever the HTTP code, a container that cannot start (port taken, missing
+    // executable) will not start on a retry either.
+    return absl::FailedPreconditionError(
+        fmt::format("starting service `{}` failed: {}", service, EngineMessage(*s)));
+  }
+  if (reused) ++st.started;
+  return absl::OkStatus();
+}
 
-  // Services dropped from the compose file.
-  int removed = 0;
-  for (const auto& [service, c] : existing) {
-    if (compose->Find(service) != nullptr) continue;
+absl::Status DockerProvider::ClaimName(ApplyState& st, const std::string& name) {
+  // A container with our name that the label filter did not find is not ours.
+  absl::StatusOr<EngineResponse> r = engine_.Get(fmt::format("/containers/{}/json", name));
+  if (!r.ok()) return r.status();
+  if (r->status != 200) return absl::OkStatus();
+  const json c = Parse(*r);
+  if (!Owns(Field(Field(c, "Config"), "Labels"), st.request.environment, st.installation)) {
+    return absl::FailedPreconditionError(fmt::format(
+        "a container named {} exists on the Docker host but is not Eph's environment {}; "
+        "remove or rename it",
+        name, st.request.environment));
+  }
+  (void)engine_.Delete(fmt::format("/containers/{}?force=1&v=1", name));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> DockerProvider::WaitingFor(const ApplyState& st,
+                                                       const ServicePlan& plan) {
+  const ComposeService& s = *plan.service;
+  for (const std::string& dependency : s.depends_on) {
+    if (st.waiting.count(dependency) > 0) return fmt::format("`{}` to start", dependency);
+  }
+  for (const auto& [dependency, condition] : s.depends_on_condition) {
+    if (st.waiting.count(dependency) > 0) return fmt::format("`{}` to start", dependency);
+    absl::StatusOr<bool> met = DependencyMet(engine_, st.project, s.name, dependency, condition,
+                                             options_.health_timeout, clock_.Now());
+    if (!met.ok()) return met.status();
+    if (!*met) return fmt::format("`{}` ({})", dependency, condition);
+  }
+  return std::string();
+}
+
+absl::Status DockerProvider::RemoveDroppedServices(ApplyState& st) {
+  for (const auto& [service, c] : st.existing) {
+    if (st.compose.Find(service) != nullptr) continue;
     absl::StatusOr<EngineResponse> d =
         engine_.Delete(fmt::format("/containers/{}?force=1&v=1", Str(c, "Id")));
     if (!d.ok()) return d.status();
-    ++removed;
+    ++st.removed;
   }
+  return absl::OkStatus();
+}
 
-  ApplyResult result;
-  result.handle = "compose-project/" + project;
-  // Observe finds the services by their containers: one removed by hand is noticed.
-  for (const ServicePlan& plan : plans) result.components.push_back(plan.service->name);
-  std::sort(result.components.begin(), result.components.end());
-  result.summary = fmt::format("{} services: {} created, {} replaced, {} unchanged", plans.size(),
-                               fresh, replaced, kept);
-  if (removed > 0) result.summary += fmt::format(", {} removed", removed);
-  return result;
+absl::Status DockerProvider::Rollback(const ApplyState& st, absl::Status error) {
+  for (const std::string& id : st.created_containers) {
+    (void)engine_.Delete(fmt::format("/containers/{}?force=1&v=1", id));
+  }
+  // Volumes and the network only when nothing of the environment existed before this Apply.
+  if (st.existing.empty()) {
+    for (const std::string& v : st.created_volumes) (void)engine_.Delete("/volumes/" + v);
+    if (st.created_network) (void)engine_.Delete("/networks/" + NetworkName(st.project));
+  }
+  return error;
 }
 
 absl::Status DockerProvider::EnsureNetwork(const std::string& project,
@@ -852,7 +957,8 @@ absl::StatusOr<Observation> DockerProvider::Observe(const EnvironmentRef& ref) {
       }
     } else if (status == "created") {
       component.phase = Phase::kProgressing;
-      component.message = fmt::format("service `{}`: created, not started", component.name);
+      component.message = fmt::format(
+          "service `{}`: created, not started (waits for its depends_on)", component.name);
     } else if (status == "restarting") {
       component.phase = Phase::kFailed;
       component.message = with_logs(fmt::format("service `{}` keeps restarting (last exit code {})",
@@ -908,6 +1014,41 @@ absl::StatusOr<Observation> DockerProvider::Observe(const EnvironmentRef& ref) {
     out.message = waiting;
   }
   return out;
+}
+
+absl::Status DockerProvider::WatchChanges(const ChangeSink& sink, std::stop_token stop) {
+  // Container events of Eph's objects. Readiness and failure show as health_status, die and oom;
+  // destroy is a container removed (by hand, or replaced). Starts are not announced: Eph starts
+  // containers itself, and the Apply that did so observes right after.
+  const json filters = {{"type", json::array({"container"})},
+                        {"label", json::array({fmt::format("{}={}", kManagedByLabel,
+                                                           kManagedByValue)})}};
+  std::string pending;
+  EngineRequest r;
+  r.path = "/events?filters=" + UrlEncode(filters.dump());
+  r.timeout = std::chrono::milliseconds(-1);
+  r.on_body = [&](std::string_view data) {
+    pending.append(data);
+    for (size_t nl = pending.find('\n'); nl != std::string::npos; nl = pending.find('\n')) {
+      const json event = json::parse(pending.substr(0, nl), nullptr, false);
+      pending.erase(0, nl + 1);
+      const std::string action = Str(event, "Action");
+      const bool wanted = action.rfind("health_status", 0) == 0 || action == "die" ||
+                          action == "oom" || action == "destroy";
+      const std::string environment =
+          LabelOf(Field(Field(event, "Actor"), "Attributes"), kEnvironmentLabel);
+      if (wanted && !environment.empty()) sink(EnvironmentChange{environment});
+    }
+    // An event stream has no lines this long; a broken one must not grow without bound.
+    if (pending.size() > (size_t{1} << 20)) pending.clear();
+    return !stop.stop_requested();
+  };
+  r.cancelled = [&] { return stop.stop_requested(); };
+  absl::StatusOr<EngineResponse> resp = engine_.Perform(r);
+  if (stop.stop_requested()) return absl::OkStatus();
+  if (!resp.ok()) return resp.status();
+  if (resp->status != 200) return ErrorFromResponse(*resp, "watching the engine's events");
+  return absl::UnavailableError("the Docker engine ended its event stream");
 }
 
 absl::StatusOr<DestroyResult> DockerProvider::Destroy(const EnvironmentRef& ref) {

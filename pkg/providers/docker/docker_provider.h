@@ -45,12 +45,14 @@
 #pragma once
 
 #include <memory>
+#include <stop_token>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "pkg/base/clock.h"
+#include "pkg/providers/docker/container_spec.h"
 #include "pkg/providers/docker/engine_client.h"
 #include "pkg/providers/provider.h"
 
@@ -98,9 +100,37 @@ class DockerProvider final : public Provider {
   absl::StatusOr<DatabaseServer> EnsureDatabaseServer(
       const DatabaseServerRequest& request) override;
 
+  // Container events (/events) of Eph's containers: health changes, exits, removals.
+  absl::Status WatchChanges(const ChangeSink& sink, std::stop_token stop) override;
+
   const EngineClient& engine() const { return engine_; }
 
  private:
+  struct ApplyState;  // one Apply's plan and progress (docker_provider.cc)
+  // The steps of Apply, each on the same state.
+  absl::Status Plan(ApplyState& st);
+  // The services in start order, every image present; `web` gets `web_port` published.
+  absl::Status PlanServices(ApplyState& st, const ComposeService* web, int web_port);
+  absl::Status FindExisting(ApplyState& st);
+  absl::Status ProvisionAndStart(ApplyState& st);
+  // One service: kept if its container matches and runs (or completed, for a one-shot task),
+  // else (re)created, and started unless a dependency is not ready yet (then left created, for
+  // the next Apply: ApplyResult::needs_reapply).
+  absl::Status ApplyService(ApplyState& st, const ServicePlan& plan);
+  // The service's existing container if it can stay (`done`: nothing to do) or be started (a
+  // created one); "" after removing one that cannot.
+  absl::StatusOr<std::string> ReusableContainer(ApplyState& st, const ServicePlan& plan,
+                                                const std::string& hash, bool& done);
+  // FailedPrecondition if a container called `name` exists and is not the environment's.
+  absl::Status ClaimName(ApplyState& st, const std::string& name);
+  // "" when the service may start; otherwise what it waits for. FailedPrecondition when a
+  // depends_on condition can no longer hold.
+  absl::StatusOr<std::string> WaitingFor(const ApplyState& st, const ServicePlan& plan);
+  absl::Status RemoveDroppedServices(ApplyState& st);
+  // Removes what this Apply created (all of the project when nothing existed before); returns
+  // `error`.
+  absl::Status Rollback(const ApplyState& st, absl::Status error);
+
   // The environment's network, created if missing. `created` says whether this call made it.
   absl::Status EnsureNetwork(const std::string& project, const std::string& environment,
                              const std::map<std::string, std::string>& labels, bool& created);

@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -382,55 +383,180 @@ constexpr char kWithConditions[] = R"(services:
     environment: {PORT: "9000"}
     healthcheck:
       test: [CMD, /sample_server, probe, "{db_probe_port}"]
-      interval: 200ms
+      interval: {db_interval}
       retries: {db_retries}
   migrate:
     image: eph-sample:v1
     command: [exit, "0"]
 )";
 
-std::string WithConditions(const std::string& db_probe_port, int db_retries) {
+// `db_interval`: db's first check runs this long after it starts.
+std::string WithConditions(const std::string& db_probe_port, int db_retries,
+                           const std::string& db_interval = "200ms") {
   std::string text = kWithConditions;
+  text.replace(text.find("{db_interval}"), 13, db_interval);
   text.replace(text.find("{db_probe_port}"), 15, db_probe_port);
   text.replace(text.find("{db_retries}"), 12, std::to_string(db_retries));
   return text;
 }
 
-TEST_F(DockerProviderBedTest, DependsOnConditionsAreWaitedFor) {
-  absl::StatusOr<ApplyResult> applied = provider_->Apply(Request(WithConditions("9000", 50)));
+// Applies again, as the reconciler's later passes do, until Apply started everything.
+absl::StatusOr<ApplyResult> ApplyUntilComplete(DockerProvider& provider, const ApplyRequest& r) {
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (true) {
+    absl::StatusOr<ApplyResult> applied = provider.Apply(r);
+    if (!applied.ok() || !applied->needs_reapply) return applied;
+    if (std::chrono::steady_clock::now() > deadline) {
+      return absl::DeadlineExceededError("Apply still needs another pass: " + applied->summary);
+    }
+    std::this_thread::sleep_for(100ms);
+  }
+}
+
+TEST_F(DockerProviderBedTest, DependsOnConditionsAreMetBeforeTheDependantStarts) {
+  const ApplyRequest request = Request(WithConditions("9000", 50, "3s"));
+  absl::StatusOr<ApplyResult> first = provider_->Apply(request);
+  ASSERT_TRUE(first.ok()) << first.status();
+  // The dependant is created, not started, while db is not healthy yet (it cannot be: its first
+  // check runs an interval, 3s, after it starts).
+  EXPECT_TRUE(first->needs_reapply);
+  EXPECT_THAT(first->summary, HasSubstr("waiting for dependencies"));
+  EXPECT_EQ(Inspect(ContainerName(project_, "web"))["State"]["Status"], "created");
+  absl::StatusOr<Observation> early = provider_->Observe(Ref());
+  ASSERT_TRUE(early.ok());
+  EXPECT_EQ(early->phase, Phase::kProgressing);
+  absl::StatusOr<ApplyResult> applied = ApplyUntilComplete(*provider_, request);
   ASSERT_TRUE(applied.ok()) << applied.status();
-  // Apply returned: the web service was created only after both conditions held.
+  // The web service started only after both conditions held.
   const json db = Inspect(ContainerName(project_, "db"));
   EXPECT_EQ(db["State"]["Health"]["Status"], "healthy");
   const json migrate = Inspect(ContainerName(project_, "migrate"));
   EXPECT_EQ(migrate["State"]["Status"], "exited");
   EXPECT_EQ(migrate["State"]["ExitCode"], 0);
-  absl::Time web_created;
+  absl::Time web_started;
   absl::Time migrate_finished;
   std::string err;
-  ASSERT_TRUE(absl::ParseTime(absl::RFC3339_full,
-                              Inspect(ContainerName(project_, "web"))["Created"].get<std::string>(),
-                              &web_created, &err));
+  ASSERT_TRUE(absl::ParseTime(
+      absl::RFC3339_full,
+      Inspect(ContainerName(project_, "web"))["State"]["StartedAt"].get<std::string>(),
+      &web_started, &err));
   ASSERT_TRUE(absl::ParseTime(absl::RFC3339_full, migrate["State"]["FinishedAt"].get<std::string>(),
                               &migrate_finished, &err));
-  EXPECT_GE(web_created, migrate_finished);
+  EXPECT_GE(web_started, migrate_finished);
   Observation o = ObserveUntil([](const Observation& x) { return x.phase == Phase::kReady; });
   ASSERT_EQ(o.phase, Phase::kReady) << o.message;
   ASSERT_EQ(o.components.size(), 3u);
   EXPECT_EQ(o.components[1].name, "migrate");
   EXPECT_EQ(o.components[1].message, "completed");
   EXPECT_EQ(HttpGet(o.url), "eph-sample v1\n");
+  // Converged: another Apply keeps everything, and the completed task is not run again.
+  absl::StatusOr<ApplyResult> again = provider_->Apply(request);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_FALSE(again->needs_reapply);
+  EXPECT_THAT(again->summary, HasSubstr("3 unchanged"));
+  EXPECT_EQ(Inspect(ContainerName(project_, "migrate"))["Id"], migrate["Id"]);
   DestroyCompletely();
 }
 
-TEST_F(DockerProviderBedTest, AnUnhealthyDependencyFailsApplyAndLeavesNothing) {
-  absl::StatusOr<ApplyResult> applied = provider_->Apply(Request(WithConditions("9", 2)));
+TEST_F(DockerProviderBedTest, ApplyReturnsAtOnceWhileADependencyIsNotHealthy) {
+  FakeClock clock(std::chrono::system_clock::now());
+  provider_ = MakeProvider({{"health_timeout", "30s"}}, &clock);
+  // db probes a port nothing listens on: it stays `starting` for a long while.
+  const ApplyRequest request = Request(WithConditions("9", 100000));
+  const auto started = std::chrono::steady_clock::now();
+  absl::StatusOr<ApplyResult> applied = provider_->Apply(request);
+  ASSERT_TRUE(applied.ok()) << applied.status();
+  // It used to wait here for db, up to health_timeout (5 minutes by default).
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 10s);
+  EXPECT_TRUE(applied->needs_reapply);
+  EXPECT_EQ(Inspect(ContainerName(project_, "web"))["State"]["Status"], "created");
+  // Once db has been checked, a later pass still waits, quickly, without failing.
+  ObserveUntil([&](const Observation&) {
+    return !Inspect(ContainerName(project_, "db"))["State"]["Health"]["Log"].empty();
+  });
+  absl::StatusOr<ApplyResult> later = provider_->Apply(request);
+  ASSERT_TRUE(later.ok()) << later.status();
+  EXPECT_TRUE(later->needs_reapply);
+  // The health timeout runs on the injected clock: past it, the dependant can never start.
+  // (31 s past db's start, however long the engine took to start it.)
+  clock.Advance(31s + (std::chrono::system_clock::now() - clock.Now()) + 1s);
+  absl::StatusOr<ApplyResult> timed_out = provider_->Apply(request);
+  ASSERT_FALSE(timed_out.ok());
+  EXPECT_EQ(timed_out.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(timed_out.status().message(),
+              HasSubstr("service `web` waits for `db` to be healthy (depends_on), but it was "
+                        "not within 30s"));
+  DestroyCompletely();
+}
+
+TEST_F(DockerProviderBedTest, TheChangeStreamAnnouncesADependencyTurningHealthy) {
+  std::mutex mu;
+  std::condition_variable cv;
+  int changes = 0;
+  const std::string environment = environment_;
+  std::jthread watch([&](std::stop_token stop) {
+    absl::Status s = provider_->WatchChanges(
+        [&](const EnvironmentChange& change) {
+          if (change.environment != environment) return;
+          std::lock_guard<std::mutex> lock(mu);
+          ++changes;
+          cv.notify_all();
+        },
+        stop);
+    EXPECT_TRUE(s.ok()) << s;
+  });
+  // The stream is up once the engine answered; give it a moment to subscribe.
+  std::this_thread::sleep_for(300ms);
+  const ApplyRequest request = Request(WithConditions("9000", 50, "3s"));
+  absl::StatusOr<ApplyResult> first = provider_->Apply(request);
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE(first->needs_reapply);
+  // No polling: the engine's health_status (or die, for migrate) event wakes us.
+  int seen = 0;
+  absl::StatusOr<ApplyResult> applied = first;
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (applied.ok() && applied->needs_reapply && std::chrono::steady_clock::now() < deadline) {
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      ASSERT_TRUE(cv.wait_for(lock, 20s, [&] { return changes > seen; }))
+          << "no change announced for " << environment;
+      seen = changes;
+    }
+    applied = provider_->Apply(request);
+  }
+  ASSERT_TRUE(applied.ok()) << applied.status();
+  EXPECT_FALSE(applied->needs_reapply);
+  Observation o = ObserveUntil([](const Observation& x) { return x.phase == Phase::kReady; });
+  EXPECT_EQ(o.phase, Phase::kReady) << o.message;
+  // Stopping the stream is prompt.
+  const auto stopping = std::chrono::steady_clock::now();
+  watch.request_stop();
+  watch.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - stopping, 3s);
+  DestroyCompletely();
+}
+
+TEST_F(DockerProviderBedTest, AnUnhealthyDependencyFailsTheEnvironment) {
+  const ApplyRequest request = Request(WithConditions("9", 2, "1s"));
+  absl::StatusOr<ApplyResult> applied = provider_->Apply(request);
+  // Usually db is still starting when Apply returns (on a slow engine it may already be
+  // unhealthy, and the first Apply fails at once, leaving nothing).
+  if (applied.ok()) {
+    EXPECT_TRUE(applied->needs_reapply);
+    // db turns unhealthy after two failed checks: Observe says so, and the next Apply gives up.
+    Observation o = ObserveUntil([](const Observation& x) { return x.phase == Phase::kFailed; });
+    EXPECT_THAT(o.message, HasSubstr("service `db` is unhealthy"));
+    applied = provider_->Apply(request);
+  }
   ASSERT_FALSE(applied.ok());
   EXPECT_EQ(applied.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(applied.status().message(),
               HasSubstr("service `web` waits for `db` to be healthy (depends_on), but it is "
                         "unhealthy"));
-  EXPECT_THAT(Leftovers(), ::testing::IsEmpty());
+  // web never ran.
+  const json web = Inspect(ContainerName(project_, "web"));
+  EXPECT_TRUE(!web.contains("State") || web["State"]["Status"] == "created") << web.dump();
+  DestroyCompletely();
 }
 
 TEST_F(DockerProviderBedTest, MissingImageFailsAndCreatesNothing) {
@@ -594,7 +720,8 @@ TEST_F(DockerProviderBedTest, ServiceThatNeverBecomesHealthyFailsAfterTheHealthT
            !Inspect(ContainerName(project_, "web"))["State"]["Health"]["Log"].empty();
   });
   ASSERT_EQ(waiting.phase, Phase::kProgressing);
-  clock.Advance(std::chrono::seconds(31));
+  // 31 s past the container's start, however long the engine took to start it (a loaded machine).
+  clock.Advance(31s + (std::chrono::system_clock::now() - clock.Now()) + 1s);
   Observation o = ObserveUntil([](const Observation& x) { return x.phase == Phase::kFailed; });
   ASSERT_EQ(o.phase, Phase::kFailed);
   EXPECT_THAT(o.message, HasSubstr("service `web` did not become healthy within 30s"));

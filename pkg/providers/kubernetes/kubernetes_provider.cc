@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <fstream>
 #include <set>
 
@@ -269,6 +270,7 @@ KubernetesProvider::KubernetesProvider(std::shared_ptr<kube::KubeClient> client,
   if (options_.watch) {
     cache_ = std::make_unique<ReadinessCache>(*client_,
                                               std::string(kManagedByLabel) + "=" + kManagedByValue);
+    cache_->SetChangeListener([this](const std::string& environment) { Publish(environment); });
     cache_->Start();
   }
 }
@@ -279,8 +281,31 @@ KubernetesProvider::~KubernetesProvider() {
 
 ProviderInfo KubernetesProvider::Info() const { return {kProviderName, kVersion}; }
 
-void KubernetesProvider::SetChangeListener(ChangeListener listener) {
-  if (cache_) cache_->SetChangeListener(std::move(listener));
+absl::Status KubernetesProvider::WatchChanges(const ChangeSink& sink, std::stop_token stop) {
+  if (!cache_) {
+    return absl::UnimplementedError(
+        "the Kubernetes provider watches nothing (setting watch: false); Observe reads the API");
+  }
+  uint64_t id = 0;
+  {
+    std::lock_guard<std::mutex> lock(sinks_mu_);
+    id = next_sink_++;
+    sinks_[id] = &sink;
+  }
+  // The cache's watch threads deliver; this call only keeps the sink registered until asked to
+  // stop.
+  std::mutex wait_mu;
+  std::condition_variable_any stopped;
+  std::unique_lock<std::mutex> wait_lock(wait_mu);
+  stopped.wait(wait_lock, stop, [] { return false; });
+  std::lock_guard<std::mutex> lock(sinks_mu_);
+  sinks_.erase(id);
+  return absl::OkStatus();
+}
+
+void KubernetesProvider::Publish(const std::string& environment) {
+  std::lock_guard<std::mutex> lock(sinks_mu_);
+  for (const auto& [id, sink] : sinks_) (*sink)(EnvironmentChange{environment});
 }
 
 bool KubernetesProvider::WatchesSynced() const { return cache_ && cache_->Synced(); }

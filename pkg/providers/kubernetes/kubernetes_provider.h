@@ -38,6 +38,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -105,10 +106,9 @@ class KubernetesProvider final : public Provider {
   absl::StatusOr<DatabaseServer> EnsureDatabaseServer(
       const DatabaseServerRequest& request) override;
 
-  // Called (on a watch thread) with an environment's name whenever its readiness as seen by the
-  // watches changes: the reconciler enqueues the environment's key and calls Observe. Replaces
-  // any earlier listener; an empty function removes it.
-  void SetChangeListener(ChangeListener listener);
+  // Streams the environments whose readiness, as the watches see it, changed (Provider's
+  // contract). Unimplemented without watches (options.watch false).
+  absl::Status WatchChanges(const ChangeSink& sink, std::stop_token stop) override;
 
   // True once the readiness watches have listed everything (always false without watches).
   bool WatchesSynced() const;
@@ -138,6 +138,13 @@ class KubernetesProvider final : public Provider {
   ManifestRenderer renderer_;
   KubeApplier applier_;
   std::unique_ptr<ReadinessCache> cache_;
+
+  // The sinks of the running WatchChanges calls; the cache's one listener fans out to them.
+  // Held while a change is delivered, so a sink is never called after its call returned.
+  void Publish(const std::string& environment);
+  std::mutex sinks_mu_;
+  std::map<uint64_t, const ChangeSink*> sinks_;
+  uint64_t next_sink_ = 0;
 
   std::mutex mu_;
   std::map<std::string, std::vector<Expected>> expected_;  // by namespace, from the last Apply

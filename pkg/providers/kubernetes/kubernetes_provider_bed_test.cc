@@ -14,6 +14,7 @@
 #include <mutex>
 #include <regex>
 #include <set>
+#include <thread>
 
 #include "absl/strings/escaping.h"
 #include "fmt/format.h"
@@ -64,11 +65,11 @@ std::vector<ImageTag> Tags(const std::string& tag) {
 // Records which environments the provider said changed, and lets a test wait for it.
 class ChangeRecorder {
  public:
-  ChangeListener Listener() {
-    return [this](const std::string& env) {
+  ChangeSink Sink() {
+    return [this](const EnvironmentChange& change) {
       {
         std::lock_guard<std::mutex> lock(mu_);
-        ++counts_[env];
+        ++counts_[change.environment];
       }
       cv_.notify_all();
     };
@@ -97,7 +98,9 @@ class KubernetesProviderBedTest : public ::testing::Test {
     admin_ = std::make_unique<kube::KubeClient>(*config);
     bin_ = Bed("EPH_TEST_KUBE_BIN");
     provider_ = MakeProvider(/*watch=*/true);
-    provider_->SetChangeListener(changes_.Listener());
+    watch_ = std::jthread([this, sink = changes_.Sink()](std::stop_token stop) {
+      EXPECT_TRUE(provider_->WatchChanges(sink, stop).ok());
+    });
   }
 
   void TearDown() override {
@@ -232,9 +235,11 @@ class KubernetesProviderBedTest : public ::testing::Test {
 
   std::unique_ptr<kube::KubeClient> admin_;
   std::string bin_;
-  // Before provider_, so it outlives the provider's watch threads, which call its listener.
+  // Before provider_, so it outlives the provider's watch threads, which call its sink.
   ChangeRecorder changes_;
   std::unique_ptr<KubernetesProvider> provider_;
+  // After provider_: stopped (and joined) before the provider goes.
+  std::jthread watch_;
   std::vector<std::string> created_;
 };
 
