@@ -32,20 +32,9 @@ std::string EnvironmentIntents::NamespaceOf(const state::Environment& env) const
 }
 
 absl::StatusOr<std::string> EnvironmentIntents::NewName(const CreateIntent& intent) {
-  absl::Status lookup_error;
-  auto taken = [&](const std::string& candidate) {
-    absl::StatusOr<bool> t = store_.NameTaken(candidate);
-    if (!t.ok()) {
-      lookup_error = t.status();
-      return true;
-    }
-    return *t;
-  };
   const std::string repo = intent.project.substr(intent.project.find('/') + 1);
-  absl::StatusOr<std::string> made = names::MakeName(
-      {names::ToDnsLabelPart(repo), intent.pr, "", ""}, names::NameOptions{}, random_, taken);
-  if (!lookup_error.ok()) return lookup_error;
-  return made;
+  return NewEnvironmentName(store_, random_, {names::ToDnsLabelPart(repo), intent.pr, "", ""},
+                            names::NameOptions{});
 }
 
 absl::StatusOr<state::Environment> EnvironmentIntents::Create(const CreateIntent& intent) {

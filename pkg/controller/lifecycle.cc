@@ -6,6 +6,23 @@
 
 namespace eph::controller {
 
+absl::StatusOr<std::string> NewEnvironmentName(state::Store& store, Random& random,
+                                               const names::NameInputs& inputs,
+                                               const names::NameOptions& options) {
+  absl::Status lookup_error;
+  auto taken = [&](const std::string& candidate) {
+    absl::StatusOr<bool> t = store.NameTaken(candidate);
+    if (!t.ok()) {
+      lookup_error = t.status();
+      return true;  // stop trying names: the store cannot say
+    }
+    return *t;
+  };
+  absl::StatusOr<std::string> made = names::MakeName(inputs, options, random, taken);
+  if (!lookup_error.ok()) return lookup_error;
+  return made;
+}
+
 std::string EnvironmentUrl(std::string_view url_template, std::string_view host) {
   std::string url(url_template);
   constexpr std::string_view kHost = "{host}";

@@ -11,7 +11,10 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "pkg/base/clock.h"
+#include "pkg/base/random.h"
+#include "pkg/names/names.h"
 #include "pkg/state/store.h"
 
 namespace eph::controller {
@@ -32,6 +35,12 @@ struct LifecyclePolicy {
 // An environment expires at most this far ahead: a year is a generous preview, and longer is
 // a typo (`keep` removes the TTL). Also keeps repeated extensions from overflowing the clock.
 inline constexpr Duration kMaxExpiryAhead = std::chrono::hours(24 * 366);
+
+// A name no environment ever had (names are unique forever), made by names::MakeName from
+// `inputs`; the store's error if it cannot be asked.
+absl::StatusOr<std::string> NewEnvironmentName(state::Store& store, Random& random,
+                                               const names::NameInputs& inputs,
+                                               const names::NameOptions& options);
 
 // `url_template` with every {host} replaced by `host`.
 std::string EnvironmentUrl(std::string_view url_template, std::string_view host);

@@ -499,19 +499,8 @@ void EnvironmentReconciler::RememberProject(const std::string& repo,
 absl::StatusOr<std::string> EnvironmentReconciler::NewName(const std::string& project,
                                                            const Target& target,
                                                            const names::NameOptions& options) {
-  absl::Status lookup_error;
-  auto taken = [&](const std::string& candidate) {
-    absl::StatusOr<bool> t = store_.NameTaken(candidate);
-    if (!t.ok()) {
-      lookup_error = t.status();
-      return true;
-    }
-    return *t;
-  };
-  absl::StatusOr<std::string> name = names::MakeName(
-      {project, target.pr_number, target.sha, target.branch}, options, random_, taken);
-  if (!lookup_error.ok()) return lookup_error;
-  return name;
+  return NewEnvironmentName(store_, random_,
+                            {project, target.pr_number, target.sha, target.branch}, options);
 }
 
 absl::StatusOr<ReconcileResult> EnvironmentReconciler::Create(const Target& target,
