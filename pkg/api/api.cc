@@ -71,7 +71,8 @@ absl::StatusOr<json> ParseBody(const HttpRequest& req) {
 
 // Limits on the strings the API reads. Every one is checked before anything else looks at the
 // text, so no parser, pattern or store query ever sees more than this.
-constexpr size_t kMaxDurationLength = 32;    // "1000h30m" is 8; anything longer is a mistake
+// The longest value docs/openapi.json allows: four "9999.999µs" parts, 11 bytes each (µ is two).
+constexpr size_t kMaxDurationLength = 44;
 constexpr size_t kMaxComponentLength = 253;  // a DNS subdomain, the longest Kubernetes name
 constexpr int64_t kMaxTailLines = 100000;
 constexpr size_t kMaxEventIdDigits = 18;  // below INT64_MAX, so it never overflows

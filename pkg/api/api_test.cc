@@ -422,6 +422,14 @@ TEST_F(ApiTest, ExtendMovesTheExpiryFromTheLaterOfNowAndTheOldExpiry) {
     EXPECT_EQ(json::parse(r.body)["error"]["code"], "invalid_argument");
   }
 
+  // The longest value the document's pattern allows is accepted (found by schemathesis).
+  res = Call("POST", "/api/v1/environments/shop-a-b-1/extend", {},
+             json{{"by", "9999.999µs9999.999µs9999.999µs9999.999µs"}}.dump());
+  EXPECT_EQ(res.status, 200) << res.body;
+  res = Call("POST", "/api/v1/environments/shop-a-b-1/extend", {},
+             R"({"by":"86.030ns6001.084ms0664.3ns23.827m"})");
+  EXPECT_EQ(res.status, 200) << res.body;
+
   SetState("shop-a-b-1", state::EnvState::kDestroyed);
   auto gone = Call("POST", "/api/v1/environments/shop-a-b-1/extend", {}, R"({"by":"1h"})");
   EXPECT_EQ(gone.status, 409);
