@@ -55,17 +55,9 @@ class SourceCheckout {
 using state::Environment;
 using state::EnvState;
 
-// GitHub refuses longer deployment status descriptions.
-constexpr size_t kMaxDeploymentDescription = 140;
-
 std::string ShortSha(const std::string& sha) { return sha.substr(0, 7); }
 
 std::string StateName(EnvState s) { return std::string(state::EnvStateName(s)); }
-
-std::string Truncate(const std::string& s, size_t n) {
-  if (s.size() <= n) return s;
-  return s.substr(0, n - 3) + "...";
-}
 
 // The first line of a (possibly multi-line) reason, for places that only fit one.
 std::string FirstLine(const std::string& s) { return s.substr(0, s.find('\n')); }
@@ -79,76 +71,6 @@ bool SameRow(const Environment& a, const Environment& b) {
 
 // Commands read per pass; more wait for the next pass (the key is requeued by the next comment).
 constexpr int kMaxCommandsPerPass = 100;
-
-std::string Fingerprint(const Environment& env) {
-  return StateName(env.state) + "|" + env.reason + "|" + env.url + "|" + env.head_sha + "|" +
-         (env.expires_at ? FormatRfc3339(*env.expires_at) : "kept");
-}
-
-// "2d 3h", "5h 10m", "12m": coarse, for people.
-std::string Remaining(Duration left) {
-  const int64_t minutes = std::max<int64_t>(
-      0, std::chrono::duration_cast<std::chrono::minutes>(left).count());
-  const int64_t days = minutes / (24 * 60), hours = minutes / 60 % 24, mins = minutes % 60;
-  if (days > 0) return absl::StrCat(days, "d ", hours, "h");
-  if (hours > 0) return absl::StrCat(hours, "h ", mins, "m");
-  return absl::StrCat(mins, "m");
-}
-
-// The TTL line of a live environment's comment. The time left is as of the comment's writing;
-// the absolute time is what stays true.
-std::string ExpiryLine(const Environment& env, TimePoint now) {
-  if (!env.expires_at) return "Kept: no TTL (`/eph down` removes it).";
-  std::string when = FormatRfc3339(*env.expires_at);
-  return "Expires " + when + " (in " + Remaining(*env.expires_at - now) +
-         "). `/eph extend 24h` adds time, `/eph keep` removes the TTL.";
-}
-
-std::optional<forge::DeploymentState> DeploymentStateFor(EnvState s) {
-  switch (s) {
-    case EnvState::kProvisioning:
-    case EnvState::kUpdating:
-      return forge::DeploymentState::kInProgress;
-    case EnvState::kReady:
-      return forge::DeploymentState::kSuccess;
-    case EnvState::kFailed:
-      return forge::DeploymentState::kFailure;
-    case EnvState::kDestroyed:
-      return forge::DeploymentState::kInactive;
-    case EnvState::kPending:
-    case EnvState::kDestroying:
-    case EnvState::kSleeping:
-      return std::nullopt;
-  }
-  return std::nullopt;
-}
-
-std::string StatusLine(const Environment& env, const EnvRecord& record) {
-  const std::string commit = "`" + ShortSha(env.head_sha) + "`";
-  switch (env.state) {
-    case EnvState::kPending:
-      return "Waiting to be created.";
-    case EnvState::kProvisioning:
-      return "Being created from commit " + commit + ".";
-    case EnvState::kUpdating:
-      return "Being updated to commit " + commit + ".";
-    case EnvState::kReady:
-      return "Ready at " + env.url + " (commit " + commit + ").";
-    case EnvState::kFailed:
-      return "Failed at commit " + commit + ":\n\n```\n" + env.reason + "\n```";
-    case EnvState::kDestroying:
-      return "Being destroyed: " + env.reason + ".";
-    case EnvState::kDestroyed:
-      if (record.block_recreate.value_or(false)) {
-        return "Destroyed: " + env.reason +
-               ". Push a new commit, or remove and re-add the label, to get a new one.";
-      }
-      return "Destroyed: " + env.reason + ".";
-    case EnvState::kSleeping:
-      return "Sleeping.";
-  }
-  return "";
-}
 
 // The app's view of one database: every instance's URL as <NAME>_DATABASE_URL (the instance's
 // name upper-cased, '-' as '_'), and the first instance's settings also as DATABASE_URL and PG*,
@@ -177,10 +99,11 @@ EnvironmentReconciler::EnvironmentReconciler(state::Store& store, forge::Forge& 
       providers_(providers),
       clock_(clock),
       random_(random),
-      options_(std::move(options)) {}
+      options_(std::move(options)),
+      reporter_(store, forge, clock) {}
 
 std::string EnvironmentReconciler::CommentMarker(const std::string& environment) {
-  return "<!-- eph:environment=" + environment + " -->";
+  return ForgeReporter::CommentMarker(environment);
 }
 
 absl::StatusOr<ReconcileResult> EnvironmentReconciler::Reconcile(const std::string& key) {
@@ -235,7 +158,7 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ReconcilePullRequest(cons
       if (!forced && !HasTriggerLabel(*pr, record.trigger_labels)) {
         return Destroy(*live, LabelRemovedReason(record.trigger_labels), false);
       }
-      absl::StatusOr<Environment> reported = Report(*live);
+      absl::StatusOr<Environment> reported = reporter_.Report(*live);
       if (!reported.ok()) return reported.status();
       ReconcileResult result{std::nullopt,
                              "failed at " + ShortSha(pr->head_sha) + "; waiting for a new commit"};
@@ -297,20 +220,6 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ReconcilePullRequest(cons
                            "for the label to be re-added"};
   }
   return Create(target, config);
-}
-
-bool EnvironmentReconciler::FirstConfigCheckReport(const std::string& repo,
-                                                   const std::string& sha) {
-  constexpr size_t kRemembered = 4096;
-  std::lock_guard<std::mutex> lock(checks_mu_);
-  const std::string key = repo + "@" + sha;
-  if (!reported_checks_.insert(key).second) return false;
-  reported_checks_order_.push_back(key);
-  if (reported_checks_order_.size() > kRemembered) {
-    reported_checks_.erase(reported_checks_order_.front());
-    reported_checks_order_.pop_front();
-  }
-  return true;
 }
 
 absl::StatusOr<std::optional<ReconcileResult>> EnvironmentReconciler::HandleCommands(
@@ -403,7 +312,7 @@ absl::StatusOr<std::optional<ReconcileResult>> EnvironmentReconciler::HandleComm
   if (is_live) {
     live = *saved;
   } else {
-    absl::StatusOr<Environment> reported = Report(*saved);
+    absl::StatusOr<Environment> reported = reporter_.Report(*saved);
     if (!reported.ok()) return reported.status();
   }
   return std::nullopt;
@@ -446,26 +355,8 @@ absl::StatusOr<EnvironmentReconciler::LoadedConfig> EnvironmentReconciler::LoadP
   if (!parsed.ok()) {
     std::string message = config::FormatDiagnostics(parsed.diagnostics);
     while (!message.empty() && message.back() == '\n') message.pop_back();
-    // The errors at their lines, as the forge shows them (GitHub: the `eph` check run). Best
-    // effort: the environment's reason and the comment carry the same text.
-    forge::ConfigCheck check{
-        repo,
-        sha,
-        false,
-        options_.config_path + " has " + std::to_string(parsed.diagnostics.size()) + " error(s)",
-        "```\n" + message + "\n```",
-        {}};
-    for (const config::Diagnostic& d : parsed.diagnostics) {
-      check.annotations.push_back(
-          {d.file.empty() ? options_.config_path : d.file, d.line, d.line, d.message});
-    }
-    if (FirstConfigCheckReport(repo, sha)) {
-      if (absl::Status reported = forge_.ReportConfigCheck(check);
-          !reported.ok() && reported.code() != absl::StatusCode::kUnimplemented) {
-        spdlog::warn("{}: could not report the {} check at {}: {}", repo, options_.config_path,
-                     ShortSha(sha), reported.ToString());
-      }
-    }
+    // The errors at their lines, as the forge shows them (GitHub: the `eph` check run).
+    reporter_.ReportBrokenConfig(repo, sha, options_.config_path, parsed.diagnostics, message);
     return LoadedConfig{std::nullopt, message};
   }
   RememberProject(repo, *parsed.config);
@@ -547,7 +438,7 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::Create(const Target& targ
   spdlog::info("environment {}: created for {}#{} at {} ({})", stored->name, target.repo,
                target.pr_number, ShortSha(target.sha), StateName(stored->state));
   if (provider == nullptr) {
-    absl::StatusOr<Environment> reported = Report(*stored);
+    absl::StatusOr<Environment> reported = reporter_.Report(*stored);
     if (!reported.ok()) return reported.status();
     ReconcileResult result{std::nullopt, "created " + stored->name + ", failed: " + env.reason};
     RequeueForDeadlines(*reported, result);
@@ -586,7 +477,7 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::CreateFailed(const Target
   }
   spdlog::info("environment {}: created failed for {}#{}: {}", stored->name, target.repo,
                target.pr_number, FirstLine(reason));
-  absl::StatusOr<Environment> reported = Report(*stored);
+  absl::StatusOr<Environment> reported = reporter_.Report(*stored);
   if (!reported.ok()) return reported.status();
   ReconcileResult result{std::nullopt, "created " + stored->name + ", failed: eph.yaml"};
   RequeueForDeadlines(*reported, result);
@@ -820,7 +711,7 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
       break;
   }
   // One write for the outcome and the forge's acknowledgement (Report writes it).
-  absl::StatusOr<Environment> reported = Report(settled, /*unsaved=*/!SameRow(stored, settled));
+  absl::StatusOr<Environment> reported = reporter_.Report(settled, /*unsaved=*/!SameRow(stored, settled));
   if (!reported.ok()) return reported.status();
   if (reported->state != applying_state) {
     spdlog::info("environment {}: {} -> {}", env.name, StateName(applying_state),
@@ -886,7 +777,7 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ObserveOnly(
   const bool changed = !SameRow(env, settled);
   if (changed) settled.updated_at = clock_.Now();
   // One write for the new state and the forge's acknowledgement (Report writes it).
-  absl::StatusOr<Environment> reported = Report(settled, /*unsaved=*/changed);
+  absl::StatusOr<Environment> reported = reporter_.Report(settled, /*unsaved=*/changed);
   if (!reported.ok()) return reported.status();
   if (changed) {
     spdlog::info("environment {}: {} -> {}", env.name, StateName(env.state),
@@ -915,7 +806,7 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::Fail(Environment env,
                  FirstLine(reason));
     env = *saved;
   }
-  absl::StatusOr<Environment> reported = Report(env);
+  absl::StatusOr<Environment> reported = reporter_.Report(env);
   if (!reported.ok()) return reported.status();
   ReconcileResult result{std::nullopt, env.name + " failed: " + FirstLine(reason)};
   RequeueForDeadlines(*reported, result);
@@ -953,7 +844,7 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::FinishDestroy(Environment
         provider->Destroy({env.name, NamespaceOf(env, options_.lifecycle.namespace_prefix)});
     if (!gone.ok()) return gone.status();
     if (!gone->done) {
-      absl::StatusOr<Environment> reported = Report(env);
+      absl::StatusOr<Environment> reported = reporter_.Report(env);
       if (!reported.ok()) return reported.status();
       return ReconcileResult{options_.destroy_poll,
                              "destroying " + env.name + ": " + gone->message};
@@ -976,77 +867,13 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::FinishDestroy(Environment
   absl::StatusOr<Environment> saved = Save(env);
   if (!saved.ok()) return saved.status();
   spdlog::info("environment {}: destroyed: {}", env.name, env.reason);
-  absl::StatusOr<Environment> reported = Report(*saved);
+  absl::StatusOr<Environment> reported = reporter_.Report(*saved);
   if (!reported.ok()) return reported.status();
   return ReconcileResult{std::nullopt, "destroyed " + env.name + ": " + env.reason};
 }
 
 absl::StatusOr<Environment> EnvironmentReconciler::Save(const Environment& env) {
   return store_.UpdateEnvironment(env);
-}
-
-absl::StatusOr<Environment> EnvironmentReconciler::Report(Environment env, bool unsaved) {
-  EnvRecord record = ParseEnvRecord(env.spec_json);
-  const std::string fingerprint = Fingerprint(env) + "|" + record.command_note;
-  if (env.pr_number <= 0 || record.reported == fingerprint) {
-    if (unsaved) return Save(env);
-    return env;
-  }
-
-  const std::string marker = CommentMarker(env.name);
-  std::string body =
-      marker + "\n**Preview environment** `" + env.name + "`\n\n" + StatusLine(env, record) + "\n";
-  if (env.state != EnvState::kDestroyed && env.state != EnvState::kDestroying) {
-    body += "\n" + ExpiryLine(env, clock_.Now()) + "\n";
-  }
-  if (!record.command_note.empty()) body += "\nLast command: " + record.command_note + "\n";
-  absl::Status forge_error = forge_.UpsertComment(env.project, env.pr_number, marker, body);
-
-  std::optional<forge::DeploymentState> deployment_state = DeploymentStateFor(env.state);
-  if (forge_error.ok() && deployment_state && record.provider_touched) {
-    const bool needs_new = *deployment_state != forge::DeploymentState::kInactive &&
-                           (record.deployment_id == 0 || record.deployment_sha != env.head_sha);
-    if (needs_new) {
-      absl::StatusOr<int64_t> id = forge_.CreateDeployment(
-          {env.project, env.head_sha, env.name, "Eph preview environment " + env.name, true});
-      if (id.ok()) {
-        record.deployment_id = *id;
-        record.deployment_sha = env.head_sha;
-      } else {
-        forge_error = id.status();
-      }
-    }
-    if (forge_error.ok() && record.deployment_id != 0) {
-      forge::DeploymentStatus status;
-      status.state = *deployment_state;
-      if (status.state == forge::DeploymentState::kSuccess) status.environment_url = env.url;
-      status.description =
-          Truncate(env.reason.empty() ? StatusLine(env, record) : FirstLine(env.reason),
-                   kMaxDeploymentDescription);
-      forge_error = forge_.SetDeploymentStatus(env.project, record.deployment_id, status);
-    }
-  }
-  if (forge_error.ok()) record.reported = fingerprint;
-  // The deployment id is kept even when its status could not be set, so the retry reuses it.
-  if (unsaved || record.deployment_id != ParseEnvRecord(env.spec_json).deployment_id ||
-      forge_error.ok()) {
-    env.spec_json = EnvRecordJson(record);
-    absl::StatusOr<Environment> saved = Save(env);
-    if (!saved.ok()) return saved.status();
-    env = *saved;
-  }
-  if (forge_error.ok()) return env;
-  // What the pull request shows must never decide an environment's fate: a forge that refuses
-  // the write (permissions, a deleted pull request) is logged, and the next pass tries again.
-  // Only errors worth a retry are returned, and the retry finds the environment converged.
-  if (IsTerminalError(forge_error) || forge_error.code() == absl::StatusCode::kPermissionDenied ||
-      forge_error.code() == absl::StatusCode::kUnauthenticated ||
-      forge_error.code() == absl::StatusCode::kNotFound) {
-    spdlog::warn("environment {}: could not update the pull request: {}", env.name,
-                 forge_error.ToString());
-    return env;
-  }
-  return forge_error;
 }
 
 absl::StatusOr<std::optional<Environment>> EnvironmentReconciler::NewestDestroyed(

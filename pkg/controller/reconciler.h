@@ -24,12 +24,11 @@
 #pragma once
 
 #include <chrono>
-#include <deque>
 #include <map>
 #include <mutex>
-#include <set>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -38,6 +37,7 @@
 #include "pkg/config/config.h"
 #include "pkg/controller/databases.h"
 #include "pkg/controller/env_record.h"
+#include "pkg/controller/forge_reporter.h"
 #include "pkg/controller/lifecycle.h"
 #include "pkg/forge/forge.h"
 #include "pkg/names/names.h"
@@ -110,9 +110,9 @@ class EnvironmentReconciler final : public Reconciler {
 
   absl::StatusOr<ReconcileResult> ReconcilePullRequest(const std::string& repo, int64_t number);
   absl::StatusOr<ReconcileResult> ReconcileByName(const std::string& name);
-  // Carries out the pull request's new `/eph` comment commands on its live environment (or,
-  // without one, its newest destroyed one), updating `live`. A result when a command ended the
-  // pass (`/eph down`).
+  // Carries out the pull request's new `/eph` comment commands on its live
+  // environment (or, without one, its newest destroyed one), updating `live`. A result when a
+  // command ended the pass (`/eph down`).
   absl::StatusOr<std::optional<ReconcileResult>> HandleCommands(const std::string& repo,
                                                                 int64_t number,
                                                                 std::optional<state::Environment>& live);
@@ -140,10 +140,6 @@ class EnvironmentReconciler final : public Reconciler {
 
   // Writes `env` (compare-and-swap) and returns the stored row.
   absl::StatusOr<state::Environment> Save(const state::Environment& env);
-  // Tells the forge about the environment's state, unless it already knows. `unsaved`: `env`
-  // differs from the stored row (a state the pass just settled), so it is written whatever the
-  // forge answered: one write for both.
-  absl::StatusOr<state::Environment> Report(state::Environment env, bool unsaved = false);
   // Whether the pull request's newest environment was destroyed in a way that forbids a new one
   // at `head_sha` (TTL, idle timeout, manual deletion).
   absl::StatusOr<bool> RecreationBlocked(const std::string& repo, int64_t number,
@@ -169,13 +165,8 @@ class EnvironmentReconciler final : public Reconciler {
   Random& random_;
   const ReconcilerOptions options_;
 
-  // Commits whose broken eph.yaml was already reported as a check ("repo@sha"), so a pull
-  // request's every webhook does not add another check run. In memory and bounded: after a
-  // restart a commit may be reported once more, which is harmless.
-  bool FirstConfigCheckReport(const std::string& repo, const std::string& sha);
-  std::mutex checks_mu_;
-  std::set<std::string> reported_checks_;
-  std::deque<std::string> reported_checks_order_;
+  // The sticky comment, deployments and check runs.
+  ForgeReporter reporter_;
 
   // Records the project and the trigger labels of the eph.yaml just read (for the resync, which
   // looks for labelled pull requests without an environment). Writes only on a change.
