@@ -14,7 +14,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "pkg/config/duration.h"
-#include "pkg/controller/commands.h"
 #include "pkg/controller/decision.h"
 #include "pkg/controller/render.h"
 #include "pkg/controller/retry_policy.h"
@@ -69,9 +68,6 @@ bool SameRow(const Environment& a, const Environment& b) {
          a.backend_url == b.backend_url;
 }
 
-// Commands read per pass; more wait for the next pass (the key is requeued by the next comment).
-constexpr int kMaxCommandsPerPass = 100;
-
 // The app's view of one database: every instance's URL as <NAME>_DATABASE_URL (the instance's
 // name upper-cased, '-' as '_'), and the first instance's settings also as DATABASE_URL and PG*,
 // the names apps and libpq read by default.
@@ -100,7 +96,9 @@ EnvironmentReconciler::EnvironmentReconciler(state::Store& store, forge::Forge& 
       clock_(clock),
       random_(random),
       options_(std::move(options)),
-      reporter_(store, forge, clock) {}
+      reporter_(store, forge, clock),
+      intents_(store, clock, random, options_.lifecycle),
+      commands_(store, forge, intents_, clock) {}
 
 std::string EnvironmentReconciler::CommentMarker(const std::string& environment) {
   return ForgeReporter::CommentMarker(environment);
@@ -231,88 +229,19 @@ absl::StatusOr<std::optional<ReconcileResult>> EnvironmentReconciler::HandleComm
     target = std::move(*newest);
   }
   if (!target) return std::nullopt;
-  // Only comments made while this environment existed: a command written before it was created
-  // was meant for another (or none).
-  absl::StatusOr<std::vector<state::Delivery>> deliveries = store_.ListPullRequestDeliveries(
-      repo, number, state::kDeliveryComment, target->created_at, kMaxCommandsPerPass);
-  if (!deliveries.ok()) return deliveries.status();
-  EnvRecord record = ParseEnvRecord(target->spec_json);
-  const bool is_live =
-      target->state != EnvState::kDestroyed && target->state != EnvState::kDestroying;
-  const TimePoint now = clock_.Now();
-  bool changed = false;
-  std::optional<std::string> down_reason;
-  for (const state::Delivery& d : *deliveries) {
-    std::optional<CommandComment> c = CommandFromDelivery(d);
-    if (!c || c->comment_id <= record.last_comment_id || down_reason) continue;
-    const std::string who = "`" + c->command.text + "` from @" + c->author;
-    if (c->command.kind != Command::Kind::kInvalid) {
-      // An error here (GitHub unreachable) retries the pass; nothing was saved, so the command
-      // is handled then, once.
-      absl::StatusOr<bool> may = forge_.CanWrite(repo, c->author);
-      if (!may.ok()) return may.status();
-      if (!*may) {
-        record.last_comment_id = c->comment_id;
-        record.command_note = who + " was ignored: commands need write access to " + repo + ".";
-        changed = true;
-        continue;
-      }
-    }
-    record.last_comment_id = c->comment_id;
-    changed = true;
-    switch (c->command.kind) {
-      case Command::Kind::kInvalid:
-        record.command_note = who + " was not understood: " + c->command.error + ".";
-        break;
-      case Command::Kind::kRedeploy:
-        if (is_live) {
-          record.applied_sha.clear();
-          record.failed_sha.clear();
-          record.command_note = who + ": redeploying.";
-        } else {
-          record.block_recreate = false;
-          record.command_note = who + ": a new environment will be created.";
-        }
-        break;
-      case Command::Kind::kExtend:
-        if (absl::Status s = Extend(*target, c->command.extend_by, now); !s.ok()) {
-          record.command_note = absl::StrCat(who, ": ", s.message(), ".");
-        } else {
-          record.command_note = who + ": now expires " + FormatRfc3339(*target->expires_at) + ".";
-        }
-        break;
-      case Command::Kind::kKeep:
-        if (absl::Status s = Keep(*target); !s.ok()) {
-          record.command_note = absl::StrCat(who, ": ", s.message(), ".");
-        } else {
-          record.command_note = who + ": kept, no TTL.";
-        }
-        break;
-      case Command::Kind::kDown:
-        if (is_live) {
-          down_reason = "`/eph down` from @" + c->author;
-          record.command_note = who + ": destroying.";
-        } else {
-          record.command_note = who + ": already destroyed.";
-        }
-        break;
-    }
-    spdlog::info("environment {}: {}", target->name, record.command_note);
-  }
-  if (!changed) return std::nullopt;
-  target->spec_json = EnvRecordJson(record);
-  target->updated_at = now;
-  if (down_reason) {
-    absl::StatusOr<ReconcileResult> destroyed = Destroy(*target, *down_reason, true);
+  absl::StatusOr<CommentCommands::Outcome> handled = commands_.Handle(*target);
+  if (!handled.ok()) return handled.status();
+  if (!handled->env) return std::nullopt;
+  if (handled->destroying) {
+    absl::StatusOr<ReconcileResult> destroyed = FinishDestroy(*handled->env);
     if (!destroyed.ok()) return destroyed.status();
     return std::optional<ReconcileResult>(*destroyed);
   }
-  absl::StatusOr<Environment> saved = Save(*target);
-  if (!saved.ok()) return saved.status();
-  if (is_live) {
-    live = *saved;
+  if (live) {
+    live = *handled->env;
   } else {
-    absl::StatusOr<Environment> reported = reporter_.Report(*saved);
+    // The destroyed environment's comment answers the command.
+    absl::StatusOr<Environment> reported = reporter_.Report(*handled->env);
     if (!reported.ok()) return reported.status();
   }
   return std::nullopt;

@@ -35,9 +35,11 @@
 #include "pkg/base/clock.h"
 #include "pkg/base/random.h"
 #include "pkg/config/config.h"
+#include "pkg/controller/comment_commands.h"
 #include "pkg/controller/databases.h"
 #include "pkg/controller/env_record.h"
 #include "pkg/controller/forge_reporter.h"
+#include "pkg/controller/intents.h"
 #include "pkg/controller/lifecycle.h"
 #include "pkg/forge/forge.h"
 #include "pkg/names/names.h"
@@ -110,7 +112,7 @@ class EnvironmentReconciler final : public Reconciler {
 
   absl::StatusOr<ReconcileResult> ReconcilePullRequest(const std::string& repo, int64_t number);
   absl::StatusOr<ReconcileResult> ReconcileByName(const std::string& name);
-  // Carries out the pull request's new `/eph` comment commands on its live
+  // Carries out the pull request's new `/eph` comment commands (CommentCommands) on its live
   // environment (or, without one, its newest destroyed one), updating `live`. A result when a
   // command ended the pass (`/eph down`).
   absl::StatusOr<std::optional<ReconcileResult>> HandleCommands(const std::string& repo,
@@ -167,6 +169,10 @@ class EnvironmentReconciler final : public Reconciler {
 
   // The sticky comment, deployments and check runs.
   ForgeReporter reporter_;
+  // The `/eph` comment commands, carried out through the intents (which wake no one: the key
+  // being reconciled runs again after this pass anyway).
+  EnvironmentIntents intents_;
+  CommentCommands commands_;
 
   // Records the project and the trigger labels of the eph.yaml just read (for the resync, which
   // looks for labelled pull requests without an environment). Writes only on a change.
