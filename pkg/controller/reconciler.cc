@@ -84,7 +84,19 @@ void AddDatabaseSettings(const std::string& instance,
   }
 }
 
+// Why eph.yaml's database `instance` could not be had (`several`: eph.yaml has more than one).
+std::string DatabaseFailure(const config::DatabaseInstance& instance, bool several,
+                            const absl::Status& error) {
+  return (several ? "database `" + instance.name + "`: " : std::string("database: ")) +
+         std::string(error.message());
+}
+
 }  // namespace
+
+EnvironmentReconciler::Step EnvironmentReconciler::EndPass(absl::StatusOr<ReconcileResult> result) {
+  if (!result.ok()) return result.status();
+  return std::optional<ReconcileResult>(std::move(*result));
+}
 
 EnvironmentReconciler::EnvironmentReconciler(state::Store& store, forge::Forge& forge,
                                              providers::ProviderRegistry& providers,
@@ -448,9 +460,6 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::Converge(
 absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
     Environment env, const Target& target, const config::ProjectConfig& config,
     providers::Provider& provider) {
-  const Environment before = env;
-  Environment stored = env;  // the row as last written
-  EnvRecord record = ParseEnvRecord(env.spec_json);
   absl::StatusOr<RenderedSpec> spec =
       RenderSpec(config, {target.repo, target.pr_number, target.sha, target.branch});
   if (!spec.ok()) {
@@ -459,18 +468,63 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
     }
     return spec.status();
   }
+  absl::StatusOr<ApplyPass> pass = StoreApplyIntent(std::move(env), target, config, *spec);
+  if (!pass.ok()) return pass.status();
+  pass->request = ApplyRequestFor(pass->env, target, config, *spec);
+  // A fresh checkout per apply, gone afterwards: renders never see another commit's files.
+  absl::StatusOr<SourceCheckout> checkout = SourceCheckout::Create(options_.source_root);
+  if (!checkout.ok()) return checkout.status();
+  if (absl::Status fetched = forge_.FetchSource(target.repo, target.sha, checkout->path());
+      !fetched.ok()) {
+    if (IsTerminalError(fetched) || fetched.code() == absl::StatusCode::kResourceExhausted) {
+      return Fail(pass->env, "fetching the source failed: " + std::string(fetched.message()),
+                  target.sha);
+    }
+    return fetched;
+  }
+  pass->request.source_dir = checkout->path();
+  if (config.database.enabled && !config.database.instances.empty()) {
+    Step databases = EnsureDatabases(*pass, target, config, provider);
+    if (!databases.ok()) return databases.status();
+    if (databases->has_value()) return **databases;
+  }
+  const auto apply_started = std::chrono::steady_clock::now();
+  absl::StatusOr<providers::ApplyResult> applied = provider.Apply(pass->request);
+  // For bench/label_ready.sh's breakdown of a pass (and anyone asking where time goes).
+  spdlog::debug("environment {}: apply took {} ms", pass->env.name,
+                std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now() - apply_started)
+                    .count());
+  if (!applied.ok()) {
+    if (IsTerminalError(applied.status())) {
+      return Fail(pass->env, "apply failed: " + std::string(applied.status().message()),
+                  target.sha);
+    }
+    return applied.status();
+  }
+  return ObserveApplied(*pass, target, config, provider, *applied);
+}
+
+absl::StatusOr<EnvironmentReconciler::ApplyPass> EnvironmentReconciler::StoreApplyIntent(
+    Environment env, const Target& target, const config::ProjectConfig& config,
+    const RenderedSpec& spec) {
+  const Environment before = env;
+  ApplyPass pass;
+  pass.stored = env;
+  EnvRecord& record = pass.record;
+  record = ParseEnvRecord(env.spec_json);
   if (env.namespace_name.empty()) {
     env.namespace_name = options_.lifecycle.namespace_prefix + env.name;
   }
   record.trigger_labels = TriggerLabels(config);
   record.idle_timeout_ms = absl::ToInt64Milliseconds(config.environment.idle_timeout);
-  record.images = spec->images;
+  record.images = spec.images;
   record.provider_touched = true;
   record.failed_sha.clear();
   env.state = record.applied_sha.empty() ? EnvState::kProvisioning : EnvState::kUpdating;
   env.reason.clear();
   env.head_sha = target.sha;
-  env.provider = spec->provider;
+  env.provider = spec.provider;
   env.spec_json = EnvRecordJson(record);
   // The intent is stored before Apply: a crash mid-Apply leaves a record that objects may exist.
   // A row that already says so (provider touched, this state, commit and provider: a new
@@ -486,9 +540,15 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
     spdlog::info("environment {}: {} -> {} at {}", env.name, StateName(before.state),
                  StateName(env.state), ShortSha(target.sha));
     env = *saved;
-    stored = env;
+    pass.stored = env;
   }
+  pass.env = std::move(env);
+  return pass;
+}
 
+providers::ApplyRequest EnvironmentReconciler::ApplyRequestFor(
+    const Environment& env, const Target& target, const config::ProjectConfig& config,
+    const RenderedSpec& spec) const {
   providers::ApplyRequest request;
   request.environment = env.name;
   request.namespace_name = env.namespace_name;
@@ -496,119 +556,114 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
   request.pr_number = target.pr_number;
   request.head_sha = target.sha;
   request.host = env.name + "." + BaseDomain(config);
-  request.config_json = spec->config_json;
-  request.images = spec->images;
+  request.config_json = spec.config_json;
+  request.images = spec.images;
   request.labels = {{providers::kManagedByLabel, providers::kManagedByValue},
                     {providers::kEnvironmentLabel, env.name}};
   if (!options_.installation.empty()) {
     request.labels[providers::kInstallationLabel] = options_.installation;
   }
-  // A fresh checkout per apply, gone afterwards: renders never see another commit's files.
-  absl::StatusOr<SourceCheckout> checkout = SourceCheckout::Create(options_.source_root);
-  if (!checkout.ok()) return checkout.status();
-  if (absl::Status fetched = forge_.FetchSource(target.repo, target.sha, checkout->path());
-      !fetched.ok()) {
-    if (IsTerminalError(fetched) || fetched.code() == absl::StatusCode::kResourceExhausted) {
-      return Fail(env, "fetching the source failed: " + std::string(fetched.message()), target.sha);
-    }
-    return fetched;
+  return request;
+}
+
+EnvironmentReconciler::Step EnvironmentReconciler::EnsureDatabases(
+    ApplyPass& pass, const Target& target, const config::ProjectConfig& config,
+    providers::Provider& provider) {
+  if (options_.databases == nullptr) {
+    return EndPass(Fail(pass.env,
+                        "eph.yaml asks for a database, but this ephd has no database server "
+                        "(set EPH_DATABASE_ADMIN_URL)",
+                        target.sha));
   }
-  request.source_dir = checkout->path();
-  if (config.database.enabled && !config.database.instances.empty()) {
-    if (options_.databases == nullptr) {
-      return Fail(env,
-                  "eph.yaml asks for a database, but this ephd has no database server "
-                  "(set EPH_DATABASE_ADMIN_URL)",
-                  target.sha);
-    }
-    const std::vector<config::DatabaseInstance>& instances = config.database.instances;
-    const bool several = instances.size() > 1;
-    auto fail_database = [&](const config::DatabaseInstance& instance, const absl::Status& st) {
-      return Fail(env,
-                  (several ? "database `" + instance.name + "`: " : std::string("database: ")) +
-                      std::string(st.message()),
-                  target.sha);
-    };
-    // Servers of the environment's own first, all started before any is waited for; then the
-    // databases on them and on the shared server; then the app.
-    std::map<std::string, DatabaseServerAccess> own_servers;
-    std::string waiting;
-    for (const config::DatabaseInstance& instance : instances) {
-      if (instance.placement != config::DatabasePlacement::kEnvironment) continue;
-      providers::DatabaseServerRequest server_request{
-          .environment = env.name,
-          .namespace_name = env.namespace_name,
-          .labels = request.labels,
-          .name = instance.name,
-          .version = instance.version,
-          .image = instance.image};
-      absl::StatusOr<providers::DatabaseServer> server =
-          provider.EnsureDatabaseServer(server_request);
-      if (!server.ok()) {
-        if (IsTerminalError(server.status())) return fail_database(instance, server.status());
-        return server.status();
-      }
-      if (!server->ready) {
-        if (waiting.empty()) {
-          waiting = server->message.empty()
-                        ? "waiting for its database server `" + instance.name + "`"
-                        : server->message;
-        }
-        continue;
-      }
-      own_servers[instance.name] =
-          DatabaseServerAccess{server->admin_url, server->app_host, server->app_port};
-    }
-    if (!waiting.empty()) {
-      return ReconcileResult{options_.progress_poll, env.name + ": " + waiting};
-    }
-    const bool any_shared =
-        std::any_of(instances.begin(), instances.end(), [](const config::DatabaseInstance& i) {
-          return i.placement != config::DatabasePlacement::kEnvironment;
-        });
-    if (any_shared && !record.database_touched) {
-      // Recorded before the database exists, so a crash in between still drops it on destroy.
-      record.database_touched = true;
-      env.spec_json = EnvRecordJson(record);
-      absl::StatusOr<Environment> saved = Save(env);
-      if (!saved.ok()) return saved.status();
-      env = *saved;
-    stored = env;
-    }
-    for (size_t i = 0; i < instances.size(); ++i) {
-      const config::DatabaseInstance& instance = instances[i];
-      const auto own = own_servers.find(instance.name);
-      absl::StatusOr<std::map<std::string, std::string>> settings = options_.databases->Ensure(
-          env.name, several ? instance.name : "", target.repo, checkout->path(), instance,
-          own == own_servers.end() ? nullptr : &own->second);
-      if (!settings.ok()) {
-        if (IsTerminalError(settings.status()) ||
-            settings.status().code() == absl::StatusCode::kDeadlineExceeded) {
-          return fail_database(instance, settings.status());
-        }
-        return settings.status();
-      }
-      AddDatabaseSettings(instance.name, *settings, /*primary=*/i == 0, request.secret_env);
-    }
+  const std::vector<config::DatabaseInstance>& instances = config.database.instances;
+  const bool several = instances.size() > 1;
+  // Servers of the environment's own first; then the databases on them and on the shared
+  // server; then the app.
+  std::map<std::string, DatabaseServerAccess> own_servers;
+  Step servers = EnsureOwnDatabaseServers(pass, target, config, provider, own_servers);
+  if (!servers.ok() || servers->has_value()) return servers;
+  const bool any_shared =
+      std::any_of(instances.begin(), instances.end(), [](const config::DatabaseInstance& i) {
+        return i.placement != config::DatabasePlacement::kEnvironment;
+      });
+  if (any_shared && !pass.record.database_touched) {
+    // Recorded before the database exists, so a crash in between still drops it on destroy.
+    pass.record.database_touched = true;
+    pass.env.spec_json = EnvRecordJson(pass.record);
+    absl::StatusOr<Environment> saved = Save(pass.env);
+    if (!saved.ok()) return saved.status();
+    pass.env = *saved;
+    pass.stored = pass.env;
   }
-  const auto apply_started = std::chrono::steady_clock::now();
-  absl::StatusOr<providers::ApplyResult> applied = provider.Apply(request);
-  // For bench/label_ready.sh's breakdown of a pass (and anyone asking where time goes).
-  spdlog::debug("environment {}: apply took {} ms", env.name,
-                std::chrono::duration_cast<std::chrono::milliseconds>(
-                    std::chrono::steady_clock::now() - apply_started)
-                    .count());
-  if (!applied.ok()) {
-    if (IsTerminalError(applied.status())) {
-      return Fail(env, "apply failed: " + std::string(applied.status().message()), target.sha);
+  for (size_t i = 0; i < instances.size(); ++i) {
+    const config::DatabaseInstance& instance = instances[i];
+    const auto own = own_servers.find(instance.name);
+    absl::StatusOr<std::map<std::string, std::string>> settings = options_.databases->Ensure(
+        pass.env.name, several ? instance.name : "", target.repo, pass.request.source_dir,
+        instance, own == own_servers.end() ? nullptr : &own->second);
+    if (!settings.ok()) {
+      if (IsTerminalError(settings.status()) ||
+          settings.status().code() == absl::StatusCode::kDeadlineExceeded) {
+        return EndPass(Fail(pass.env, DatabaseFailure(instance, several, settings.status()),
+                            target.sha));
+      }
+      return settings.status();
     }
-    return applied.status();
+    AddDatabaseSettings(instance.name, *settings, /*primary=*/i == 0, pass.request.secret_env);
   }
+  return std::nullopt;
+}
+
+EnvironmentReconciler::Step EnvironmentReconciler::EnsureOwnDatabaseServers(
+    ApplyPass& pass, const Target& target, const config::ProjectConfig& config,
+    providers::Provider& provider, std::map<std::string, DatabaseServerAccess>& servers) {
+  const std::vector<config::DatabaseInstance>& instances = config.database.instances;
+  // All started before any is waited for.
+  std::string waiting;
+  for (const config::DatabaseInstance& instance : instances) {
+    if (instance.placement != config::DatabasePlacement::kEnvironment) continue;
+    providers::DatabaseServerRequest server_request{.environment = pass.env.name,
+                                                    .namespace_name = pass.env.namespace_name,
+                                                    .labels = pass.request.labels,
+                                                    .name = instance.name,
+                                                    .version = instance.version,
+                                                    .image = instance.image};
+    absl::StatusOr<providers::DatabaseServer> server =
+        provider.EnsureDatabaseServer(server_request);
+    if (!server.ok()) {
+      if (IsTerminalError(server.status())) {
+        return EndPass(Fail(pass.env, DatabaseFailure(instance, instances.size() > 1,
+                                                      server.status()),
+                            target.sha));
+      }
+      return server.status();
+    }
+    if (!server->ready) {
+      if (waiting.empty()) {
+        waiting = server->message.empty()
+                      ? "waiting for its database server `" + instance.name + "`"
+                      : server->message;
+      }
+      continue;
+    }
+    servers[instance.name] =
+        DatabaseServerAccess{server->admin_url, server->app_host, server->app_port};
+  }
+  if (!waiting.empty()) {
+    return ReconcileResult{options_.progress_poll, pass.env.name + ": " + waiting};
+  }
+  return std::nullopt;
+}
+
+absl::StatusOr<ReconcileResult> EnvironmentReconciler::ObserveApplied(
+    ApplyPass& pass, const Target& target, const config::ProjectConfig& config,
+    providers::Provider& provider, const providers::ApplyResult& applied) {
+  Environment& env = pass.env;
   // Started only in part (the rest waits for a dependency's healthcheck): the commit is not
   // applied yet, so the next pass applies again instead of only observing.
-  if (!applied->needs_reapply) record.applied_sha = target.sha;
-  record.components = applied->components;
-  env.spec_json = EnvRecordJson(record);
+  if (!applied.needs_reapply) pass.record.applied_sha = target.sha;
+  pass.record.components = applied.components;
+  env.spec_json = EnvRecordJson(pass.record);
 
   absl::StatusOr<providers::Observation> observed =
       provider.Observe({env.name, env.namespace_name});
@@ -619,7 +674,7 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
     return observed.status();
   }
   if (observed->phase == providers::Phase::kAbsent ||
-      (applied->needs_reapply && observed->phase == providers::Phase::kReady)) {
+      (applied.needs_reapply && observed->phase == providers::Phase::kReady)) {
     // Just applied, the provider has not caught up yet; or not all of it is started.
     observed->phase = providers::Phase::kProgressing;
   }
@@ -640,7 +695,8 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
       break;
   }
   // One write for the outcome and the forge's acknowledgement (Report writes it).
-  absl::StatusOr<Environment> reported = reporter_.Report(settled, /*unsaved=*/!SameRow(stored, settled));
+  absl::StatusOr<Environment> reported =
+      reporter_.Report(settled, /*unsaved=*/!SameRow(pass.stored, settled));
   if (!reported.ok()) return reported.status();
   if (reported->state != applying_state) {
     spdlog::info("environment {}: {} -> {}", env.name, StateName(applying_state),
@@ -649,8 +705,9 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
   ReconcileResult result;
   result.summary =
       "applied " + ShortSha(target.sha) + " to " + env.name + ": " + StateName(reported->state);
-  if (observed->phase == providers::Phase::kProgressing)
+  if (observed->phase == providers::Phase::kProgressing) {
     result.requeue_after = options_.progress_poll;
+  }
   RequeueForDeadlines(*reported, result);
   return result;
 }

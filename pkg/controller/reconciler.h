@@ -41,6 +41,7 @@
 #include "pkg/controller/forge_reporter.h"
 #include "pkg/controller/intents.h"
 #include "pkg/controller/lifecycle.h"
+#include "pkg/controller/render.h"
 #include "pkg/forge/forge.h"
 #include "pkg/names/names.h"
 #include "pkg/providers/provider.h"
@@ -131,6 +132,39 @@ class EnvironmentReconciler final : public Reconciler {
   absl::StatusOr<ReconcileResult> ApplyAndObserve(state::Environment env, const Target& target,
                                                   const config::ProjectConfig& config,
                                                   providers::Provider& provider);
+  // The steps of ApplyAndObserve. A step either lets the pass go on (nullopt) or ends it with a
+  // result; EndPass makes a step's answer of a pass's result.
+  using Step = absl::StatusOr<std::optional<ReconcileResult>>;
+  static Step EndPass(absl::StatusOr<ReconcileResult> result);
+  // One apply of a commit as its steps carry it along.
+  struct ApplyPass {
+    state::Environment env;     // the row as this pass changes it
+    state::Environment stored;  // the row as last written
+    EnvRecord record;           // env's record, edited by the steps
+    providers::ApplyRequest request;
+  };
+  // The new spec, state and commit on `env`, written before Apply (unless the row already says
+  // so): a crash mid-Apply leaves a record that objects may exist.
+  absl::StatusOr<ApplyPass> StoreApplyIntent(state::Environment env, const Target& target,
+                                             const config::ProjectConfig& config,
+                                             const RenderedSpec& spec);
+  providers::ApplyRequest ApplyRequestFor(const state::Environment& env, const Target& target,
+                                          const config::ProjectConfig& config,
+                                          const RenderedSpec& spec) const;
+  // eph.yaml's databases, made before the app; their settings go into the request's secret
+  // environment. Ends the pass on a failure or while a server of the environment's own starts.
+  Step EnsureDatabases(ApplyPass& pass, const Target& target, const config::ProjectConfig& config,
+                       providers::Provider& provider);
+  // The database servers of the environment's own, all started before any is waited for; the
+  // ready ones in `servers`.
+  Step EnsureOwnDatabaseServers(ApplyPass& pass, const Target& target,
+                                const config::ProjectConfig& config, providers::Provider& provider,
+                                std::map<std::string, DatabaseServerAccess>& servers);
+  // What the provider shows right after Apply, settled, reported and written in one write.
+  absl::StatusOr<ReconcileResult> ObserveApplied(ApplyPass& pass, const Target& target,
+                                                 const config::ProjectConfig& config,
+                                                 providers::Provider& provider,
+                                                 const providers::ApplyResult& applied);
   absl::StatusOr<ReconcileResult> ObserveOnly(state::Environment env, const Target& target,
                                               const config::ProjectConfig& config,
                                               providers::Provider& provider);
