@@ -158,41 +158,14 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ReconcilePullRequest(cons
   // Created by hand (EnvironmentIntents::Create): kept whatever the triggers say.
   const bool forced = live && live->forced;
   if (live) {
-    if (std::optional<std::string> expired = ExpiryReason(*live, record)) {
-      return Destroy(*live, *expired, /*block_recreate=*/true);
-    }
-    // A terminal failure at this very commit (broken eph.yaml, rejected manifests) is not
-    // retried: nothing can change until someone pushes. Only the label can still matter.
-    if (live->state == EnvState::kFailed && !record.failed_sha.empty() &&
-        record.failed_sha == pr->head_sha) {
-      if (!forced && !HasTriggerLabel(*pr, record.trigger_labels)) {
-        return Destroy(*live, LabelRemovedReason(record.trigger_labels), false);
-      }
-      absl::StatusOr<Environment> reported = reporter_.Report(*live);
-      if (!reported.ok()) return reported.status();
-      ReconcileResult result{std::nullopt,
-                             "failed at " + ShortSha(pr->head_sha) + "; waiting for a new commit"};
-      RequeueForDeadlines(*reported, result);
-      return result;
-    }
+    Step ended = EndedBeforeConfig(*live, record, *pr);
+    if (!ended.ok()) return ended.status();
+    if (ended->has_value()) return **ended;
   }
 
   absl::StatusOr<LoadedConfig> loaded = LoadProjectConfig(repo, pr->head_sha);
   if (!loaded.ok()) return loaded.status();
-  if (!loaded->config) {
-    // Without a readable eph.yaml the trigger labels are those the environment was created
-    // with, or the default label.
-    const std::vector<std::string>& labels = record.trigger_labels;
-    if (!forced && !HasTriggerLabel(*pr, labels)) {
-      if (live) return Destroy(*live, LabelRemovedReason(labels), false);
-      return ReconcileResult{std::nullopt, "no trigger label"};
-    }
-    if (live) return Fail(*live, loaded->error, pr->head_sha);
-    absl::StatusOr<bool> blocked = RecreationBlocked(repo, number, pr->head_sha);
-    if (!blocked.ok()) return blocked.status();
-    if (*blocked) return ReconcileResult{std::nullopt, "recreation blocked at this commit"};
-    return CreateFailed(target, loaded->error);
-  }
+  if (!loaded->config) return WithoutConfig(live, record, *pr, target, loaded->error);
   const config::ProjectConfig& config = *loaded->config;
 
   DecisionSources sources;
@@ -282,6 +255,46 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ReconcileByName(const std
   if (!loaded.ok()) return loaded.status();
   if (!loaded->config) return Fail(env, loaded->error, env.head_sha);
   return Converge(env, Target{env.project, 0, env.head_sha, ""}, *loaded->config);
+}
+
+EnvironmentReconciler::Step EnvironmentReconciler::EndedBeforeConfig(
+    const Environment& live, const EnvRecord& record, const forge::PullRequest& pr) {
+  if (std::optional<std::string> expired = ExpiryReason(live, record)) {
+    return EndPass(Destroy(live, *expired, /*block_recreate=*/true));
+  }
+  // A terminal failure at this very commit (broken eph.yaml, rejected manifests) is not
+  // retried: nothing can change until someone pushes. Only the label can still matter.
+  if (live.state != EnvState::kFailed || record.failed_sha.empty() ||
+      record.failed_sha != pr.head_sha) {
+    return std::nullopt;
+  }
+  if (!live.forced && !HasTriggerLabel(pr, record.trigger_labels)) {
+    return EndPass(Destroy(live, LabelRemovedReason(record.trigger_labels), false));
+  }
+  absl::StatusOr<Environment> reported = reporter_.Report(live);
+  if (!reported.ok()) return reported.status();
+  ReconcileResult result{std::nullopt,
+                         "failed at " + ShortSha(pr.head_sha) + "; waiting for a new commit"};
+  RequeueForDeadlines(*reported, result);
+  return std::optional<ReconcileResult>(std::move(result));
+}
+
+absl::StatusOr<ReconcileResult> EnvironmentReconciler::WithoutConfig(
+    const std::optional<Environment>& live, const EnvRecord& record, const forge::PullRequest& pr,
+    const Target& target, const std::string& error) {
+  // Without a readable eph.yaml the trigger labels are those the environment was created
+  // with, or the default label.
+  const std::vector<std::string>& labels = record.trigger_labels;
+  const bool forced = live && live->forced;
+  if (!forced && !HasTriggerLabel(pr, labels)) {
+    if (live) return Destroy(*live, LabelRemovedReason(labels), false);
+    return ReconcileResult{std::nullopt, "no trigger label"};
+  }
+  if (live) return Fail(*live, error, pr.head_sha);
+  absl::StatusOr<bool> blocked = RecreationBlocked(target.repo, target.pr_number, pr.head_sha);
+  if (!blocked.ok()) return blocked.status();
+  if (*blocked) return ReconcileResult{std::nullopt, "recreation blocked at this commit"};
+  return CreateFailed(target, error);
 }
 
 absl::StatusOr<EnvironmentReconciler::LoadedConfig> EnvironmentReconciler::LoadProjectConfig(

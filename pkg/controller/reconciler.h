@@ -111,6 +111,11 @@ class EnvironmentReconciler final : public Reconciler {
     std::string error;
   };
 
+  // A step of a pass either lets the pass go on (nullopt) or ends it with a result; EndPass
+  // makes a step's answer of a pass's result.
+  using Step = absl::StatusOr<std::optional<ReconcileResult>>;
+  static Step EndPass(absl::StatusOr<ReconcileResult> result);
+
   absl::StatusOr<ReconcileResult> ReconcilePullRequest(const std::string& repo, int64_t number);
   absl::StatusOr<ReconcileResult> ReconcileByName(const std::string& name);
   // Carries out the pull request's new `/eph` comment commands (CommentCommands) on its live
@@ -119,6 +124,17 @@ class EnvironmentReconciler final : public Reconciler {
   absl::StatusOr<std::optional<ReconcileResult>> HandleCommands(const std::string& repo,
                                                                 int64_t number,
                                                                 std::optional<state::Environment>& live);
+
+  // The steps of ReconcilePullRequest. A result when the live environment's pass ends before
+  // eph.yaml is read: expired, or failed at this very commit.
+  Step EndedBeforeConfig(const state::Environment& live, const EnvRecord& record,
+                         const forge::PullRequest& pr);
+  // eph.yaml at the head commit is missing or broken (`error`): the environment fails, or is
+  // created failed, unless the pull request no longer asks for one.
+  absl::StatusOr<ReconcileResult> WithoutConfig(const std::optional<state::Environment>& live,
+                                                const EnvRecord& record,
+                                                const forge::PullRequest& pr,
+                                                const Target& target, const std::string& error);
 
   absl::StatusOr<LoadedConfig> LoadProjectConfig(const std::string& repo, const std::string& sha);
   // A name no environment ever had, for `project`'s pull request; the store's error if it
@@ -132,10 +148,7 @@ class EnvironmentReconciler final : public Reconciler {
   absl::StatusOr<ReconcileResult> ApplyAndObserve(state::Environment env, const Target& target,
                                                   const config::ProjectConfig& config,
                                                   providers::Provider& provider);
-  // The steps of ApplyAndObserve. A step either lets the pass go on (nullopt) or ends it with a
-  // result; EndPass makes a step's answer of a pass's result.
-  using Step = absl::StatusOr<std::optional<ReconcileResult>>;
-  static Step EndPass(absl::StatusOr<ReconcileResult> result);
+  // The steps of ApplyAndObserve.
   // One apply of a commit as its steps carry it along.
   struct ApplyPass {
     state::Environment env;     // the row as this pass changes it
