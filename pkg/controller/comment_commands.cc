@@ -68,8 +68,7 @@ absl::StatusOr<CommentCommands::Outcome> CommentCommands::Handle(const Environme
       }
     }
     if (receipt.note.empty()) {
-      absl::StatusOr<std::optional<Environment>> carried =
-          CarryOut(*c, who, row, receipt, outcome);
+      absl::StatusOr<std::optional<Environment>> carried = CarryOut(*c, who, row, receipt, outcome);
       if (!carried.ok()) return carried.status();
       written = std::move(*carried);
     }

@@ -38,8 +38,8 @@ std::string Fingerprint(const Environment& env) {
 
 // "2d 3h", "5h 10m", "12m": coarse, for people.
 std::string Remaining(Duration left) {
-  const int64_t minutes = std::max<int64_t>(
-      0, std::chrono::duration_cast<std::chrono::minutes>(left).count());
+  const int64_t minutes =
+      std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::minutes>(left).count());
   const int64_t days = minutes / (24 * 60), hours = minutes / 60 % 24, mins = minutes % 60;
   if (days > 0) return absl::StrCat(days, "d ", hours, "h");
   if (hours > 0) return absl::StrCat(hours, "h ", mins, "m");

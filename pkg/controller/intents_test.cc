@@ -9,8 +9,8 @@
 namespace eph::controller {
 namespace {
 
-using ::testing::HasSubstr;
 using std::chrono::hours;
+using ::testing::HasSubstr;
 
 class IntentsTest : public ::testing::Test {
  protected:
@@ -92,7 +92,8 @@ TEST_F(IntentsTest, ExtendAndKeepApplyTheOnePolicy) {
 }
 
 TEST_F(IntentsTest, RedeployMakesTheNextPassApplyAgainAndIsQueued) {
-  state::Environment env = intents_.Create({.project = "acme/shop", .pr = 0, .name = "demo"}).value();
+  state::Environment env =
+      intents_.Create({.project = "acme/shop", .pr = 0, .name = "demo"}).value();
   EnvRecord record;
   record.applied_sha = "abc";
   record.failed_sha = "abc";

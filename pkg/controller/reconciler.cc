@@ -17,8 +17,8 @@
 #include "pkg/controller/decision.h"
 #include "pkg/controller/render.h"
 #include "pkg/controller/retry_policy.h"
-#include "pkg/workkey/work_key.h"
 #include "pkg/names/names.h"
+#include "pkg/workkey/work_key.h"
 
 namespace eph::controller {
 namespace {
@@ -257,8 +257,9 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ReconcileByName(const std
   return Converge(env, Target{env.project, 0, env.head_sha, ""}, *loaded->config);
 }
 
-EnvironmentReconciler::Step EnvironmentReconciler::EndedBeforeConfig(
-    const Environment& live, const EnvRecord& record, const forge::PullRequest& pr) {
+EnvironmentReconciler::Step EnvironmentReconciler::EndedBeforeConfig(const Environment& live,
+                                                                     const EnvRecord& record,
+                                                                     const forge::PullRequest& pr) {
   if (std::optional<std::string> expired = ExpiryReason(live, record)) {
     return EndPass(Destroy(live, *expired, /*block_recreate=*/true));
   }
@@ -344,8 +345,8 @@ void EnvironmentReconciler::RememberProject(const std::string& repo,
 absl::StatusOr<std::string> EnvironmentReconciler::NewName(const std::string& project,
                                                            const Target& target,
                                                            const names::NameOptions& options) {
-  return NewEnvironmentName(store_, random_,
-                            {project, target.pr_number, target.sha, target.branch}, options);
+  return NewEnvironmentName(store_, random_, {project, target.pr_number, target.sha, target.branch},
+                            options);
 }
 
 absl::StatusOr<ReconcileResult> EnvironmentReconciler::Create(const Target& target,
@@ -559,9 +560,10 @@ absl::StatusOr<EnvironmentReconciler::ApplyPass> EnvironmentReconciler::StoreApp
   return pass;
 }
 
-providers::ApplyRequest EnvironmentReconciler::ApplyRequestFor(
-    const Environment& env, const Target& target, const config::ProjectConfig& config,
-    const RenderedSpec& spec) const {
+providers::ApplyRequest EnvironmentReconciler::ApplyRequestFor(const Environment& env,
+                                                               const Target& target,
+                                                               const config::ProjectConfig& config,
+                                                               const RenderedSpec& spec) const {
   providers::ApplyRequest request;
   request.environment = env.name;
   request.namespace_name = env.namespace_name;
@@ -612,13 +614,13 @@ EnvironmentReconciler::Step EnvironmentReconciler::EnsureDatabases(
     const config::DatabaseInstance& instance = instances[i];
     const auto own = own_servers.find(instance.name);
     absl::StatusOr<std::map<std::string, std::string>> settings = options_.databases->Ensure(
-        pass.env.name, several ? instance.name : "", target.repo, pass.request.source_dir,
-        instance, own == own_servers.end() ? nullptr : &own->second);
+        pass.env.name, several ? instance.name : "", target.repo, pass.request.source_dir, instance,
+        own == own_servers.end() ? nullptr : &own->second);
     if (!settings.ok()) {
       if (IsTerminalError(settings.status()) ||
           settings.status().code() == absl::StatusCode::kDeadlineExceeded) {
-        return EndPass(Fail(pass.env, DatabaseFailure(instance, several, settings.status()),
-                            target.sha));
+        return EndPass(
+            Fail(pass.env, DatabaseFailure(instance, several, settings.status()), target.sha));
       }
       return settings.status();
     }
@@ -645,8 +647,8 @@ EnvironmentReconciler::Step EnvironmentReconciler::EnsureOwnDatabaseServers(
         provider.EnsureDatabaseServer(server_request);
     if (!server.ok()) {
       if (IsTerminalError(server.status())) {
-        return EndPass(Fail(pass.env, DatabaseFailure(instance, instances.size() > 1,
-                                                      server.status()),
+        return EndPass(Fail(pass.env,
+                            DatabaseFailure(instance, instances.size() > 1, server.status()),
                             target.sha));
       }
       return server.status();

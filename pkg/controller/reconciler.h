@@ -121,9 +121,8 @@ class EnvironmentReconciler final : public Reconciler {
   // Carries out the pull request's new `/eph` comment commands (CommentCommands) on its live
   // environment (or, without one, its newest destroyed one), updating `live`. A result when a
   // command ended the pass (`/eph down`).
-  absl::StatusOr<std::optional<ReconcileResult>> HandleCommands(const std::string& repo,
-                                                                int64_t number,
-                                                                std::optional<state::Environment>& live);
+  absl::StatusOr<std::optional<ReconcileResult>> HandleCommands(
+      const std::string& repo, int64_t number, std::optional<state::Environment>& live);
 
   // The steps of ReconcilePullRequest. A result when the live environment's pass ends before
   // eph.yaml is read: expired, or failed at this very commit.
@@ -133,8 +132,8 @@ class EnvironmentReconciler final : public Reconciler {
   // created failed, unless the pull request no longer asks for one.
   absl::StatusOr<ReconcileResult> WithoutConfig(const std::optional<state::Environment>& live,
                                                 const EnvRecord& record,
-                                                const forge::PullRequest& pr,
-                                                const Target& target, const std::string& error);
+                                                const forge::PullRequest& pr, const Target& target,
+                                                const std::string& error);
 
   absl::StatusOr<LoadedConfig> LoadProjectConfig(const std::string& repo, const std::string& sha);
   // A name no environment ever had, for `project`'s pull request; the store's error if it
