@@ -13,6 +13,9 @@
 
 namespace eph::daemon {
 
+// ephd's running parts, defined in daemon.cc, where each is built by its own function.
+struct DaemonParts;
+
 class Daemon {
  public:
   explicit Daemon(DaemonConfig config);
@@ -21,9 +24,8 @@ class Daemon {
   void Stop();
 
  private:
-  struct Parts;
   DaemonConfig config_;
-  std::unique_ptr<Parts> parts_;
+  std::unique_ptr<DaemonParts> parts_;
 };
 
 }  // namespace eph::daemon

@@ -83,7 +83,8 @@ absl::StatusOr<state::Environment> EnvironmentIntents::Create(const CreateIntent
 
 absl::StatusOr<state::Environment> EnvironmentIntents::Change(
     const std::string& name, bool enqueue,
-    const std::function<absl::StatusOr<bool>(state::Environment&)>& change) {
+    const std::function<absl::StatusOr<bool>(state::Environment&)>& change,
+    const AlongWith& along) {
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
     absl::StatusOr<std::optional<state::Environment>> found = store_.GetEnvironment(name);
     if (!found.ok()) return found.status();
@@ -91,7 +92,8 @@ absl::StatusOr<state::Environment> EnvironmentIntents::Change(
     state::Environment env = **found;
     absl::StatusOr<bool> changed = change(env);
     if (!changed.ok()) return changed.status();
-    if (!*changed) return env;
+    if (!*changed && !along) return env;
+    if (along) along(env);
     absl::StatusOr<state::Environment> stored = store_.UpdateEnvironment(env);
     if (!stored.ok() && stored.status().code() == absl::StatusCode::kAborted) continue;
     if (!stored.ok()) return stored.status();
@@ -102,28 +104,50 @@ absl::StatusOr<state::Environment> EnvironmentIntents::Change(
 }
 
 absl::StatusOr<state::Environment> EnvironmentIntents::Destroy(const std::string& name,
-                                                               const std::string& reason) {
-  return Change(name, /*enqueue=*/true, [&](state::Environment& env) -> absl::StatusOr<bool> {
-    return StartDestroy(env, reason, clock_.Now());
-  });
+                                                               const std::string& reason,
+                                                               const AlongWith& along) {
+  return Change(
+      name, /*enqueue=*/true,
+      [&](state::Environment& env) -> absl::StatusOr<bool> {
+        return StartDestroy(env, reason, clock_.Now());
+      },
+      along);
 }
 
-absl::StatusOr<state::Environment> EnvironmentIntents::Extend(const std::string& name,
-                                                              Duration by) {
+absl::StatusOr<state::Environment> EnvironmentIntents::Extend(const std::string& name, Duration by,
+                                                              const AlongWith& along) {
   // The reconciler reads the new deadline on its next pass; no need to wake it early.
-  return Change(name, /*enqueue=*/false, [&](state::Environment& env) -> absl::StatusOr<bool> {
-    absl::Status s = controller::Extend(env, by, clock_.Now());
-    if (!s.ok()) return s;
-    return true;
-  });
+  return Change(
+      name, /*enqueue=*/false,
+      [&](state::Environment& env) -> absl::StatusOr<bool> {
+        absl::Status s = controller::Extend(env, by, clock_.Now());
+        if (!s.ok()) return s;
+        return true;
+      },
+      along);
 }
 
-absl::StatusOr<state::Environment> EnvironmentIntents::Keep(const std::string& name) {
-  return Change(name, /*enqueue=*/true, [&](state::Environment& env) -> absl::StatusOr<bool> {
-    if (absl::Status s = controller::Keep(env); !s.ok()) return s;
-    env.updated_at = clock_.Now();
-    return true;
-  });
+absl::StatusOr<state::Environment> EnvironmentIntents::Keep(const std::string& name,
+                                                            const AlongWith& along) {
+  return Change(
+      name, /*enqueue=*/true,
+      [&](state::Environment& env) -> absl::StatusOr<bool> {
+        if (absl::Status s = controller::Keep(env); !s.ok()) return s;
+        env.updated_at = clock_.Now();
+        return true;
+      },
+      along);
+}
+
+absl::StatusOr<state::Environment> EnvironmentIntents::Redeploy(const std::string& name,
+                                                                const AlongWith& along) {
+  return Change(
+      name, /*enqueue=*/true,
+      [&](state::Environment& env) -> absl::StatusOr<bool> {
+        if (absl::Status s = controller::Redeploy(env, clock_.Now()); !s.ok()) return s;
+        return true;
+      },
+      along);
 }
 
 void EnvironmentIntents::Enqueue(const state::Environment& env) {

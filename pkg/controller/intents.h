@@ -1,10 +1,10 @@
-// EnvironmentIntents: the one way to change an environment's life from outside a reconcile
-// pass. The API (and the dashboard and CLI through it) create environments by hand, destroy,
-// extend and keep them here; nobody else writes an environment's row or the controller's
-// record in it. (Redeploy and down exist as `/eph` comment commands only, for now.) Each intent is a compare-and-swap on the row (retried a few times
-// if the reconciler wrote it meanwhile) and enqueues the environment's work key, so the
-// reconciler carries it out. The rules themselves are in lifecycle.h, which the reconciler's
-// `/eph` comment commands apply too.
+// EnvironmentIntents: the one way to change an environment's life from outside the
+// reconciler's own convergence. The API (and the dashboard and CLI through it) create
+// environments by hand, destroy, extend and keep them here; the reconciler's `/eph` comment
+// commands (comment_commands.h) destroy, extend, keep and redeploy through the same calls. Each
+// intent is a compare-and-swap on the row (retried a few times if the reconciler wrote it
+// meanwhile) and, except Extend, enqueues the environment's work key, so the reconciler carries
+// it out. The rules themselves are in lifecycle.h.
 //
 // Errors are absl::Status codes the API maps through server/errors.h: InvalidArgument,
 // NotFound, AlreadyExists, FailedPrecondition, Aborted (kept changing), Unavailable (store).
@@ -32,6 +32,11 @@ struct CreateIntent {
 
 class EnvironmentIntents {
  public:
+  // Edits written in the same compare-and-swap as an intent whenever the intent succeeds (also
+  // when the intent itself has nothing to change): how a comment command records that it was
+  // carried out, so that it is carried out once.
+  using AlongWith = std::function<void(state::Environment&)>;
+
   // `random` picks names; `on_enqueued` (may be empty) wakes the queue workers. All references
   // must outlive the object.
   EnvironmentIntents(state::Store& store, const Clock& clock, Random& random,
@@ -40,20 +45,29 @@ class EnvironmentIntents {
   // A `pending` environment, kept whatever its pull request's labels say (`forced`).
   absl::StatusOr<state::Environment> Create(const CreateIntent& intent);
   // `destroying` with `reason`; an environment already ending is returned as it is.
-  absl::StatusOr<state::Environment> Destroy(const std::string& name, const std::string& reason);
-  absl::StatusOr<state::Environment> Extend(const std::string& name, Duration by);
-  absl::StatusOr<state::Environment> Keep(const std::string& name);
+  absl::StatusOr<state::Environment> Destroy(const std::string& name, const std::string& reason,
+                                             const AlongWith& along = {});
+  // Not enqueued: the reconciler reads the new deadline on its next pass.
+  absl::StatusOr<state::Environment> Extend(const std::string& name, Duration by,
+                                            const AlongWith& along = {});
+  absl::StatusOr<state::Environment> Keep(const std::string& name, const AlongWith& along = {});
+  // Applies the commit again (lifecycle.h Redeploy): a live environment's next pass applies even
+  // an unchanged or failed commit; a destroyed one's pull request may get a new environment at
+  // the same commit.
+  absl::StatusOr<state::Environment> Redeploy(const std::string& name,
+                                              const AlongWith& along = {});
 
   // The namespace `env`'s objects live in (for logs).
   std::string NamespaceOf(const state::Environment& env) const;
   const LifecyclePolicy& policy() const { return policy_; }
 
  private:
-  // Reads `name`, lets `change` edit it (false: nothing to write), writes it back
-  // compare-and-swap, and enqueues it if `enqueue`.
+  // Reads `name`, lets `change` edit it (false: nothing to write) and `along` after it, writes
+  // it back compare-and-swap, and enqueues it if `enqueue`.
   absl::StatusOr<state::Environment> Change(
       const std::string& name, bool enqueue,
-      const std::function<absl::StatusOr<bool>(state::Environment&)>& change);
+      const std::function<absl::StatusOr<bool>(state::Environment&)>& change,
+      const AlongWith& along);
   absl::StatusOr<std::string> NewName(const CreateIntent& intent);
   void Enqueue(const state::Environment& env);
 

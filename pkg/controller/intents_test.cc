@@ -3,13 +3,14 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "pkg/controller/env_record.h"
 #include "pkg/workkey/work_key.h"
 
 namespace eph::controller {
 namespace {
 
-using ::testing::HasSubstr;
 using std::chrono::hours;
+using ::testing::HasSubstr;
 
 class IntentsTest : public ::testing::Test {
  protected:
@@ -88,6 +89,51 @@ TEST_F(IntentsTest, ExtendAndKeepApplyTheOnePolicy) {
   EXPECT_EQ(intents_.Extend("demo", hours(1)).status().code(),
             absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(intents_.NamespaceOf(store_->GetEnvironment("demo").value().value()), "pv-demo");
+}
+
+TEST_F(IntentsTest, RedeployMakesTheNextPassApplyAgainAndIsQueued) {
+  state::Environment env =
+      intents_.Create({.project = "acme/shop", .pr = 0, .name = "demo"}).value();
+  EnvRecord record;
+  record.applied_sha = "abc";
+  record.failed_sha = "abc";
+  env.spec_json = EnvRecordJson(record);
+  env = store_->UpdateEnvironment(env).value();
+  QueuedKeys();
+  woken_ = 0;
+
+  clock_.Advance(hours(1));
+  const state::Environment redeployed =
+      intents_
+          .Redeploy("demo", [](state::Environment& e) { e.reason = "written in the same swap"; })
+          .value();
+  EXPECT_EQ(ParseEnvRecord(redeployed.spec_json).applied_sha, "") << "applied again";
+  EXPECT_EQ(ParseEnvRecord(redeployed.spec_json).failed_sha, "") << "the failure is retried";
+  EXPECT_EQ(redeployed.updated_at, clock_.Now());
+  EXPECT_EQ(redeployed.reason, "written in the same swap");
+  EXPECT_EQ(redeployed.version, env.version + 1) << "one write";
+  EXPECT_EQ(woken_, 1);
+  EXPECT_EQ(QueuedKeys(), std::vector<std::string>{EnvironmentKey("demo")});
+}
+
+TEST_F(IntentsTest, RedeployLiftsADestroyedEnvironmentsBlockButNotWhileDestroying) {
+  intents_.Create({.project = "acme/shop", .pr = 7, .name = ""}).value();
+  const std::string name = store_->FindLiveEnvironment("acme/shop", 7).value()->name;
+  const state::Environment destroying = intents_.Destroy(name, "on request").value();
+  EXPECT_EQ(intents_.Redeploy(name).status().code(), absl::StatusCode::kFailedPrecondition);
+
+  state::Environment destroyed = destroying;
+  destroyed.state = state::EnvState::kDestroyed;
+  EnvRecord record;
+  record.block_recreate = true;
+  destroyed.spec_json = EnvRecordJson(record);
+  store_->UpdateEnvironment(destroyed).value();
+  QueuedKeys();
+  const state::Environment lifted = intents_.Redeploy(name).value();
+  EXPECT_EQ(lifted.state, state::EnvState::kDestroyed);
+  EXPECT_EQ(ParseEnvRecord(lifted.spec_json).block_recreate, std::optional<bool>(false));
+  EXPECT_EQ(QueuedKeys(), std::vector<std::string>{PullRequestKey("acme/shop", 7)});
+  EXPECT_EQ(intents_.Redeploy("nobody").status().code(), absl::StatusCode::kNotFound);
 }
 
 }  // namespace

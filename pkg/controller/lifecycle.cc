@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "pkg/controller/env_record.h"
 
 namespace eph::controller {
 
@@ -77,6 +78,23 @@ absl::Status Keep(state::Environment& env) {
         absl::StrCat(env.name, " is ", StateText(env), "; it cannot be kept"));
   }
   env.expires_at.reset();
+  return absl::OkStatus();
+}
+
+absl::Status Redeploy(state::Environment& env, TimePoint now) {
+  if (env.state == state::EnvState::kDestroying) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(env.name, " is being destroyed; it cannot be redeployed"));
+  }
+  EnvRecord record = ParseEnvRecord(env.spec_json);
+  if (env.state == state::EnvState::kDestroyed) {
+    record.block_recreate = false;
+  } else {
+    record.applied_sha.clear();
+    record.failed_sha.clear();
+  }
+  env.spec_json = EnvRecordJson(record);
+  env.updated_at = now;
   return absl::OkStatus();
 }
 

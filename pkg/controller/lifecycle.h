@@ -58,6 +58,12 @@ absl::Status Extend(state::Environment& env, Duration by, TimePoint now);
 // Removes the TTL. FailedPrecondition when the environment is not live.
 absl::Status Keep(state::Environment& env);
 
+// Deploys again. A live environment's next pass applies its commit even when unchanged, and
+// tries a commit that failed terminally again; a destroyed one no longer keeps its pull request
+// from getting a new environment at the same commit. FailedPrecondition while it is being
+// destroyed.
+absl::Status Redeploy(state::Environment& env, TimePoint now);
+
 // Starts destroying a live environment: `destroying` with `reason`. False when it is already
 // destroyed or being destroyed (nothing to do).
 bool StartDestroy(state::Environment& env, const std::string& reason, TimePoint now);

@@ -14,12 +14,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "pkg/config/duration.h"
-#include "pkg/controller/commands.h"
 #include "pkg/controller/decision.h"
 #include "pkg/controller/render.h"
 #include "pkg/controller/retry_policy.h"
-#include "pkg/workkey/work_key.h"
 #include "pkg/names/names.h"
+#include "pkg/workkey/work_key.h"
 
 namespace eph::controller {
 namespace {
@@ -55,17 +54,9 @@ class SourceCheckout {
 using state::Environment;
 using state::EnvState;
 
-// GitHub refuses longer deployment status descriptions.
-constexpr size_t kMaxDeploymentDescription = 140;
-
 std::string ShortSha(const std::string& sha) { return sha.substr(0, 7); }
 
 std::string StateName(EnvState s) { return std::string(state::EnvStateName(s)); }
-
-std::string Truncate(const std::string& s, size_t n) {
-  if (s.size() <= n) return s;
-  return s.substr(0, n - 3) + "...";
-}
 
 // The first line of a (possibly multi-line) reason, for places that only fit one.
 std::string FirstLine(const std::string& s) { return s.substr(0, s.find('\n')); }
@@ -75,79 +66,6 @@ bool SameRow(const Environment& a, const Environment& b) {
          a.head_sha == b.head_sha && a.spec_json == b.spec_json && a.expires_at == b.expires_at &&
          a.namespace_name == b.namespace_name && a.forced == b.forced &&
          a.backend_url == b.backend_url;
-}
-
-// Commands read per pass; more wait for the next pass (the key is requeued by the next comment).
-constexpr int kMaxCommandsPerPass = 100;
-
-std::string Fingerprint(const Environment& env) {
-  return StateName(env.state) + "|" + env.reason + "|" + env.url + "|" + env.head_sha + "|" +
-         (env.expires_at ? FormatRfc3339(*env.expires_at) : "kept");
-}
-
-// "2d 3h", "5h 10m", "12m": coarse, for people.
-std::string Remaining(Duration left) {
-  const int64_t minutes = std::max<int64_t>(
-      0, std::chrono::duration_cast<std::chrono::minutes>(left).count());
-  const int64_t days = minutes / (24 * 60), hours = minutes / 60 % 24, mins = minutes % 60;
-  if (days > 0) return absl::StrCat(days, "d ", hours, "h");
-  if (hours > 0) return absl::StrCat(hours, "h ", mins, "m");
-  return absl::StrCat(mins, "m");
-}
-
-// The TTL line of a live environment's comment. The time left is as of the comment's writing;
-// the absolute time is what stays true.
-std::string ExpiryLine(const Environment& env, TimePoint now) {
-  if (!env.expires_at) return "Kept: no TTL (`/eph down` removes it).";
-  std::string when = FormatRfc3339(*env.expires_at);
-  return "Expires " + when + " (in " + Remaining(*env.expires_at - now) +
-         "). `/eph extend 24h` adds time, `/eph keep` removes the TTL.";
-}
-
-std::optional<forge::DeploymentState> DeploymentStateFor(EnvState s) {
-  switch (s) {
-    case EnvState::kProvisioning:
-    case EnvState::kUpdating:
-      return forge::DeploymentState::kInProgress;
-    case EnvState::kReady:
-      return forge::DeploymentState::kSuccess;
-    case EnvState::kFailed:
-      return forge::DeploymentState::kFailure;
-    case EnvState::kDestroyed:
-      return forge::DeploymentState::kInactive;
-    case EnvState::kPending:
-    case EnvState::kDestroying:
-    case EnvState::kSleeping:
-      return std::nullopt;
-  }
-  return std::nullopt;
-}
-
-std::string StatusLine(const Environment& env, const EnvRecord& record) {
-  const std::string commit = "`" + ShortSha(env.head_sha) + "`";
-  switch (env.state) {
-    case EnvState::kPending:
-      return "Waiting to be created.";
-    case EnvState::kProvisioning:
-      return "Being created from commit " + commit + ".";
-    case EnvState::kUpdating:
-      return "Being updated to commit " + commit + ".";
-    case EnvState::kReady:
-      return "Ready at " + env.url + " (commit " + commit + ").";
-    case EnvState::kFailed:
-      return "Failed at commit " + commit + ":\n\n```\n" + env.reason + "\n```";
-    case EnvState::kDestroying:
-      return "Being destroyed: " + env.reason + ".";
-    case EnvState::kDestroyed:
-      if (record.block_recreate.value_or(false)) {
-        return "Destroyed: " + env.reason +
-               ". Push a new commit, or remove and re-add the label, to get a new one.";
-      }
-      return "Destroyed: " + env.reason + ".";
-    case EnvState::kSleeping:
-      return "Sleeping.";
-  }
-  return "";
 }
 
 // The app's view of one database: every instance's URL as <NAME>_DATABASE_URL (the instance's
@@ -166,7 +84,19 @@ void AddDatabaseSettings(const std::string& instance,
   }
 }
 
+// Why eph.yaml's database `instance` could not be had (`several`: eph.yaml has more than one).
+std::string DatabaseFailure(const config::DatabaseInstance& instance, bool several,
+                            const absl::Status& error) {
+  return (several ? "database `" + instance.name + "`: " : std::string("database: ")) +
+         std::string(error.message());
+}
+
 }  // namespace
+
+EnvironmentReconciler::Step EnvironmentReconciler::EndPass(absl::StatusOr<ReconcileResult> result) {
+  if (!result.ok()) return result.status();
+  return std::optional<ReconcileResult>(std::move(*result));
+}
 
 EnvironmentReconciler::EnvironmentReconciler(state::Store& store, forge::Forge& forge,
                                              providers::ProviderRegistry& providers,
@@ -177,10 +107,13 @@ EnvironmentReconciler::EnvironmentReconciler(state::Store& store, forge::Forge& 
       providers_(providers),
       clock_(clock),
       random_(random),
-      options_(std::move(options)) {}
+      options_(std::move(options)),
+      reporter_(store, forge, clock),
+      intents_(store, clock, random, options_.lifecycle),
+      commands_(store, forge, intents_, clock) {}
 
 std::string EnvironmentReconciler::CommentMarker(const std::string& environment) {
-  return "<!-- eph:environment=" + environment + " -->";
+  return ForgeReporter::CommentMarker(environment);
 }
 
 absl::StatusOr<ReconcileResult> EnvironmentReconciler::Reconcile(const std::string& key) {
@@ -225,41 +158,14 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ReconcilePullRequest(cons
   // Created by hand (EnvironmentIntents::Create): kept whatever the triggers say.
   const bool forced = live && live->forced;
   if (live) {
-    if (std::optional<std::string> expired = ExpiryReason(*live, record)) {
-      return Destroy(*live, *expired, /*block_recreate=*/true);
-    }
-    // A terminal failure at this very commit (broken eph.yaml, rejected manifests) is not
-    // retried: nothing can change until someone pushes. Only the label can still matter.
-    if (live->state == EnvState::kFailed && !record.failed_sha.empty() &&
-        record.failed_sha == pr->head_sha) {
-      if (!forced && !HasTriggerLabel(*pr, record.trigger_labels)) {
-        return Destroy(*live, LabelRemovedReason(record.trigger_labels), false);
-      }
-      absl::StatusOr<Environment> reported = Report(*live);
-      if (!reported.ok()) return reported.status();
-      ReconcileResult result{std::nullopt,
-                             "failed at " + ShortSha(pr->head_sha) + "; waiting for a new commit"};
-      RequeueForDeadlines(*reported, result);
-      return result;
-    }
+    Step ended = EndedBeforeConfig(*live, record, *pr);
+    if (!ended.ok()) return ended.status();
+    if (ended->has_value()) return **ended;
   }
 
   absl::StatusOr<LoadedConfig> loaded = LoadProjectConfig(repo, pr->head_sha);
   if (!loaded.ok()) return loaded.status();
-  if (!loaded->config) {
-    // Without a readable eph.yaml the trigger labels are those the environment was created
-    // with, or the default label.
-    const std::vector<std::string>& labels = record.trigger_labels;
-    if (!forced && !HasTriggerLabel(*pr, labels)) {
-      if (live) return Destroy(*live, LabelRemovedReason(labels), false);
-      return ReconcileResult{std::nullopt, "no trigger label"};
-    }
-    if (live) return Fail(*live, loaded->error, pr->head_sha);
-    absl::StatusOr<bool> blocked = RecreationBlocked(repo, number, pr->head_sha);
-    if (!blocked.ok()) return blocked.status();
-    if (*blocked) return ReconcileResult{std::nullopt, "recreation blocked at this commit"};
-    return CreateFailed(target, loaded->error);
-  }
+  if (!loaded->config) return WithoutConfig(live, record, *pr, target, loaded->error);
   const config::ProjectConfig& config = *loaded->config;
 
   DecisionSources sources;
@@ -299,20 +205,6 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ReconcilePullRequest(cons
   return Create(target, config);
 }
 
-bool EnvironmentReconciler::FirstConfigCheckReport(const std::string& repo,
-                                                   const std::string& sha) {
-  constexpr size_t kRemembered = 4096;
-  std::lock_guard<std::mutex> lock(checks_mu_);
-  const std::string key = repo + "@" + sha;
-  if (!reported_checks_.insert(key).second) return false;
-  reported_checks_order_.push_back(key);
-  if (reported_checks_order_.size() > kRemembered) {
-    reported_checks_.erase(reported_checks_order_.front());
-    reported_checks_order_.pop_front();
-  }
-  return true;
-}
-
 absl::StatusOr<std::optional<ReconcileResult>> EnvironmentReconciler::HandleCommands(
     const std::string& repo, int64_t number, std::optional<Environment>& live) {
   std::optional<Environment> target = live;
@@ -322,88 +214,19 @@ absl::StatusOr<std::optional<ReconcileResult>> EnvironmentReconciler::HandleComm
     target = std::move(*newest);
   }
   if (!target) return std::nullopt;
-  // Only comments made while this environment existed: a command written before it was created
-  // was meant for another (or none).
-  absl::StatusOr<std::vector<state::Delivery>> deliveries = store_.ListPullRequestDeliveries(
-      repo, number, state::kDeliveryComment, target->created_at, kMaxCommandsPerPass);
-  if (!deliveries.ok()) return deliveries.status();
-  EnvRecord record = ParseEnvRecord(target->spec_json);
-  const bool is_live =
-      target->state != EnvState::kDestroyed && target->state != EnvState::kDestroying;
-  const TimePoint now = clock_.Now();
-  bool changed = false;
-  std::optional<std::string> down_reason;
-  for (const state::Delivery& d : *deliveries) {
-    std::optional<CommandComment> c = CommandFromDelivery(d);
-    if (!c || c->comment_id <= record.last_comment_id || down_reason) continue;
-    const std::string who = "`" + c->command.text + "` from @" + c->author;
-    if (c->command.kind != Command::Kind::kInvalid) {
-      // An error here (GitHub unreachable) retries the pass; nothing was saved, so the command
-      // is handled then, once.
-      absl::StatusOr<bool> may = forge_.CanWrite(repo, c->author);
-      if (!may.ok()) return may.status();
-      if (!*may) {
-        record.last_comment_id = c->comment_id;
-        record.command_note = who + " was ignored: commands need write access to " + repo + ".";
-        changed = true;
-        continue;
-      }
-    }
-    record.last_comment_id = c->comment_id;
-    changed = true;
-    switch (c->command.kind) {
-      case Command::Kind::kInvalid:
-        record.command_note = who + " was not understood: " + c->command.error + ".";
-        break;
-      case Command::Kind::kRedeploy:
-        if (is_live) {
-          record.applied_sha.clear();
-          record.failed_sha.clear();
-          record.command_note = who + ": redeploying.";
-        } else {
-          record.block_recreate = false;
-          record.command_note = who + ": a new environment will be created.";
-        }
-        break;
-      case Command::Kind::kExtend:
-        if (absl::Status s = Extend(*target, c->command.extend_by, now); !s.ok()) {
-          record.command_note = absl::StrCat(who, ": ", s.message(), ".");
-        } else {
-          record.command_note = who + ": now expires " + FormatRfc3339(*target->expires_at) + ".";
-        }
-        break;
-      case Command::Kind::kKeep:
-        if (absl::Status s = Keep(*target); !s.ok()) {
-          record.command_note = absl::StrCat(who, ": ", s.message(), ".");
-        } else {
-          record.command_note = who + ": kept, no TTL.";
-        }
-        break;
-      case Command::Kind::kDown:
-        if (is_live) {
-          down_reason = "`/eph down` from @" + c->author;
-          record.command_note = who + ": destroying.";
-        } else {
-          record.command_note = who + ": already destroyed.";
-        }
-        break;
-    }
-    spdlog::info("environment {}: {}", target->name, record.command_note);
-  }
-  if (!changed) return std::nullopt;
-  target->spec_json = EnvRecordJson(record);
-  target->updated_at = now;
-  if (down_reason) {
-    absl::StatusOr<ReconcileResult> destroyed = Destroy(*target, *down_reason, true);
+  absl::StatusOr<CommentCommands::Outcome> handled = commands_.Handle(*target);
+  if (!handled.ok()) return handled.status();
+  if (!handled->env) return std::nullopt;
+  if (handled->destroying) {
+    absl::StatusOr<ReconcileResult> destroyed = FinishDestroy(*handled->env);
     if (!destroyed.ok()) return destroyed.status();
     return std::optional<ReconcileResult>(*destroyed);
   }
-  absl::StatusOr<Environment> saved = Save(*target);
-  if (!saved.ok()) return saved.status();
-  if (is_live) {
-    live = *saved;
+  if (live) {
+    live = *handled->env;
   } else {
-    absl::StatusOr<Environment> reported = Report(*saved);
+    // The destroyed environment's comment answers the command.
+    absl::StatusOr<Environment> reported = reporter_.Report(*handled->env);
     if (!reported.ok()) return reported.status();
   }
   return std::nullopt;
@@ -434,6 +257,47 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ReconcileByName(const std
   return Converge(env, Target{env.project, 0, env.head_sha, ""}, *loaded->config);
 }
 
+EnvironmentReconciler::Step EnvironmentReconciler::EndedBeforeConfig(const Environment& live,
+                                                                     const EnvRecord& record,
+                                                                     const forge::PullRequest& pr) {
+  if (std::optional<std::string> expired = ExpiryReason(live, record)) {
+    return EndPass(Destroy(live, *expired, /*block_recreate=*/true));
+  }
+  // A terminal failure at this very commit (broken eph.yaml, rejected manifests) is not
+  // retried: nothing can change until someone pushes. Only the label can still matter.
+  if (live.state != EnvState::kFailed || record.failed_sha.empty() ||
+      record.failed_sha != pr.head_sha) {
+    return std::nullopt;
+  }
+  if (!live.forced && !HasTriggerLabel(pr, record.trigger_labels)) {
+    return EndPass(Destroy(live, LabelRemovedReason(record.trigger_labels), false));
+  }
+  absl::StatusOr<Environment> reported = reporter_.Report(live);
+  if (!reported.ok()) return reported.status();
+  ReconcileResult result{std::nullopt,
+                         "failed at " + ShortSha(pr.head_sha) + "; waiting for a new commit"};
+  RequeueForDeadlines(*reported, result);
+  return std::optional<ReconcileResult>(std::move(result));
+}
+
+absl::StatusOr<ReconcileResult> EnvironmentReconciler::WithoutConfig(
+    const std::optional<Environment>& live, const EnvRecord& record, const forge::PullRequest& pr,
+    const Target& target, const std::string& error) {
+  // Without a readable eph.yaml the trigger labels are those the environment was created
+  // with, or the default label.
+  const std::vector<std::string>& labels = record.trigger_labels;
+  const bool forced = live && live->forced;
+  if (!forced && !HasTriggerLabel(pr, labels)) {
+    if (live) return Destroy(*live, LabelRemovedReason(labels), false);
+    return ReconcileResult{std::nullopt, "no trigger label"};
+  }
+  if (live) return Fail(*live, error, pr.head_sha);
+  absl::StatusOr<bool> blocked = RecreationBlocked(target.repo, target.pr_number, pr.head_sha);
+  if (!blocked.ok()) return blocked.status();
+  if (*blocked) return ReconcileResult{std::nullopt, "recreation blocked at this commit"};
+  return CreateFailed(target, error);
+}
+
 absl::StatusOr<EnvironmentReconciler::LoadedConfig> EnvironmentReconciler::LoadProjectConfig(
     const std::string& repo, const std::string& sha) {
   absl::StatusOr<std::string> text = forge_.ReadFile(repo, sha, options_.config_path);
@@ -446,26 +310,8 @@ absl::StatusOr<EnvironmentReconciler::LoadedConfig> EnvironmentReconciler::LoadP
   if (!parsed.ok()) {
     std::string message = config::FormatDiagnostics(parsed.diagnostics);
     while (!message.empty() && message.back() == '\n') message.pop_back();
-    // The errors at their lines, as the forge shows them (GitHub: the `eph` check run). Best
-    // effort: the environment's reason and the comment carry the same text.
-    forge::ConfigCheck check{
-        repo,
-        sha,
-        false,
-        options_.config_path + " has " + std::to_string(parsed.diagnostics.size()) + " error(s)",
-        "```\n" + message + "\n```",
-        {}};
-    for (const config::Diagnostic& d : parsed.diagnostics) {
-      check.annotations.push_back(
-          {d.file.empty() ? options_.config_path : d.file, d.line, d.line, d.message});
-    }
-    if (FirstConfigCheckReport(repo, sha)) {
-      if (absl::Status reported = forge_.ReportConfigCheck(check);
-          !reported.ok() && reported.code() != absl::StatusCode::kUnimplemented) {
-        spdlog::warn("{}: could not report the {} check at {}: {}", repo, options_.config_path,
-                     ShortSha(sha), reported.ToString());
-      }
-    }
+    // The errors at their lines, as the forge shows them (GitHub: the `eph` check run).
+    reporter_.ReportBrokenConfig(repo, sha, options_.config_path, parsed.diagnostics, message);
     return LoadedConfig{std::nullopt, message};
   }
   RememberProject(repo, *parsed.config);
@@ -499,8 +345,8 @@ void EnvironmentReconciler::RememberProject(const std::string& repo,
 absl::StatusOr<std::string> EnvironmentReconciler::NewName(const std::string& project,
                                                            const Target& target,
                                                            const names::NameOptions& options) {
-  return NewEnvironmentName(store_, random_,
-                            {project, target.pr_number, target.sha, target.branch}, options);
+  return NewEnvironmentName(store_, random_, {project, target.pr_number, target.sha, target.branch},
+                            options);
 }
 
 absl::StatusOr<ReconcileResult> EnvironmentReconciler::Create(const Target& target,
@@ -547,7 +393,7 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::Create(const Target& targ
   spdlog::info("environment {}: created for {}#{} at {} ({})", stored->name, target.repo,
                target.pr_number, ShortSha(target.sha), StateName(stored->state));
   if (provider == nullptr) {
-    absl::StatusOr<Environment> reported = Report(*stored);
+    absl::StatusOr<Environment> reported = reporter_.Report(*stored);
     if (!reported.ok()) return reported.status();
     ReconcileResult result{std::nullopt, "created " + stored->name + ", failed: " + env.reason};
     RequeueForDeadlines(*reported, result);
@@ -586,7 +432,7 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::CreateFailed(const Target
   }
   spdlog::info("environment {}: created failed for {}#{}: {}", stored->name, target.repo,
                target.pr_number, FirstLine(reason));
-  absl::StatusOr<Environment> reported = Report(*stored);
+  absl::StatusOr<Environment> reported = reporter_.Report(*stored);
   if (!reported.ok()) return reported.status();
   ReconcileResult result{std::nullopt, "created " + stored->name + ", failed: eph.yaml"};
   RequeueForDeadlines(*reported, result);
@@ -628,9 +474,6 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::Converge(
 absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
     Environment env, const Target& target, const config::ProjectConfig& config,
     providers::Provider& provider) {
-  const Environment before = env;
-  Environment stored = env;  // the row as last written
-  EnvRecord record = ParseEnvRecord(env.spec_json);
   absl::StatusOr<RenderedSpec> spec =
       RenderSpec(config, {target.repo, target.pr_number, target.sha, target.branch});
   if (!spec.ok()) {
@@ -639,18 +482,63 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
     }
     return spec.status();
   }
+  absl::StatusOr<ApplyPass> pass = StoreApplyIntent(std::move(env), target, config, *spec);
+  if (!pass.ok()) return pass.status();
+  pass->request = ApplyRequestFor(pass->env, target, config, *spec);
+  // A fresh checkout per apply, gone afterwards: renders never see another commit's files.
+  absl::StatusOr<SourceCheckout> checkout = SourceCheckout::Create(options_.source_root);
+  if (!checkout.ok()) return checkout.status();
+  if (absl::Status fetched = forge_.FetchSource(target.repo, target.sha, checkout->path());
+      !fetched.ok()) {
+    if (IsTerminalError(fetched) || fetched.code() == absl::StatusCode::kResourceExhausted) {
+      return Fail(pass->env, "fetching the source failed: " + std::string(fetched.message()),
+                  target.sha);
+    }
+    return fetched;
+  }
+  pass->request.source_dir = checkout->path();
+  if (config.database.enabled && !config.database.instances.empty()) {
+    Step databases = EnsureDatabases(*pass, target, config, provider);
+    if (!databases.ok()) return databases.status();
+    if (databases->has_value()) return **databases;
+  }
+  const auto apply_started = std::chrono::steady_clock::now();
+  absl::StatusOr<providers::ApplyResult> applied = provider.Apply(pass->request);
+  // For bench/label_ready.sh's breakdown of a pass (and anyone asking where time goes).
+  spdlog::debug("environment {}: apply took {} ms", pass->env.name,
+                std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now() - apply_started)
+                    .count());
+  if (!applied.ok()) {
+    if (IsTerminalError(applied.status())) {
+      return Fail(pass->env, "apply failed: " + std::string(applied.status().message()),
+                  target.sha);
+    }
+    return applied.status();
+  }
+  return ObserveApplied(*pass, target, config, provider, *applied);
+}
+
+absl::StatusOr<EnvironmentReconciler::ApplyPass> EnvironmentReconciler::StoreApplyIntent(
+    Environment env, const Target& target, const config::ProjectConfig& config,
+    const RenderedSpec& spec) {
+  const Environment before = env;
+  ApplyPass pass;
+  pass.stored = env;
+  EnvRecord& record = pass.record;
+  record = ParseEnvRecord(env.spec_json);
   if (env.namespace_name.empty()) {
     env.namespace_name = options_.lifecycle.namespace_prefix + env.name;
   }
   record.trigger_labels = TriggerLabels(config);
   record.idle_timeout_ms = absl::ToInt64Milliseconds(config.environment.idle_timeout);
-  record.images = spec->images;
+  record.images = spec.images;
   record.provider_touched = true;
   record.failed_sha.clear();
   env.state = record.applied_sha.empty() ? EnvState::kProvisioning : EnvState::kUpdating;
   env.reason.clear();
   env.head_sha = target.sha;
-  env.provider = spec->provider;
+  env.provider = spec.provider;
   env.spec_json = EnvRecordJson(record);
   // The intent is stored before Apply: a crash mid-Apply leaves a record that objects may exist.
   // A row that already says so (provider touched, this state, commit and provider: a new
@@ -666,9 +554,16 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
     spdlog::info("environment {}: {} -> {} at {}", env.name, StateName(before.state),
                  StateName(env.state), ShortSha(target.sha));
     env = *saved;
-    stored = env;
+    pass.stored = env;
   }
+  pass.env = std::move(env);
+  return pass;
+}
 
+providers::ApplyRequest EnvironmentReconciler::ApplyRequestFor(const Environment& env,
+                                                               const Target& target,
+                                                               const config::ProjectConfig& config,
+                                                               const RenderedSpec& spec) const {
   providers::ApplyRequest request;
   request.environment = env.name;
   request.namespace_name = env.namespace_name;
@@ -676,119 +571,114 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
   request.pr_number = target.pr_number;
   request.head_sha = target.sha;
   request.host = env.name + "." + BaseDomain(config);
-  request.config_json = spec->config_json;
-  request.images = spec->images;
+  request.config_json = spec.config_json;
+  request.images = spec.images;
   request.labels = {{providers::kManagedByLabel, providers::kManagedByValue},
                     {providers::kEnvironmentLabel, env.name}};
   if (!options_.installation.empty()) {
     request.labels[providers::kInstallationLabel] = options_.installation;
   }
-  // A fresh checkout per apply, gone afterwards: renders never see another commit's files.
-  absl::StatusOr<SourceCheckout> checkout = SourceCheckout::Create(options_.source_root);
-  if (!checkout.ok()) return checkout.status();
-  if (absl::Status fetched = forge_.FetchSource(target.repo, target.sha, checkout->path());
-      !fetched.ok()) {
-    if (IsTerminalError(fetched) || fetched.code() == absl::StatusCode::kResourceExhausted) {
-      return Fail(env, "fetching the source failed: " + std::string(fetched.message()), target.sha);
-    }
-    return fetched;
+  return request;
+}
+
+EnvironmentReconciler::Step EnvironmentReconciler::EnsureDatabases(
+    ApplyPass& pass, const Target& target, const config::ProjectConfig& config,
+    providers::Provider& provider) {
+  if (options_.databases == nullptr) {
+    return EndPass(Fail(pass.env,
+                        "eph.yaml asks for a database, but this ephd has no database server "
+                        "(set EPH_DATABASE_ADMIN_URL)",
+                        target.sha));
   }
-  request.source_dir = checkout->path();
-  if (config.database.enabled && !config.database.instances.empty()) {
-    if (options_.databases == nullptr) {
-      return Fail(env,
-                  "eph.yaml asks for a database, but this ephd has no database server "
-                  "(set EPH_DATABASE_ADMIN_URL)",
-                  target.sha);
-    }
-    const std::vector<config::DatabaseInstance>& instances = config.database.instances;
-    const bool several = instances.size() > 1;
-    auto fail_database = [&](const config::DatabaseInstance& instance, const absl::Status& st) {
-      return Fail(env,
-                  (several ? "database `" + instance.name + "`: " : std::string("database: ")) +
-                      std::string(st.message()),
-                  target.sha);
-    };
-    // Servers of the environment's own first, all started before any is waited for; then the
-    // databases on them and on the shared server; then the app.
-    std::map<std::string, DatabaseServerAccess> own_servers;
-    std::string waiting;
-    for (const config::DatabaseInstance& instance : instances) {
-      if (instance.placement != config::DatabasePlacement::kEnvironment) continue;
-      providers::DatabaseServerRequest server_request{
-          .environment = env.name,
-          .namespace_name = env.namespace_name,
-          .labels = request.labels,
-          .name = instance.name,
-          .version = instance.version,
-          .image = instance.image};
-      absl::StatusOr<providers::DatabaseServer> server =
-          provider.EnsureDatabaseServer(server_request);
-      if (!server.ok()) {
-        if (IsTerminalError(server.status())) return fail_database(instance, server.status());
-        return server.status();
-      }
-      if (!server->ready) {
-        if (waiting.empty()) {
-          waiting = server->message.empty()
-                        ? "waiting for its database server `" + instance.name + "`"
-                        : server->message;
-        }
-        continue;
-      }
-      own_servers[instance.name] =
-          DatabaseServerAccess{server->admin_url, server->app_host, server->app_port};
-    }
-    if (!waiting.empty()) {
-      return ReconcileResult{options_.progress_poll, env.name + ": " + waiting};
-    }
-    const bool any_shared =
-        std::any_of(instances.begin(), instances.end(), [](const config::DatabaseInstance& i) {
-          return i.placement != config::DatabasePlacement::kEnvironment;
-        });
-    if (any_shared && !record.database_touched) {
-      // Recorded before the database exists, so a crash in between still drops it on destroy.
-      record.database_touched = true;
-      env.spec_json = EnvRecordJson(record);
-      absl::StatusOr<Environment> saved = Save(env);
-      if (!saved.ok()) return saved.status();
-      env = *saved;
-    stored = env;
-    }
-    for (size_t i = 0; i < instances.size(); ++i) {
-      const config::DatabaseInstance& instance = instances[i];
-      const auto own = own_servers.find(instance.name);
-      absl::StatusOr<std::map<std::string, std::string>> settings = options_.databases->Ensure(
-          env.name, several ? instance.name : "", target.repo, checkout->path(), instance,
-          own == own_servers.end() ? nullptr : &own->second);
-      if (!settings.ok()) {
-        if (IsTerminalError(settings.status()) ||
-            settings.status().code() == absl::StatusCode::kDeadlineExceeded) {
-          return fail_database(instance, settings.status());
-        }
-        return settings.status();
-      }
-      AddDatabaseSettings(instance.name, *settings, /*primary=*/i == 0, request.secret_env);
-    }
+  const std::vector<config::DatabaseInstance>& instances = config.database.instances;
+  const bool several = instances.size() > 1;
+  // Servers of the environment's own first; then the databases on them and on the shared
+  // server; then the app.
+  std::map<std::string, DatabaseServerAccess> own_servers;
+  Step servers = EnsureOwnDatabaseServers(pass, target, config, provider, own_servers);
+  if (!servers.ok() || servers->has_value()) return servers;
+  const bool any_shared =
+      std::any_of(instances.begin(), instances.end(), [](const config::DatabaseInstance& i) {
+        return i.placement != config::DatabasePlacement::kEnvironment;
+      });
+  if (any_shared && !pass.record.database_touched) {
+    // Recorded before the database exists, so a crash in between still drops it on destroy.
+    pass.record.database_touched = true;
+    pass.env.spec_json = EnvRecordJson(pass.record);
+    absl::StatusOr<Environment> saved = Save(pass.env);
+    if (!saved.ok()) return saved.status();
+    pass.env = *saved;
+    pass.stored = pass.env;
   }
-  const auto apply_started = std::chrono::steady_clock::now();
-  absl::StatusOr<providers::ApplyResult> applied = provider.Apply(request);
-  // For bench/label_ready.sh's breakdown of a pass (and anyone asking where time goes).
-  spdlog::debug("environment {}: apply took {} ms", env.name,
-                std::chrono::duration_cast<std::chrono::milliseconds>(
-                    std::chrono::steady_clock::now() - apply_started)
-                    .count());
-  if (!applied.ok()) {
-    if (IsTerminalError(applied.status())) {
-      return Fail(env, "apply failed: " + std::string(applied.status().message()), target.sha);
+  for (size_t i = 0; i < instances.size(); ++i) {
+    const config::DatabaseInstance& instance = instances[i];
+    const auto own = own_servers.find(instance.name);
+    absl::StatusOr<std::map<std::string, std::string>> settings = options_.databases->Ensure(
+        pass.env.name, several ? instance.name : "", target.repo, pass.request.source_dir, instance,
+        own == own_servers.end() ? nullptr : &own->second);
+    if (!settings.ok()) {
+      if (IsTerminalError(settings.status()) ||
+          settings.status().code() == absl::StatusCode::kDeadlineExceeded) {
+        return EndPass(
+            Fail(pass.env, DatabaseFailure(instance, several, settings.status()), target.sha));
+      }
+      return settings.status();
     }
-    return applied.status();
+    AddDatabaseSettings(instance.name, *settings, /*primary=*/i == 0, pass.request.secret_env);
   }
+  return std::nullopt;
+}
+
+EnvironmentReconciler::Step EnvironmentReconciler::EnsureOwnDatabaseServers(
+    ApplyPass& pass, const Target& target, const config::ProjectConfig& config,
+    providers::Provider& provider, std::map<std::string, DatabaseServerAccess>& servers) {
+  const std::vector<config::DatabaseInstance>& instances = config.database.instances;
+  // All started before any is waited for.
+  std::string waiting;
+  for (const config::DatabaseInstance& instance : instances) {
+    if (instance.placement != config::DatabasePlacement::kEnvironment) continue;
+    providers::DatabaseServerRequest server_request{.environment = pass.env.name,
+                                                    .namespace_name = pass.env.namespace_name,
+                                                    .labels = pass.request.labels,
+                                                    .name = instance.name,
+                                                    .version = instance.version,
+                                                    .image = instance.image};
+    absl::StatusOr<providers::DatabaseServer> server =
+        provider.EnsureDatabaseServer(server_request);
+    if (!server.ok()) {
+      if (IsTerminalError(server.status())) {
+        return EndPass(Fail(pass.env,
+                            DatabaseFailure(instance, instances.size() > 1, server.status()),
+                            target.sha));
+      }
+      return server.status();
+    }
+    if (!server->ready) {
+      if (waiting.empty()) {
+        waiting = server->message.empty()
+                      ? "waiting for its database server `" + instance.name + "`"
+                      : server->message;
+      }
+      continue;
+    }
+    servers[instance.name] =
+        DatabaseServerAccess{server->admin_url, server->app_host, server->app_port};
+  }
+  if (!waiting.empty()) {
+    return ReconcileResult{options_.progress_poll, pass.env.name + ": " + waiting};
+  }
+  return std::nullopt;
+}
+
+absl::StatusOr<ReconcileResult> EnvironmentReconciler::ObserveApplied(
+    ApplyPass& pass, const Target& target, const config::ProjectConfig& config,
+    providers::Provider& provider, const providers::ApplyResult& applied) {
+  Environment& env = pass.env;
   // Started only in part (the rest waits for a dependency's healthcheck): the commit is not
   // applied yet, so the next pass applies again instead of only observing.
-  if (!applied->needs_reapply) record.applied_sha = target.sha;
-  record.components = applied->components;
-  env.spec_json = EnvRecordJson(record);
+  if (!applied.needs_reapply) pass.record.applied_sha = target.sha;
+  pass.record.components = applied.components;
+  env.spec_json = EnvRecordJson(pass.record);
 
   absl::StatusOr<providers::Observation> observed =
       provider.Observe({env.name, env.namespace_name});
@@ -799,7 +689,7 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
     return observed.status();
   }
   if (observed->phase == providers::Phase::kAbsent ||
-      (applied->needs_reapply && observed->phase == providers::Phase::kReady)) {
+      (applied.needs_reapply && observed->phase == providers::Phase::kReady)) {
     // Just applied, the provider has not caught up yet; or not all of it is started.
     observed->phase = providers::Phase::kProgressing;
   }
@@ -820,7 +710,8 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
       break;
   }
   // One write for the outcome and the forge's acknowledgement (Report writes it).
-  absl::StatusOr<Environment> reported = Report(settled, /*unsaved=*/!SameRow(stored, settled));
+  absl::StatusOr<Environment> reported =
+      reporter_.Report(settled, /*unsaved=*/!SameRow(pass.stored, settled));
   if (!reported.ok()) return reported.status();
   if (reported->state != applying_state) {
     spdlog::info("environment {}: {} -> {}", env.name, StateName(applying_state),
@@ -829,8 +720,9 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
   ReconcileResult result;
   result.summary =
       "applied " + ShortSha(target.sha) + " to " + env.name + ": " + StateName(reported->state);
-  if (observed->phase == providers::Phase::kProgressing)
+  if (observed->phase == providers::Phase::kProgressing) {
     result.requeue_after = options_.progress_poll;
+  }
   RequeueForDeadlines(*reported, result);
   return result;
 }
@@ -886,7 +778,7 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ObserveOnly(
   const bool changed = !SameRow(env, settled);
   if (changed) settled.updated_at = clock_.Now();
   // One write for the new state and the forge's acknowledgement (Report writes it).
-  absl::StatusOr<Environment> reported = Report(settled, /*unsaved=*/changed);
+  absl::StatusOr<Environment> reported = reporter_.Report(settled, /*unsaved=*/changed);
   if (!reported.ok()) return reported.status();
   if (changed) {
     spdlog::info("environment {}: {} -> {}", env.name, StateName(env.state),
@@ -915,7 +807,7 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::Fail(Environment env,
                  FirstLine(reason));
     env = *saved;
   }
-  absl::StatusOr<Environment> reported = Report(env);
+  absl::StatusOr<Environment> reported = reporter_.Report(env);
   if (!reported.ok()) return reported.status();
   ReconcileResult result{std::nullopt, env.name + " failed: " + FirstLine(reason)};
   RequeueForDeadlines(*reported, result);
@@ -953,7 +845,7 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::FinishDestroy(Environment
         provider->Destroy({env.name, NamespaceOf(env, options_.lifecycle.namespace_prefix)});
     if (!gone.ok()) return gone.status();
     if (!gone->done) {
-      absl::StatusOr<Environment> reported = Report(env);
+      absl::StatusOr<Environment> reported = reporter_.Report(env);
       if (!reported.ok()) return reported.status();
       return ReconcileResult{options_.destroy_poll,
                              "destroying " + env.name + ": " + gone->message};
@@ -976,77 +868,13 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::FinishDestroy(Environment
   absl::StatusOr<Environment> saved = Save(env);
   if (!saved.ok()) return saved.status();
   spdlog::info("environment {}: destroyed: {}", env.name, env.reason);
-  absl::StatusOr<Environment> reported = Report(*saved);
+  absl::StatusOr<Environment> reported = reporter_.Report(*saved);
   if (!reported.ok()) return reported.status();
   return ReconcileResult{std::nullopt, "destroyed " + env.name + ": " + env.reason};
 }
 
 absl::StatusOr<Environment> EnvironmentReconciler::Save(const Environment& env) {
   return store_.UpdateEnvironment(env);
-}
-
-absl::StatusOr<Environment> EnvironmentReconciler::Report(Environment env, bool unsaved) {
-  EnvRecord record = ParseEnvRecord(env.spec_json);
-  const std::string fingerprint = Fingerprint(env) + "|" + record.command_note;
-  if (env.pr_number <= 0 || record.reported == fingerprint) {
-    if (unsaved) return Save(env);
-    return env;
-  }
-
-  const std::string marker = CommentMarker(env.name);
-  std::string body =
-      marker + "\n**Preview environment** `" + env.name + "`\n\n" + StatusLine(env, record) + "\n";
-  if (env.state != EnvState::kDestroyed && env.state != EnvState::kDestroying) {
-    body += "\n" + ExpiryLine(env, clock_.Now()) + "\n";
-  }
-  if (!record.command_note.empty()) body += "\nLast command: " + record.command_note + "\n";
-  absl::Status forge_error = forge_.UpsertComment(env.project, env.pr_number, marker, body);
-
-  std::optional<forge::DeploymentState> deployment_state = DeploymentStateFor(env.state);
-  if (forge_error.ok() && deployment_state && record.provider_touched) {
-    const bool needs_new = *deployment_state != forge::DeploymentState::kInactive &&
-                           (record.deployment_id == 0 || record.deployment_sha != env.head_sha);
-    if (needs_new) {
-      absl::StatusOr<int64_t> id = forge_.CreateDeployment(
-          {env.project, env.head_sha, env.name, "Eph preview environment " + env.name, true});
-      if (id.ok()) {
-        record.deployment_id = *id;
-        record.deployment_sha = env.head_sha;
-      } else {
-        forge_error = id.status();
-      }
-    }
-    if (forge_error.ok() && record.deployment_id != 0) {
-      forge::DeploymentStatus status;
-      status.state = *deployment_state;
-      if (status.state == forge::DeploymentState::kSuccess) status.environment_url = env.url;
-      status.description =
-          Truncate(env.reason.empty() ? StatusLine(env, record) : FirstLine(env.reason),
-                   kMaxDeploymentDescription);
-      forge_error = forge_.SetDeploymentStatus(env.project, record.deployment_id, status);
-    }
-  }
-  if (forge_error.ok()) record.reported = fingerprint;
-  // The deployment id is kept even when its status could not be set, so the retry reuses it.
-  if (unsaved || record.deployment_id != ParseEnvRecord(env.spec_json).deployment_id ||
-      forge_error.ok()) {
-    env.spec_json = EnvRecordJson(record);
-    absl::StatusOr<Environment> saved = Save(env);
-    if (!saved.ok()) return saved.status();
-    env = *saved;
-  }
-  if (forge_error.ok()) return env;
-  // What the pull request shows must never decide an environment's fate: a forge that refuses
-  // the write (permissions, a deleted pull request) is logged, and the next pass tries again.
-  // Only errors worth a retry are returned, and the retry finds the environment converged.
-  if (IsTerminalError(forge_error) || forge_error.code() == absl::StatusCode::kPermissionDenied ||
-      forge_error.code() == absl::StatusCode::kUnauthenticated ||
-      forge_error.code() == absl::StatusCode::kNotFound) {
-    spdlog::warn("environment {}: could not update the pull request: {}", env.name,
-                 forge_error.ToString());
-    return env;
-  }
-  return forge_error;
 }
 
 absl::StatusOr<std::optional<Environment>> EnvironmentReconciler::NewestDestroyed(

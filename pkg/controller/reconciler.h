@@ -24,21 +24,24 @@
 #pragma once
 
 #include <chrono>
-#include <deque>
 #include <map>
 #include <mutex>
-#include <set>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "pkg/base/clock.h"
 #include "pkg/base/random.h"
 #include "pkg/config/config.h"
+#include "pkg/controller/comment_commands.h"
 #include "pkg/controller/databases.h"
 #include "pkg/controller/env_record.h"
+#include "pkg/controller/forge_reporter.h"
+#include "pkg/controller/intents.h"
 #include "pkg/controller/lifecycle.h"
+#include "pkg/controller/render.h"
 #include "pkg/forge/forge.h"
 #include "pkg/names/names.h"
 #include "pkg/providers/provider.h"
@@ -108,14 +111,29 @@ class EnvironmentReconciler final : public Reconciler {
     std::string error;
   };
 
+  // A step of a pass either lets the pass go on (nullopt) or ends it with a result; EndPass
+  // makes a step's answer of a pass's result.
+  using Step = absl::StatusOr<std::optional<ReconcileResult>>;
+  static Step EndPass(absl::StatusOr<ReconcileResult> result);
+
   absl::StatusOr<ReconcileResult> ReconcilePullRequest(const std::string& repo, int64_t number);
   absl::StatusOr<ReconcileResult> ReconcileByName(const std::string& name);
-  // Carries out the pull request's new `/eph` comment commands on its live environment (or,
-  // without one, its newest destroyed one), updating `live`. A result when a command ended the
-  // pass (`/eph down`).
-  absl::StatusOr<std::optional<ReconcileResult>> HandleCommands(const std::string& repo,
-                                                                int64_t number,
-                                                                std::optional<state::Environment>& live);
+  // Carries out the pull request's new `/eph` comment commands (CommentCommands) on its live
+  // environment (or, without one, its newest destroyed one), updating `live`. A result when a
+  // command ended the pass (`/eph down`).
+  absl::StatusOr<std::optional<ReconcileResult>> HandleCommands(
+      const std::string& repo, int64_t number, std::optional<state::Environment>& live);
+
+  // The steps of ReconcilePullRequest. A result when the live environment's pass ends before
+  // eph.yaml is read: expired, or failed at this very commit.
+  Step EndedBeforeConfig(const state::Environment& live, const EnvRecord& record,
+                         const forge::PullRequest& pr);
+  // eph.yaml at the head commit is missing or broken (`error`): the environment fails, or is
+  // created failed, unless the pull request no longer asks for one.
+  absl::StatusOr<ReconcileResult> WithoutConfig(const std::optional<state::Environment>& live,
+                                                const EnvRecord& record,
+                                                const forge::PullRequest& pr, const Target& target,
+                                                const std::string& error);
 
   absl::StatusOr<LoadedConfig> LoadProjectConfig(const std::string& repo, const std::string& sha);
   // A name no environment ever had, for `project`'s pull request; the store's error if it
@@ -129,6 +147,36 @@ class EnvironmentReconciler final : public Reconciler {
   absl::StatusOr<ReconcileResult> ApplyAndObserve(state::Environment env, const Target& target,
                                                   const config::ProjectConfig& config,
                                                   providers::Provider& provider);
+  // The steps of ApplyAndObserve.
+  // One apply of a commit as its steps carry it along.
+  struct ApplyPass {
+    state::Environment env;     // the row as this pass changes it
+    state::Environment stored;  // the row as last written
+    EnvRecord record;           // env's record, edited by the steps
+    providers::ApplyRequest request;
+  };
+  // The new spec, state and commit on `env`, written before Apply (unless the row already says
+  // so): a crash mid-Apply leaves a record that objects may exist.
+  absl::StatusOr<ApplyPass> StoreApplyIntent(state::Environment env, const Target& target,
+                                             const config::ProjectConfig& config,
+                                             const RenderedSpec& spec);
+  providers::ApplyRequest ApplyRequestFor(const state::Environment& env, const Target& target,
+                                          const config::ProjectConfig& config,
+                                          const RenderedSpec& spec) const;
+  // eph.yaml's databases, made before the app; their settings go into the request's secret
+  // environment. Ends the pass on a failure or while a server of the environment's own starts.
+  Step EnsureDatabases(ApplyPass& pass, const Target& target, const config::ProjectConfig& config,
+                       providers::Provider& provider);
+  // The database servers of the environment's own, all started before any is waited for; the
+  // ready ones in `servers`.
+  Step EnsureOwnDatabaseServers(ApplyPass& pass, const Target& target,
+                                const config::ProjectConfig& config, providers::Provider& provider,
+                                std::map<std::string, DatabaseServerAccess>& servers);
+  // What the provider shows right after Apply, settled, reported and written in one write.
+  absl::StatusOr<ReconcileResult> ObserveApplied(ApplyPass& pass, const Target& target,
+                                                 const config::ProjectConfig& config,
+                                                 providers::Provider& provider,
+                                                 const providers::ApplyResult& applied);
   absl::StatusOr<ReconcileResult> ObserveOnly(state::Environment env, const Target& target,
                                               const config::ProjectConfig& config,
                                               providers::Provider& provider);
@@ -140,10 +188,6 @@ class EnvironmentReconciler final : public Reconciler {
 
   // Writes `env` (compare-and-swap) and returns the stored row.
   absl::StatusOr<state::Environment> Save(const state::Environment& env);
-  // Tells the forge about the environment's state, unless it already knows. `unsaved`: `env`
-  // differs from the stored row (a state the pass just settled), so it is written whatever the
-  // forge answered: one write for both.
-  absl::StatusOr<state::Environment> Report(state::Environment env, bool unsaved = false);
   // Whether the pull request's newest environment was destroyed in a way that forbids a new one
   // at `head_sha` (TTL, idle timeout, manual deletion).
   absl::StatusOr<bool> RecreationBlocked(const std::string& repo, int64_t number,
@@ -169,13 +213,12 @@ class EnvironmentReconciler final : public Reconciler {
   Random& random_;
   const ReconcilerOptions options_;
 
-  // Commits whose broken eph.yaml was already reported as a check ("repo@sha"), so a pull
-  // request's every webhook does not add another check run. In memory and bounded: after a
-  // restart a commit may be reported once more, which is harmless.
-  bool FirstConfigCheckReport(const std::string& repo, const std::string& sha);
-  std::mutex checks_mu_;
-  std::set<std::string> reported_checks_;
-  std::deque<std::string> reported_checks_order_;
+  // The sticky comment, deployments and check runs.
+  ForgeReporter reporter_;
+  // The `/eph` comment commands, carried out through the intents (which wake no one: the key
+  // being reconciled runs again after this pass anyway).
+  EnvironmentIntents intents_;
+  CommentCommands commands_;
 
   // Records the project and the trigger labels of the eph.yaml just read (for the resync, which
   // looks for labelled pull requests without an environment). Writes only on a change.

@@ -1,8 +1,20 @@
 #include "pkg/controller/server_databases.h"
 
 #include "absl/strings/str_cat.h"
+#include "pkg/base/host_port.h"
 
 namespace eph::controller {
+
+void SetAppAddress(SharedDatabaseServer& shared, const std::string& address) {
+  std::string host;
+  uint16_t port = 0;
+  if (address.find(':') != std::string::npos && SplitHostPort(address, host, port).ok()) {
+    shared.app_host = host;
+    shared.app_port = port;
+  } else {
+    shared.app_host = address;
+  }
+}
 
 absl::StatusOr<std::unique_ptr<ServerDatabases>> ServerDatabases::Create(
     const SharedDatabaseServer& shared, const std::string& installation) {

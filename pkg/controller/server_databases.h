@@ -22,6 +22,10 @@ struct SharedDatabaseServer {
   int clone_spares = 0;
 };
 
+// `address` as apps reach the shared server: "host:port" sets both, anything else (a bare host)
+// only the host.
+void SetAppAddress(SharedDatabaseServer& shared, const std::string& address);
+
 class ServerDatabases final : public EnvironmentDatabases {
  public:
   // `shared` may be null: then only servers of the environments' own are served.

@@ -1,11 +1,20 @@
 #include "pkg/controller/work_queue_runner.h"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
+
 namespace eph::controller {
+
+std::string ProcessOwner() {
+  char hostname[256] = {};
+  gethostname(hostname, sizeof(hostname) - 1);
+  return absl::StrCat(hostname, ":", getpid());
+}
 namespace {
 
 constexpr Duration kMinWait = std::chrono::milliseconds(20);

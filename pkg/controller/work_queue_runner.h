@@ -48,10 +48,13 @@ namespace eph::controller {
 using LeaseRenewer = std::function<absl::StatusOr<state::Lease>(const state::Lease& lease,
                                                                 TimePoint now, Duration lease_for)>;
 
+// "host:pid": an owner unique to this process, also across machines sharing a store.
+std::string ProcessOwner();
+
 struct WorkQueueOptions {
   int workers = 4;
   // Lease owner prefix; worker i claims as "<owner>/<i>". Make it unique per process
-  // (e.g. host:pid) so leases say who holds them.
+  // (ProcessOwner()) so leases say who holds them.
   std::string owner = "ephd";
   Duration lease_for = std::chrono::minutes(2);
   // The longest a worker sleeps without being notified.

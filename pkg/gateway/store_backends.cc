@@ -1,5 +1,7 @@
 #include "pkg/gateway/store_backends.h"
 
+#include <spdlog/spdlog.h>
+
 #include "pkg/base/host_port.h"
 
 namespace eph::gateway {
@@ -14,6 +16,14 @@ std::optional<Backend> BackendFromUrl(const std::string& url) {
     return std::nullopt;
   }
   return backend;
+}
+
+ActivitySink StoreActivity(state::Store& store) {
+  return [&store](std::string_view environment, TimePoint at) {
+    if (absl::Status s = store.TouchEnvironment(std::string(environment), at); !s.ok()) {
+      spdlog::warn("gateway: could not record activity of {}: {}", environment, s.ToString());
+    }
+  };
 }
 
 std::optional<Backend> StoreBackends::Find(std::string_view name) {

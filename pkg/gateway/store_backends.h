@@ -1,8 +1,9 @@
 // StoreBackends: the gateway's view of the store. An environment's backend is the typed
 // `backend_url` the reconciler records when it is ready (a Docker port on 127.0.0.1); answers
-// are kept for a second, so the proxy's hot path rarely reads the database.
+// are kept for a second, so the proxy's hot path rarely reads the database. StoreActivity is the
+// other direction: the gateway's visits written as the environment's last activity.
 //
-// Thread-safety: Find is thread-safe.
+// Thread-safety: Find is thread-safe; so is the sink StoreActivity makes (the store is).
 #pragma once
 
 #include <chrono>
@@ -19,6 +20,10 @@ namespace eph::gateway {
 
 // "http://HOST:PORT[/...]" as a backend; nullopt for anything else (https, no port, port 0).
 std::optional<Backend> BackendFromUrl(const std::string& url);
+
+// The gateway's activity sink on `store` (which must outlive it): Store::TouchEnvironment, which
+// drives idle_timeout. A write that fails is logged; the next visit writes again.
+ActivitySink StoreActivity(state::Store& store);
 
 class StoreBackends {
  public:

@@ -45,5 +45,23 @@ TEST(StoreBackendsTest, OnlyReadyEnvironmentsWithABackendAreServed) {
   EXPECT_FALSE(backends.Find("nobody").has_value());
 }
 
+TEST(StoreActivityTest, AVisitBecomesTheEnvironmentsLastActivity) {
+  std::unique_ptr<state::Store> store = state::OpenStore("sqlite::memory:").value();
+  FakeClock clock;
+  state::Environment env;
+  env.name = "shop-ready-1";
+  env.project = "acme/shop";
+  env.pr_number = 1;
+  env.state = state::EnvState::kReady;
+  env.created_at = env.updated_at = clock.Now();
+  ASSERT_TRUE(store->CreateEnvironment(env).ok());
+
+  const ActivitySink sink = StoreActivity(*store);
+  clock.Advance(std::chrono::minutes(5));
+  sink("shop-ready-1", clock.Now());
+  EXPECT_EQ(store->GetEnvironment("shop-ready-1").value()->last_activity_at, clock.Now());
+  sink("nobody", clock.Now());  // logged, not fatal
+}
+
 }  // namespace
 }  // namespace eph::gateway

@@ -489,5 +489,24 @@ TEST_F(GitHubAppForgeTest, NotInstalledIsAPreconditionAndABadKeyIsRefused) {
             absl::StatusCode::kInvalidArgument);
 }
 
+// ephd names the key's file (EPH_GITHUB_PRIVATE_KEY_FILE); the forge reads it.
+TEST_F(GitHubAppForgeTest, TheKeyIsReadFromItsFileAndAMissingOneIsNamed) {
+  auto forge = GitHubForge::Create({.api_url = standin_.url(),
+                                    .app_id = "4242",
+                                    .private_key_file = KeyDir() + "/app.pem",
+                                    .clock = clock_.get()});
+  ASSERT_TRUE(forge.ok()) << forge.status();
+  EXPECT_TRUE((*forge)->GetPullRequest("acme/shop", 3).ok());
+
+  auto unreadable = GitHubForge::Create(
+      {.api_url = standin_.url(), .app_id = "4242", .private_key_file = "/nonexistent/app.pem"});
+  EXPECT_EQ(unreadable.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(unreadable.status().message(),
+              HasSubstr("cannot read the GitHub App private key /nonexistent/app.pem"));
+  auto none = GitHubForge::Create({.api_url = standin_.url(), .app_id = "4242"});
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(none.status().message(), HasSubstr("EPH_GITHUB_PRIVATE_KEY_FILE"));
+}
+
 }  // namespace
 }  // namespace eph::forge::github

@@ -1,6 +1,8 @@
 #include "pkg/forge/github/github_forge.h"
 
 #include <algorithm>
+#include <fstream>
+#include <iterator>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -123,6 +125,18 @@ std::string TruncateUtf8(const std::string& s, size_t max_chars) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<GitHubForge>> GitHubForge::Create(GitHubForgeOptions options) {
+  if (!options.app_id.empty() && options.token.empty() && options.private_key_pem.empty()) {
+    if (options.private_key_file.empty()) {
+      return absl::InvalidArgumentError(
+          "EPH_GITHUB_APP_ID is set but EPH_GITHUB_PRIVATE_KEY_FILE (the App's PEM key) is not");
+    }
+    std::ifstream in(options.private_key_file, std::ios::binary);
+    if (!in) {
+      return absl::InvalidArgumentError(
+          fmt::format("cannot read the GitHub App private key {}", options.private_key_file));
+    }
+    options.private_key_pem.assign(std::istreambuf_iterator<char>(in), {});
+  }
   const bool pat = !options.token.empty();
   const bool app = !options.app_id.empty() || !options.private_key_pem.empty();
   if (pat == app) {

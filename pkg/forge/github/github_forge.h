@@ -39,6 +39,7 @@ struct GitHubForgeOptions {
   std::string token;                               // PAT mode
   std::string app_id;                              // App mode, with private_key_pem
   std::string private_key_pem;
+  std::string private_key_file;  // App mode: where to read private_key_pem from, if empty
   std::string user_agent = "eph";
   std::string own_check_name = "eph";  // Eph's own check run, never waited on
   const Clock* clock = nullptr;        // default: SystemClock
@@ -48,7 +49,8 @@ struct GitHubForgeOptions {
 
 class GitHubForge final : public Forge {
  public:
-  // InvalidArgument when neither or both of token and App are configured, or the key is bad.
+  // InvalidArgument when neither or both of token and App are configured, or the key is missing,
+  // unreadable or bad.
   static absl::StatusOr<std::unique_ptr<GitHubForge>> Create(GitHubForgeOptions options);
 
   absl::StatusOr<PullRequest> GetPullRequest(const std::string& repo, int64_t number) override;
