@@ -106,34 +106,35 @@ bool StartsWithNoCase(std::string_view s, std::string_view prefix) {
 // Upgrade (unless the message is a websocket upgrade), Proxy-*. Framing fields stay: the
 // serializer re-applies them on the next hop.
 void StripHopByHop(http::fields& fields, bool keep_upgrade) {
-  std::vector<std::string> named;
-  const auto [begin, end] = fields.equal_range(http::field::connection);
-  for (auto field = begin; field != end; ++field) {
-    std::string_view value(field->value().data(), field->value().size());
-    while (!value.empty()) {
-      const size_t comma = value.find(',');
-      std::string_view token = Trim(value.substr(0, comma));
-      value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
-      if (token.empty()) continue;
-      if (beast::iequals(token, "content-length") || beast::iequals(token, "transfer-encoding") ||
-          beast::iequals(token, "host") || (keep_upgrade && beast::iequals(token, "upgrade"))) {
-        continue;
+  // One pass over the fields, erasing by position: a proxied request and its response each go
+  // through here, and erasing by name costs a lookup per name whether it is there or not.
+  std::vector<std::string> named;  // fields the Connection header names
+  for (auto it = fields.begin(); it != fields.end();) {
+    const http::field f = it->name();
+    if (f == http::field::connection) {
+      std::string_view value(it->value().data(), it->value().size());
+      while (!value.empty()) {
+        const size_t comma = value.find(',');
+        std::string_view token = Trim(value.substr(0, comma));
+        value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
+        if (token.empty() || beast::iequals(token, "content-length") ||
+            beast::iequals(token, "transfer-encoding") || beast::iequals(token, "host") ||
+            (keep_upgrade && beast::iequals(token, "upgrade"))) {
+          continue;
+        }
+        named.emplace_back(token);
       }
-      named.emplace_back(token);
+    }
+    const std::string_view name(it->name_string().data(), it->name_string().size());
+    if (f == http::field::connection || f == http::field::keep_alive || f == http::field::te ||
+        f == http::field::trailer || (!keep_upgrade && f == http::field::upgrade) ||
+        StartsWithNoCase(name, "proxy-")) {
+      it = fields.erase(it);
+    } else {
+      ++it;
     }
   }
   for (const auto& name : named) fields.erase(name);
-  fields.erase(http::field::connection);
-  fields.erase(http::field::keep_alive);
-  fields.erase(http::field::te);
-  fields.erase(http::field::trailer);
-  if (!keep_upgrade) fields.erase(http::field::upgrade);
-  std::vector<std::string> proxy_fields;
-  for (const auto& field : fields) {
-    const std::string_view name(field.name_string().data(), field.name_string().size());
-    if (StartsWithNoCase(name, "proxy-")) proxy_fields.emplace_back(name);
-  }
-  for (const auto& name : proxy_fields) fields.erase(name);
 }
 
 bool HasToken(std::string_view list, std::string_view token) {
@@ -155,17 +156,6 @@ bool IsWebSocketUpgrade(const http::request_header<>& req) {
     }
   }
   return false;
-}
-
-// Joins every occurrence of a list-valued field into one value (they are equivalent).
-std::string JoinField(const http::fields& fields, std::string_view name) {
-  std::string out;
-  const auto [begin, end] = fields.equal_range(name);
-  for (auto field = begin; field != end; ++field) {
-    if (!out.empty()) out += ", ";
-    out.append(field->value().data(), field->value().size());
-  }
-  return out;
 }
 
 enum class Relay { kOk, kReadFailed, kWriteFailed };
@@ -730,18 +720,33 @@ class Gateway::Impl {
     if (websocket) req.set(http::field::connection, "Upgrade");
     if (expect_continue) req.erase(http::field::expect);  // the gateway answers 100 itself
     req.version(11);
-    std::string xff = JoinField(req, "X-Forwarded-For");
-    req.erase("X-Forwarded-For");
-    req.set("X-Forwarded-For", xff.empty() ? c.ip : xff + ", " + c.ip);
-    req.set("X-Forwarded-Host", host);
-    req.set("X-Forwarded-Proto", options_.forwarded_proto);
+    // One pass: the client's own forwarding fields are taken off (the chains kept), then ours
+    // go on the end.
+    std::string xff;
+    std::string forwarded;
+    for (auto it = req.begin(); it != req.end();) {
+      const std::string_view name(it->name_string().data(), it->name_string().size());
+      const bool is_xff = beast::iequals(name, "X-Forwarded-For");
+      if (is_xff || (options_.add_forwarded_header && it->name() == http::field::forwarded)) {
+        std::string& chain = is_xff ? xff : forwarded;
+        if (!chain.empty()) chain += ", ";
+        chain.append(it->value().data(), it->value().size());
+        it = req.erase(it);
+      } else if (beast::iequals(name, "X-Forwarded-Host") ||
+                 beast::iequals(name, "X-Forwarded-Proto")) {
+        it = req.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    req.insert("X-Forwarded-For", xff.empty() ? c.ip : xff + ", " + c.ip);
+    req.insert("X-Forwarded-Host", host);
+    req.insert("X-Forwarded-Proto", options_.forwarded_proto);
     if (options_.add_forwarded_header) {
       const bool v6 = c.ip.find(':') != std::string::npos;
       std::string element = v6 ? "for=\"[" + c.ip + "]\"" : "for=" + c.ip;
       element += ";host=\"" + host + "\";proto=" + options_.forwarded_proto;
-      std::string forwarded = JoinField(req, "Forwarded");
-      req.erase(http::field::forwarded);
-      req.set(http::field::forwarded, forwarded.empty() ? element : forwarded + ", " + element);
+      req.insert(http::field::forwarded, forwarded.empty() ? element : forwarded + ", " + element);
     }
   }
 
