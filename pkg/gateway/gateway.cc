@@ -23,6 +23,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "pkg/base/listener_limits.h"
+#include "pkg/gateway/http_wire.h"
 #include "pkg/gateway/request_check.h"
 
 namespace eph::gateway {
@@ -32,6 +33,15 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 using SteadyClock = std::chrono::steady_clock;
+using wire::Executor;
+using wire::kAwait;
+using wire::ReadHeader;
+using wire::SerializeHeader;
+using wire::Socket;
+using wire::Task;
+using Acceptor = wire::Acceptor;
+using Timer = wire::Timer;
+
 
 namespace {
 
@@ -96,34 +106,35 @@ bool StartsWithNoCase(std::string_view s, std::string_view prefix) {
 // Upgrade (unless the message is a websocket upgrade), Proxy-*. Framing fields stay: the
 // serializer re-applies them on the next hop.
 void StripHopByHop(http::fields& fields, bool keep_upgrade) {
-  std::vector<std::string> named;
-  const auto [begin, end] = fields.equal_range(http::field::connection);
-  for (auto field = begin; field != end; ++field) {
-    std::string_view value(field->value().data(), field->value().size());
-    while (!value.empty()) {
-      const size_t comma = value.find(',');
-      std::string_view token = Trim(value.substr(0, comma));
-      value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
-      if (token.empty()) continue;
-      if (beast::iequals(token, "content-length") || beast::iequals(token, "transfer-encoding") ||
-          beast::iequals(token, "host") || (keep_upgrade && beast::iequals(token, "upgrade"))) {
-        continue;
+  // One pass over the fields, erasing by position: a proxied request and its response each go
+  // through here, and erasing by name costs a lookup per name whether it is there or not.
+  std::vector<std::string> named;  // fields the Connection header names
+  for (auto it = fields.begin(); it != fields.end();) {
+    const http::field f = it->name();
+    if (f == http::field::connection) {
+      std::string_view value(it->value().data(), it->value().size());
+      while (!value.empty()) {
+        const size_t comma = value.find(',');
+        std::string_view token = Trim(value.substr(0, comma));
+        value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
+        if (token.empty() || beast::iequals(token, "content-length") ||
+            beast::iequals(token, "transfer-encoding") || beast::iequals(token, "host") ||
+            (keep_upgrade && beast::iequals(token, "upgrade"))) {
+          continue;
+        }
+        named.emplace_back(token);
       }
-      named.emplace_back(token);
+    }
+    const std::string_view name(it->name_string().data(), it->name_string().size());
+    if (f == http::field::connection || f == http::field::keep_alive || f == http::field::te ||
+        f == http::field::trailer || (!keep_upgrade && f == http::field::upgrade) ||
+        StartsWithNoCase(name, "proxy-")) {
+      it = fields.erase(it);
+    } else {
+      ++it;
     }
   }
   for (const auto& name : named) fields.erase(name);
-  fields.erase(http::field::connection);
-  fields.erase(http::field::keep_alive);
-  fields.erase(http::field::te);
-  fields.erase(http::field::trailer);
-  if (!keep_upgrade) fields.erase(http::field::upgrade);
-  std::vector<std::string> proxy_fields;
-  for (const auto& field : fields) {
-    const std::string_view name(field.name_string().data(), field.name_string().size());
-    if (StartsWithNoCase(name, "proxy-")) proxy_fields.emplace_back(name);
-  }
-  for (const auto& name : proxy_fields) fields.erase(name);
 }
 
 bool HasToken(std::string_view list, std::string_view token) {
@@ -147,17 +158,6 @@ bool IsWebSocketUpgrade(const http::request_header<>& req) {
   return false;
 }
 
-// Joins every occurrence of a list-valued field into one value (they are equivalent).
-std::string JoinField(const http::fields& fields, std::string_view name) {
-  std::string out;
-  const auto [begin, end] = fields.equal_range(name);
-  for (auto field = begin; field != end; ++field) {
-    if (!out.empty()) out += ", ";
-    out.append(field->value().data(), field->value().size());
-  }
-  return out;
-}
-
 enum class Relay { kOk, kReadFailed, kWriteFailed };
 
 // A connection's one deadline. Arm() it before each step; the worker's sweep cancels the
@@ -172,16 +172,16 @@ struct Deadline {
   void Disarm() { at = SteadyClock::time_point::max(); }
   SteadyClock::time_point at = SteadyClock::time_point::max();
   bool fired = false;
-  tcp::socket* client = nullptr;
-  tcp::socket* backend = nullptr;
+  Socket* client = nullptr;
+  Socket* backend = nullptr;
 };
 
 // Streams one message body from `from` (whose header `p` has parsed) to `to` through `buf`,
 // writing the header first unless body bytes are already buffered (then header and first
 // bytes go in one write). Chunked stays chunked; chunk boundaries may differ.
 template <bool isRequest>
-asio::awaitable<Relay> RelayMessage(tcp::socket& from, beast::flat_buffer& from_buffer,
-                                    http::parser<isRequest, http::buffer_body>& p, tcp::socket& to,
+Task<Relay> RelayMessage(Socket& from, beast::flat_buffer& from_buffer,
+                                    http::parser<isRequest, http::buffer_body>& p, Socket& to,
                                     http::serializer<isRequest, http::buffer_body>& sr, char* buf,
                                     Deadline& deadline, std::chrono::milliseconds read_timeout,
                                     std::chrono::milliseconds write_timeout) {
@@ -195,7 +195,7 @@ asio::awaitable<Relay> RelayMessage(tcp::socket& from, beast::flat_buffer& from_
   }
   if (!sr.is_header_done() && from_buffer.size() == 0 && !p.is_done()) {
     deadline.Arm(write_timeout);
-    co_await http::async_write_header(to, sr, asio::redirect_error(asio::use_awaitable, ec));
+    co_await http::async_write_header(to, sr, asio::redirect_error(kAwait, ec));
     if (ec) co_return Relay::kWriteFailed;
   }
   for (;;) {
@@ -205,7 +205,7 @@ asio::awaitable<Relay> RelayMessage(tcp::socket& from, beast::flat_buffer& from_
       body.size = kRelayBufferBytes;
       deadline.Arm(read_timeout);
       co_await http::async_read_some(from, from_buffer, p,
-                                     asio::redirect_error(asio::use_awaitable, ec));
+                                     asio::redirect_error(kAwait, ec));
       if (ec == http::error::need_buffer) ec = {};
       if (ec) co_return Relay::kReadFailed;
       const size_t n = kRelayBufferBytes - body.size;
@@ -218,7 +218,7 @@ asio::awaitable<Relay> RelayMessage(tcp::socket& from, beast::flat_buffer& from_
       body.more = false;
     }
     deadline.Arm(write_timeout);
-    co_await http::async_write(to, sr, asio::redirect_error(asio::use_awaitable, ec));
+    co_await http::async_write(to, sr, asio::redirect_error(kAwait, ec));
     if (ec == http::error::need_buffer) ec = {};
     if (ec) co_return Relay::kWriteFailed;
     if (sr.is_done()) co_return Relay::kOk;
@@ -237,7 +237,7 @@ bool ConnectionLost(const beast::error_code& ec) {
 
 // True if an idle pooled socket is still usable: the peer has not closed it and has sent
 // nothing unsolicited.
-bool StillOpen(tcp::socket& socket) {
+bool StillOpen(Socket& socket) {
   char c;
   const ssize_t n = ::recv(socket.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
@@ -334,7 +334,7 @@ class Gateway::Impl {
 
  private:
   struct IdleConnection {
-    tcp::socket socket;
+    Socket socket;
     SteadyClock::time_point since;
   };
   using PoolKey = std::pair<asio::ip::address, uint16_t>;
@@ -346,6 +346,9 @@ class Gateway::Impl {
     asio::io_context io{1};
     asio::executor_work_guard<asio::io_context::executor_type> guard{io.get_executor()};
     std::map<PoolKey, std::deque<IdleConnection>> idle;  // destroyed before io
+    // The last backend host parsed, so a run of requests to one environment parses it once.
+    std::string last_host;
+    asio::ip::address last_address;
     std::thread thread;
   };
 
@@ -355,12 +358,13 @@ class Gateway::Impl {
 
   // A client connection being served.
   struct Client {
-    explicit Client(tcp::socket socket) : stream(std::move(socket)) {}
-    tcp::socket stream;
+    explicit Client(Socket socket) : stream(std::move(socket)) {}
+    Socket stream;
     Deadline deadline;
     beast::flat_buffer buffer;
     std::string ip;
     std::unique_ptr<char[]> relay;
+    std::string head;  // a header being written by hand; its capacity is kept between requests
     bool upgraded = false;
     // Steady-clock nanoseconds since which the connection has waited for a request, kBusy, or
     // kEvicting. Written by its own thread and by the accept loop when it evicts.
@@ -372,7 +376,7 @@ class Gateway::Impl {
   };
 
   struct SpliceState {
-    SpliceState(tcp::socket c, tcp::socket b, std::string e, std::atomic<int64_t>& counter)
+    SpliceState(Socket c, Socket b, std::string e, std::atomic<int64_t>& counter)
         : client(std::move(c)),
           backend(std::move(b)),
           watchdog(client.get_executor()),
@@ -386,9 +390,9 @@ class Gateway::Impl {
       client.close(ignored);
       backend.close(ignored);
     }
-    tcp::socket client;
-    tcp::socket backend;
-    asio::steady_timer watchdog;
+    Socket client;
+    Socket backend;
+    Timer watchdog;
     std::string env;
     SteadyClock::time_point last = SteadyClock::now();
     int running = 2;
@@ -417,21 +421,21 @@ class Gateway::Impl {
 
   // `check`: make sure the backend has not closed the connection (one syscall); callers that
   // can replay the request on failure skip it.
-  std::optional<tcp::socket> TakeIdle(Worker& w, const PoolKey& key, bool check) {
+  std::optional<Socket> TakeIdle(Worker& w, const PoolKey& key, bool check) {
     auto it = w.idle.find(key);
     if (it == w.idle.end()) return std::nullopt;
     auto& idle = it->second;
     const auto oldest_allowed = SteadyClock::now() - options_.pool_idle_timeout;
     while (!idle.empty() && idle.front().since < oldest_allowed) idle.pop_front();
     while (!idle.empty()) {
-      tcp::socket socket = std::move(idle.back().socket);
+      Socket socket = std::move(idle.back().socket);
       idle.pop_back();
       if (!check || StillOpen(socket)) return socket;
     }
     return std::nullopt;
   }
 
-  void PutIdle(Worker& w, const PoolKey& key, tcp::socket socket) {
+  void PutIdle(Worker& w, const PoolKey& key, Socket socket) {
     if (options_.max_idle_per_backend == 0 || stopping_) return;
     auto& idle = w.idle[key];
     const auto now = SteadyClock::now();
@@ -466,17 +470,17 @@ class Gateway::Impl {
   }
 
   // Enforces the deadlines of one worker's connections, a tick late at most.
-  asio::awaitable<void> Sweep(Worker& w) {
+  Task<void> Sweep(Worker& w) {
     const auto shortest = std::min({options_.read_timeout, options_.client_idle_timeout,
                                     options_.connect_timeout, options_.backend_timeout});
     const auto tick = std::clamp<std::chrono::milliseconds>(
         shortest / 8, std::chrono::milliseconds(5), std::chrono::milliseconds(250));
-    asio::steady_timer timer(w.io);
+    Timer timer(w.io);
     beast::error_code ec;
     // Runs until the io_context stops, so deadlines still hold during Stop's grace period.
     for (;;) {
       timer.expires_after(tick);
-      co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      co_await timer.async_wait(asio::redirect_error(kAwait, ec));
       const auto now = SteadyClock::now();
       for (Deadline* d : w.deadlines) {
         // Cancelled again on every tick until re-armed: a cancel that lands between two steps
@@ -529,7 +533,7 @@ class Gateway::Impl {
 
   // Answers a connection over the limit with a fixed 503 and closes it, without waiting.
   // The fresh socket's send buffer is empty, so the short write goes in whole or not at all.
-  static void RefuseBusy(tcp::socket& socket) {
+  static void RefuseBusy(Socket& socket) {
     static const std::string kBusy =
         "HTTP/1.1 503 Service Unavailable\r\nServer: eph-gateway\r\n"
         "Content-Type: text/html; charset=utf-8\r\nCache-Control: no-store\r\n"
@@ -539,19 +543,19 @@ class Gateway::Impl {
     beast::error_code ec;
     socket.non_blocking(true, ec);
     socket.write_some(asio::buffer(kBusy.data(), kBusy.size()), ec);
-    socket.shutdown(tcp::socket::shutdown_send, ec);
+    socket.shutdown(Socket::shutdown_send, ec);
     socket.close(ec);
   }
 
-  asio::awaitable<void> Accept() {
+  Task<void> Accept() {
     size_t next = 0;
     auto backoff = std::chrono::duration_cast<SteadyClock::duration>(kAcceptBackoffMin);
-    asio::steady_timer pause(workers_[0]->io);
+    Timer pause(workers_[0]->io);
     while (!stopping_) {
       Worker& w = *workers_[next];
       beast::error_code ec;
-      tcp::socket socket =
-          co_await acceptor_->async_accept(w.io, asio::redirect_error(asio::use_awaitable, ec));
+      Socket socket =
+          co_await acceptor_->async_accept(w.io, asio::redirect_error(kAwait, ec));
       if (ec) {
         if (stopping_ || ec == asio::error::operation_aborted) co_return;
         if (OutOfDescriptors(ec)) {
@@ -560,7 +564,7 @@ class Gateway::Impl {
         }
         accept_errors_.Log(ec.message(), SteadyClock::now());
         pause.expires_after(backoff);
-        co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        co_await pause.async_wait(asio::redirect_error(kAwait, ec));
         backoff = std::min<SteadyClock::duration>(backoff * 2, kAcceptBackoffMax);
         continue;
       }
@@ -578,7 +582,7 @@ class Gateway::Impl {
     }
   }
 
-  asio::awaitable<void> Serve(Worker& w, tcp::socket socket) {
+  Task<void> Serve(Worker& w, Socket socket) {
     Client c(std::move(socket));
     beast::error_code ec;
     c.stream.set_option(tcp::no_delay(true), ec);
@@ -614,8 +618,7 @@ class Gateway::Impl {
       c.deadline.Arm(first ? options_.read_timeout : options_.client_idle_timeout);
       c.idle_since.store(
           std::max<int64_t>(SteadyClock::now().time_since_epoch().count(), kBusy + 1));
-      co_await http::async_read_header(c.stream, c.buffer, parser,
-                                       asio::redirect_error(asio::use_awaitable, ec));
+      co_await ReadHeader(c.stream, c.buffer, parser, ec);
       // Evicted while the request arrived: the request wins.
       c.idle_since.store(kBusy);
       first = false;
@@ -652,11 +655,11 @@ class Gateway::Impl {
     }
     if (!c.upgraded) {
       beast::error_code ignored;
-      c.stream.shutdown(tcp::socket::shutdown_send, ignored);
+      c.stream.shutdown(Socket::shutdown_send, ignored);
     }
   }
 
-  asio::awaitable<bool> WritePage(Client& c, int status, std::string_view page, bool keep_alive,
+  Task<bool> WritePage(Client& c, int status, std::string_view page, bool keep_alive,
                                   unsigned version) {
     http::response<http::string_body> res{static_cast<http::status>(status), version};
     res.set(http::field::server, "eph-gateway");
@@ -667,13 +670,27 @@ class Gateway::Impl {
     res.prepare_payload();
     beast::error_code ec;
     c.deadline.Arm(options_.read_timeout);
-    co_await http::async_write(c.stream, res, asio::redirect_error(asio::use_awaitable, ec));
+    co_await http::async_write(c.stream, res, asio::redirect_error(kAwait, ec));
     co_return keep_alive && !ec;
+  }
+
+  // Writes a message's header, serialized by hand, and `body` after it, in one write.
+  template <bool isRequest>
+  Task<Relay> WriteHeader(Client& c, Socket& to, const http::header<isRequest>& h,
+                          std::chrono::milliseconds timeout, std::string_view body = {}) {
+    c.head.clear();
+    SerializeHeader(c.head, h);
+    const std::array<asio::const_buffer, 2> buffers{asio::buffer(c.head),
+                                                   asio::buffer(body.data(), body.size())};
+    beast::error_code ec;
+    c.deadline.Arm(timeout);
+    co_await asio::async_write(to, buffers, asio::redirect_error(kAwait, ec));
+    co_return ec ? Relay::kWriteFailed : Relay::kOk;
   }
 
   // Replies with one of the fixed pages. The client connection stays open only if the request's
   // body (if any) can be read off cheaply first.
-  asio::awaitable<bool> ReplyPage(Client& c, RequestParser& parser, int status,
+  Task<bool> ReplyPage(Client& c, RequestParser& parser, int status,
                                   std::string_view page, bool keep_alive, bool awaiting_continue) {
     if (!parser.is_done()) {
       if (awaiting_continue || parser.content_length().value_or(0) > kMaxDrainBytes) {
@@ -687,7 +704,7 @@ class Gateway::Impl {
           body.size = kRelayBufferBytes;
           c.deadline.Arm(options_.read_timeout);
           co_await http::async_read_some(c.stream, c.buffer, parser,
-                                         asio::redirect_error(asio::use_awaitable, ec));
+                                         asio::redirect_error(kAwait, ec));
           if (ec == http::error::need_buffer) ec = {};
           drained += kRelayBufferBytes - body.size;
           if (ec || drained > kMaxDrainBytes) keep_alive = false;
@@ -703,24 +720,39 @@ class Gateway::Impl {
     if (websocket) req.set(http::field::connection, "Upgrade");
     if (expect_continue) req.erase(http::field::expect);  // the gateway answers 100 itself
     req.version(11);
-    std::string xff = JoinField(req, "X-Forwarded-For");
-    req.erase("X-Forwarded-For");
-    req.set("X-Forwarded-For", xff.empty() ? c.ip : xff + ", " + c.ip);
-    req.set("X-Forwarded-Host", host);
-    req.set("X-Forwarded-Proto", options_.forwarded_proto);
+    // One pass: the client's own forwarding fields are taken off (the chains kept), then ours
+    // go on the end.
+    std::string xff;
+    std::string forwarded;
+    for (auto it = req.begin(); it != req.end();) {
+      const std::string_view name(it->name_string().data(), it->name_string().size());
+      const bool is_xff = beast::iequals(name, "X-Forwarded-For");
+      if (is_xff || (options_.add_forwarded_header && it->name() == http::field::forwarded)) {
+        std::string& chain = is_xff ? xff : forwarded;
+        if (!chain.empty()) chain += ", ";
+        chain.append(it->value().data(), it->value().size());
+        it = req.erase(it);
+      } else if (beast::iequals(name, "X-Forwarded-Host") ||
+                 beast::iequals(name, "X-Forwarded-Proto")) {
+        it = req.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    req.insert("X-Forwarded-For", xff.empty() ? c.ip : xff + ", " + c.ip);
+    req.insert("X-Forwarded-Host", host);
+    req.insert("X-Forwarded-Proto", options_.forwarded_proto);
     if (options_.add_forwarded_header) {
       const bool v6 = c.ip.find(':') != std::string::npos;
       std::string element = v6 ? "for=\"[" + c.ip + "]\"" : "for=" + c.ip;
       element += ";host=\"" + host + "\";proto=" + options_.forwarded_proto;
-      std::string forwarded = JoinField(req, "Forwarded");
-      req.erase(http::field::forwarded);
-      req.set(http::field::forwarded, forwarded.empty() ? element : forwarded + ", " + element);
+      req.insert(http::field::forwarded, forwarded.empty() ? element : forwarded + ", " + element);
     }
   }
 
   // Proxies one request whose header has been read. Returns whether the client connection may
   // carry another request.
-  asio::awaitable<bool> Handle(Worker& w, Client& c, RequestParser& parser, RequestRoute& route) {
+  Task<bool> Handle(Worker& w, Client& c, RequestParser& parser, RequestRoute& route) {
     auto& req = parser.get();
     if (route.host_replaced) {
       req.set(http::field::host, route.host);
@@ -756,7 +788,11 @@ class Gateway::Impl {
                                    expect_continue);
     }
     beast::error_code ec;
-    const auto address = asio::ip::make_address(backend->host, ec);
+    if (backend->host.empty() || backend->host != w.last_host) {
+      w.last_address = asio::ip::make_address(backend->host, ec);
+      w.last_host = ec ? std::string() : backend->host;
+    }
+    const asio::ip::address address = w.last_address;
     if (ec) {
       spdlog::warn("gateway: environment {} has a backend host that is not an IP address: {}", *env,
                    backend->host);
@@ -775,7 +811,7 @@ class Gateway::Impl {
 
     // Send the request. A pooled connection can have been closed by the backend in the
     // meantime; a request without a body is then retried once on a fresh connection.
-    std::optional<tcp::socket> up;
+    std::optional<Socket> up;
     // The sweep must never touch `up` after it is gone.
     struct ForgetBackend {
       ~ForgetBackend() { d.backend = nullptr; }
@@ -800,7 +836,7 @@ class Gateway::Impl {
         c.deadline.backend = &*up;
         c.deadline.Arm(options_.connect_timeout);
         co_await up->async_connect(tcp::endpoint(address, backend->port),
-                                   asio::redirect_error(asio::use_awaitable, ec));
+                                   asio::redirect_error(kAwait, ec));
         if (ec) {
           spdlog::debug("gateway: {} backend {}:{} unreachable: {}", *env, backend->host,
                         backend->port, ec.message());
@@ -816,7 +852,7 @@ class Gateway::Impl {
       http::request_serializer<http::buffer_body> sr{req};
       if (expect_continue && !sent_continue) {
         c.deadline.Arm(options_.backend_timeout);
-        co_await http::async_write_header(*up, sr, asio::redirect_error(asio::use_awaitable, ec));
+        co_await http::async_write_header(*up, sr, asio::redirect_error(kAwait, ec));
         if (ec) {
           Inc(bad_gateway_);
           co_return co_await ReplyPage(c, parser, 502, kBadGatewayPage, false, true);
@@ -824,13 +860,15 @@ class Gateway::Impl {
         static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
         c.deadline.Arm(options_.read_timeout);
         co_await asio::async_write(c.stream, asio::buffer(kContinue.data(), kContinue.size()),
-                                   asio::redirect_error(asio::use_awaitable, ec));
+                                   asio::redirect_error(kAwait, ec));
         if (ec) co_return false;
         sent_continue = true;
       }
       const Relay sent =
-          co_await RelayMessage<true>(c.stream, c.buffer, parser, *up, sr, c.relay.get(),
-                                      c.deadline, options_.read_timeout, options_.backend_timeout);
+          has_body ? co_await RelayMessage<true>(c.stream, c.buffer, parser, *up, sr,
+                                                 c.relay.get(), c.deadline, options_.read_timeout,
+                                                 options_.backend_timeout)
+                   : co_await WriteHeader(c, *up, req, options_.backend_timeout);
       if (sent == Relay::kReadFailed) co_return false;  // the client went away mid-body
       if (sent == Relay::kWriteFailed) {
         if (retryable && attempt == 0) continue;
@@ -843,8 +881,7 @@ class Gateway::Impl {
       rp->body_limit(kNoBodyLimit);
       if (head) rp->skip(true);
       c.deadline.Arm(options_.backend_timeout);
-      co_await http::async_read_header(*up, up_buffer, *rp,
-                                       asio::redirect_error(asio::use_awaitable, ec));
+      co_await ReadHeader(*up, up_buffer, *rp, ec);
       // 1xx interim responses (103 Early Hints, a stray 100) are passed on to HTTP/1.1 clients.
       while (!ec && rp->get().result_int() >= 100 && rp->get().result_int() < 200 &&
              rp->get().result() != http::status::switching_protocols) {
@@ -854,7 +891,7 @@ class Gateway::Impl {
           StripHopByHop(interim, false);
           c.deadline.Arm(options_.read_timeout);
           co_await http::async_write(c.stream, interim,
-                                     asio::redirect_error(asio::use_awaitable, ec));
+                                     asio::redirect_error(kAwait, ec));
           if (ec) co_return false;
         }
         rp.emplace();
@@ -862,8 +899,7 @@ class Gateway::Impl {
         rp->body_limit(kNoBodyLimit);
         if (head) rp->skip(true);
         c.deadline.Arm(options_.backend_timeout);
-        co_await http::async_read_header(*up, up_buffer, *rp,
-                                         asio::redirect_error(asio::use_awaitable, ec));
+        co_await ReadHeader(*up, up_buffer, *rp, ec);
       }
       if (ec && c.deadline.fired) {
         Inc(timeout_);
@@ -889,7 +925,7 @@ class Gateway::Impl {
       http::response_serializer<http::buffer_body> sr{res};
       c.deadline.Arm(options_.read_timeout);
       co_await http::async_write_header(c.stream, sr,
-                                        asio::redirect_error(asio::use_awaitable, ec));
+                                        asio::redirect_error(kAwait, ec));
       if (ec) co_return false;
       Inc(proxied_);
       Inc(websockets_);
@@ -918,13 +954,30 @@ class Gateway::Impl {
     res.keep_alive(keep_alive);
     res.set(http::field::via, version >= 11 ? "1.1 eph-gateway" : "1.0 eph-gateway");
 
-    http::response_serializer<http::buffer_body> sr{res};
-    if (!body_follows) {
-      c.deadline.Arm(options_.read_timeout);
-      co_await http::async_write_header(c.stream, sr,
-                                        asio::redirect_error(asio::use_awaitable, ec));
-      if (ec) co_return false;
+    const auto length = rp->content_length();
+    if (body_follows && length && *length <= kRelayBufferBytes && up_buffer.size() >= *length) {
+      // The whole body came with the header: parse it into the relay buffer here and send
+      // header and body in one write.
+      auto& body = res.body();
+      body.data = c.relay.get();
+      body.size = kRelayBufferBytes;
+      up_buffer.consume(rp->put(up_buffer.data(), ec));
+      if (ec == http::error::need_buffer) ec = {};
+      if (ec || !rp->is_done()) {
+        Inc(bad_gateway_);
+        co_return co_await ReplyPage(c, parser, 502, kBadGatewayPage, false, false);
+      }
+      const size_t n = kRelayBufferBytes - body.size;
+      if (co_await WriteHeader(c, c.stream, res, options_.read_timeout,
+                               std::string_view(c.relay.get(), n)) != Relay::kOk) {
+        co_return false;
+      }
+    } else if (!body_follows) {
+      if (co_await WriteHeader(c, c.stream, res, options_.read_timeout) != Relay::kOk) {
+        co_return false;
+      }
     } else {
+      http::response_serializer<http::buffer_body> sr{res};
       const Relay relayed =
           co_await RelayMessage<false>(*up, up_buffer, *rp, c.stream, sr, c.relay.get(), c.deadline,
                                        options_.backend_timeout, options_.read_timeout);
@@ -943,20 +996,20 @@ class Gateway::Impl {
   }
 
   // Hands both sockets to a splice that copies bytes both ways until one side closes.
-  asio::awaitable<void> StartSplice(Client& c, beast::flat_buffer& up_buffer, tcp::socket& up,
+  Task<void> StartSplice(Client& c, beast::flat_buffer& up_buffer, Socket& up,
                                     const std::string& env) {
     beast::error_code ec;
     // Bytes that arrived behind the headers belong to the other side.
     if (up_buffer.size() > 0) {
       c.deadline.Arm(options_.read_timeout);
       co_await asio::async_write(c.stream, up_buffer.data(),
-                                 asio::redirect_error(asio::use_awaitable, ec));
+                                 asio::redirect_error(kAwait, ec));
       if (ec) co_return;
     }
     if (c.buffer.size() > 0) {
       c.deadline.Arm(options_.backend_timeout);
       co_await asio::async_write(up, c.buffer.data(),
-                                 asio::redirect_error(asio::use_awaitable, ec));
+                                 asio::redirect_error(kAwait, ec));
       if (ec) co_return;
     }
     c.upgraded = true;
@@ -972,19 +1025,19 @@ class Gateway::Impl {
     asio::co_spawn(ex, Watch(state), asio::detached);
   }
 
-  asio::awaitable<void> Pump(std::shared_ptr<SpliceState> s, bool from_client) {
-    tcp::socket& from = from_client ? s->client : s->backend;
-    tcp::socket& to = from_client ? s->backend : s->client;
+  Task<void> Pump(std::shared_ptr<SpliceState> s, bool from_client) {
+    Socket& from = from_client ? s->client : s->backend;
+    Socket& to = from_client ? s->backend : s->client;
     std::array<char, size_t{16} * 1024> buf;
     beast::error_code ec;
     for (;;) {
       const size_t n = co_await from.async_read_some(asio::buffer(buf),
-                                                     asio::redirect_error(asio::use_awaitable, ec));
+                                                     asio::redirect_error(kAwait, ec));
       if (ec) {
         if (ec == asio::error::eof) {
           // Half-close travels on; the other direction may still have bytes to deliver.
           beast::error_code ignored;
-          to.shutdown(tcp::socket::shutdown_send, ignored);
+          to.shutdown(Socket::shutdown_send, ignored);
         } else {
           s->CloseBoth();
         }
@@ -993,7 +1046,7 @@ class Gateway::Impl {
       s->last = SteadyClock::now();
       if (from_client) NoteActivity(s->env);
       co_await asio::async_write(to, asio::buffer(buf.data(), n),
-                                 asio::redirect_error(asio::use_awaitable, ec));
+                                 asio::redirect_error(kAwait, ec));
       if (ec) {
         s->CloseBoth();
         break;
@@ -1005,14 +1058,14 @@ class Gateway::Impl {
     }
   }
 
-  asio::awaitable<void> Watch(std::shared_ptr<SpliceState> s) {
+  Task<void> Watch(std::shared_ptr<SpliceState> s) {
     const auto idle = options_.websocket_idle_timeout;
     const auto period =
         std::max<std::chrono::milliseconds>(idle / 8, std::chrono::milliseconds(10));
     beast::error_code ec;
     while (s->running > 0) {
       s->watchdog.expires_after(period);
-      co_await s->watchdog.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      co_await s->watchdog.async_wait(asio::redirect_error(kAwait, ec));
       if (s->running == 0) break;
       if (SteadyClock::now() - s->last >= idle) {
         s->CloseBoth();
@@ -1027,7 +1080,7 @@ class Gateway::Impl {
   Clock& clock_;
 
   std::vector<std::unique_ptr<Worker>> workers_;
-  std::optional<tcp::acceptor> acceptor_;
+  std::optional<Acceptor> acceptor_;
   uint16_t port_ = 0;
   bool started_ = false;
   std::atomic<bool> stopping_{false};

@@ -446,6 +446,10 @@ TEST_F(GatewayTest, SetsForwardedHeadersAndDropsHopByHopOnes) {
   http::request<http::string_body> req{http::verb::get, "/headers", 11};
   req.set(http::field::host, Host("app"));
   req.set("X-Forwarded-For", "203.0.113.7");
+  req.insert("x-forwarded-for", "198.51.100.1");  // a chain over two fields is kept in order
+  req.set("X-Forwarded-Host", "spoofed.example");  // the client's own are replaced, not kept
+  req.set("X-Forwarded-Proto", "https");
+  req.set(http::field::forwarded, "for=192.0.2.60");
   req.set(http::field::connection, "keep-alive, X-Secret-Hop, Upgrade");
   req.set("X-Secret-Hop", "hidden");
   req.set(http::field::keep_alive, "timeout=5");
@@ -458,10 +462,21 @@ TEST_F(GatewayTest, SetsForwardedHeadersAndDropsHopByHopOnes) {
   ASSERT_EQ(res.result_int(), 200);
 
   const auto seen = ParseHeaders(res.body());
-  EXPECT_EQ(seen.at("x-forwarded-for"), "203.0.113.7, 127.0.0.1");
+  EXPECT_EQ(seen.at("x-forwarded-for"), "203.0.113.7, 198.51.100.1, 127.0.0.1");
   EXPECT_EQ(seen.at("x-forwarded-host"), Host("app"));
+  std::string lower = "\n" + res.body();
+  for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  for (const char* once : {"\nx-forwarded-for: ", "\nx-forwarded-host: ", "\nx-forwarded-proto: ",
+                           "\nforwarded: "}) {
+    size_t count = 0;
+    for (size_t at = lower.find(once); at != std::string::npos; at = lower.find(once, at + 1)) {
+      ++count;
+    }
+    EXPECT_EQ(count, 1u) << once;
+  }
   EXPECT_EQ(seen.at("x-forwarded-proto"), "http");
-  EXPECT_EQ(seen.at("forwarded"), "for=127.0.0.1;host=\"" + Host("app") + "\";proto=http");
+  EXPECT_EQ(seen.at("forwarded"),
+            "for=192.0.2.60, for=127.0.0.1;host=\"" + Host("app") + "\";proto=http");
   EXPECT_EQ(seen.at("host"), Host("app"));
   EXPECT_EQ(seen.at("x-kept"), "yes");
   for (const char* hop : {"connection", "x-secret-hop", "keep-alive", "te", "upgrade",
