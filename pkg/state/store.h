@@ -109,6 +109,15 @@ struct Delivery {
   std::string text;
 };
 
+// How RecordDelivery's group commit has gone in this process (delivery_commit_queue.h), for
+// metrics and tests: deliveries that arrive together share one transaction.
+struct DeliveryCommitStats {
+  uint64_t groups = 0;         // group transactions run (committed or not), counted from 0
+  uint64_t deliveries = 0;     // deliveries those groups held
+  uint64_t retried_alone = 0;  // deliveries committed one by one after their group failed
+  uint64_t waiting = 0;        // callers queued now behind the group being committed
+};
+
 // The forge-neutral kinds of delivery.
 inline constexpr char kDeliveryPullRequest[] = "pull_request";  // opened, labelled, pushed, ...
 inline constexpr char kDeliveryComment[] = "comment";  // a person commented on a pull request
