@@ -6,7 +6,8 @@
 // API tokens (only their SHA-256 hashes).
 //
 // Contract:
-//  - Every method is one transaction: it either happens entirely or not at all.
+//  - Every method is one transaction: it either happens entirely or not at all. (Concurrent
+//    RecordDelivery calls may share theirs: still all or nothing for each delivery.)
 //  - Errors are canonical: Unavailable (database unreachable: retry with backoff), Aborted
 //    (a concurrent writer won: re-read and retry), AlreadyExists, NotFound, InvalidArgument,
 //    Internal. No method throws.
