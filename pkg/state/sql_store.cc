@@ -87,10 +87,10 @@ constexpr int64_t kEventIdLockKey = 0x6570682E65767473;  // "eph.evts"
 // retry) short whatever calls the store.
 constexpr size_t kMaxDeliveryGroup = 32;
 // How many such transactions run at once. PostgreSQL: two, so that one group is sent and
-// inserted while the other waits for its commit to be flushed; one alone left the server idle
-// half the time and measured slower than no grouping at all (bench/intake.sh). SQLite: one, as
-// its writes take turns on one connection anyway: a second group would only wait there, when
-// it could be growing.
+// inserted while the other waits for its commit to be flushed; with one the server sat idle
+// between groups and bench/intake.sh measured it slower than two (four: no better than two,
+// within that machine's noise). SQLite: one, as its writes take turns on one connection
+// anyway: a second group would only wait there, when it could be growing.
 int DeliveryGroupsInFlight(SqlDialect dialect) { return dialect == SqlDialect::kSqlite ? 1 : 2; }
 
 constexpr absl::string_view kEnvColumns =
