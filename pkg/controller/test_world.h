@@ -56,6 +56,7 @@ class RecordingStore final : public state::Store {
                                       const std::optional<std::string>& key) override {
     return inner_->RecordDelivery(d, key);
   }
+  state::DeliveryCommitStats DeliveryCommits() override { return inner_->DeliveryCommits(); }
   absl::StatusOr<std::optional<state::Delivery>> GetDelivery(const std::string& id) override {
     return inner_->GetDelivery(id);
   }

@@ -6,7 +6,8 @@
 // API tokens (only their SHA-256 hashes).
 //
 // Contract:
-//  - Every method is one transaction: it either happens entirely or not at all.
+//  - Every method is one transaction: it either happens entirely or not at all. (Concurrent
+//    RecordDelivery calls may share theirs: still all or nothing for each delivery.)
 //  - Errors are canonical: Unavailable (database unreachable: retry with backoff), Aborted
 //    (a concurrent writer won: re-read and retry), AlreadyExists, NotFound, InvalidArgument,
 //    Internal. No method throws.
@@ -109,6 +110,15 @@ struct Delivery {
   std::string text;
 };
 
+// How RecordDelivery's group commit has gone in this process (delivery_commit_queue.h), for
+// metrics and tests: deliveries that arrive together share one transaction.
+struct DeliveryCommitStats {
+  uint64_t groups = 0;         // group transactions run (committed or not), counted from 0
+  uint64_t deliveries = 0;     // deliveries those groups held
+  uint64_t retried_alone = 0;  // deliveries committed one by one after their group failed
+  uint64_t waiting = 0;        // callers queued now, waiting for a commit slot
+};
+
 // The forge-neutral kinds of delivery.
 inline constexpr char kDeliveryPullRequest[] = "pull_request";  // opened, labelled, pushed, ...
 inline constexpr char kDeliveryComment[] = "comment";  // a person commented on a pull request
@@ -172,10 +182,14 @@ class Store {
 
   // --- deliveries and the work queue ---
 
-  // Stores the delivery and, if `work_key` is set, enqueues it to run at `now`, in one
-  // transaction. Returns false (and changes nothing) if a delivery with the same id exists.
+  // Stores the delivery and, if `work_key` is set, enqueues it to run at its received_at,
+  // atomically, and returns once that is committed. Returns false (and changes nothing) if a
+  // delivery with the same id exists. Concurrent calls share one transaction (group commit:
+  // see DeliveryCommitStats); each still gets its own answer, and one call's failure is not
+  // another's.
   virtual absl::StatusOr<bool> RecordDelivery(const Delivery& d,
                                               const std::optional<std::string>& work_key) = 0;
+  virtual DeliveryCommitStats DeliveryCommits() = 0;
   virtual absl::StatusOr<std::optional<Delivery>> GetDelivery(const std::string& id) = 0;
   virtual absl::StatusOr<int64_t> CountDeliveries() = 0;
   // The deliveries of `event` for one pull request received at or after `since`, oldest first

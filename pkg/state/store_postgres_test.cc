@@ -6,11 +6,15 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <latch>
+#include <map>
+#include <mutex>
 #include <pqxx/pqxx>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -232,6 +236,184 @@ TEST_F(PostgresStoreTest, PoolSizeMustBePositive) {
             absl::StatusCode::kInvalidArgument);
 }
 
+// --- group commit of deliveries (delivery_commit_queue.h) ---
+
+Delivery NewDelivery(const std::string& id) {
+  Delivery d;
+  d.id = id;
+  d.forge = "github";
+  d.event = "pull_request";
+  d.action = "labeled";
+  d.repo = "acme/shop";
+  d.pr_number = 1;
+  d.body = absl::StrCat(R"({"delivery":")", id, R"("})");
+  return d;
+}
+
+class PostgresGroupCommitTest : public PostgresStoreTest {
+ protected:
+  void SetUp() override {
+    PostgresStoreTest::SetUp();
+    store_ = MUST(OpenStore(url_));
+  }
+
+  void TearDown() override {
+    for (std::thread& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+
+  // The store commits up to two groups at once (sql_store.cc). Another client inserts
+  // deliveries "held-1" and "held-2" and keeps its transaction open; the store's own inserts of
+  // them (a group each, started here) wait for it, so both commit slots stay busy and the calls
+  // that follow queue up.
+  void HoldTheCommitSlots() {
+    holder_ = std::make_unique<pqxx::connection>(url_);
+    held_ = std::make_unique<pqxx::work>(*holder_);
+    held_->exec(
+        "INSERT INTO deliveries (id, forge, event, body, received_at) "
+        "VALUES ('held-1', 'github', 'pull_request', '{}', 0), "
+        "('held-2', 'github', 'pull_request', '{}', 0)");
+    for (const char* id : {"held-1", "held-2"}) {
+      Start(id);
+      WaitUntil("the store's insert waits for the other client", [&] {
+        return Admin(absl::StrCat("SELECT count(*) FROM pg_stat_activity WHERE datname = '",
+                                  env_.last_database(), "' AND wait_event_type = 'Lock'"))[0][0]
+                   .as<int>() == (id == std::string("held-1") ? 1 : 2);
+      });
+    }
+  }
+  // The other client gives up its inserts: the held groups go on (and store them themselves).
+  void ReleaseTheSlots() {
+    held_->abort();
+    held_.reset();
+    holder_.reset();
+  }
+
+  // RecordDelivery(id) in a thread of its own, after the calls started before it have queued.
+  // Its answer lands in results_[id], the second caller's with that id in results_[id + "#2"].
+  void Start(const std::string& id) {
+    std::string slot = id;
+    if (slots_.count(slot) > 0) slot += "#2";
+    slots_.insert(slot);
+    const uint64_t ahead = store_->DeliveryCommits().waiting;
+    threads_.emplace_back([this, id, slot] {
+      absl::StatusOr<bool> r =
+          store_->RecordDelivery(NewDelivery(id), absl::StrCat("acme/shop#", id));
+      std::lock_guard<std::mutex> lock(mu_);
+      results_.emplace(slot, std::move(r));
+    });
+    if (id.rfind("held-", 0) != 0) {
+      WaitUntil("the caller queues",
+                [&] { return store_->DeliveryCommits().waiting == ahead + 1; });
+    }
+  }
+
+  void JoinAll() {
+    for (std::thread& t : threads_) t.join();
+    threads_.clear();
+  }
+
+  // The transaction that inserted each delivery.
+  std::map<std::string, std::string> InsertingTransactions() {
+    pqxx::connection conn(url_);
+    pqxx::nontransaction tx(conn);
+    std::map<std::string, std::string> out;
+    for (const pqxx::row& row : tx.exec("SELECT id, xmin::text FROM deliveries")) {
+      out[row[0].as<std::string>()] = row[1].as<std::string>();
+    }
+    return out;
+  }
+
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<pqxx::connection> holder_;
+  std::unique_ptr<pqxx::work> held_;
+  std::vector<std::thread> threads_;
+  std::set<std::string> slots_;
+  std::mutex mu_;
+  std::map<std::string, absl::StatusOr<bool>> results_;
+};
+
+TEST_F(PostgresGroupCommitTest, CallersQueuedTogetherShareOneTransactionAndDuplicatesStayOne) {
+  HoldTheCommitSlots();
+  Start("x");
+  Start("y");
+  Start("x");
+  ReleaseTheSlots();
+  JoinAll();
+
+  EXPECT_EQ(results_.at("held-1").value_or(false), true);
+  EXPECT_EQ(results_.at("held-2").value_or(false), true);
+  EXPECT_EQ(results_.at("x").value_or(false), true);
+  EXPECT_EQ(results_.at("y").value_or(false), true);
+  EXPECT_EQ(results_.at("x#2").value_or(true), false) << "a repeat inside the group is a duplicate";
+  EXPECT_EQ(MUST(store_->CountDeliveries()), 4);
+  EXPECT_EQ(MUST(store_->QueueDepth()), 4);
+
+  // One transaction for the three queued calls, as the database itself records it.
+  const std::map<std::string, std::string> xmin = InsertingTransactions();
+  EXPECT_EQ(xmin.at("x"), xmin.at("y"));
+  EXPECT_NE(xmin.at("x"), xmin.at("held-1"));
+  EXPECT_NE(xmin.at("x"), xmin.at("held-2"));
+  const DeliveryCommitStats stats = store_->DeliveryCommits();
+  EXPECT_EQ(stats.groups, 3u);
+  EXPECT_EQ(stats.deliveries, 5u);
+}
+
+TEST_F(PostgresGroupCommitTest, OneRefusedDeliveryInAGroupFailsAloneAndTheOthersAreStored) {
+  {
+    pqxx::connection conn(url_);
+    pqxx::nontransaction tx(conn);
+    tx.exec("ALTER TABLE deliveries ADD CONSTRAINT test_refuses_bad CHECK (id <> 'bad')");
+  }
+  HoldTheCommitSlots();
+  Start("d1");
+  Start("bad");
+  Start("d2");
+  ReleaseTheSlots();
+  JoinAll();
+
+  EXPECT_EQ(results_.at("held-1").value_or(false), true);
+  EXPECT_EQ(results_.at("held-2").value_or(false), true);
+  EXPECT_EQ(results_.at("d1").value_or(false), true);
+  EXPECT_EQ(results_.at("d2").value_or(false), true);
+  EXPECT_EQ(results_.at("bad").status().code(), absl::StatusCode::kInvalidArgument)
+      << results_.at("bad").status();
+  EXPECT_FALSE(MUST(store_->GetDelivery("bad")).has_value());
+  EXPECT_TRUE(MUST(store_->GetDelivery("d1")).has_value());
+  EXPECT_TRUE(MUST(store_->GetDelivery("d2")).has_value());
+  EXPECT_EQ(MUST(store_->QueueDepth()), 4) << "held-1, held-2, d1 and d2 enqueued; bad not";
+  EXPECT_EQ(store_->DeliveryCommits().retried_alone, 3u);
+}
+
+TEST_F(PostgresGroupCommitTest, ConcurrentSendersNeedFewerCommitsThanDeliveries) {
+  constexpr int kSenders = 16;
+  constexpr int kEach = 30;
+  std::latch start(kSenders);
+  std::atomic<int> stored{0};
+  for (int t = 0; t < kSenders; ++t) {
+    threads_.emplace_back([&, t] {
+      start.arrive_and_wait();
+      for (int i = 0; i < kEach; ++i) {
+        const std::string id = absl::StrCat("d-", t, "-", i);
+        if (store_->RecordDelivery(NewDelivery(id), absl::StrCat("acme/shop#", id))
+                .value_or(false)) {
+          ++stored;
+        }
+      }
+    });
+  }
+  JoinAll();
+  EXPECT_EQ(stored.load(), kSenders * kEach);
+  EXPECT_EQ(MUST(store_->CountDeliveries()), kSenders * kEach);
+
+  // Counted by the database, not by the store: the distinct transactions that inserted them.
+  std::set<std::string> transactions;
+  for (const auto& [id, xmin] : InsertingTransactions()) transactions.insert(xmin);
+  EXPECT_LT(transactions.size(), size_t{kSenders * kEach});
+  EXPECT_EQ(transactions.size(), store_->DeliveryCommits().groups);
+}
+
 // A GitHub comment delivery as an ephd before schema 8 stored it: no kind, the body only.
 Delivery OldGitHubComment(const std::string& id, int64_t comment_id, const std::string& type,
                           TimePoint at) {
@@ -262,8 +444,9 @@ TEST_F(PostgresStoreTest, StoredCommentsAreDecodedWhenMigrating) {
     pqxx::connection conn(url_);
     pqxx::work tx(conn);
     tx.exec("DROP INDEX deliveries_by_kind");
-    tx.exec("ALTER TABLE deliveries DROP COLUMN kind, DROP COLUMN comment_id, "
-            "DROP COLUMN author, DROP COLUMN text");
+    tx.exec(
+        "ALTER TABLE deliveries DROP COLUMN kind, DROP COLUMN comment_id, "
+        "DROP COLUMN author, DROP COLUMN text");
     tx.exec("DELETE FROM schema_migrations WHERE version = 8");
     tx.commit();
   }
@@ -298,8 +481,9 @@ TEST_F(PostgresStoreTest, EnvironmentFieldsAreFilledFromSpecJsonWhenMigrating) {
         "UPDATE environments SET spec_json = '{\"namespace\":\"eph-shop-old-1\",\"forced\":true,"
         "\"controller\":{\"backend_url\":\"http://127.0.0.1:9\"}}' WHERE name = 'shop-old-1'");
     tx.exec("UPDATE environments SET spec_json = '' WHERE name = 'shop-old-2'");
-    tx.exec("ALTER TABLE environments DROP COLUMN namespace_name, DROP COLUMN forced, "
-            "DROP COLUMN backend_url");
+    tx.exec(
+        "ALTER TABLE environments DROP COLUMN namespace_name, DROP COLUMN forced, "
+        "DROP COLUMN backend_url");
     tx.exec("DELETE FROM schema_migrations WHERE version = 7");
     tx.commit();
   }

@@ -179,6 +179,61 @@ TEST_P(StoreTest, DeliveriesForOnePullRequestShareOneQueueEntry) {
   EXPECT_EQ(MUST(store_->NextDue()), clock_.Now() - seconds(4));
 }
 
+TEST_P(StoreTest, ConcurrentDeliveriesAreEachStoredAndEachCallerGetsItsOwnAnswer) {
+  // 16 senders at once (ephd's intake runs on many handler threads): each records 20 deliveries
+  // of its own and races the others for 10 ids that every sender sends. Concurrent calls share
+  // commits (group commit), so duplicates also meet inside one group.
+  constexpr int kSenders = 16;
+  constexpr int kOwn = 20;
+  constexpr int kShared = 10;
+  std::latch start(kSenders);
+  std::vector<std::vector<absl::StatusOr<bool>>> own(kSenders), shared(kSenders);
+  std::vector<std::thread> threads;
+  threads.reserve(kSenders);
+  for (int t = 0; t < kSenders; ++t) {
+    threads.emplace_back([&, t] {
+      start.arrive_and_wait();
+      for (int i = 0; i < kOwn; ++i) {
+        Delivery d = NewDelivery(absl::StrCat("own-", t, "-", i), clock_.Now());
+        d.body = absl::StrCat("{\"sender\":", t, ",\"i\":", i, "}");
+        own[t].push_back(store_->RecordDelivery(d, absl::StrCat("acme/shop#", t * 100 + i)));
+        if (i < kShared) {
+          const int k = (i + t) % kShared;  // senders reach the shared ids in different orders
+          shared[t].push_back(
+              store_->RecordDelivery(NewDelivery(absl::StrCat("shared-", k), clock_.Now()),
+                                     absl::StrCat("acme/shop#", 9000 + k)));
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+
+  std::map<int, int> firsts;  // shared id -> callers told "new"
+  for (int t = 0; t < kSenders; ++t) {
+    for (int i = 0; i < kOwn; ++i) {
+      ASSERT_TRUE(own[t][i].ok()) << own[t][i].status();
+      EXPECT_TRUE(*own[t][i]) << "own-" << t << "-" << i;
+    }
+    for (int i = 0; i < kShared; ++i) {
+      ASSERT_TRUE(shared[t][i].ok()) << shared[t][i].status();
+      if (*shared[t][i]) ++firsts[(i + t) % kShared];
+    }
+  }
+  for (int k = 0; k < kShared; ++k) EXPECT_EQ(firsts[k], 1) << "shared-" << k;
+  EXPECT_EQ(MUST(store_->CountDeliveries()), kSenders * kOwn + kShared);
+  EXPECT_EQ(MUST(store_->QueueDepth()), kSenders * kOwn + kShared);
+  const std::optional<Delivery> got = MUST(store_->GetDelivery("own-7-13"));
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->body, R"({"sender":7,"i":13})");
+
+  const DeliveryCommitStats stats = store_->DeliveryCommits();
+  EXPECT_EQ(stats.deliveries, uint64_t{kSenders * (kOwn + kShared)});
+  EXPECT_EQ(stats.retried_alone, 0u);
+  EXPECT_EQ(stats.waiting, 0u);
+  // Fewer transactions than deliveries: calls that arrived together were committed together.
+  EXPECT_LT(stats.groups, stats.deliveries);
+}
+
 // --- the work queue ---
 
 TEST_P(StoreTest, EnqueueMergesKeysAtTheEarliestTime) {
