@@ -233,6 +233,9 @@ absl::StatusOr<absl::Duration> PositiveDuration(const std::string& flag, const s
 int Run(int argc, char** argv) {
   CLI::App app{"eph: preview environments for pull requests"};
   app.require_subcommand(1);
+  // Global flags work anywhere, as with kubectl and gh: `eph list -o json` as `eph -o json list`.
+  // Set before the subcommands are added, which inherit it.
+  app.fallthrough();
   std::string server = Env("EPH_SERVER", "http://127.0.0.1:8080");
   std::string output = "table";
   app.add_option("--server", server, "ephd address (EPH_SERVER)");

@@ -152,6 +152,17 @@ TEST_F(EphdTest, CliListsStatusAndReportsErrorsWithDistinctExitCodes) {
   auto json_list = RunEph({"-o", "json", "list"});
   EXPECT_EQ(json_list.exit_code, 0);
   EXPECT_EQ(nlohmann::json::parse(json_list.out)["items"].size(), 0u);
+  // Global flags after the subcommand too, as users type them.
+  for (const auto& args : std::vector<std::vector<std::string>>{{"list", "-o", "json"},
+                                                                {"list", "--output=json", "--all"},
+                                                                {"list", "--all", "-o", "json"}}) {
+    auto after = RunEph(args);
+    EXPECT_EQ(after.exit_code, 0) << args[1] << ": " << after.err;
+    EXPECT_EQ(nlohmann::json::parse(after.out)["items"].size(), 0u) << args[1];
+  }
+  auto bad_output = RunEph({"list", "-o", "yaml"});
+  EXPECT_EQ(bad_output.exit_code, 2);
+  EXPECT_THAT(bad_output.err, HasSubstr("yaml"));
 
   for (const auto& args :
        std::vector<std::vector<std::string>>{{"status", "no-such-env"},
