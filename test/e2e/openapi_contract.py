@@ -26,12 +26,15 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 DOC = os.path.join(REPO, "docs", "openapi.json")
 CACHE = os.environ.get("EPH_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "eph")
 MAX_EXAMPLES = os.environ.get("EPH_CONTRACT_MAX_EXAMPLES", "20")
-# A fixed seed, so CI explores the same cases on every run; set EPH_CONTRACT_SEED to explore others.
+# A fixed seed, so CI explores the same cases on every run; set EPH_CONTRACT_SEED to explore
+# others, or to "random" for schemathesis's own (scripts/contract-explore, which reports only).
 SEED = os.environ.get("EPH_CONTRACT_SEED", "1")
+# The venv schemathesis runs from: the pinned one scripts/install-deps makes, unless told.
+VENV = os.environ.get("EPH_CONTRACT_VENV") or os.path.join(CACHE, "venv")
 
 
 def find_schemathesis():
-    for candidate in (os.path.join(CACHE, "venv", "bin", "schemathesis"), shutil.which("schemathesis")):
+    for candidate in (os.path.join(VENV, "bin", "schemathesis"), shutil.which("schemathesis")):
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     sys.exit("schemathesis is not installed: run scripts/install-deps (it installs it into "
@@ -104,8 +107,8 @@ def check_event_stream(base, token, schema_doc):
 
 def main():
     # jsonschema comes with schemathesis: run under its venv's interpreter.
-    venv_python = os.path.join(CACHE, "venv", "bin", "python")
-    if not sys.prefix.startswith(os.path.join(CACHE, "venv")) and os.access(venv_python, os.X_OK):
+    venv_python = os.path.join(VENV, "bin", "python")
+    if os.path.realpath(sys.prefix) != os.path.realpath(VENV) and os.access(venv_python, os.X_OK):
         os.execv(venv_python, [venv_python] + sys.argv)
     binary_dir = os.environ.get("EPH_BINARY_DIR") or sys.exit("EPH_BINARY_DIR is not set")
     schemathesis = find_schemathesis()
@@ -126,7 +129,8 @@ def main():
                              "-H", f"Authorization: Bearer {token}",
                              "--checks", "all", "--exclude-checks", "use_after_free",
                              "--exclude-path", "/api/v1/events",
-                             "--max-examples", MAX_EXAMPLES, "--workers", "1", "--seed", SEED,
+                             "--max-examples", MAX_EXAMPLES, "--workers", "1",
+                             *([] if SEED == "random" else ["--seed", SEED]),
                              "--max-response-time", "5"], cwd=tmp).returncode
         if rc != 0 or problems:
             log.seek(0)
