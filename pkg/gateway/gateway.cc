@@ -33,14 +33,13 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 using SteadyClock = std::chrono::steady_clock;
-using wire::Executor;
+using wire::Acceptor;
 using wire::kAwait;
 using wire::ReadHeader;
 using wire::SerializeHeader;
 using wire::Socket;
 using wire::Task;
-using Acceptor = wire::Acceptor;
-using Timer = wire::Timer;
+using wire::Timer;
 
 
 namespace {
