@@ -34,16 +34,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port_from_log() {
-  local port=""
-  for _ in $(seq 1 400); do
-    port=$(grep -oE 'listening on 127\.0\.0\.1:[0-9]+' "$1" | grep -oE '[0-9]+$' || true)
-    [ -n "$port" ] && break
-    sleep 0.05
-  done
-  [ -n "$port" ] || { cat "$1" >&2; echo "gateway_cost.sh: no listener in $1" >&2; exit 1; }
-  echo "$port"
-}
+# shellcheck source=bench/nginx_proxy.sh
+source bench/nginx_proxy.sh
 
 "$tool" backend --port 0 --threads 1 >"$work/backend.log" 2>&1 &
 pids+=($!)
@@ -91,44 +83,8 @@ measure() {
   echo "$name requests=$requests instructions=$instructions instructions_per_request=$((instructions / requests))"
 }
 
-nginx_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-mkdir -p "$work/nginx/logs" "$work/nginx/tmp"
-user_line=""
-[ "$(id -u)" = 0 ] && user_line="user root;"
-cat >"$work/nginx/nginx.conf" <<CONF
-$user_line
-master_process off;
-worker_processes 1;
-daemon off;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx/tmp/body;
-  proxy_temp_path $work/nginx/tmp/proxy;
-  fastcgi_temp_path $work/nginx/tmp/fastcgi;
-  uwsgi_temp_path $work/nginx/tmp/uwsgi;
-  scgi_temp_path $work/nginx/tmp/scgi;
-  keepalive_requests 1000000;
-  upstream backend {
-    server 127.0.0.1:$backend_port;
-    keepalive 64;
-  }
-  server {
-    listen 127.0.0.1:$nginx_port;
-    location / {
-      proxy_pass http://backend;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host \$host;
-      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Host \$host;
-      proxy_set_header X-Forwarded-Proto \$scheme;
-    }
-  }
-}
-CONF
+nginx_port=$(free_port)
+write_nginx_conf "$work/nginx" "$backend_port" "$nginx_port" 1 off
 
 echo "== cost per proxied request under callgrind: wrk -t1 -c$conns -d${secs}s each${PRELOAD:+ (gateway with LD_PRELOAD=$PRELOAD)}"
 gateway_line=$(LD_PRELOAD=${PRELOAD:-} measure gateway log "$tool" gateway --port 0 \
