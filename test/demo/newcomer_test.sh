@@ -13,6 +13,8 @@
 set -euo pipefail
 
 : "${EPH_SOURCE_DIR:?set by CTest}" "${EPH_BINARY_DIR:?set by CTest}"
+source_dir=$EPH_SOURCE_DIR
+binary_dir=$EPH_BINARY_DIR
 
 fail() {
   printf 'FAIL: %s\n' "$*" >&2
@@ -24,20 +26,20 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-clone=$EPH_BINARY_DIR/newcomer/clone
+clone=$binary_dir/newcomer/clone
 # The demo's state (and its dockerd's sockets) in a short path: Unix socket paths are limited to
 # 107 bytes.
 demo_dir=$(mktemp -d /tmp/eph-nc.XXXXXX)
 rm -rf "$clone"
 mkdir -p "$(dirname "$clone")"
-git clone -q "$EPH_SOURCE_DIR" "$clone" || fail "git clone $EPH_SOURCE_DIR failed"
+git clone -q "$source_dir" "$clone" || fail "git clone $source_dir failed"
 DEMO=$clone/scripts/demo
 
 # Nothing of the caller's setup reaches the demo: no engine, no build to reuse, no EPH_* setting.
 while read -r var; do unset "$var"; done < <(compgen -e | grep -E '^(EPH_|DOCKER_)' || true)
 if command -v ccache >/dev/null; then
   export CMAKE_C_COMPILER_LAUNCHER=ccache CMAKE_CXX_COMPILER_LAUNCHER=ccache CCACHE_NOHASHDIR=1
-  [[ -n "$(ccache -k base_dir 2>/dev/null)" ]] || export CCACHE_BASEDIR=$EPH_SOURCE_DIR
+  [[ -n "$(ccache -k base_dir 2>/dev/null)" ]] || export CCACHE_BASEDIR=$source_dir
 fi
 export EPH_DEMO_DIR=$demo_dir
 EPH_DEMO_API_PORT=$(free_port)
@@ -58,7 +60,7 @@ finish() {
   fi
   "$DEMO" stop >/dev/null 2>&1 || true
   rm -rf "$demo_dir"
-  ((rc != 0)) || rm -rf "$EPH_BINARY_DIR/newcomer"
+  ((rc != 0)) || rm -rf "$binary_dir/newcomer"
   exit "$rc"
 }
 trap finish EXIT
@@ -69,7 +71,7 @@ demo_processes() {
   local pid cmd cwd
   for pid in $(ls /proc | grep -E '^[0-9]+$'); do
     [[ "$pid" != "$$" && "$pid" != "$BASHPID" ]] || continue
-    cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || continue
+    cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || continue
     cwd=$(readlink "/proc/$pid/cwd" 2>/dev/null || true)
     if [[ "$cmd" == *"$demo_dir"* || "$cmd" == *"$clone/"* || "$cwd" == "$demo_dir"* ||
       "$cwd" == "$clone"/* ]]; then
