@@ -138,6 +138,7 @@ absl::Status OpenState(const DaemonConfig& config, DaemonParts& parts) {
                                      store.status().message()));
   }
   parts.store = std::move(*store);
+  state::ExportDeliveryCommitMetrics(*parts.store, parts.metrics);
   auto schema = parts.store->SchemaVersion();
   absl::StatusOr<std::string> installation = parts.store->InstallationId();
   if (!installation.ok()) {

@@ -58,11 +58,21 @@ Histogram& MetricsRegistry::GetHistogram(const std::string& name, const std::str
 
 void MetricsRegistry::AddGauge(const std::string& name, const std::string& help,
                                std::function<double()> read, const std::string& labels) {
+  AddRead(name, help, "gauge", std::move(read), labels);
+}
+
+void MetricsRegistry::AddCounterFunc(const std::string& name, const std::string& help,
+                                     std::function<double()> read, const std::string& labels) {
+  AddRead(name, help, "counter", std::move(read), labels);
+}
+
+void MetricsRegistry::AddRead(const std::string& name, const std::string& help, const char* type,
+                              std::function<double()> read, const std::string& labels) {
   std::lock_guard<std::mutex> lock(mu_);
   Family& f = families_[name];
   f.help = help;
-  f.type = "gauge";
-  f.gauges[labels] = std::move(read);
+  f.type = type;
+  f.reads[labels] = std::move(read);
 }
 
 namespace {
@@ -82,7 +92,7 @@ std::string MetricsRegistry::RenderPrometheus() const {
     for (const auto& [labels, c] : f.counters) {
       out += fmt::format("{}{} {}\n", name, Braced(labels), c->Value());
     }
-    for (const auto& [labels, read] : f.gauges) {
+    for (const auto& [labels, read] : f.reads) {
       out += fmt::format("{}{} {}\n", name, Braced(labels), read());
     }
     for (const auto& [labels, h] : f.histograms) {

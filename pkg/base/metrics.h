@@ -55,6 +55,9 @@ class MetricsRegistry {
   // A gauge read at render time.
   void AddGauge(const std::string& name, const std::string& help,
                 std::function<double()> read, const std::string& labels = "");
+  // A counter kept elsewhere (it must only grow), read at render time.
+  void AddCounterFunc(const std::string& name, const std::string& help,
+                      std::function<double()> read, const std::string& labels = "");
 
   std::string RenderPrometheus() const;
 
@@ -64,8 +67,11 @@ class MetricsRegistry {
     std::string type;
     std::map<std::string, std::unique_ptr<Counter>> counters;
     std::map<std::string, std::unique_ptr<Histogram>> histograms;
-    std::map<std::string, std::function<double()>> gauges;
+    std::map<std::string, std::function<double()>> reads;  // gauges and counters read at render
   };
+  void AddRead(const std::string& name, const std::string& help, const char* type,
+               std::function<double()> read, const std::string& labels);
+
   mutable std::mutex mu_;
   std::map<std::string, Family> families_;
 };

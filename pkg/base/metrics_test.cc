@@ -26,6 +26,16 @@ TEST(MetricsTest, RendersCountersGaugesAndHistograms) {
   EXPECT_THAT(text, HasSubstr("eph_http_seconds_count 3\n"));
 }
 
+TEST(MetricsTest, CounterFuncsAreReadAtEachRender) {
+  MetricsRegistry m;
+  int64_t commits = 4;
+  m.AddCounterFunc("eph_commits_total", "Commits", [&] { return static_cast<double>(commits); });
+  EXPECT_THAT(m.RenderPrometheus(),
+              HasSubstr("# TYPE eph_commits_total counter\neph_commits_total 4\n"));
+  commits = 9;
+  EXPECT_THAT(m.RenderPrometheus(), HasSubstr("eph_commits_total 9\n"));
+}
+
 TEST(MetricsTest, SameNameAndLabelsIsSameCounter) {
   MetricsRegistry m;
   m.GetCounter("c", "h").Inc();

@@ -96,4 +96,19 @@ std::string RedactStoreUrl(const std::string& url) {
   return out;
 }
 
+void ExportDeliveryCommitMetrics(Store& store, MetricsRegistry& metrics) {
+  metrics.AddCounterFunc("eph_delivery_commit_groups_total",
+                         "Group transactions that committed received webhook deliveries.",
+                         [&store] { return static_cast<double>(store.DeliveryCommits().groups); });
+  metrics.AddCounterFunc(
+      "eph_delivery_commit_deliveries_total", "Deliveries committed in group transactions.",
+      [&store] { return static_cast<double>(store.DeliveryCommits().deliveries); });
+  metrics.AddCounterFunc(
+      "eph_delivery_commit_retried_alone_total",
+      "Deliveries committed one by one after their group transaction failed.",
+      [&store] { return static_cast<double>(store.DeliveryCommits().retried_alone); });
+  metrics.AddGauge("eph_delivery_commit_waiting", "Deliveries waiting for a commit slot now.",
+                   [&store] { return static_cast<double>(store.DeliveryCommits().waiting); });
+}
+
 }  // namespace eph::state

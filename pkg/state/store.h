@@ -32,6 +32,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "pkg/base/clock.h"
+#include "pkg/base/metrics.h"
 
 namespace eph::state {
 
@@ -270,5 +271,11 @@ absl::StatusOr<std::unique_ptr<Store>> OpenStore(const std::string& url);
 
 // The URL with any password replaced by "***", for logs.
 std::string RedactStoreUrl(const std::string& url);
+
+// Puts the store's delivery group commits on /metrics (read at each scrape): how many group
+// transactions ran, how many deliveries they held, how many were committed alone after their
+// group failed, and how many callers wait for a commit slot now. `store` must outlive every
+// render of `metrics`.
+void ExportDeliveryCommitMetrics(Store& store, MetricsRegistry& metrics);
 
 }  // namespace eph::state

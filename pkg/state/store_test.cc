@@ -1,6 +1,7 @@
 // The Store conformance suite: every backend must pass all of it, with the same results.
 #include "pkg/state/store_test.h"
 
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -232,6 +233,16 @@ TEST_P(StoreTest, ConcurrentDeliveriesAreEachStoredAndEachCallerGetsItsOwnAnswer
   EXPECT_EQ(stats.waiting, 0u);
   // Fewer transactions than deliveries: calls that arrived together were committed together.
   EXPECT_LT(stats.groups, stats.deliveries);
+
+  MetricsRegistry metrics;
+  ExportDeliveryCommitMetrics(*store_, metrics);
+  const std::string text = metrics.RenderPrometheus();
+  EXPECT_THAT(text, HasSubstr("# TYPE eph_delivery_commit_groups_total counter\n"));
+  EXPECT_THAT(text, HasSubstr(fmt::format("eph_delivery_commit_groups_total {}\n", stats.groups)));
+  EXPECT_THAT(text, HasSubstr(fmt::format("eph_delivery_commit_deliveries_total {}\n",
+                                          stats.deliveries)));
+  EXPECT_THAT(text, HasSubstr("eph_delivery_commit_retried_alone_total 0\n"));
+  EXPECT_THAT(text, HasSubstr("# TYPE eph_delivery_commit_waiting gauge\neph_delivery_commit_waiting 0\n"));
 }
 
 // --- the work queue ---
