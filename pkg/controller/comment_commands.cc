@@ -100,6 +100,9 @@ absl::StatusOr<std::optional<Environment>> CommentCommands::CarryOut(const Comma
                                                                      Outcome& outcome) {
   const bool live = IsLive(env);
   auto stamp = [&](Environment& e) { Stamp(receipt, e); };
+  // Commands run inside the reconcile pass of the environment's pull request, which carries
+  // each change out with the record returned.
+  constexpr auto kThisPass = EnvironmentIntents::CarriedOutBy::kThisPass;
   absl::StatusOr<Environment> done;
   switch (comment.command.kind) {
     case Command::Kind::kInvalid:
@@ -107,7 +110,7 @@ absl::StatusOr<std::optional<Environment>> CommentCommands::CarryOut(const Comma
       return std::nullopt;
     case Command::Kind::kRedeploy:
       receipt.note = who + (live ? ": redeploying." : ": a new environment will be created.");
-      done = intents_.Redeploy(env.name, stamp);
+      done = intents_.Redeploy(env.name, stamp, kThisPass);
       break;
     case Command::Kind::kExtend:
       done = intents_.Extend(env.name, comment.command.extend_by, [&](Environment& e) {
@@ -117,7 +120,7 @@ absl::StatusOr<std::optional<Environment>> CommentCommands::CarryOut(const Comma
       break;
     case Command::Kind::kKeep:
       receipt.note = who + ": kept, no TTL.";
-      done = intents_.Keep(env.name, stamp);
+      done = intents_.Keep(env.name, stamp, kThisPass);
       break;
     case Command::Kind::kDown:
       if (!live) {
@@ -131,7 +134,7 @@ absl::StatusOr<std::optional<Environment>> CommentCommands::CarryOut(const Comma
         record.block_recreate = true;
         e.spec_json = EnvRecordJson(record);
         Stamp(receipt, e);
-      });
+      }, kThisPass);
       if (done.ok()) outcome.destroying = true;
       break;
   }

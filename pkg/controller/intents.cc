@@ -105,9 +105,10 @@ absl::StatusOr<state::Environment> EnvironmentIntents::Change(
 
 absl::StatusOr<state::Environment> EnvironmentIntents::Destroy(const std::string& name,
                                                                const std::string& reason,
-                                                               const AlongWith& along) {
+                                                               const AlongWith& along,
+                                                               CarriedOutBy by) {
   return Change(
-      name, /*enqueue=*/true,
+      name, /*enqueue=*/by == CarriedOutBy::kQueue,
       [&](state::Environment& env) -> absl::StatusOr<bool> {
         return StartDestroy(env, reason, clock_.Now());
       },
@@ -128,9 +129,10 @@ absl::StatusOr<state::Environment> EnvironmentIntents::Extend(const std::string&
 }
 
 absl::StatusOr<state::Environment> EnvironmentIntents::Keep(const std::string& name,
-                                                            const AlongWith& along) {
+                                                            const AlongWith& along,
+                                                            CarriedOutBy by) {
   return Change(
-      name, /*enqueue=*/true,
+      name, /*enqueue=*/by == CarriedOutBy::kQueue,
       [&](state::Environment& env) -> absl::StatusOr<bool> {
         if (absl::Status s = controller::Keep(env); !s.ok()) return s;
         env.updated_at = clock_.Now();
@@ -140,9 +142,10 @@ absl::StatusOr<state::Environment> EnvironmentIntents::Keep(const std::string& n
 }
 
 absl::StatusOr<state::Environment> EnvironmentIntents::Redeploy(const std::string& name,
-                                                                const AlongWith& along) {
+                                                                const AlongWith& along,
+                                                                CarriedOutBy by) {
   return Change(
-      name, /*enqueue=*/true,
+      name, /*enqueue=*/by == CarriedOutBy::kQueue,
       [&](state::Environment& env) -> absl::StatusOr<bool> {
         if (absl::Status s = controller::Redeploy(env, clock_.Now()); !s.ok()) return s;
         return true;

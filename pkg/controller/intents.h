@@ -4,7 +4,7 @@
 // commands (comment_commands.h) destroy, extend, keep and redeploy through the same calls. Each
 // intent is a compare-and-swap on the row (retried a few times if the reconciler wrote it
 // meanwhile) and, except Extend, enqueues the environment's work key, so the reconciler carries
-// it out. The rules themselves are in lifecycle.h.
+// it out (unless the caller is that reconcile pass: CarriedOutBy). The rules themselves are in lifecycle.h.
 //
 // Errors are absl::Status codes the API maps through server/errors.h: InvalidArgument,
 // NotFound, AlreadyExists, FailedPrecondition, Aborted (kept changing), Unavailable (store).
@@ -36,6 +36,11 @@ class EnvironmentIntents {
   // when the intent itself has nothing to change): how a comment command records that it was
   // carried out, so that it is carried out once.
   using AlongWith = std::function<void(state::Environment&)>;
+  // Who carries a change out: the reconciler, woken through the work queue (every caller
+  // outside a pass), or the reconcile pass that made the change (the `/eph` comment commands),
+  // which holds the environment's work key and goes on with the record returned, so that
+  // enqueueing the key again would only cost a second pass that finds nothing to do.
+  enum class CarriedOutBy { kQueue, kThisPass };
 
   // `random` picks names; `on_enqueued` (may be empty) wakes the queue workers. All references
   // must outlive the object.
@@ -46,16 +51,19 @@ class EnvironmentIntents {
   absl::StatusOr<state::Environment> Create(const CreateIntent& intent);
   // `destroying` with `reason`; an environment already ending is returned as it is.
   absl::StatusOr<state::Environment> Destroy(const std::string& name, const std::string& reason,
-                                             const AlongWith& along = {});
+                                             const AlongWith& along = {},
+                                             CarriedOutBy by = CarriedOutBy::kQueue);
   // Not enqueued: the reconciler reads the new deadline on its next pass.
   absl::StatusOr<state::Environment> Extend(const std::string& name, Duration by,
                                             const AlongWith& along = {});
-  absl::StatusOr<state::Environment> Keep(const std::string& name, const AlongWith& along = {});
+  absl::StatusOr<state::Environment> Keep(const std::string& name, const AlongWith& along = {},
+                                          CarriedOutBy by = CarriedOutBy::kQueue);
   // Applies the commit again (lifecycle.h Redeploy): a live environment's next pass applies even
   // an unchanged or failed commit; a destroyed one's pull request may get a new environment at
   // the same commit.
   absl::StatusOr<state::Environment> Redeploy(const std::string& name,
-                                              const AlongWith& along = {});
+                                              const AlongWith& along = {},
+                                              CarriedOutBy by = CarriedOutBy::kQueue);
 
   // The namespace `env`'s objects live in (for logs).
   std::string NamespaceOf(const state::Environment& env) const;

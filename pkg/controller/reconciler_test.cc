@@ -921,6 +921,36 @@ TEST(ReconcilerCommandsTest, RedeployAppliesTheSameCommitAgainAndRetriesAFailure
   EXPECT_THAT(CommentFor(w, 62, w.Live(62)->name), HasSubstr("redeploying"));
 }
 
+// Issue 13: a command ran through its intent, which also enqueued the pull request's key while
+// the pass that ran it held that key, so every command cost a second pass that found nothing to
+// do. The pass carries the command out itself and nothing is queued after it.
+TEST(ReconcilerCommandsTest, ACommandCostsOnePass) {
+  World w;
+  w.OpenPr(62);
+  w.MustReconcile(62);
+  w.forge.GrantWrite(kRepo, "alice");
+  auto drain = [&] {
+    for (;;) {
+      absl::StatusOr<std::optional<state::Lease>> lease =
+          w.store->ClaimWork("test", w.clock.Now(), hours(1));
+      ASSERT_TRUE(lease.ok()) << lease.status();
+      if (!lease->has_value()) return;
+      ASSERT_TRUE(w.store->CompleteWork(**lease, w.clock.Now()).ok());
+    }
+  };
+  drain();
+  const int64_t applies = w.provider->Calls(M::kApply);
+  int64_t id = 3001;
+  for (const char* command : {"/eph keep", "/eph redeploy", "/eph down"}) {
+    Comment(w, 62, id++, "alice", command);
+    drain();  // the comment's delivery queued the pass that runs it: this one
+    w.MustReconcile(62);
+    EXPECT_EQ(*w.store->QueueDepth(), 0) << command << " queued a second pass";
+  }
+  EXPECT_EQ(w.provider->Calls(M::kApply), applies + 1) << "redeploy applied in its own pass";
+  EXPECT_NE(w.History(62).back().state, EnvState::kReady) << "down carried out in its own pass";
+}
+
 // Issue 13: `/eph extend` capped one command at 366 days but not the total, so repeated
 // commands went on for ever, while the API refused more than 100 years. Both follow
 // lifecycle.h now: an environment expires at most 366 days from now.
