@@ -200,7 +200,9 @@ absl::Status BuildDatabases(const DaemonConfig& config, DaemonParts& parts) {
   controller::SharedDatabaseServer shared;
   shared.admin_url = config.database_admin_url;
   shared.clone_spares = config.database_clone_spares;
-  controller::SetAppAddress(shared, config.database_app_host);
+  if (absl::Status s = controller::SetAppAddress(shared, config.database_app_host); !s.ok()) {
+    return s;
+  }
   auto databases = controller::ServerDatabases::Create(shared, parts.installation);
   if (!databases.ok()) return databases.status();
   parts.databases = std::move(*databases);

@@ -1,19 +1,34 @@
 #include "pkg/controller/server_databases.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "pkg/base/host_port.h"
 
 namespace eph::controller {
 
-void SetAppAddress(SharedDatabaseServer& shared, const std::string& address) {
+absl::Status SetAppAddress(SharedDatabaseServer& shared, const std::string& address) {
+  if (address.empty()) return absl::OkStatus();
+  const size_t colons = std::count(address.begin(), address.end(), ':');
+  const bool bracketed = address.front() == '[';
+  if (bracketed && address.back() == ']') {  // "[v6]": a host alone
+    shared.app_host = address.substr(1, address.size() - 2);
+    return absl::OkStatus();
+  }
+  if (colons == 0 || (colons > 1 && !bracketed)) {  // "db", or a bare IPv6 address "fd00::5"
+    shared.app_host = address;
+    return absl::OkStatus();
+  }
   std::string host;
   uint16_t port = 0;
-  if (address.find(':') != std::string::npos && SplitHostPort(address, host, port).ok()) {
-    shared.app_host = host;
-    shared.app_port = port;
-  } else {
-    shared.app_host = address;
+  if (absl::Status s = SplitHostPort(address, host, port); !s.ok() || host.empty() || port == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("database app host \"", address,
+                     "\": expected a host, or host:port with a port from 1 to 65535"));
   }
+  shared.app_host = host;
+  shared.app_port = port;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::unique_ptr<ServerDatabases>> ServerDatabases::Create(

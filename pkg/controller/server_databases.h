@@ -22,9 +22,10 @@ struct SharedDatabaseServer {
   int clone_spares = 0;
 };
 
-// `address` as apps reach the shared server: "host:port" sets both, anything else (a bare host)
-// only the host.
-void SetAppAddress(SharedDatabaseServer& shared, const std::string& address);
+// `address` as apps reach the shared server: "host:port" (or "[v6]:port") sets both, a host
+// alone ("db", "[fd00::5]", "fd00::5") only the host, "" nothing. InvalidArgument, naming the
+// text, for a port that is missing after ':' or not 1-65535.
+absl::Status SetAppAddress(SharedDatabaseServer& shared, const std::string& address);
 
 class ServerDatabases final : public EnvironmentDatabases {
  public:

@@ -9,6 +9,8 @@
 #include <mutex>
 #include <thread>
 
+#include <unistd.h>
+
 #include "pkg/controller/test_world.h"
 #include "pkg/workkey/work_key.h"
 
@@ -170,6 +172,13 @@ TimePoint NextDue(World& w) {
 
 void Enqueue(World& w, int64_t pr) {
   ASSERT_TRUE(w.store->Enqueue(PullRequestKey(kRepo, pr), w.clock.Now()).ok());
+}
+
+// Leases say who holds them: this host and process, so that two ephd on one machine differ.
+TEST(WorkQueueRunnerTest, ProcessOwnerIsHostAndPid) {
+  char host[256] = {};
+  ASSERT_EQ(gethostname(host, sizeof(host) - 1), 0);
+  EXPECT_EQ(ProcessOwner(), std::string(host) + ":" + std::to_string(getpid()));
 }
 
 TEST(WorkQueueRunnerTest, RunOnceReconcilesADueKeyAndCompletesIt) {
