@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <functional>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -228,77 +229,97 @@ absl::StatusOr<absl::Duration> PositiveDuration(const std::string& flag, const s
   return *d;
 }
 
-}  // namespace
-
-int Run(int argc, char** argv) {
-  CLI::App app{"eph: preview environments for pull requests"};
-  app.require_subcommand(1);
-  // Global flags work anywhere, as with kubectl and gh: `eph list -o json` as `eph -o json list`.
-  // Set before the subcommands are added, which inherit it.
-  app.fallthrough();
+// What the command line said: every option of every command, filled in by CLI11.
+struct Options {
   std::string server = Env("EPH_SERVER", "http://127.0.0.1:8080");
   std::string output = "table";
-  app.add_option("--server", server, "ephd address (EPH_SERVER)");
-  app.add_option("-o,--output", output, "table or json")->check(CLI::IsMember({"table", "json"}));
-  app.footer(
-      "The API token comes from EPH_TOKEN. Exit status: 0 ok, 1 failure, 2 usage, 3 ephd "
-      "unreachable, 4 token missing or refused, 5 no such environment, 6 invalid eph.yaml.");
-
-  auto* list = app.add_subcommand("list", "list environments");
-  bool all = false;
-  list->add_flag("--all", all, "include destroyed environments");
-
-  std::string name;
-  auto* status = app.add_subcommand("status", "show one environment and its history");
-  status->add_option("NAME", name, "environment name")->required();
-
-  auto* down = app.add_subcommand("down", "destroy an environment");
-  down->add_option("NAME", name, "environment name")->required();
-
-  auto* open = app.add_subcommand("open", "print (and open) an environment's URL");
-  open->add_option("NAME", name, "environment name")->required();
-
-  auto* up = app.add_subcommand("up", "create the environment of a pull request");
+  bool all = false;  // list
+  std::string name;  // status, down, open, extend, logs
+  // up
   std::string repo;
   int64_t pr = 0;
   bool wait = false;
   std::string timeout = "15m";
   std::string interval = "2s";
-  up->add_option("--repo", repo, "repository, OWNER/REPO")->required();
-  up->add_option("--pr", pr, "pull request number")->required()->check(CLI::PositiveNumber);
-  up->add_flag("--wait", wait, "wait until it is ready (or failed), showing progress");
-  up->add_option("--timeout", timeout, "with --wait: give up after this long")
-      ->capture_default_str();
-  up->add_option("--interval", interval, "with --wait: how often to look")->capture_default_str();
-
-  auto* extend = app.add_subcommand("extend", "give an environment more time to live");
-  std::string by;
-  extend->add_option("NAME", name, "environment name")->required();
-  extend->add_option("--by", by, "how much longer, e.g. 4h, 24h, 3d")->required();
-
-  auto* logs = app.add_subcommand("logs", "print an environment's logs");
+  std::string by;  // extend
+  // logs
   bool follow = false;
   std::string component;
-  logs->add_option("NAME", name, "environment name")->required();
-  logs->add_flag("-f,--follow", follow, "keep printing new lines");
-  logs->add_option("--component", component, "only this component (Deployment / service)");
+  std::string file = "eph.yaml";  // validate
+  std::string shell;              // completion
+};
 
-  std::string file = "eph.yaml";
-  auto* validate = app.add_subcommand("validate", "check an eph.yaml offline");
-  validate->add_option("FILE", file, "path to eph.yaml (default ./eph.yaml)");
+// The subcommands, to see which one was given.
+struct Commands {
+  CLI::App* list;
+  CLI::App* status;
+  CLI::App* down;
+  CLI::App* open;
+  CLI::App* up;
+  CLI::App* extend;
+  CLI::App* logs;
+  CLI::App* validate;
+  CLI::App* completion;
+};
 
-  std::string shell;
-  auto* completion = app.add_subcommand("completion", "print a shell completion script");
-  completion->add_option("SHELL", shell, "bash or zsh")
+Commands AddCommands(CLI::App& app, Options& o) {
+  app.require_subcommand(1);
+  // Global flags work anywhere, as with kubectl and gh: `eph list -o json` as `eph -o json list`.
+  // Set before the subcommands are added, which inherit it.
+  app.fallthrough();
+  app.add_option("--server", o.server, "ephd address (EPH_SERVER)");
+  app.add_option("-o,--output", o.output, "table or json")->check(CLI::IsMember({"table", "json"}));
+  app.footer(
+      "The API token comes from EPH_TOKEN. Exit status: 0 ok, 1 failure, 2 usage, 3 ephd "
+      "unreachable, 4 token missing or refused, 5 no such environment, 6 invalid eph.yaml.");
+  Commands c{};
+  c.list = app.add_subcommand("list", "list environments");
+  c.list->add_flag("--all", o.all, "include destroyed environments");
+
+  c.status = app.add_subcommand("status", "show one environment and its history");
+  c.status->add_option("NAME", o.name, "environment name")->required();
+  c.down = app.add_subcommand("down", "destroy an environment");
+  c.down->add_option("NAME", o.name, "environment name")->required();
+  c.open = app.add_subcommand("open", "print (and open) an environment's URL");
+  c.open->add_option("NAME", o.name, "environment name")->required();
+
+  c.up = app.add_subcommand("up", "create the environment of a pull request");
+  c.up->add_option("--repo", o.repo, "repository, OWNER/REPO")->required();
+  c.up->add_option("--pr", o.pr, "pull request number")->required()->check(CLI::PositiveNumber);
+  c.up->add_flag("--wait", o.wait, "wait until it is ready (or failed), showing progress");
+  c.up->add_option("--timeout", o.timeout, "with --wait: give up after this long")
+      ->capture_default_str();
+  c.up->add_option("--interval", o.interval, "with --wait: how often to look")
+      ->capture_default_str();
+
+  c.extend = app.add_subcommand("extend", "give an environment more time to live");
+  c.extend->add_option("NAME", o.name, "environment name")->required();
+  c.extend->add_option("--by", o.by, "how much longer, e.g. 4h, 24h, 3d")->required();
+
+  c.logs = app.add_subcommand("logs", "print an environment's logs");
+  c.logs->add_option("NAME", o.name, "environment name")->required();
+  c.logs->add_flag("-f,--follow", o.follow, "keep printing new lines");
+  c.logs->add_option("--component", o.component, "only this component (Deployment / service)");
+
+  c.validate = app.add_subcommand("validate", "check an eph.yaml offline");
+  c.validate->add_option("FILE", o.file, "path to eph.yaml (default ./eph.yaml)");
+
+  c.completion = app.add_subcommand("completion", "print a shell completion script");
+  c.completion->add_option("SHELL", o.shell, "bash or zsh")
       ->required()
       ->check(CLI::IsMember({"bash", "zsh"}));
-  completion->footer(
+  c.completion->footer(
       "bash: source <(eph completion bash)   zsh: eph completion zsh > \"${fpath[1]}/_eph\"");
 
   // One line, like every other error of eph's, instead of CLI11's two.
   app.failure_message([](const CLI::App*, const CLI::Error& e) {
     return absl::StrCat("eph: ", e.what(), " (see eph --help)\n");
   });
+  return c;
+}
+
+// Parses the command line; an exit code when it was wrong (or asked for help), else nothing.
+std::optional<int> Parse(CLI::App& app, int argc, char** argv) {
   if (std::optional<std::string> unknown = UnknownCommand(argc, argv, app)) {
     std::fprintf(stderr, "eph: unknown command \"%s\"; the commands are %s (see eph --help)\n",
                  unknown->c_str(), CommandNames(app).c_str());
@@ -315,14 +336,109 @@ int Run(int argc, char** argv) {
     const int rc = app.exit(e);
     return rc == 0 ? kOk : kUsage;
   }
+  return std::nullopt;
+}
 
-  const bool as_json = output == "json";
-  if (validate->parsed()) return ValidateCommand(file, as_json);
-  if (completion->parsed()) {
-    std::cout << CompletionScript(shell);
+// Prints a JSON answer as it is (-o json) or through `table`.
+int Print(const json& j, bool as_json, const std::function<void(const json&)>& table) {
+  if (as_json) {
+    std::cout << j.dump(2) << "\n";
+  } else {
+    table(j);
+  }
+  return kOk;
+}
+
+int ListCommand(client::ApiClient& api, const Options& o, bool as_json) {
+  auto j = ParseJson(api.Get(o.all ? "/api/v1/environments?all=true" : "/api/v1/environments"));
+  if (!j.ok()) return Fail(j.status());
+  return Print(*j, as_json, [](const json& answer) {
+    std::vector<std::vector<std::string>> rows = {{"NAME", "PROJECT", "PR", "STATE", "TTL", "URL"}};
+    for (const auto& env : answer.value("items", json::array())) {
+      const std::string pr_text = Str(env, "pr");
+      rows.push_back({Str(env, "name"), Str(env, "project"), pr_text == "0" ? "-" : "#" + pr_text,
+                      Str(env, "state"), Until(Str(env, "expires_at")), Str(env, "url")});
+    }
+    if (rows.size() == 1) {
+      std::cout << "No environments.\n";
+      return;
+    }
+    PrintTable(rows);
+  });
+}
+
+int UpCommand(client::ApiClient& api, const Options& o, bool as_json) {
+  absl::Duration wait_timeout, wait_interval;
+  if (o.wait) {
+    auto t = PositiveDuration("--timeout", o.timeout);
+    if (!t.ok()) return Fail(t.status());
+    auto i = PositiveDuration("--interval", o.interval);
+    if (!i.ok()) return Fail(i.status());
+    wait_timeout = *t;
+    wait_interval = *i;
+  }
+  const json request = {{"project", o.repo}, {"pr", o.pr}};
+  auto created = ParseJson(api.Post("/api/v1/environments", request.dump()));
+  if (!created.ok()) return Fail(created.status());
+  const std::string created_name = Str(*created, "name");
+  const std::string pr_text = absl::StrCat(o.repo, "#", o.pr);
+  if (!o.wait) {
+    return Print(*created, as_json, [&](const json& env) {
+      std::printf("%s: %s (%s)\n", created_name.c_str(), Str(env, "state").c_str(),
+                  pr_text.c_str());
+      std::printf("url: %s\n", Str(env, "url").c_str());
+    });
+  }
+  if (!as_json) {
+    std::printf("Creating %s for %s\n", created_name.c_str(), pr_text.c_str());
+    std::fflush(stdout);
+  }
+  return WaitUntilReady(api, created_name, wait_interval, wait_timeout, as_json);
+}
+
+int OpenCommand(const json& env, const std::string& name, bool as_json) {
+  const std::string url = Str(env, "url");
+  if (url.empty()) return Fail(absl::FailedPreconditionError(name + " has no URL yet"));
+  if (as_json) {
+    std::cout << json{{"name", name}, {"url", url}}.dump(2) << "\n";
     return kOk;
   }
+  std::cout << url << "\n";
+  if (isatty(STDOUT_FILENO) && Env("EPH_NO_BROWSER").empty()) {
+    const std::string cmd = "xdg-open '" + url + "' >/dev/null 2>&1 &";
+    if (std::system(cmd.c_str()) != 0) { /* printing the URL is enough */
+    }
+  }
+  return kOk;
+}
 
+int ExtendCommand(client::ApiClient& api, const std::string& path, const Options& o,
+                  bool as_json) {
+  auto d = PositiveDuration("--by", o.by);
+  if (!d.ok()) return Fail(d.status());
+  const json request = {{"by", o.by}};
+  auto j = ParseJson(api.Post(path + "/extend", request.dump()));
+  if (!j.ok()) return Fail(j.status());
+  return Print(*j, as_json, [&](const json& env) {
+    const std::string expires = Str(env, "expires_at");
+    std::printf("%s now expires at %s (in %s)\n", o.name.c_str(), expires.c_str(),
+                Until(expires).c_str());
+  });
+}
+
+int LogsCommand(client::ApiClient& api, const std::string& path, const Options& o) {
+  std::string query = "?follow=" + std::string(o.follow ? "true" : "false");
+  if (!o.component.empty()) query += "&component=" + client::EscapePathSegment(o.component);
+  absl::Status s = api.Stream(path + "/logs" + query, [](std::string_view chunk) {
+    const bool ok = std::fwrite(chunk.data(), 1, chunk.size(), stdout) == chunk.size();
+    std::fflush(stdout);
+    return ok;
+  });
+  return s.ok() ? kOk : Fail(s);
+}
+
+// The commands that talk to ephd.
+int RunApiCommand(const Commands& c, const Options& o, bool as_json) {
   const std::string token = Env("EPH_TOKEN");
   if (token.empty()) {
     std::fprintf(stderr,
@@ -330,127 +446,42 @@ int Run(int argc, char** argv) {
                  "--name NAME --scope write`)\n");
     return kAuth;
   }
-  client::ApiClient api({.server = server, .token = token});
+  client::ApiClient api({.server = o.server, .token = token});
+  if (c.list->parsed()) return ListCommand(api, o, as_json);
+  if (c.up->parsed()) return UpCommand(api, o, as_json);
 
-  if (list->parsed()) {
-    auto j = ParseJson(api.Get(all ? "/api/v1/environments?all=true" : "/api/v1/environments"));
-    if (!j.ok()) return Fail(j.status());
-    if (as_json) {
-      std::cout << j->dump(2) << "\n";
-      return kOk;
-    }
-    std::vector<std::vector<std::string>> rows = {{"NAME", "PROJECT", "PR", "STATE", "TTL", "URL"}};
-    for (const auto& env : j->value("items", json::array())) {
-      const std::string pr_text = Str(env, "pr");
-      rows.push_back({Str(env, "name"), Str(env, "project"), pr_text == "0" ? "-" : "#" + pr_text,
-                      Str(env, "state"), Until(Str(env, "expires_at")), Str(env, "url")});
-    }
-    if (rows.size() == 1) {
-      std::cout << "No environments.\n";
-      return kOk;
-    }
-    PrintTable(rows);
-    return kOk;
-  }
-
-  if (up->parsed()) {
-    absl::Duration wait_timeout, wait_interval;
-    if (wait) {
-      auto t = PositiveDuration("--timeout", timeout);
-      if (!t.ok()) return Fail(t.status());
-      auto i = PositiveDuration("--interval", interval);
-      if (!i.ok()) return Fail(i.status());
-      wait_timeout = *t;
-      wait_interval = *i;
-    }
-    const json request = {{"project", repo}, {"pr", pr}};
-    auto created = ParseJson(api.Post("/api/v1/environments", request.dump()));
-    if (!created.ok()) return Fail(created.status());
-    const std::string created_name = Str(*created, "name");
-    if (!wait) {
-      if (as_json) {
-        std::cout << created->dump(2) << "\n";
-      } else {
-        std::printf("%s: %s (%s#%lld)\n", created_name.c_str(), Str(*created, "state").c_str(),
-                    repo.c_str(), static_cast<long long>(pr));
-        std::printf("url: %s\n", Str(*created, "url").c_str());
-      }
-      return kOk;
-    }
-    if (!as_json) {
-      std::printf("Creating %s for %s#%lld\n", created_name.c_str(), repo.c_str(),
-                  static_cast<long long>(pr));
-      std::fflush(stdout);
-    }
-    return WaitUntilReady(api, created_name, wait_interval, wait_timeout, as_json);
-  }
-
-  const std::string path = "/api/v1/environments/" + client::EscapePathSegment(name);
-  if (status->parsed() || open->parsed()) {
+  const std::string path = "/api/v1/environments/" + client::EscapePathSegment(o.name);
+  if (c.status->parsed() || c.open->parsed()) {
     auto j = ParseJson(api.Get(path));
     if (!j.ok()) return Fail(j.status());
-    if (open->parsed()) {
-      const std::string url = Str(*j, "url");
-      if (url.empty()) return Fail(absl::FailedPreconditionError(name + " has no URL yet"));
-      if (as_json) {
-        std::cout << json{{"name", name}, {"url", url}}.dump(2) << "\n";
-        return kOk;
-      }
-      std::cout << url << "\n";
-      if (isatty(STDOUT_FILENO) && Env("EPH_NO_BROWSER").empty()) {
-        const std::string cmd = "xdg-open '" + url + "' >/dev/null 2>&1 &";
-        if (std::system(cmd.c_str()) != 0) { /* printing the URL is enough */
-        }
-      }
-      return kOk;
-    }
-    if (as_json) {
-      std::cout << j->dump(2) << "\n";
-    } else {
-      PrintEnvironment(*j);
-    }
-    return kOk;
+    if (c.open->parsed()) return OpenCommand(*j, o.name, as_json);
+    return Print(*j, as_json, PrintEnvironment);
   }
-
-  if (down->parsed()) {
+  if (c.down->parsed()) {
     auto j = ParseJson(api.Delete(path));
     if (!j.ok()) return Fail(j.status());
-    if (as_json) {
-      std::cout << j->dump(2) << "\n";
-    } else {
-      std::cout << name << ": " << Str(*j, "state") << "\n";
-    }
-    return kOk;
+    return Print(*j, as_json,
+                 [&](const json& env) { std::cout << o.name << ": " << Str(env, "state") << "\n"; });
   }
-
-  if (extend->parsed()) {
-    auto d = PositiveDuration("--by", by);
-    if (!d.ok()) return Fail(d.status());
-    const json request = {{"by", by}};
-    auto j = ParseJson(api.Post(path + "/extend", request.dump()));
-    if (!j.ok()) return Fail(j.status());
-    if (as_json) {
-      std::cout << j->dump(2) << "\n";
-    } else {
-      const std::string expires = Str(*j, "expires_at");
-      std::printf("%s now expires at %s (in %s)\n", name.c_str(), expires.c_str(),
-                  Until(expires).c_str());
-    }
-    return kOk;
-  }
-
-  if (logs->parsed()) {
-    std::string query = "?follow=" + std::string(follow ? "true" : "false");
-    if (!component.empty()) query += "&component=" + client::EscapePathSegment(component);
-    absl::Status s = api.Stream(path + "/logs" + query, [](std::string_view chunk) {
-      const bool ok = std::fwrite(chunk.data(), 1, chunk.size(), stdout) == chunk.size();
-      std::fflush(stdout);
-      return ok;
-    });
-    if (!s.ok()) return Fail(s);
-    return kOk;
-  }
+  if (c.extend->parsed()) return ExtendCommand(api, path, o, as_json);
+  if (c.logs->parsed()) return LogsCommand(api, path, o);
   return kUsage;
+}
+
+}  // namespace
+
+int Run(int argc, char** argv) {
+  CLI::App app{"eph: preview environments for pull requests"};
+  Options o;
+  const Commands c = AddCommands(app, o);
+  if (std::optional<int> rc = Parse(app, argc, argv)) return *rc;
+  const bool as_json = o.output == "json";
+  if (c.validate->parsed()) return ValidateCommand(o.file, as_json);
+  if (c.completion->parsed()) {
+    std::cout << CompletionScript(o.shell);
+    return kOk;
+  }
+  return RunApiCommand(c, o, as_json);
 }
 
 }  // namespace eph::cli
