@@ -55,30 +55,14 @@ std::vector<std::string> BuildEnvironment(
   return out;
 }
 
-}  // namespace
-
-absl::StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec) {
-  if (spec.argv.empty() || spec.argv[0].empty()) {
-    return absl::InvalidArgumentError("no program to run (empty command)");
-  }
-  int out_pipe[2];
-  int err_pipe[2];
-  if (pipe2(out_pipe, O_CLOEXEC) != 0) {
-    return absl::InternalError(fmt::format("pipe: {}", ErrorText(errno)));
-  }
-  Fd out_read(out_pipe[0]);
-  Fd out_write(out_pipe[1]);
-  if (pipe2(err_pipe, O_CLOEXEC) != 0) {
-    return absl::InternalError(fmt::format("pipe: {}", ErrorText(errno)));
-  }
-  Fd err_read(err_pipe[0]);
-  Fd err_write(err_pipe[1]);
-
+// Starts spec.argv in its own process group with stdin from /dev/null and stdout and stderr on
+// `out_fd` and `err_fd`.
+absl::StatusOr<pid_t> Spawn(const ProcessSpec& spec, int out_fd, int err_fd) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, out_write.get(), STDOUT_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, err_write.get(), STDERR_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, out_fd, STDOUT_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, err_fd, STDERR_FILENO);
   if (!spec.working_dir.empty()) {
     posix_spawn_file_actions_addchdir_np(&actions, spec.working_dir.c_str());
   }
@@ -118,13 +102,41 @@ absl::StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec) {
     }
     return absl::InternalError(fmt::format("cannot run {}: {}", spec.argv[0], ErrorText(rc)));
   }
-  out_write.Close();
-  err_write.Close();
+  return pid;
+}
 
-  ProcessResult result;
-  auto deadline = std::chrono::steady_clock::now() + spec.timeout;
+// Keeps `size` bytes the child wrote to stdout (`is_out`) or stderr within the spec's limits:
+// stderr's last stderr_tail_bytes, or the first max_output_bytes. False when the output limit
+// says to stop reading and kill the child.
+bool Keep(const ProcessSpec& spec, bool is_out, const char* data, size_t size,
+          ProcessResult& result) {
+  std::string& sink = is_out ? result.out : result.err;
+  if (!is_out && spec.stderr_tail_bytes > 0) {
+    sink.append(data, size);
+    if (sink.size() > spec.stderr_tail_bytes) sink.erase(0, sink.size() - spec.stderr_tail_bytes);
+    return true;
+  }
+  const size_t room = sink.size() < spec.max_output_bytes ? spec.max_output_bytes - sink.size() : 0;
+  if (size > room) result.output_truncated = true;
+  sink.append(data, std::min(room, size));
+  if (is_out && size > room && spec.kill_on_output_limit) {
+    result.killed_for_output = true;
+    return false;
+  }
+  return true;
+}
+
+struct Child {
+  pid_t pid = -1;
   bool reaped = false;
-  int status = 0;
+  int status = 0;  // waitpid's, once reaped
+};
+
+// Reads the child's stdout and stderr until both close, the timeout passes (timed_out) or the
+// output limit is hit (killed_for_output).
+void ReadOutput(const ProcessSpec& spec, Child& child, const Fd& out_read, const Fd& err_read,
+                ProcessResult& result) {
+  auto deadline = std::chrono::steady_clock::now() + spec.timeout;
   bool out_open = true;
   bool err_open = true;
   std::string buf(size_t{64} << 10, '\0');
@@ -133,7 +145,7 @@ absl::StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec) {
         deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
       result.timed_out = true;
-      break;
+      return;
     }
     pollfd fds[2];
     nfds_t n = 0;
@@ -142,59 +154,74 @@ absl::StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec) {
     const int ready = poll(fds, n, static_cast<int>(std::min<int64_t>(left.count(), 100)));
     if (ready < 0) {
       if (errno == EINTR) continue;
-      break;
+      return;
     }
     // A plugin that leaves a background child holding its stdout open must not make us wait
     // for the whole timeout: once it has exited, take what is there shortly after.
-    if (!reaped && waitpid(pid, &status, WNOHANG) == pid) {
-      reaped = true;
+    if (!child.reaped && waitpid(child.pid, &child.status, WNOHANG) == child.pid) {
+      child.reaped = true;
       deadline =
           std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(200));
     }
     for (nfds_t i = 0; i < n; ++i) {
       if (fds[i].revents == 0) continue;
       const bool is_out = fds[i].fd == out_read.get();
-      std::string& sink = is_out ? result.out : result.err;
       const ssize_t got = read(fds[i].fd, buf.data(), buf.size());
       if (got < 0 && errno == EINTR) continue;
       if (got <= 0) {
         (is_out ? out_open : err_open) = false;
         continue;
       }
-      const size_t size = static_cast<size_t>(got);
-      if (!is_out && spec.stderr_tail_bytes > 0) {
-        sink.append(buf.data(), size);
-        if (sink.size() > spec.stderr_tail_bytes) {
-          sink.erase(0, sink.size() - spec.stderr_tail_bytes);
-        }
-        continue;
-      }
-      const size_t room =
-          sink.size() < spec.max_output_bytes ? spec.max_output_bytes - sink.size() : 0;
-      if (size > room) result.output_truncated = true;
-      sink.append(buf.data(), std::min(room, size));
-      if (is_out && size > room && spec.kill_on_output_limit) {
-        result.killed_for_output = true;
-        out_open = false;
-        err_open = false;
-        break;
-      }
+      if (!Keep(spec, is_out, buf.data(), static_cast<size_t>(got), result)) return;
     }
   }
+}
+
+// Kills the child's process group if it overran, reaps it and records how it ended.
+void Finish(Child& child, ProcessResult& result) {
   bool killed = false;
-  if ((result.timed_out || result.killed_for_output) && !reaped) {
-    kill(-pid, SIGKILL);
+  if ((result.timed_out || result.killed_for_output) && !child.reaped) {
+    kill(-child.pid, SIGKILL);
     killed = true;
   }
-  if (result.timed_out && reaped) result.timed_out = false;  // it exited; a child held the pipe
-  while (!reaped && waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  if (result.timed_out && child.reaped) result.timed_out = false;  // it exited; a child held the pipe
+  while (!child.reaped && waitpid(child.pid, &child.status, 0) < 0 && errno == EINTR) {
   }
-  if (WIFEXITED(status)) {
-    result.exit_code = WEXITSTATUS(status);
-  } else if (WIFSIGNALED(status)) {
-    result.term_signal = WTERMSIG(status);
+  if (WIFEXITED(child.status)) {
+    result.exit_code = WEXITSTATUS(child.status);
+  } else if (WIFSIGNALED(child.status)) {
+    result.term_signal = WTERMSIG(child.status);
   }
   if (killed && result.term_signal == 0) result.term_signal = SIGKILL;
+}
+
+}  // namespace
+
+absl::StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec) {
+  if (spec.argv.empty() || spec.argv[0].empty()) {
+    return absl::InvalidArgumentError("no program to run (empty command)");
+  }
+  int out_pipe[2];
+  int err_pipe[2];
+  if (pipe2(out_pipe, O_CLOEXEC) != 0) {
+    return absl::InternalError(fmt::format("pipe: {}", ErrorText(errno)));
+  }
+  Fd out_read(out_pipe[0]);
+  Fd out_write(out_pipe[1]);
+  if (pipe2(err_pipe, O_CLOEXEC) != 0) {
+    return absl::InternalError(fmt::format("pipe: {}", ErrorText(errno)));
+  }
+  Fd err_read(err_pipe[0]);
+  Fd err_write(err_pipe[1]);
+  absl::StatusOr<pid_t> pid = Spawn(spec, out_write.get(), err_write.get());
+  if (!pid.ok()) return pid.status();
+  out_write.Close();
+  err_write.Close();
+
+  ProcessResult result;
+  Child child{.pid = *pid};
+  ReadOutput(spec, child, out_read, err_read, result);
+  Finish(child, result);
   return result;
 }
 
