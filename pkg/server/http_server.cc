@@ -12,6 +12,7 @@
 #include <condition_variable>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <system_error>
 #include <utility>
 #include <map>
@@ -430,6 +431,89 @@ class HttpServer::Impl {
     });
   }
 
+  // Answers a request header that could not be read; a connection closed or idle is left alone.
+  asio::awaitable<void> AnswerHeaderError(beast::tcp_stream& stream, beast::error_code ec) {
+    if (ec == http::error::end_of_stream || ec == asio::error::eof ||
+        ec == beast::error::timeout || ec == asio::error::operation_aborted ||
+        ec == asio::error::connection_reset) {
+      co_return;
+    }
+    if (ec == http::error::header_limit) {
+      co_await WriteError(stream, 431, "header_too_large", "request header too large");
+    } else if (ec == http::error::body_limit) {  // Content-Length beyond the limit, in the header
+      co_await WriteError(stream, 413, "payload_too_large",
+                          absl::StrCat("request body exceeds ", options_.max_body_bytes, " bytes"));
+    } else {
+      co_await WriteError(stream, 400, "bad_request", "malformed HTTP request");
+    }
+  }
+
+  // Reads `request`'s body, if it has one: refused from the header alone where possible, unread;
+  // else reserved from the shared budget before a byte of it is read. The bytes reserved (0 for
+  // no body; release them after the handler), or nothing when the request was answered here and
+  // the connection must close.
+  asio::awaitable<std::optional<size_t>> ReadBody(beast::tcp_stream& stream,
+                                                  beast::flat_buffer& buffer,
+                                                  http::request_parser<http::string_body>& parser,
+                                                  HttpRequest& request, unsigned version) {
+    if (parser.is_done()) co_return size_t{0};
+    HttpResponse response;
+    const uint64_t declared = parser.content_length().value_or(options_.max_body_bytes);
+    if (declared > options_.max_body_bytes) {
+      co_await WriteError(stream, 413, "payload_too_large",
+                          absl::StrCat("request body exceeds ", options_.max_body_bytes,
+                                       " bytes"));
+      co_return std::nullopt;
+    }
+    if (options_.admit) {
+      bool admitted = true;
+      co_await RunOn(workers_, [&] {
+        try {
+          admitted = options_.admit(request, response);
+        } catch (const std::exception& e) {
+          spdlog::error("http: admission check for {} threw: {}", request.path, e.what());
+          response = HttpResponse{};
+          response.SetJson(500, ErrorJson("internal", "internal error"));
+          admitted = false;
+        }
+      });
+      if (!admitted) {
+        co_await WriteSimple(stream, response.status, std::move(response.body), false, version,
+                             response.headers);
+        co_return std::nullopt;
+      }
+    }
+    const size_t reserved = static_cast<size_t>(declared);
+    if (!ReserveBody(reserved)) {
+      NoteLimit("request body memory limit reached");
+      Headers retry;
+      retry["Retry-After"] = "1";
+      co_await WriteError(stream, 503, "unavailable",
+                          "ephd is reading too many request bodies at once; try again soon",
+                          std::move(retry));
+      co_return std::nullopt;
+    }
+    stream.expires_after(options_.read_timeout);
+    beast::error_code ec;
+    co_await http::async_read(stream, buffer, parser,
+                              asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      ReleaseBody(reserved);
+      if (ec == http::error::body_limit) {
+        co_await WriteError(stream, 413, "payload_too_large",
+                            absl::StrCat("request body exceeds ", options_.max_body_bytes,
+                                         " bytes"));
+      } else if (ec != beast::error::timeout && ec != asio::error::operation_aborted &&
+                 ec != asio::error::connection_reset && ec != http::error::end_of_stream &&
+                 ec != asio::error::eof && ec != http::error::partial_message) {
+        co_await WriteError(stream, 400, "bad_request", "malformed HTTP request");
+      }
+      co_return std::nullopt;
+    }
+    request.body = parser.release().body();
+    co_return reserved;
+  }
+
   asio::awaitable<void> Serve(std::shared_ptr<Connection> conn) {
     struct Unregister {
       ~Unregister() {
@@ -459,23 +543,8 @@ class HttpServer::Impl {
                                        asio::redirect_error(asio::use_awaitable, ec));
       SetIdle(*conn, false);
       first = false;
-      if (ec == http::error::end_of_stream || ec == asio::error::eof ||
-          ec == beast::error::timeout || ec == asio::error::operation_aborted ||
-          ec == asio::error::connection_reset) {
-        break;
-      }
-      if (ec == http::error::header_limit) {
-        co_await WriteError(stream, 431, "header_too_large", "request header too large");
-        break;
-      }
-      if (ec == http::error::body_limit) {  // Content-Length beyond the limit, seen in the header
-        co_await WriteError(stream, 413, "payload_too_large",
-                            absl::StrCat("request body exceeds ", options_.max_body_bytes,
-                                         " bytes"));
-        break;
-      }
       if (ec) {
-        co_await WriteError(stream, 400, "bad_request", "malformed HTTP request");
+        co_await AnswerHeaderError(stream, ec);
         break;
       }
       const auto& head = parser.get();
@@ -490,68 +559,13 @@ class HttpServer::Impl {
       HttpRequest request = std::move(*parsed);
       HttpResponse response;
 
-      // The body: refused from the header alone where possible, unread; else reserved from the
-      // shared budget before a byte of it is read.
-      size_t reserved = 0;
-      if (!parser.is_done()) {
-        const uint64_t declared = parser.content_length().value_or(options_.max_body_bytes);
-        if (declared > options_.max_body_bytes) {
-          co_await WriteError(stream, 413, "payload_too_large",
-                              absl::StrCat("request body exceeds ", options_.max_body_bytes,
-                                           " bytes"));
-          break;
-        }
-        if (options_.admit) {
-          bool admitted = true;
-          co_await RunOn(workers_, [&] {
-            try {
-              admitted = options_.admit(request, response);
-            } catch (const std::exception& e) {
-              spdlog::error("http: admission check for {} threw: {}", request.path, e.what());
-              response = HttpResponse{};
-              response.SetJson(500, ErrorJson("internal", "internal error"));
-              admitted = false;
-            }
-          });
-          if (!admitted) {
-            co_await WriteSimple(stream, response.status, std::move(response.body), false, version,
-                                 response.headers);
-            break;
-          }
-        }
-        reserved = static_cast<size_t>(declared);
-        if (!ReserveBody(reserved)) {
-          NoteLimit("request body memory limit reached");
-          Headers retry;
-          retry["Retry-After"] = "1";
-          co_await WriteError(stream, 503, "unavailable",
-                              "ephd is reading too many request bodies at once; try again soon",
-                              std::move(retry));
-          break;
-        }
-        stream.expires_after(options_.read_timeout);
-        co_await http::async_read(stream, buffer, parser,
-                                  asio::redirect_error(asio::use_awaitable, ec));
-        if (ec) {
-          ReleaseBody(reserved);
-          if (ec == http::error::body_limit) {
-            co_await WriteError(stream, 413, "payload_too_large",
-                                absl::StrCat("request body exceeds ", options_.max_body_bytes,
-                                             " bytes"));
-          } else if (ec != beast::error::timeout && ec != asio::error::operation_aborted &&
-                     ec != asio::error::connection_reset && ec != http::error::end_of_stream &&
-                     ec != asio::error::eof && ec != http::error::partial_message) {
-            co_await WriteError(stream, 400, "bad_request", "malformed HTTP request");
-          }
-          break;
-        }
-        request.body = parser.release().body();
-      }
-
+      const std::optional<size_t> reserved =
+          co_await ReadBody(stream, buffer, parser, request, version);
+      if (!reserved) break;  // answered; the connection closes
       Begin();
       co_await RunHandler(request, response);
       request.body = std::string();
-      if (reserved > 0) ReleaseBody(reserved);
+      if (*reserved > 0) ReleaseBody(*reserved);
       if (!response.stream) {
         co_await WriteSimple(stream, response.status, std::move(response.body), keep_alive,
                              version, response.headers, is_head);
