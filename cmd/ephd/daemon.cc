@@ -3,7 +3,6 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include <filesystem>
 #include <string_view>
 
 #include "absl/strings/str_cat.h"
@@ -19,6 +18,7 @@
 #include "pkg/controller/databases.h"
 #include "pkg/controller/environment_controller.h"
 #include "pkg/controller/server_databases.h"
+#include "pkg/dashboard/dashboard.h"
 #include "pkg/forge/cached_forge.h"
 #include "pkg/forge/forge.h"
 #include "pkg/forge/github/github_forge.h"
@@ -258,15 +258,19 @@ absl::Status BuildController(const DaemonConfig& config,
   return absl::OkStatus();
 }
 
-void LogDashboard(const std::string& web_dir) {
+// The dashboard in the directory --web-dir names, if any.
+std::shared_ptr<const dashboard::DashboardFiles> Dashboard(const std::string& web_dir) {
   if (web_dir.empty()) {
     spdlog::info("ephd: dashboard: off (no --web-dir, and no built web/dist)");
-  } else if (!std::filesystem::is_regular_file(web_dir + "/index.html")) {
-    spdlog::warn("ephd: dashboard: {} has no index.html (build it: npm run build in web/)",
-                 web_dir);
-  } else {
-    spdlog::info("ephd: dashboard: serving {} at /", web_dir);
+    return nullptr;
   }
+  auto files = std::make_shared<dashboard::DirectoryDashboard>(web_dir);
+  if (std::string missing = files->Missing(); !missing.empty()) {
+    spdlog::warn("ephd: dashboard: missing, / says so. {}", missing);
+  } else {
+    spdlog::info("ephd: dashboard: {} at /", files->Describe());
+  }
+  return files;
 }
 
 // Not ready while the workers are down or a listener has hit one of its limits lately
@@ -298,8 +302,7 @@ void BuildApi(const DaemonConfig& config, const controller::LifecyclePolicy& lif
   options.version = kVersion;
   options.providers = &parts.providers;
   options.lifecycle = lifecycle;
-  options.web_dir = config.web_dir;
-  LogDashboard(config.web_dir);
+  options.dashboard = Dashboard(config.web_dir);
   if (parts.controller) {
     controller::EnvironmentController* controller = parts.controller.get();
     parts.intake->SetOnEnqueued([controller] { controller->Notify(); });
