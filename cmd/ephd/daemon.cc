@@ -19,6 +19,7 @@
 #include "pkg/controller/environment_controller.h"
 #include "pkg/controller/server_databases.h"
 #include "pkg/dashboard/dashboard.h"
+#include "pkg/dashboard/embedded.h"
 #include "pkg/forge/cached_forge.h"
 #include "pkg/forge/forge.h"
 #include "pkg/forge/github/github_forge.h"
@@ -258,13 +259,15 @@ absl::Status BuildController(const DaemonConfig& config,
   return absl::OkStatus();
 }
 
-// The dashboard in the directory --web-dir names, if any.
+// The dashboard built into ephd, or the directory --web-dir names (for working on the page).
 std::shared_ptr<const dashboard::DashboardFiles> Dashboard(const std::string& web_dir) {
+  std::shared_ptr<const dashboard::DashboardFiles> files;
   if (web_dir.empty()) {
-    spdlog::info("ephd: dashboard: off (no --web-dir, and no built web/dist)");
-    return nullptr;
+    files = std::make_shared<dashboard::EmbeddedDashboard>(
+        dashboard::EmbeddedDashboardFiles(), std::string(dashboard::EmbeddedDashboardAbsence()));
+  } else {
+    files = std::make_shared<dashboard::DirectoryDashboard>(web_dir);
   }
-  auto files = std::make_shared<dashboard::DirectoryDashboard>(web_dir);
   if (std::string missing = files->Missing(); !missing.empty()) {
     spdlog::warn("ephd: dashboard: missing, / says so. {}", missing);
   } else {
@@ -349,7 +352,6 @@ Daemon::~Daemon() { Stop(); }
 absl::Status Daemon::Start() {
   RaiseOpenFilesLimit();
   ConfigureLogging(config_);
-  if (config_.web_dir.empty()) config_.web_dir = DefaultWebDir();
   auto parts = std::make_unique<DaemonParts>();
   std::string host;
   uint16_t port = 0;
