@@ -3,7 +3,6 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include <filesystem>
 #include <string_view>
 
 #include "absl/strings/str_cat.h"
@@ -19,6 +18,8 @@
 #include "pkg/controller/databases.h"
 #include "pkg/controller/environment_controller.h"
 #include "pkg/controller/server_databases.h"
+#include "pkg/dashboard/dashboard.h"
+#include "pkg/dashboard/embedded.h"
 #include "pkg/forge/cached_forge.h"
 #include "pkg/forge/forge.h"
 #include "pkg/forge/github/github_forge.h"
@@ -261,15 +262,21 @@ absl::Status BuildController(const DaemonConfig& config,
   return absl::OkStatus();
 }
 
-void LogDashboard(const std::string& web_dir) {
+// The dashboard built into ephd, or the directory --web-dir names (for working on the page).
+std::shared_ptr<const dashboard::DashboardFiles> Dashboard(const std::string& web_dir) {
+  std::shared_ptr<const dashboard::DashboardFiles> files;
   if (web_dir.empty()) {
-    spdlog::info("ephd: dashboard: off (no --web-dir, and no built web/dist)");
-  } else if (!std::filesystem::is_regular_file(web_dir + "/index.html")) {
-    spdlog::warn("ephd: dashboard: {} has no index.html (build it: npm run build in web/)",
-                 web_dir);
+    files = std::make_shared<dashboard::EmbeddedDashboard>(
+        dashboard::EmbeddedDashboardFiles(), std::string(dashboard::EmbeddedDashboardAbsence()));
   } else {
-    spdlog::info("ephd: dashboard: serving {} at /", web_dir);
+    files = std::make_shared<dashboard::DirectoryDashboard>(web_dir);
   }
+  if (std::string missing = files->Missing(); !missing.empty()) {
+    spdlog::warn("ephd: dashboard: missing, / says so. {}", missing);
+  } else {
+    spdlog::info("ephd: dashboard: {} at /", files->Describe());
+  }
+  return files;
 }
 
 // Not ready while the workers are down or a listener has hit one of its limits lately
@@ -301,8 +308,7 @@ void BuildApi(const DaemonConfig& config, const controller::LifecyclePolicy& lif
   options.version = kVersion;
   options.providers = &parts.providers;
   options.lifecycle = lifecycle;
-  options.web_dir = config.web_dir;
-  LogDashboard(config.web_dir);
+  options.dashboard = Dashboard(config.web_dir);
   if (parts.controller) {
     controller::EnvironmentController* controller = parts.controller.get();
     parts.intake->SetOnEnqueued([controller] { controller->Notify(); });
@@ -349,7 +355,6 @@ Daemon::~Daemon() { Stop(); }
 absl::Status Daemon::Start() {
   RaiseOpenFilesLimit();
   ConfigureLogging(config_);
-  if (config_.web_dir.empty()) config_.web_dir = DefaultWebDir();
   auto parts = std::make_unique<DaemonParts>();
   std::string host;
   uint16_t port = 0;

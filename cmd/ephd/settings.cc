@@ -60,7 +60,8 @@ const std::vector<Setting>& Settings() {
        &DaemonConfig::database_app_host, false},
       {"resync_interval", "EPH_RESYNC_INTERVAL", "how often every live environment is rechecked",
        &DaemonConfig::resync_interval, false},
-      {"web_dir", "EPH_WEB_DIR", "the dashboard's built files (web/dist), served at /",
+      {"web_dir", "EPH_WEB_DIR",
+       "serve the dashboard from this directory (web/dist) instead of the built-in one",
        &DaemonConfig::web_dir, false},
       {"log_format", "EPH_LOG_FORMAT", "text or json", &DaemonConfig::log_format, false},
       {"log_level", "EPH_LOG_LEVEL", "debug, info, warn or error", &DaemonConfig::log_level, false},
@@ -208,16 +209,6 @@ std::string AbsoluteStateUrl(const std::string& url) {
   if (url.rfind("sqlite:", 0) != 0) return url;
   std::filesystem::path p(url.substr(7));
   return "sqlite:" + std::filesystem::absolute(p).lexically_normal().string();
-}
-
-std::string DefaultWebDir() {
-#ifdef EPH_DEFAULT_WEB_DIR
-  std::error_code ec;
-  if (std::filesystem::is_regular_file(std::string(EPH_DEFAULT_WEB_DIR) + "/index.html", ec)) {
-    return EPH_DEFAULT_WEB_DIR;
-  }
-#endif
-  return "";
 }
 
 }  // namespace eph::daemon

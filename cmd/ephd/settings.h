@@ -36,7 +36,7 @@ struct DaemonConfig {
   int gateway_max_connections = 0;  // gateway port; 0: from the open-files limit
   int max_streams = 256;            // event and log streams at once
   std::string resync_interval = "5m";
-  // The dashboard's files; empty: DefaultWebDir().
+  // A directory to serve the dashboard from; empty: the dashboard built into ephd.
   std::string web_dir;
   std::string log_format = "text";  // text | json
   std::string log_level = "info";
@@ -59,9 +59,5 @@ absl::Status ApplyConfigFile(const CLI::App& app, const std::string& path, Daemo
 
 // sqlite:relative/path → sqlite:/absolute/path, so messages say exactly where state lives.
 std::string AbsoluteStateUrl(const std::string& url);
-
-// The built dashboard of the source tree this binary was compiled from (web/dist), if it exists;
-// empty otherwise.
-std::string DefaultWebDir();
 
 }  // namespace eph::daemon

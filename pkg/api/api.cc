@@ -4,10 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <condition_variable>
 #include <mutex>
 #include <stop_token>
@@ -117,25 +114,6 @@ bool ParseBool(const std::map<std::string, std::string>& query, const char* key)
 }  // namespace
 
 std::string EnvironmentJson(const state::Environment& env) { return Dump(EnvJson(env)); }
-
-std::string ContentTypeFor(const std::string& path) {
-  static const std::map<std::string, std::string> kTypes = {
-      {".html", "text/html; charset=utf-8"},
-      {".js", "text/javascript; charset=utf-8"},
-      {".mjs", "text/javascript; charset=utf-8"},
-      {".css", "text/css; charset=utf-8"},
-      {".svg", "image/svg+xml"},
-      {".png", "image/png"},
-      {".ico", "image/x-icon"},
-      {".json", "application/json"},
-      {".map", "application/json"},
-      {".txt", "text/plain; charset=utf-8"},
-      {".woff2", "font/woff2"},
-  };
-  const std::string ext = std::filesystem::path(path).extension().string();
-  auto it = kTypes.find(ext);
-  return it == kTypes.end() ? "application/octet-stream" : it->second;
-}
 
 ApiServer::ApiServer(state::Store& store, const Clock& clock, MetricsRegistry& metrics,
                      webhook::WebhookIntake& intake, ApiOptions options)
@@ -266,7 +244,7 @@ void ApiServer::Handle(const HttpRequest& req, HttpResponse& res) {
   if (api) {
     if (AuthorizeInto(req, res)) router_.Dispatch(req, res);
   } else if (!open && (req.method == "GET" || req.method == "HEAD")) {
-    ServeStatic(req, res);
+    dashboard::ServeDashboard(options_.dashboard.get(), req, res);
   } else {
     router_.Dispatch(req, res);
   }
@@ -277,53 +255,6 @@ void ApiServer::Handle(const HttpRequest& req, HttpResponse& res) {
                     {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5},
                     "status=\"" + std::to_string(res.status / 100) + "xx\"")
       .Observe(seconds);
-}
-
-void ApiServer::ServeStatic(const HttpRequest& req, HttpResponse& res) {
-  auto not_found = [&res] { res.SetText(404, "404 not found\n", "text/plain; charset=utf-8"); };
-  if (options_.web_dir.empty()) return not_found();
-  std::string rel = req.path;
-  if (rel.empty() || rel.back() == '/') rel += "index.html";
-  // Refuse anything that could leave the directory: "..", backslashes, NULs. The path is
-  // already percent-decoded, so %2e%2e arrives here as "..".
-  if (rel.find('\0') != std::string::npos || rel.find('\\') != std::string::npos) {
-    return not_found();
-  }
-  std::filesystem::path relative;
-  for (const auto& part : std::filesystem::path(rel).relative_path()) {
-    if (part == ".." || part == ".") return not_found();
-    relative /= part;
-  }
-  const std::filesystem::path root = std::filesystem::path(options_.web_dir);
-  std::filesystem::path file = (root / relative).lexically_normal();
-  std::error_code ec;
-  if (std::filesystem::is_directory(file, ec)) file /= "index.html";
-  if (!std::filesystem::is_regular_file(file, ec)) return not_found();
-  // A symlink inside the directory must not lead outside it either.
-  auto canonical_root = std::filesystem::weakly_canonical(root, ec);
-  auto canonical_file = std::filesystem::weakly_canonical(file, ec);
-  if (ec) return not_found();
-  auto r = canonical_root.string();
-  if (canonical_file.string().rfind(r.back() == '/' ? r : r + "/", 0) != 0) return not_found();
-  std::ifstream in(canonical_file, std::ios::binary);
-  if (!in) return not_found();
-  std::ostringstream content;
-  content << in.rdbuf();
-  res.SetText(200, content.str(), ContentTypeFor(canonical_file.string()));
-  // Hashed asset names never change content; index.html must be re-read to find new ones.
-  res.headers["Cache-Control"] =
-      req.path.rfind("/assets/", 0) == 0 ? "public, max-age=31536000, immutable" : "no-cache";
-  res.headers["X-Content-Type-Options"] = "nosniff";
-  // The dashboard holds an API token, so no other site may frame it (clickjacking its buttons)
-  // and nothing but its own files may run in it. Its build has no inline scripts or styles
-  // (React sets styles through the DOM, which CSP allows); Vite may inline small images and
-  // fonts as data: URLs. The API, the event stream and logs are fetched from the same origin.
-  res.headers["Content-Security-Policy"] =
-      "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-      "font-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; "
-      "form-action 'self'; frame-ancestors 'none'";
-  res.headers["X-Frame-Options"] = "DENY";
-  res.headers["Referrer-Policy"] = "no-referrer";
 }
 
 void ApiServer::ListEnvironments(const HttpRequest& req, HttpResponse& res) {

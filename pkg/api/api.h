@@ -23,6 +23,7 @@
 #include "pkg/base/metrics.h"
 #include "pkg/base/random.h"
 #include "pkg/controller/intents.h"
+#include "pkg/dashboard/dashboard.h"
 #include "pkg/providers/provider.h"
 #include "pkg/server/http.h"
 #include "pkg/state/store.h"
@@ -42,8 +43,9 @@ struct ApiOptions {
   Random* random = nullptr;
   // Where environments made by hand live and for how long: ephd passes the reconciler's.
   controller::LifecyclePolicy lifecycle{.base_domain = "preview.localhost"};
-  // The dashboard's built files, served at /; empty: no dashboard (404 outside the API).
-  std::string web_dir;
+  // The dashboard, served at / (dashboard::ServeDashboard); nullptr: a page at / saying there is
+  // none. ephd passes the one built into it, or a directory (--web-dir).
+  std::shared_ptr<const dashboard::DashboardFiles> dashboard;
   // The event stream wakes at once for changes made by this process (Store::WaitForLocalChange)
   // and reads the store this often for other processes' (ephd replicas sharing PostgreSQL);
   // it sends a comment when idle for events_keepalive.
@@ -75,7 +77,6 @@ class ApiServer {
   absl::Status Authorize(const server::HttpRequest& req);
   // Authorize, with a refusal written into `res` (401 with WWW-Authenticate, 403, 503).
   bool AuthorizeInto(const server::HttpRequest& req, server::HttpResponse& res);
-  void ServeStatic(const server::HttpRequest& req, server::HttpResponse& res);
   void ListEnvironments(const server::HttpRequest& req, server::HttpResponse& res);
   void CreateEnvironment(const server::HttpRequest& req, server::HttpResponse& res);
   void GetEnvironment(const std::string& name, server::HttpResponse& res);
@@ -101,8 +102,5 @@ std::string EnvironmentJson(const state::Environment& env);
 
 // The OpenAPI 3.1 document served at /api/v1/openapi.json (docs/openapi.json, compiled in).
 const std::string& OpenApiDocument();
-
-// Content type for a file served from the dashboard directory, by extension.
-std::string ContentTypeFor(const std::string& path);
 
 }  // namespace eph::api

@@ -19,6 +19,7 @@ namespace {
 
 using nlohmann::json;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using namespace std::chrono_literals;
 
 // Collects what a streamed response writes; reports itself cancelled (the client went away)
@@ -611,7 +612,9 @@ class StaticFilesTest : public ApiTest {
     std::ofstream(web_ + "/favicon.svg") << "<svg/>";
     std::ofstream(dir_ + "/secret.txt") << "do not serve";
     std::filesystem::create_symlink(dir_ + "/secret.txt", web_ + "/leak.txt");
-    Rebuild([&](ApiOptions& o) { o.web_dir = web_; });
+    Rebuild([&](ApiOptions& o) {
+      o.dashboard = std::make_shared<dashboard::DirectoryDashboard>(web_);
+    });
   }
   std::string web_;
 };
@@ -627,13 +630,11 @@ TEST_F(StaticFilesTest, ServesTheDashboardWithContentTypes) {
   EXPECT_EQ(Call("GET", "/assets/app-1.css", {}, "", "").headers["Content-Type"],
             "text/css; charset=utf-8");
   EXPECT_EQ(Call("GET", "/favicon.svg", {}, "", "").headers["Content-Type"], "image/svg+xml");
-  EXPECT_EQ(ContentTypeFor("x.png"), "image/png");
   // No framing by other sites and nothing but the dashboard's own files may run.
   EXPECT_THAT(index.headers["Content-Security-Policy"], HasSubstr("default-src 'self'"));
   EXPECT_THAT(index.headers["Content-Security-Policy"], HasSubstr("frame-ancestors 'none'"));
   EXPECT_EQ(index.headers["X-Frame-Options"], "DENY");
   EXPECT_EQ(index.headers["Referrer-Policy"], "no-referrer");
-  EXPECT_EQ(ContentTypeFor("x.json"), "application/json");
 }
 
 TEST_F(StaticFilesTest, RefusesToLeaveTheDirectory) {
@@ -646,10 +647,35 @@ TEST_F(StaticFilesTest, RefusesToLeaveTheDirectory) {
   auto missing = Call("GET", "/nope.js", {}, "", "");
   EXPECT_EQ(missing.status, 404);
   EXPECT_EQ(missing.body, "404 not found\n");
-  // Under /api a miss is a JSON error.
+  // Under /api a miss is a JSON error, never the dashboard's index.html.
   auto api_missing = Call("GET", "/api/v1/nope");
   EXPECT_EQ(api_missing.status, 404);
   EXPECT_EQ(json::parse(api_missing.body)["error"]["code"], "not_found");
+}
+
+TEST_F(StaticFilesTest, ClientRoutesGetIndexButServerRoutesKeepTheirOwnAnswers) {
+  auto route = Call("GET", "/environments/foo", {}, "", "");
+  EXPECT_EQ(route.status, 200);
+  EXPECT_THAT(route.body, HasSubstr("<title>eph</title>"));
+  // The server's own paths answer as before, with or without a token: never index.html.
+  for (const char* path : {"/healthz", "/readyz", "/metrics", "/api/v1/environments",
+                           "/api/v1/nope", "/api", "/webhooks/github"}) {
+    auto res = Call("GET", path, {}, "", "");
+    EXPECT_THAT(res.body, Not(HasSubstr("<title>eph</title>"))) << path;
+    EXPECT_THAT(res.headers["Content-Type"], Not(HasSubstr("text/html"))) << path;
+  }
+  EXPECT_EQ(Call("GET", "/api/v1/environments", {}, "", "").status, 401);
+  EXPECT_EQ(json::parse(Call("GET", "/healthz", {}, "", "").body)["status"], "ok");
+  // Only GET and HEAD reach the dashboard.
+  EXPECT_NE(Call("POST", "/environments/foo", {}, "", "").status, 200);
+}
+
+TEST_F(ApiTest, WithoutADashboardTheRootSaysSo) {
+  auto root = Call("GET", "/", {}, "", "");
+  EXPECT_EQ(root.status, 404);
+  EXPECT_EQ(root.headers["Content-Type"], "text/html; charset=utf-8");
+  EXPECT_THAT(root.body, HasSubstr("no dashboard"));
+  EXPECT_THAT(root.body, HasSubstr("npm ci"));
 }
 
 }  // namespace

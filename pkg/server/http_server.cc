@@ -405,6 +405,9 @@ class HttpServer::Impl {
     if (!head) res.body() = std::move(body);
     res.prepare_payload();
     if (head) res.content_length(size);
+    // Beast says "Content-Length: 0" for an empty body, but a 304's length would have to be the
+    // representation's own (RFC 9110, 8.6) and a 204 may not have one.
+    if (status == 304 || status == 204) res.erase(http::field::content_length);
     beast::error_code ec;
     stream.expires_after(options_.read_timeout);
     co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));

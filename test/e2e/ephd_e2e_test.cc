@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <regex>
 
 #include "pkg/client/client.h"
 #include "pkg/state/store.h"
@@ -394,6 +395,75 @@ TEST(EphdStartTest, CloneSparesOutOfRangeAreRefused) {
                              {}, dir);
   EXPECT_NE(flag.Wait(20s), 0);
   EXPECT_THAT(flag.Output(), HasSubstr("--database-clone-spares"));
+}
+
+// ephd as a new user starts it: no --web-dir, from a directory holding no web/dist. What it
+// serves at / comes from the binary alone: the dashboard built into it, or (a build without
+// Node.js, EPH_DASHBOARD_EMBEDDED=0) a page saying how to get one.
+TEST(EphdDashboardTest, TheBuiltInDashboardNeedsNoFilesOnDisk) {
+  const std::string dir = testing::MakeTempDir("ephd-dashboard");
+  ASSERT_FALSE(std::filesystem::exists(dir + "/web"));
+  testing::ChildProcess ephd({"/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", dir, Ephd(), "--listen",
+                              "127.0.0.1:0", "--state", "sqlite:" + dir + "/eph.db"},
+                             {{"EPH_GITHUB_API_URL", "http://127.0.0.1:9"}}, dir);
+  auto port = ephd.WaitForOutput(std::regex("listening on http://127\\.0\\.0\\.1:(\\d+)"), 20s);
+  ASSERT_TRUE(port.has_value()) << ephd.Output();
+  const std::string server = "http://127.0.0.1:" + *port;
+  auto curl = [](std::vector<std::string> args) {
+    args.insert(args.begin(), {"/usr/bin/curl", "-s"});
+    return testing::RunCommand(args);
+  };
+#if EPH_DASHBOARD_EMBEDDED
+  EXPECT_THAT(ephd.Output(), HasSubstr("dashboard: built in ("));
+  auto index = curl({"-i", server + "/"});
+  EXPECT_THAT(index.out, ::testing::StartsWith("HTTP/1.1 200"));
+  EXPECT_THAT(index.out, HasSubstr("Content-Type: text/html; charset=utf-8"));
+  EXPECT_THAT(index.out, HasSubstr("Cache-Control: no-cache"));
+  EXPECT_THAT(index.out, HasSubstr("<div id=\"root\"></div>"));
+  std::smatch script;
+  ASSERT_TRUE(
+      std::regex_search(index.out, script, std::regex("src=\"\\./(assets/[A-Za-z0-9_-]+\\.js)\"")))
+      << index.out;
+  const std::string asset = server + "/" + script[1].str();
+  auto js = curl({"-i", asset});
+  EXPECT_THAT(js.out, ::testing::StartsWith("HTTP/1.1 200"));
+  EXPECT_THAT(js.out, HasSubstr("Content-Type: text/javascript; charset=utf-8"));
+  EXPECT_THAT(js.out, HasSubstr("Cache-Control: public, max-age=31536000, immutable"));
+  std::smatch etag;
+  ASSERT_TRUE(std::regex_search(js.out, etag, std::regex("ETag: (\"[0-9a-f]{32}\")")))
+      << js.out.substr(0, 400);
+  auto revalidated = curl({"-i", "-H", "If-None-Match: " + etag[1].str(), asset});
+  EXPECT_THAT(revalidated.out, ::testing::StartsWith("HTTP/1.1 304"));
+  EXPECT_THAT(revalidated.out, HasSubstr("ETag: " + etag[1].str()));
+  EXPECT_THAT(revalidated.out, ::testing::EndsWith("\r\n\r\n"));  // no body
+  // Not "Content-Length: 0": a cache could take that for the file's length.
+  EXPECT_THAT(revalidated.out, Not(HasSubstr("Content-Length")));
+  // HEAD: the GET's headers and length, no body.
+  auto get_size = curl({"-o", "/dev/null", "-w", "%{size_download}", asset});
+  auto head = curl({"-I", asset});
+  EXPECT_THAT(head.out, ::testing::StartsWith("HTTP/1.1 200"));
+  EXPECT_THAT(head.out, HasSubstr("Content-Length: " + get_size.out + "\r\n"));
+  EXPECT_THAT(head.out, Not(HasSubstr("function")));
+  // A client route gets index.html, based back at the root so its assets load.
+  auto route = curl({"-i", server + "/environments/foo"});
+  EXPECT_THAT(route.out, ::testing::StartsWith("HTTP/1.1 200"));
+  EXPECT_THAT(route.out, HasSubstr("<base href=\"../\">"));
+  EXPECT_EQ(curl({"-o", "/dev/null", "-w", "%{http_code}", server + "/assets/missing.js"}).out,
+            "404");
+#else
+  EXPECT_THAT(ephd.Output(), HasSubstr("dashboard: missing"));
+  EXPECT_THAT(ephd.Output(), HasSubstr("npm ci"));
+  auto index = curl({"-i", server + "/"});
+  EXPECT_THAT(index.out, ::testing::StartsWith("HTTP/1.1 404"));
+  EXPECT_THAT(index.out, HasSubstr("Content-Type: text/html"));
+  EXPECT_THAT(index.out, HasSubstr("`npm ci` in web/"));
+#endif
+  // The API is the API either way.
+  EXPECT_THAT(curl({"-i", server + "/healthz"}).out, HasSubstr("\"status\":\"ok\""));
+  EXPECT_EQ(curl({"-o", "/dev/null", "-w", "%{http_code}", server + "/api/v1/environments"}).out,
+            "401");
+  ephd.Signal(SIGTERM);
+  EXPECT_EQ(ephd.Wait(20s), 0) << ephd.Output();
 }
 
 TEST(EphValidateTest, ValidAndBrokenFiles) {
