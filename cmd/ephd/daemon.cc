@@ -18,6 +18,7 @@
 #include "pkg/config/duration.h"
 #include "pkg/controller/databases.h"
 #include "pkg/controller/environment_controller.h"
+#include "pkg/controller/secret_source.h"
 #include "pkg/controller/server_databases.h"
 #include "pkg/forge/cached_forge.h"
 #include "pkg/forge/forge.h"
@@ -45,6 +46,7 @@ struct DaemonParts {
   providers::ProviderRegistry providers;
   // The engine: absent when no forge is configured or --workers is 0 (intake only).
   std::unique_ptr<controller::EnvironmentDatabases> databases;
+  std::unique_ptr<controller::SecretSource> secrets;  // null: no secrets_dir
   std::unique_ptr<forge::Forge> forge;
   // In front of `forge`: content at a commit is read once (eph.yaml, the source archive).
   std::unique_ptr<forge::CachedForge> cached_forge;
@@ -216,6 +218,26 @@ absl::Status BuildDatabases(const DaemonConfig& config, DaemonParts& parts) {
   return absl::OkStatus();
 }
 
+// The values of eph.yaml's `environment.secrets`: files in secrets_dir, read at each apply (a
+// changed file reaches an environment with its next deploy). The start-up line says where, never
+// what.
+absl::Status BuildSecrets(const DaemonConfig& config, DaemonParts& parts) {
+  if (config.secrets_dir.empty()) {
+    spdlog::info("ephd: secrets: none (no EPH_SECRETS_DIR): environments naming a secret fail");
+    return absl::OkStatus();
+  }
+  std::error_code ec;
+  const std::filesystem::path dir = std::filesystem::absolute(config.secrets_dir, ec);
+  if (ec || !std::filesystem::is_directory(dir, ec)) {
+    return absl::InvalidArgumentError(absl::StrCat("secrets_dir \"", config.secrets_dir,
+                                                   "\" is not a directory (--secrets-dir, "
+                                                   "EPH_SECRETS_DIR or secrets_dir)"));
+  }
+  parts.secrets = std::make_unique<controller::DirectorySecretSource>(dir.lexically_normal().string());
+  spdlog::info("ephd: secrets: one file per secret in {}", dir.lexically_normal().string());
+  return absl::OkStatus();
+}
+
 // The engine: forge, databases and the controller. Off (intake and API only) with --workers 0
 // or without a forge.
 absl::Status BuildController(const DaemonConfig& config,
@@ -234,6 +256,7 @@ absl::Status BuildController(const DaemonConfig& config,
   parts.forge = std::move(*forge);
   parts.cached_forge = std::make_unique<forge::CachedForge>(*parts.forge);
   if (auto s = BuildDatabases(config, parts); !s.ok()) return s;
+  if (auto s = BuildSecrets(config, parts); !s.ok()) return s;
   controller::EnvironmentControllerOptions options;
   options.reconciler.lifecycle = lifecycle;
   // While an environment comes up it is looked at again this often, in case its provider has
@@ -242,6 +265,7 @@ absl::Status BuildController(const DaemonConfig& config,
   options.reconciler.progress_poll = std::chrono::seconds(2);
   options.reconciler.installation = parts.installation;
   options.reconciler.databases = parts.databases.get();
+  options.reconciler.secrets = parts.secrets.get();
   options.queue.workers = config.workers;
   // Leases are renewed every lease_for/3 while a reconcile runs, so a short lease costs
   // nothing and bounds how long a key stays stuck after its holder is killed (kill -9).

@@ -58,6 +58,10 @@ const std::vector<Setting>& Settings() {
       {"database_app_host", "EPH_DATABASE_APP_HOST",
        "host[:port] apps use to reach that server (default: the admin URL's)",
        &DaemonConfig::database_app_host, false},
+      {"secrets_dir", "EPH_SECRETS_DIR",
+       "directory of the secrets eph.yaml may name (environment.secrets): one file per secret, "
+       "named as it, holding its value",
+       &DaemonConfig::secrets_dir, false},
       {"resync_interval", "EPH_RESYNC_INTERVAL", "how often every live environment is rechecked",
        &DaemonConfig::resync_interval, false},
       {"web_dir", "EPH_WEB_DIR", "the dashboard's built files (web/dist), served at /",

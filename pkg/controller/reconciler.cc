@@ -482,9 +482,24 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
     }
     return spec.status();
   }
+  // Secrets before anything is stored or made: one that ephd lacks fails the environment before
+  // the provider is called, instead of leaving an app that starts without it.
+  absl::StatusOr<std::map<std::string, std::string>> secrets =
+      ResolveSecrets(config.environment.secrets, options_.secrets);
+  if (!secrets.ok()) {
+    if (IsTerminalError(secrets.status())) {
+      return Fail(env, std::string(secrets.status().message()), target.sha);
+    }
+    return secrets.status();
+  }
   absl::StatusOr<ApplyPass> pass = StoreApplyIntent(std::move(env), target, config, *spec);
   if (!pass.ok()) return pass.status();
   pass->request = ApplyRequestFor(pass->env, target, config, *spec);
+  // eph.yaml's variables and secrets (disjoint: the parser refuses a name in both) first;
+  // EnsureDatabases adds Eph's database settings last, so Eph's names always win (eph.yaml may
+  // not name them either).
+  pass->request.secret_env = spec->variables;
+  for (auto& [name, value] : *secrets) pass->request.secret_env[name] = std::move(value);
   // A fresh checkout per apply, gone afterwards: renders never see another commit's files.
   absl::StatusOr<SourceCheckout> checkout = SourceCheckout::Create(options_.source_root);
   if (!checkout.ok()) return checkout.status();

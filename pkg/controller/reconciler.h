@@ -42,6 +42,7 @@
 #include "pkg/controller/intents.h"
 #include "pkg/controller/lifecycle.h"
 #include "pkg/controller/render.h"
+#include "pkg/controller/secret_source.h"
 #include "pkg/forge/forge.h"
 #include "pkg/names/names.h"
 #include "pkg/providers/provider.h"
@@ -82,6 +83,9 @@ struct ReconcilerOptions {
   // Per-environment databases (eph.yaml `database:`); null: this ephd has none, and an
   // environment asking for one fails saying so. Must outlive the reconciler.
   EnvironmentDatabases* databases = nullptr;
+  // Values of eph.yaml's `environment.secrets` (ephd's secrets_dir); null: this ephd has none,
+  // and an environment naming a secret fails saying so. Must outlive the reconciler.
+  const SecretSource* secrets = nullptr;
 };
 
 class EnvironmentReconciler final : public Reconciler {

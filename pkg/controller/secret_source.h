@@ -1,0 +1,58 @@
+// SecretSource: where the values of eph.yaml's `environment.secrets` come from. Never from the
+// pull request: eph.yaml names a secret, ephd's operator supplies its value.
+//
+// DirectorySecretSource is ephd's `secrets_dir` (EPH_SECRETS_DIR): one file per secret, named
+// exactly as the secret, holding its value; one trailing newline ("\n" or "\r\n") is dropped,
+// as editors and `echo` add one. A Kubernetes Secret mounted as a volume has this layout, so the
+// same setting serves ephd running in a cluster.
+//
+// Values are secret: implementations never log them or put them in a status message.
+//
+// Thread-safety: Get may be called from many threads at once.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace eph::controller {
+
+class SecretSource {
+ public:
+  virtual ~SecretSource() = default;
+
+  // The value of secret `name`, an environment variable name ([A-Za-z_][A-Za-z0-9_]*).
+  // NotFound when this source has no such secret; FailedPrecondition when it has one that
+  // cannot be read (the message says why, for the operator); InvalidArgument for a name that is
+  // not a variable name.
+  virtual absl::StatusOr<std::string> Get(const std::string& name) const = 0;
+
+  // Where values come from, for messages: "secrets_dir /etc/eph/secrets".
+  virtual std::string Describe() const = 0;
+};
+
+class DirectorySecretSource final : public SecretSource {
+ public:
+  // Largest value read; a bigger file is refused rather than put into every container.
+  static constexpr size_t kMaxValueBytes = 64 * 1024;
+
+  explicit DirectorySecretSource(std::string dir) : dir_(std::move(dir)) {}
+
+  absl::StatusOr<std::string> Get(const std::string& name) const override;
+  std::string Describe() const override { return "secrets_dir " + dir_; }
+
+ private:
+  std::string dir_;
+};
+
+// The values of every secret in `names` (eph.yaml's `environment.secrets`) from `source` (null:
+// ephd has no source). FailedPrecondition, naming every secret `source` lacks and where it
+// looked, when any is missing ("secret STRIPE_KEY is not configured in ephd (secrets_dir
+// /etc/eph/secrets)"), or the first read error. Terminal for the reconciler: the operator must
+// add the secret, or the pull request stop asking for it.
+absl::StatusOr<std::map<std::string, std::string>> ResolveSecrets(
+    const std::vector<std::string>& names, const SecretSource* source);
+
+}  // namespace eph::controller
