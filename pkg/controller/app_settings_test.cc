@@ -112,6 +112,37 @@ TEST(AppSettingsReconcilerTest, AVariableThatCannotBeExpandedFailsNamingIt) {
   EXPECT_EQ(w.provider->Calls(M::kApply), 0);
 }
 
+TEST(AppSettingsReconcilerTest, ASecretTheAppEchoesIntoAFailureIsRedactedFromTheReason) {
+  SecretsWorld s("  secrets: [STRIPE_KEY]\n", {{"STRIPE_KEY", kSecretValue}});
+  const std::string echoed = std::string("crashed; env: STRIPE_KEY=") + kSecretValue;
+  s.w.OpenPr(25);
+  s.w.MustReconcile(25);
+  const std::string name = s.w.Live(25)->name;
+  ASSERT_EQ(s.w.Live(25)->state, EnvState::kReady);
+  // The app crashes printing its environment: the provider's message carries the value.
+  s.w.provider->SetPhase(name, providers::Phase::kFailed, echoed);
+  s.w.MustReconcile(25);
+  EXPECT_EQ(s.w.Live(25)->state, EnvState::kFailed);
+  EXPECT_EQ(s.w.Live(25)->reason, "crashed; env: STRIPE_KEY=[secret STRIPE_KEY]");
+  // An Apply refused with it.
+  s.w.provider->FailNext(M::kApply, absl::FailedPreconditionError(echoed));
+  s.w.forge.Push(kRepo, 25, Sha(2));
+  s.w.MustReconcile(25);
+  EXPECT_EQ(s.w.Live(25)->reason, "apply failed: crashed; env: STRIPE_KEY=[secret STRIPE_KEY]");
+  EXPECT_THAT(CommentFor(s.w, 25, name), Not(HasSubstr(kSecretValue)));
+  for (const state::EnvEvent& e : *s.w.store->EventsFor(name)) {
+    EXPECT_THAT(e.reason, Not(HasSubstr(kSecretValue)));
+  }
+}
+
+TEST(AppSettingsRedactTest, LongestValueFirstAndShortValuesLeft) {
+  EXPECT_EQ(
+      RedactSecretValues("a=abcdef b=abcd c=ab", {{"A", "abcdef"}, {"B", "abcd"}, {"C", "ab"}}),
+      "a=[secret A] b=[secret B] c=ab");
+  EXPECT_EQ(RedactSecretValues("xxxxxxxx", {{"X", "xxxx"}}), "[secret X][secret X]");
+  EXPECT_EQ(RedactSecretValues("nothing", {}), "nothing");
+}
+
 TEST(AppSettingsRenderTest, VariablesAreExpandedForTheirCommit) {
   absl::StatusOr<config::ProjectConfig> config = config::LoadConfig(
       ConfigYaml("", "  variables: {REF: \"{branch}@{sha}\", PLAIN: x}\n  secrets: [S]\n"));

@@ -91,6 +91,19 @@ std::string DatabaseFailure(const config::DatabaseInstance& instance, bool sever
          std::string(error.message());
 }
 
+// eph.yaml's secrets as ephd has them now, those it can read, for redaction: a pass that only
+// observes has no apply's values at hand.
+std::map<std::string, std::string> ReadableSecrets(const config::ProjectConfig& config,
+                                                   const SecretSource* source) {
+  std::map<std::string, std::string> values;
+  if (source == nullptr) return values;
+  for (const std::string& name : config.environment.secrets) {
+    absl::StatusOr<std::string> value = source->Get(name);
+    if (value.ok()) values[name] = *std::move(value);
+  }
+  return values;
+}
+
 }  // namespace
 
 EnvironmentReconciler::Step EnvironmentReconciler::EndPass(absl::StatusOr<ReconcileResult> result) {
@@ -499,7 +512,8 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
   // EnsureDatabases adds Eph's database settings last, so Eph's names always win (eph.yaml may
   // not name them either).
   pass->request.secret_env = spec->variables;
-  for (auto& [name, value] : *secrets) pass->request.secret_env[name] = std::move(value);
+  for (const auto& [name, value] : *secrets) pass->request.secret_env[name] = value;
+  pass->secrets = *std::move(secrets);
   // A fresh checkout per apply, gone afterwards: renders never see another commit's files.
   absl::StatusOr<SourceCheckout> checkout = SourceCheckout::Create(options_.source_root);
   if (!checkout.ok()) return checkout.status();
@@ -526,7 +540,9 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
                     .count());
   if (!applied.ok()) {
     if (IsTerminalError(applied.status())) {
-      return Fail(pass->env, "apply failed: " + std::string(applied.status().message()),
+      return Fail(pass->env,
+                  "apply failed: " +
+                      RedactSecretValues(std::string(applied.status().message()), pass->secrets),
                   target.sha);
     }
     return applied.status();
@@ -717,8 +733,9 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ObserveApplied(
       break;
     case providers::Phase::kFailed:
       settled.state = EnvState::kFailed;
-      settled.reason = observed->message.empty() ? "the provider reports the environment failed"
-                                                 : observed->message;
+      settled.reason = observed->message.empty()
+                           ? "the provider reports the environment failed"
+                           : RedactSecretValues(observed->message, pass.secrets);
       break;
     case providers::Phase::kProgressing:
     case providers::Phase::kAbsent:
@@ -777,11 +794,14 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ObserveOnly(
       SettleReady(settled, *observed, config);
       settled.reason.clear();
       break;
-    case providers::Phase::kFailed:
+    case providers::Phase::kFailed: {
       settled.state = EnvState::kFailed;
-      settled.reason = observed->message.empty() ? "the provider reports the environment failed"
-                                                 : observed->message;
+      settled.reason =
+          observed->message.empty()
+              ? "the provider reports the environment failed"
+              : RedactSecretValues(observed->message, ReadableSecrets(config, options_.secrets));
       break;
+    }
     case providers::Phase::kProgressing:
     case providers::Phase::kAbsent:
       // A ready environment rolling its pods stays ready; a new one keeps being polled.

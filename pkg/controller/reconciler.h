@@ -158,6 +158,8 @@ class EnvironmentReconciler final : public Reconciler {
     state::Environment stored;  // the row as last written
     EnvRecord record;           // env's record, edited by the steps
     providers::ApplyRequest request;
+    // eph.yaml's secrets (name -> value), to keep them out of messages the app may fill.
+    std::map<std::string, std::string> secrets;
   };
   // The new spec, state and commit on `env`, written before Apply (unless the row already says
   // so): a crash mid-Apply leaves a record that objects may exist.

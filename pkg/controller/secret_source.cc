@@ -1,10 +1,13 @@
 #include "pkg/controller/secret_source.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <string_view>
 #include <system_error>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_join.h"
@@ -88,6 +91,25 @@ absl::StatusOr<std::map<std::string, std::string>> ResolveSecrets(
   }
   return absl::FailedPreconditionError("secrets " + absl::StrJoin(missing, ", ") +
                                        " are not configured in ephd (" + where + ")");
+}
+
+std::string RedactSecretValues(std::string text,
+                               const std::map<std::string, std::string>& secrets) {
+  // Longest first, so a value containing another is replaced whole.
+  std::vector<std::pair<std::string_view, std::string_view>> by_length;
+  for (const auto& [name, value] : secrets) {
+    if (value.size() >= kMinRedactedLength) by_length.emplace_back(value, name);
+  }
+  std::sort(by_length.begin(), by_length.end(),
+            [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+  for (const auto& [value, name] : by_length) {
+    const std::string replacement = "[secret " + std::string(name) + "]";
+    for (size_t at = text.find(value); at != std::string::npos;
+         at = text.find(value, at + replacement.size())) {
+      text.replace(at, value.size(), replacement);
+    }
+  }
+  return text;
 }
 
 }  // namespace eph::controller

@@ -55,4 +55,12 @@ class DirectorySecretSource final : public SecretSource {
 absl::StatusOr<std::map<std::string, std::string>> ResolveSecrets(
     const std::vector<std::string>& names, const SecretSource* source);
 
+// `text` with every value in `secrets` (name -> value) of at least kMinRedactedLength bytes
+// replaced by "[secret NAME]". For what the app itself may echo into a message Eph shows (a
+// crashed container's last log lines, a pod's status): Eph never writes a value on its own, but
+// an app printing its environment must not carry one into the pull-request comment. Shorter
+// values are left: they would blank out ordinary words and are no secret worth the name.
+inline constexpr size_t kMinRedactedLength = 4;
+std::string RedactSecretValues(std::string text, const std::map<std::string, std::string>& secrets);
+
 }  // namespace eph::controller
