@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "cmd/ephd/kube_secret_source.h"
 #include "pkg/api/api.h"
 #include "pkg/api/tokens.h"
 #include "pkg/base/clock.h"
@@ -218,23 +219,40 @@ absl::Status BuildDatabases(const DaemonConfig& config, DaemonParts& parts) {
   return absl::OkStatus();
 }
 
-// The values of eph.yaml's `environment.secrets`: files in secrets_dir, read at each apply (a
-// changed file reaches an environment with its next deploy). The start-up line says where, never
-// what.
+// The values of eph.yaml's `environment.secrets`: files in secrets_dir, then keys of a
+// Kubernetes Secret, read at each apply (a changed value reaches an environment with its next
+// deploy). The start-up line says where, never what.
 absl::Status BuildSecrets(const DaemonConfig& config, DaemonParts& parts) {
-  if (config.secrets_dir.empty()) {
-    spdlog::info("ephd: secrets: none (no EPH_SECRETS_DIR): environments naming a secret fail");
+  std::vector<std::unique_ptr<controller::SecretSource>> sources;
+  if (!config.secrets_dir.empty()) {
+    std::error_code ec;
+    const std::filesystem::path dir = std::filesystem::absolute(config.secrets_dir, ec);
+    if (ec || !std::filesystem::is_directory(dir, ec)) {
+      return absl::InvalidArgumentError(absl::StrCat("secrets_dir \"", config.secrets_dir,
+                                                     "\" is not a directory (--secrets-dir, "
+                                                     "EPH_SECRETS_DIR or secrets_dir)"));
+    }
+    sources.push_back(
+        std::make_unique<controller::DirectorySecretSource>(dir.lexically_normal().string()));
+  }
+  if (!config.secrets_kubernetes_secret.empty()) {
+    auto secret =
+        KubernetesSecretSource::Create(config.kubeconfig, config.secrets_kubernetes_secret);
+    if (!secret.ok()) return secret.status();
+    sources.push_back(*std::move(secret));
+  }
+  if (sources.empty()) {
+    spdlog::info(
+        "ephd: secrets: none (no EPH_SECRETS_DIR or EPH_SECRETS_KUBERNETES_SECRET): "
+        "environments naming a secret fail");
     return absl::OkStatus();
   }
-  std::error_code ec;
-  const std::filesystem::path dir = std::filesystem::absolute(config.secrets_dir, ec);
-  if (ec || !std::filesystem::is_directory(dir, ec)) {
-    return absl::InvalidArgumentError(absl::StrCat("secrets_dir \"", config.secrets_dir,
-                                                   "\" is not a directory (--secrets-dir, "
-                                                   "EPH_SECRETS_DIR or secrets_dir)"));
+  if (sources.size() == 1) {
+    parts.secrets = std::move(sources.front());
+  } else {
+    parts.secrets = std::make_unique<controller::ChainedSecretSource>(std::move(sources));
   }
-  parts.secrets = std::make_unique<controller::DirectorySecretSource>(dir.lexically_normal().string());
-  spdlog::info("ephd: secrets: one file per secret in {}", dir.lexically_normal().string());
+  spdlog::info("ephd: secrets: from {}", parts.secrets->Describe());
   return absl::OkStatus();
 }
 

@@ -62,6 +62,10 @@ const std::vector<Setting>& Settings() {
        "directory of the secrets eph.yaml may name (environment.secrets): one file per secret, "
        "named as it, holding its value",
        &DaemonConfig::secrets_dir, false},
+      {"secrets_kubernetes_secret", "EPH_SECRETS_KUBERNETES_SECRET",
+       "NAMESPACE/NAME (or NAME in ephd's own namespace, in a pod) of a Kubernetes Secret whose "
+       "keys are secrets eph.yaml may name; read through the kubeconfig (after secrets_dir)",
+       &DaemonConfig::secrets_kubernetes_secret, false},
       {"resync_interval", "EPH_RESYNC_INTERVAL", "how often every live environment is rechecked",
        &DaemonConfig::resync_interval, false},
       {"web_dir", "EPH_WEB_DIR", "the dashboard's built files (web/dist), served at /",

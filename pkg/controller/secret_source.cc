@@ -65,6 +65,22 @@ absl::StatusOr<std::string> DirectorySecretSource::Get(const std::string& name) 
   return value;
 }
 
+absl::StatusOr<std::string> ChainedSecretSource::Get(const std::string& name) const {
+  for (const std::unique_ptr<SecretSource>& source : sources_) {
+    absl::StatusOr<std::string> value = source->Get(name);
+    if (value.ok() || value.status().code() != absl::StatusCode::kNotFound) return value;
+  }
+  return absl::NotFoundError("secret " + name + " is not configured in ephd (" + Describe() + ")");
+}
+
+std::string ChainedSecretSource::Describe() const {
+  std::vector<std::string> parts;
+  for (const std::unique_ptr<SecretSource>& source : sources_) {
+    parts.push_back(source->Describe());
+  }
+  return absl::StrJoin(parts, ", ");
+}
+
 absl::StatusOr<std::map<std::string, std::string>> ResolveSecrets(
     const std::vector<std::string>& names, const SecretSource* source) {
   std::map<std::string, std::string> values;
@@ -80,7 +96,7 @@ absl::StatusOr<std::map<std::string, std::string>> ResolveSecrets(
     } else if (value.status().code() == absl::StatusCode::kNotFound) {
       missing.push_back(name);
     } else {
-      return absl::FailedPreconditionError(value.status().message());
+      return value.status();
     }
   }
   if (missing.empty()) return values;

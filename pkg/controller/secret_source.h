@@ -12,6 +12,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -47,11 +48,27 @@ class DirectorySecretSource final : public SecretSource {
   std::string dir_;
 };
 
+// Several sources asked in order: the first that has a secret gives its value. A source's error
+// other than NotFound is the answer (an unreachable API server must not make a later source's
+// stale copy win).
+class ChainedSecretSource final : public SecretSource {
+ public:
+  explicit ChainedSecretSource(std::vector<std::unique_ptr<SecretSource>> sources)
+      : sources_(std::move(sources)) {}
+
+  absl::StatusOr<std::string> Get(const std::string& name) const override;
+  std::string Describe() const override;  // "secrets_dir /a, Kubernetes Secret ns/name"
+
+ private:
+  std::vector<std::unique_ptr<SecretSource>> sources_;
+};
+
 // The values of every secret in `names` (eph.yaml's `environment.secrets`) from `source` (null:
 // ephd has no source). FailedPrecondition, naming every secret `source` lacks and where it
 // looked, when any is missing ("secret STRIPE_KEY is not configured in ephd (secrets_dir
-// /etc/eph/secrets)"), or the first read error. Terminal for the reconciler: the operator must
-// add the secret, or the pull request stop asking for it.
+// /etc/eph/secrets)"), or the first other error as the source gave it (FailedPrecondition for
+// an unreadable file: terminal, the operator must act; Unavailable for an unreachable API
+// server: retried).
 absl::StatusOr<std::map<std::string, std::string>> ResolveSecrets(
     const std::vector<std::string>& names, const SecretSource* source);
 

@@ -75,5 +75,47 @@ TEST_F(DirectorySecretSourceTest, ResolveNamesEveryMissingSecretAndWhereItLooked
   EXPECT_THAT(two.status().message(), Not(HasSubstr("value-of-a")));
 }
 
+// A source answering from a map, or with `error` for every name when set.
+class MapSecretSource final : public SecretSource {
+ public:
+  MapSecretSource(std::string label, std::map<std::string, std::string> values,
+                  absl::Status error = absl::OkStatus())
+      : label_(std::move(label)), values_(std::move(values)), error_(std::move(error)) {}
+  absl::StatusOr<std::string> Get(const std::string& name) const override {
+    if (!error_.ok()) return error_;
+    auto it = values_.find(name);
+    if (it == values_.end()) return absl::NotFoundError(name);
+    return it->second;
+  }
+  std::string Describe() const override { return label_; }
+
+ private:
+  std::string label_;
+  std::map<std::string, std::string> values_;
+  absl::Status error_;
+};
+
+TEST(ChainedSecretSourceTest, FirstSourceThatHasItWinsAndOtherErrorsStopTheSearch) {
+  std::vector<std::unique_ptr<SecretSource>> sources;
+  sources.push_back(std::make_unique<MapSecretSource>(
+      "dir", std::map<std::string, std::string>{{"A", "from-dir"}}));
+  sources.push_back(std::make_unique<MapSecretSource>(
+      "cluster", std::map<std::string, std::string>{{"A", "from-cluster"}, {"B", "b"}}));
+  ChainedSecretSource chain(std::move(sources));
+  EXPECT_EQ(*chain.Get("A"), "from-dir");
+  EXPECT_EQ(*chain.Get("B"), "b");
+  EXPECT_EQ(chain.Get("C").status().message(), "secret C is not configured in ephd (dir, cluster)");
+  EXPECT_EQ(ResolveSecrets({"A", "C"}, &chain).status().message(),
+            "secret C is not configured in ephd (dir, cluster)");
+
+  std::vector<std::unique_ptr<SecretSource>> down;
+  down.push_back(std::make_unique<MapSecretSource>("dir", std::map<std::string, std::string>{}));
+  down.push_back(std::make_unique<MapSecretSource>("cluster", std::map<std::string, std::string>{},
+                                                   absl::UnavailableError("api down")));
+  ChainedSecretSource unreachable(std::move(down));
+  // Unavailable stays Unavailable: the reconciler retries instead of failing the environment.
+  EXPECT_EQ(ResolveSecrets({"A"}, &unreachable).status().code(), absl::StatusCode::kUnavailable);
+}
+
 }  // namespace
 }  // namespace eph::controller

@@ -6,6 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -171,7 +172,7 @@ TEST(EphdAppSettingsTest, DockerContainerGetsVariablesAndSecretsWhoseValueShowsN
                     {"EPH_SECRETS_DIR", secrets_dir},
                     {"EPH_LOG_LEVEL", "debug"}});
   ASSERT_FALSE(ephd.url.empty());
-  EXPECT_THAT(ephd.process->Output(), HasSubstr("secrets: one file per secret in " + secrets_dir));
+  EXPECT_THAT(ephd.process->Output(), HasSubstr("secrets: from secrets_dir " + secrets_dir));
   const std::string token = testing::CreateApiToken(ephd);
   for (const char* repo : {"acme/web", "acme/lacking"}) {
     json sent = testing::Deliver(
@@ -247,7 +248,25 @@ std::string Decoded(const json& secret, const std::string& key) {
   return out;
 }
 
+// kubectl with the test bed's kubeconfig.
+testing::CommandResult Kubectl(std::vector<std::string> args) {
+  args.insert(args.begin(), {testing::KubeBed("EPH_TEST_KUBE_BIN") + "/kubectl", "--kubeconfig",
+                             testing::KubeBed("EPH_TEST_KUBECONFIG")});
+  return testing::RunCommand(args);
+}
+
+// Here ephd reads the secret from a Kubernetes Secret (secrets_kubernetes_secret) instead of a
+// directory, the way an operator keeps secrets in the cluster.
 TEST(EphdAppSettingsTest, KubernetesEnvSecretHoldsThemAndEveryContainerReferencesIt) {
+  const std::string secrets_ns =
+      "eph-test-secrets-" + std::filesystem::path(testing::MakeTempDir("ns")).filename().string();
+  std::string secrets_ns_label;
+  for (char c : secrets_ns) secrets_ns_label.push_back(std::isalnum(c) ? std::tolower(c) : '-');
+  ASSERT_EQ(Kubectl({"create", "namespace", secrets_ns_label}).exit_code, 0);
+  auto created = Kubectl({"create", "secret", "generic", "app-secrets", "-n", secrets_ns_label,
+                          std::string("--from-literal=") + kSecretName + "=" + kSecretValue,
+                          "--from-literal=UNUSED=never named by eph.yaml"});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
   testing::StandInProcess standin;
   ASSERT_FALSE(standin.url().empty());
   standin.Request(
@@ -269,9 +288,11 @@ TEST(EphdAppSettingsTest, KubernetesEnvSecretHoldsThemAndEveryContainerReference
                     {"EPH_KUBECONFIG", testing::KubeBed("EPH_TEST_KUBECONFIG")},
                     {"EPH_KUSTOMIZE_PATH", bin + "/kustomize"},
                     {"EPH_HELM_PATH", bin + "/helm"},
-                    {"EPH_SECRETS_DIR", MakeSecretsDir()},
+                    {"EPH_SECRETS_KUBERNETES_SECRET", secrets_ns_label + "/app-secrets"},
                     {"EPH_LOG_LEVEL", "debug"}});
   ASSERT_FALSE(ephd.url.empty());
+  EXPECT_THAT(ephd.process->Output(),
+              HasSubstr("secrets: from Kubernetes Secret " + secrets_ns_label + "/app-secrets"));
   const std::string token = testing::CreateApiToken(ephd);
   json sent = testing::Deliver(
       standin, ephd, "acme/kube",
@@ -308,6 +329,7 @@ TEST(EphdAppSettingsTest, KubernetesEnvSecretHoldsThemAndEveryContainerReference
 
   ExpectNoSecretIn(EverythingShown(ephd, standin, token));
   EXPECT_EQ(standin.Violations(), json::array());
+  Kubectl({"delete", "namespace", secrets_ns_label, "--wait=false"});
 }
 
 }  // namespace
