@@ -282,6 +282,17 @@ TEST(EphdAppSettingsTest, KubernetesEnvSecretHoldsThemAndEveryContainerReference
           "      labels: {app: web}\n    spec:\n      containers:\n"
           "        - name: web\n          image: acme/web:1\n"}}}});
   standin.Request("PUT", "/_standin/repos/acme/kube/pulls/8", {{"labels", {"preview"}}});
+  // A project naming a key the Secret does not have.
+  standin.Request(
+      "POST", "/_standin/repos",
+      {{"owner", "acme"},
+       {"repo", "lacking"},
+       {"files",
+        {{"eph.yaml", "version: \"1.0\"\nname: lacking\nkubernetes:\n  manifests: [k8s]\n" +
+                          EphYamlEnvironment("NOT_CONFIGURED")},
+         {"k8s/app.yaml",
+          "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata: {a: b}\n"}}}});
+  standin.Request("PUT", "/_standin/repos/acme/lacking/pulls/9", {{"labels", {"preview"}}});
   const std::string bin = testing::KubeBed("EPH_TEST_KUBE_BIN");
   EphdProcess ephd({{"EPH_GITHUB_API_URL", standin.url()},
                     {"EPH_GITHUB_TOKEN", testing::kStandInToken},
@@ -303,6 +314,22 @@ TEST(EphdAppSettingsTest, KubernetesEnvSecretHoldsThemAndEveryContainerReference
       << EnvironmentOf(ephd, token, "acme/kube").dump() << "\n"
       << ephd.process->Output();
   const std::string ns = "eph-" + EnvironmentOf(ephd, token, "acme/kube").value("name", "");
+  sent = testing::Deliver(
+      standin, ephd, "acme/lacking",
+      {{"event", "pull_request"}, {"action", "labeled"}, {"number", 9}, {"label", "preview"}});
+  ASSERT_EQ(sent.value("status", 0) / 100, 2) << sent;
+  ASSERT_TRUE(WaitFor(
+      [&] { return EnvironmentOf(ephd, token, "acme/lacking").value("state", "") == "failed"; },
+      60s))
+      << EnvironmentOf(ephd, token, "acme/lacking").dump() << "\n"
+      << ephd.process->Output();
+  const json lacking = EnvironmentOf(ephd, token, "acme/lacking");
+  EXPECT_EQ(lacking.value("reason", ""),
+            "secret NOT_CONFIGURED is not configured in ephd "
+            "(Kubernetes Secret " +
+                secrets_ns_label + "/app-secrets)");
+  EXPECT_TRUE(KubectlGet({"namespace", "eph-" + lacking.value("name", "")}).is_null())
+      << "a half-made environment was left";
 
   const json secret = KubectlGet({"secret", "eph-env", "-n", ns});
   ASSERT_TRUE(secret.is_object()) << "no Secret eph-env in " << ns;
