@@ -47,7 +47,7 @@ struct DaemonParts {
   providers::ProviderRegistry providers;
   // The engine: absent when no forge is configured or --workers is 0 (intake only).
   std::unique_ptr<controller::EnvironmentDatabases> databases;
-  std::unique_ptr<controller::SecretSource> secrets;  // null: no secrets_dir
+  std::unique_ptr<controller::SecretSource> secrets;  // null: none configured
   std::unique_ptr<forge::Forge> forge;
   // In front of `forge`: content at a commit is read once (eph.yaml, the source archive).
   std::unique_ptr<forge::CachedForge> cached_forge;
