@@ -709,7 +709,19 @@ void ConfigReader::ReadVariables(const Field& field, EnvironmentSettings& enviro
                 value.IsNull() ? " (write \"\" for an empty value)" : ""));
       continue;
     }
-    if (CheckTemplateScalar(value, path)) environment.variables.emplace(name, value.Scalar());
+    if (!CheckTemplateScalar(value, path)) continue;
+    // {words} and {number} are picked for the name; a deploy has no value for them.
+    bool usable = true;
+    for (const TemplatePart& part : SplitTemplate(value.Scalar())) {
+      if (part.is_variable && (part.text == "words" || part.text == "number")) {
+        Error(MarkInScalar(value, part.offset),
+              Cat("`", path, "`: `{", part.text,
+                  "}` only exists in `environment.name_template`; use {pr_number} instead"));
+        usable = false;
+        break;
+      }
+    }
+    if (usable) environment.variables.emplace(name, value.Scalar());
   }
 }
 

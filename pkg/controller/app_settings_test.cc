@@ -103,15 +103,6 @@ TEST(AppSettingsReconcilerTest, WithoutSecretsDirANamedSecretFailsSayingSo) {
   EXPECT_EQ(w.provider->Calls(M::kApply), 0);
 }
 
-TEST(AppSettingsReconcilerTest, AVariableThatCannotBeExpandedFailsNamingIt) {
-  World w(ConfigYaml("", "  variables: {SEED: \"{words}\"}\n"));
-  w.OpenPr(24);
-  w.MustReconcile(24);
-  EXPECT_EQ(w.Live(24)->state, EnvState::kFailed);
-  EXPECT_THAT(w.Live(24)->reason, HasSubstr("environment.variables.SEED"));
-  EXPECT_EQ(w.provider->Calls(M::kApply), 0);
-}
-
 TEST(AppSettingsReconcilerTest, ASecretTheAppEchoesIntoAFailureIsRedactedFromTheReason) {
   SecretsWorld s("  secrets: [STRIPE_KEY]\n", {{"STRIPE_KEY", kSecretValue}});
   const std::string echoed = std::string("crashed; env: STRIPE_KEY=") + kSecretValue;
@@ -153,6 +144,17 @@ TEST(AppSettingsRenderTest, VariablesAreExpandedForTheirCommit) {
             (std::map<std::string, std::string>{{"PLAIN", "x"}, {"REF", "feature/x@abcdef0123"}}));
   // Names only go to the provider through the request's environment, not its config.
   EXPECT_THAT(spec->config_json, Not(HasSubstr("variables")));
+}
+
+TEST(AppSettingsRenderTest, AVariableWithoutAValueHereFailsNamingIt) {
+  absl::StatusOr<config::ProjectConfig> config = config::LoadConfig(
+      "version: '1.0'\nname: app\ndocker: {}\nenvironment:\n"
+      "  variables: {PR: \"pr-{pr_number}\"}\n");
+  ASSERT_TRUE(config.ok()) << config.status();
+  // An environment made by hand has no pull request.
+  absl::StatusOr<RenderedSpec> spec = RenderSpec(*config, {kRepo, 0, "abcdef0123", ""});
+  EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(spec.status().message(), HasSubstr("environment.variables.PR"));
 }
 
 }  // namespace
