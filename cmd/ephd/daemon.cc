@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "cmd/ephd/kube_secret_source.h"
 #include "pkg/api/api.h"
 #include "pkg/api/tokens.h"
 #include "pkg/base/clock.h"
@@ -17,6 +18,7 @@
 #include "pkg/config/duration.h"
 #include "pkg/controller/databases.h"
 #include "pkg/controller/environment_controller.h"
+#include "pkg/controller/secret_source.h"
 #include "pkg/controller/server_databases.h"
 #include "pkg/dashboard/dashboard.h"
 #include "pkg/dashboard/embedded.h"
@@ -46,6 +48,7 @@ struct DaemonParts {
   providers::ProviderRegistry providers;
   // The engine: absent when no forge is configured or --workers is 0 (intake only).
   std::unique_ptr<controller::EnvironmentDatabases> databases;
+  std::unique_ptr<controller::SecretSource> secrets;  // null: none configured
   std::unique_ptr<forge::Forge> forge;
   // In front of `forge`: content at a commit is read once (eph.yaml, the source archive).
   std::unique_ptr<forge::CachedForge> cached_forge;
@@ -220,6 +223,43 @@ absl::Status BuildDatabases(const DaemonConfig& config, DaemonParts& parts) {
   return absl::OkStatus();
 }
 
+// The values of eph.yaml's `environment.secrets`: files in secrets_dir, then keys of a
+// Kubernetes Secret, read at each apply (a changed value reaches an environment with its next
+// deploy). The start-up line says where, never what.
+absl::Status BuildSecrets(const DaemonConfig& config, DaemonParts& parts) {
+  std::vector<std::unique_ptr<controller::SecretSource>> sources;
+  if (!config.secrets_dir.empty()) {
+    std::error_code ec;
+    const std::filesystem::path dir = std::filesystem::absolute(config.secrets_dir, ec);
+    if (ec || !std::filesystem::is_directory(dir, ec)) {
+      return absl::InvalidArgumentError(absl::StrCat("secrets_dir \"", config.secrets_dir,
+                                                     "\" is not a directory (--secrets-dir, "
+                                                     "EPH_SECRETS_DIR or secrets_dir)"));
+    }
+    sources.push_back(
+        std::make_unique<controller::DirectorySecretSource>(dir.lexically_normal().string()));
+  }
+  if (!config.secrets_kubernetes_secret.empty()) {
+    auto secret =
+        KubernetesSecretSource::Create(config.kubeconfig, config.secrets_kubernetes_secret);
+    if (!secret.ok()) return secret.status();
+    sources.push_back(*std::move(secret));
+  }
+  if (sources.empty()) {
+    spdlog::info(
+        "ephd: secrets: none (no EPH_SECRETS_DIR or EPH_SECRETS_KUBERNETES_SECRET): "
+        "environments naming a secret fail");
+    return absl::OkStatus();
+  }
+  if (sources.size() == 1) {
+    parts.secrets = std::move(sources.front());
+  } else {
+    parts.secrets = std::make_unique<controller::ChainedSecretSource>(std::move(sources));
+  }
+  spdlog::info("ephd: secrets: from {}", parts.secrets->Describe());
+  return absl::OkStatus();
+}
+
 // The engine: forge, databases and the controller. Off (intake and API only) with --workers 0
 // or without a forge.
 absl::Status BuildController(const DaemonConfig& config,
@@ -238,6 +278,7 @@ absl::Status BuildController(const DaemonConfig& config,
   parts.forge = std::move(*forge);
   parts.cached_forge = std::make_unique<forge::CachedForge>(*parts.forge);
   if (auto s = BuildDatabases(config, parts); !s.ok()) return s;
+  if (auto s = BuildSecrets(config, parts); !s.ok()) return s;
   controller::EnvironmentControllerOptions options;
   options.reconciler.lifecycle = lifecycle;
   // While an environment comes up it is looked at again this often, in case its provider has
@@ -246,6 +287,7 @@ absl::Status BuildController(const DaemonConfig& config,
   options.reconciler.progress_poll = std::chrono::seconds(2);
   options.reconciler.installation = parts.installation;
   options.reconciler.databases = parts.databases.get();
+  options.reconciler.secrets = parts.secrets.get();
   options.queue.workers = config.workers;
   // Leases are renewed every lease_for/3 while a reconcile runs, so a short lease costs
   // nothing and bounds how long a key stays stuck after its holder is killed (kill -9).

@@ -58,6 +58,14 @@ const std::vector<Setting>& Settings() {
       {"database_app_host", "EPH_DATABASE_APP_HOST",
        "host[:port] apps use to reach that server (default: the admin URL's)",
        &DaemonConfig::database_app_host, false},
+      {"secrets_dir", "EPH_SECRETS_DIR",
+       "directory of the secrets eph.yaml may name (environment.secrets): one file per secret, "
+       "named as it, holding its value",
+       &DaemonConfig::secrets_dir, false},
+      {"secrets_kubernetes_secret", "EPH_SECRETS_KUBERNETES_SECRET",
+       "NAMESPACE/NAME (or NAME in ephd's own namespace, in a pod) of a Kubernetes Secret whose "
+       "keys are secrets eph.yaml may name; read through the kubeconfig (after secrets_dir)",
+       &DaemonConfig::secrets_kubernetes_secret, false},
       {"resync_interval", "EPH_RESYNC_INTERVAL", "how often every live environment is rechecked",
        &DaemonConfig::resync_interval, false},
       {"web_dir", "EPH_WEB_DIR",

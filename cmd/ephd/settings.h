@@ -30,6 +30,8 @@ struct DaemonConfig {
   std::string docker_host;
   std::string database_admin_url;  // shared PostgreSQL for per-environment databases; secret
   std::string database_app_host;   // how apps reach that server, if not as ephd does
+  std::string secrets_dir;         // eph.yaml `environment.secrets`: one file per secret
+  std::string secrets_kubernetes_secret;  // ... or keys of this Secret ([NAMESPACE/]NAME)
   int workers = 4;
   int database_clone_spares = 0;  // ready copies of each project's newest template
   int max_connections = 0;          // API port; 0: from the open-files limit

@@ -50,6 +50,8 @@ constexpr std::string_view kKeyPaths[] = {
     "environment.allow_forks",
     "environment.base_domain",
     "environment.random_suffix",
+    "environment.variables",
+    "environment.secrets",
     "kubernetes",
     "kubernetes.manifests",
     "kubernetes.images",
@@ -230,6 +232,10 @@ class ConfigReader {
   void ReadTrigger(const Item& item, ProjectConfig& config);
   void ReadEnvironment(const Field& field, EnvironmentSettings& environment);
   void CheckNameTemplate(const Field& field, const EnvironmentSettings& environment);
+  void ReadVariables(const Field& field, EnvironmentSettings& environment);
+  void ReadSecrets(const Field& field, EnvironmentSettings& environment);
+  // False (with one diagnostic at `mark`) when `name` may not be an app's variable.
+  bool CheckEnvName(const std::string& name, const YAML::Mark& mark, std::string_view path);
   void ReadKubernetes(const Field& field, const std::string& project, ProjectConfig& config);
   std::vector<ImageOverride> ReadImages(const Field& field, std::string_view schema_path);
   void ReadHelmRelease(const Item& item, const std::string& project, KubernetesSettings& k8s);
@@ -243,6 +249,7 @@ class ConfigReader {
   bool out_of_budget_ = false;
   std::set<std::string> release_names_;   // Helm release names seen so far
   std::set<std::string> database_names_;  // database instance names seen so far
+  std::map<std::string, YAML::Mark> variable_marks_;  // environment.variables keys, where
 };
 
 YAML::Mark ConfigReader::MarkInScalar(const YAML::Node& scalar, size_t offset) const {
@@ -649,6 +656,101 @@ void ConfigReader::ReadEnvironment(const Field& field, EnvironmentSettings& envi
     if (auto name_template = ReadString(it->second, /*allow_empty=*/true)) {
       environment.name_template = *name_template;
     }
+  }
+  // Variables first: a secret's name is checked against them.
+  if (auto it = fields.find("variables"); it != fields.end()) {
+    ReadVariables(it->second, environment);
+  }
+  if (auto it = fields.find("secrets"); it != fields.end()) {
+    ReadSecrets(it->second, environment);
+  }
+}
+
+bool ConfigReader::CheckEnvName(const std::string& name, const YAML::Mark& mark,
+                                std::string_view path) {
+  if (!IsEnvVarName(name)) {
+    Error(mark, Cat("`", path, "`: ", Quote(name),
+                    " is not an environment variable name: letters, digits and '_', not "
+                    "starting with a digit"));
+    return false;
+  }
+  if (std::optional<std::string> reason = ReservedEnvNameReason(name)) {
+    Error(mark, Cat("`", path, "`: ", name, " is reserved: ", *reason, "; choose another name"));
+    return false;
+  }
+  return true;
+}
+
+void ConfigReader::ReadVariables(const Field& field, EnvironmentSettings& environment) {
+  if (!CheckMapping(field)) return;
+  for (auto entry = field.value.begin(); entry != field.value.end() && !stopped(); ++entry) {
+    const YAML::Node key = entry->first;  // copies: `entry->` is a temporary proxy
+    const YAML::Node value = entry->second;
+    if (!Visit(key.Mark())) break;
+    if (!key.IsScalar()) {
+      Error(key.Mark(), Cat("`", field.path, "`: keys must be variable names such as API_URL, got ",
+                            Describe(key)));
+      continue;
+    }
+    const std::string& name = key.Scalar();
+    const std::string path = Cat(field.path, ".", name);
+    if (auto previous = variable_marks_.find(name); previous != variable_marks_.end()) {
+      Position first = source_.FromMark(previous->second.line, previous->second.column);
+      Error(key.Mark(), Cat("duplicate key `", name, "` in `", field.path,
+                            "` (first defined at line ", first.line, ", column ", first.column,
+                            ")"));
+      continue;
+    }
+    variable_marks_.emplace(name, key.Mark());
+    if (!CheckEnvName(name, key.Mark(), field.path)) continue;
+    if (!value.IsScalar()) {
+      Error(value.IsNull() ? key.Mark() : value.Mark(),
+            Cat("`", path, "`: expected a string, got ", Describe(value),
+                value.IsNull() ? " (write \"\" for an empty value)" : ""));
+      continue;
+    }
+    if (!CheckTemplateScalar(value, path)) continue;
+    // {words} and {number} are picked for the name; a deploy has no value for them.
+    bool usable = true;
+    for (const TemplatePart& part : SplitTemplate(value.Scalar())) {
+      if (part.is_variable && (part.text == "words" || part.text == "number")) {
+        Error(MarkInScalar(value, part.offset),
+              Cat("`", path, "`: `{", part.text,
+                  "}` only exists in `environment.name_template`; use {pr_number} instead"));
+        usable = false;
+        break;
+      }
+    }
+    if (usable) environment.variables.emplace(name, value.Scalar());
+  }
+}
+
+void ConfigReader::ReadSecrets(const Field& field, EnvironmentSettings& environment) {
+  std::optional<std::vector<Item>> items = ReadList(field, "a list of secret names");
+  if (!items) return;
+  std::map<std::string, YAML::Mark> seen;
+  for (const Item& item : *items) {
+    if (!item.node.IsScalar()) {
+      Error(item.mark, Cat("`", item.path, "`: expected a secret's name, got ",
+                           Describe(item.node), " (values are set in ephd, not here)"));
+      continue;
+    }
+    const std::string& name = item.node.Scalar();
+    if (!CheckEnvName(name, item.mark, item.path)) continue;
+    if (auto variable = variable_marks_.find(name); variable != variable_marks_.end()) {
+      Position at = source_.FromMark(variable->second.line, variable->second.column);
+      Error(item.mark, Cat("`", item.path, "`: ", name,
+                           " is also in `environment.variables` (line ", at.line,
+                           "); a name is a variable or a secret, not both"));
+      continue;
+    }
+    if (auto [previous, inserted] = seen.emplace(name, item.mark); !inserted) {
+      Position first = source_.FromMark(previous->second.line, previous->second.column);
+      Error(item.mark, Cat("`", item.path, "`: secret ", name, " is listed twice (first at line ", first.line,
+                           ", column ", first.column, ")"));
+      continue;
+    }
+    environment.secrets.push_back(name);
   }
 }
 
@@ -1176,6 +1278,24 @@ std::string Plural(size_t n, std::string_view one, std::string_view many) {
 
 std::span<const std::string_view> KnownKeyPaths() { return kKeyPaths; }
 
+bool IsEnvVarName(std::string_view name) {
+  if (name.empty() || absl::ascii_isdigit(static_cast<unsigned char>(name.front()))) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_';
+  });
+}
+
+std::optional<std::string> ReservedEnvNameReason(std::string_view name) {
+  if (name == "DATABASE_URL") return "Eph sets it to the database's URL";
+  if (name.ends_with("_DATABASE_URL")) {
+    return "Eph sets <INSTANCE>_DATABASE_URL to each database instance's URL";
+  }
+  if (name.starts_with("PG")) {
+    return "Eph sets PG* (PGHOST, PGUSER, PGPASSWORD, ...) to the database's settings";
+  }
+  return std::nullopt;
+}
+
 ValidationResult ParseConfig(std::string_view text, std::string_view filename) {
   SourceText source(text);
   DiagnosticCollector diagnostics{std::string(filename), source};
@@ -1278,6 +1398,12 @@ std::string SummarizeConfig(const ProjectConfig& config, std::string_view filena
   if (config.docker) parts.push_back(Cat("compose file ", config.docker->compose_file));
   if (config.database.enabled && !config.database.instances.empty()) {
     parts.push_back(Plural(config.database.instances.size(), "database", "databases"));
+  }
+  if (!config.environment.variables.empty()) {
+    parts.push_back(Plural(config.environment.variables.size(), "variable", "variables"));
+  }
+  if (!config.environment.secrets.empty()) {
+    parts.push_back(Plural(config.environment.secrets.size(), "secret", "secrets"));
   }
   return Cat(filename, ": valid (", Join(parts, ", "), ")");
 }

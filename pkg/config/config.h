@@ -66,6 +66,13 @@ struct EnvironmentSettings {
   bool allow_forks = false;
   std::optional<std::string> base_domain;  // unset: the server's EPH_BASE_DOMAIN
   bool random_suffix = false;
+  // What the app gets as environment variables besides Eph's own (the database's). `variables`:
+  // name -> template (template.h), expanded for each deploy; the values are plain and may be
+  // shown. `secrets`: names only, their values come from ephd's configuration, never from the
+  // repository. Every name is an environment variable name, not reserved by Eph
+  // (ReservedEnvNameReason) and in at most one of the two.
+  std::map<std::string, std::string> variables;
+  std::vector<std::string> secrets;
 
   bool has_idle_timeout() const { return idle_timeout > absl::ZeroDuration(); }
   friend bool operator==(const EnvironmentSettings&, const EnvironmentSettings&) = default;
@@ -193,6 +200,13 @@ ValidationResult ValidateFile(const std::filesystem::path& path);
 // One line for `eph validate`:
 // "eph.yaml: valid (project my-app, 1 trigger, 2 manifest paths, 1 database)".
 std::string SummarizeConfig(const ProjectConfig& config, std::string_view filename);
+
+// True for a POSIX-style environment variable name: [A-Za-z_][A-Za-z0-9_]*.
+bool IsEnvVarName(std::string_view name);
+
+// Why Eph keeps `name` for itself (it sets it for the app: DATABASE_URL, <INSTANCE>_DATABASE_URL,
+// the PG* settings libpq reads), or nullopt when eph.yaml may set it.
+std::optional<std::string> ReservedEnvNameReason(std::string_view name);
 
 // Every key eph.yaml accepts, as a path: "environment.ttl", "triggers[].labels". Sections are
 // listed too ("environment"). Keys under `kubernetes.helm[].set` are the user's own and are

@@ -91,6 +91,19 @@ std::string DatabaseFailure(const config::DatabaseInstance& instance, bool sever
          std::string(error.message());
 }
 
+// eph.yaml's secrets as ephd has them now, those it can read, for redaction: a pass that only
+// observes has no apply's values at hand.
+std::map<std::string, std::string> ReadableSecrets(const config::ProjectConfig& config,
+                                                   const SecretSource* source) {
+  std::map<std::string, std::string> values;
+  if (source == nullptr) return values;
+  for (const std::string& name : config.environment.secrets) {
+    absl::StatusOr<std::string> value = source->Get(name);
+    if (value.ok()) values[name] = *std::move(value);
+  }
+  return values;
+}
+
 }  // namespace
 
 EnvironmentReconciler::Step EnvironmentReconciler::EndPass(absl::StatusOr<ReconcileResult> result) {
@@ -482,9 +495,25 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
     }
     return spec.status();
   }
+  // Secrets before anything is stored or made: one that ephd lacks fails the environment before
+  // the provider is called, instead of leaving an app that starts without it.
+  absl::StatusOr<std::map<std::string, std::string>> secrets =
+      ResolveSecrets(config.environment.secrets, options_.secrets);
+  if (!secrets.ok()) {
+    if (IsTerminalError(secrets.status())) {
+      return Fail(env, std::string(secrets.status().message()), target.sha);
+    }
+    return secrets.status();
+  }
   absl::StatusOr<ApplyPass> pass = StoreApplyIntent(std::move(env), target, config, *spec);
   if (!pass.ok()) return pass.status();
   pass->request = ApplyRequestFor(pass->env, target, config, *spec);
+  // eph.yaml's variables and secrets (disjoint: the parser refuses a name in both) first;
+  // EnsureDatabases adds Eph's database settings last, so Eph's names always win (eph.yaml may
+  // not name them either).
+  pass->request.secret_env = spec->variables;
+  for (const auto& [name, value] : *secrets) pass->request.secret_env[name] = value;
+  pass->secrets = *std::move(secrets);
   // A fresh checkout per apply, gone afterwards: renders never see another commit's files.
   absl::StatusOr<SourceCheckout> checkout = SourceCheckout::Create(options_.source_root);
   if (!checkout.ok()) return checkout.status();
@@ -511,7 +540,9 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ApplyAndObserve(
                     .count());
   if (!applied.ok()) {
     if (IsTerminalError(applied.status())) {
-      return Fail(pass->env, "apply failed: " + std::string(applied.status().message()),
+      return Fail(pass->env,
+                  "apply failed: " +
+                      RedactSecretValues(std::string(applied.status().message()), pass->secrets),
                   target.sha);
     }
     return applied.status();
@@ -702,8 +733,9 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ObserveApplied(
       break;
     case providers::Phase::kFailed:
       settled.state = EnvState::kFailed;
-      settled.reason = observed->message.empty() ? "the provider reports the environment failed"
-                                                 : observed->message;
+      settled.reason = observed->message.empty()
+                           ? "the provider reports the environment failed"
+                           : RedactSecretValues(observed->message, pass.secrets);
       break;
     case providers::Phase::kProgressing:
     case providers::Phase::kAbsent:
@@ -762,11 +794,14 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ObserveOnly(
       SettleReady(settled, *observed, config);
       settled.reason.clear();
       break;
-    case providers::Phase::kFailed:
+    case providers::Phase::kFailed: {
       settled.state = EnvState::kFailed;
-      settled.reason = observed->message.empty() ? "the provider reports the environment failed"
-                                                 : observed->message;
+      settled.reason =
+          observed->message.empty()
+              ? "the provider reports the environment failed"
+              : RedactSecretValues(observed->message, ReadableSecrets(config, options_.secrets));
       break;
+    }
     case providers::Phase::kProgressing:
     case providers::Phase::kAbsent:
       // A ready environment rolling its pods stays ready; a new one keeps being polled.

@@ -42,6 +42,7 @@
 #include "pkg/controller/intents.h"
 #include "pkg/controller/lifecycle.h"
 #include "pkg/controller/render.h"
+#include "pkg/controller/secret_source.h"
 #include "pkg/forge/forge.h"
 #include "pkg/names/names.h"
 #include "pkg/providers/provider.h"
@@ -82,6 +83,9 @@ struct ReconcilerOptions {
   // Per-environment databases (eph.yaml `database:`); null: this ephd has none, and an
   // environment asking for one fails saying so. Must outlive the reconciler.
   EnvironmentDatabases* databases = nullptr;
+  // Values of eph.yaml's `environment.secrets` (ephd's secrets_dir); null: this ephd has none,
+  // and an environment naming a secret fails saying so. Must outlive the reconciler.
+  const SecretSource* secrets = nullptr;
 };
 
 class EnvironmentReconciler final : public Reconciler {
@@ -154,6 +158,8 @@ class EnvironmentReconciler final : public Reconciler {
     state::Environment stored;  // the row as last written
     EnvRecord record;           // env's record, edited by the steps
     providers::ApplyRequest request;
+    // eph.yaml's secrets (name -> value), to keep them out of messages the app may fill.
+    std::map<std::string, std::string> secrets;
   };
   // The new spec, state and commit on `env`, written before Apply (unless the row already says
   // so): a crash mid-Apply leaves a record that objects may exist.

@@ -109,6 +109,11 @@ absl::StatusOr<RenderedSpec> RenderSpec(const config::ProjectConfig& config,
     if (d.web) section["web"] = {{"service", d.web->service}, {"port", d.web->port}};
     root["docker"] = std::move(section);
   }
+  for (const auto& [name, value] : config.environment.variables) {
+    absl::StatusOr<std::string> v = expander.Expand(value, "environment.variables." + name);
+    if (!v.ok()) return v.status();
+    out.variables.emplace(name, *std::move(v));
+  }
   json instances = json::array();
   for (const config::DatabaseInstance& db : config.database.instances) {
     instances.push_back({{"name", db.name},

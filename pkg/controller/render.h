@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -25,13 +26,17 @@ struct RenderedSpec {
   std::string provider;     // "kubernetes" or "docker"
   std::string config_json;  // {"kubernetes": {...}, "database": {...}} (or "docker")
   std::vector<providers::ImageTag> images;
+  // eph.yaml's `environment.variables` with their templates expanded. Plain values: they may be
+  // shown (unlike secrets, which are not rendered here).
+  std::map<std::string, std::string> variables;
 };
 
 // The provider eph.yaml asks for: "kubernetes" if it has that section, else "docker".
 std::string ProviderFor(const config::ProjectConfig& config);
 
 // InvalidArgument (terminal: the user's eph.yaml must change) when a template cannot be
-// expanded, e.g. `newTag: "pr-{pr_number}"` on an environment without a pull request.
+// expanded, e.g. `newTag: "pr-{pr_number}"` or a variable's `"pr-{pr_number}"` on an
+// environment without a pull request.
 absl::StatusOr<RenderedSpec> RenderSpec(const config::ProjectConfig& config,
                                         const RenderInputs& inputs);
 

@@ -88,10 +88,11 @@ struct ApplyRequest {
   std::vector<ImageTag> images;
   // Labels every created object must carry; always includes the two eph.dev labels above.
   std::map<std::string, std::string> labels;
-  // Environment variables Eph gives the app (the database's DATABASE_URL and PG* settings).
+  // Environment variables Eph gives the app: the database's DATABASE_URL and PG* settings, and
+  // eph.yaml's `environment.variables` and `environment.secrets` (docs/eph-yaml.md).
   // Secret: providers never log them or put them in messages. Kubernetes: the Secret "eph-env"
   // in the namespace, referenced by every container (envFrom); Docker: each service's
-  // environment.
+  // environment, replacing a compose value of the same name.
   std::map<std::string, std::string> secret_env;
 };
 

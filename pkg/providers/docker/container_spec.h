@@ -42,8 +42,9 @@ struct ServicePlan {
   bool fixed_host_ports = false;
   std::string project;
   std::map<std::string, std::string> labels;  // the request's labels (Eph's included)
-  // ApplyRequest::secret_env (the database's settings): added to the service's environment,
-  // replacing a variable of the same name. Secret: never in messages.
+  // ApplyRequest::secret_env (the database's settings, eph.yaml's variables and secrets): added
+  // to the service's environment, replacing a variable of the same name. Secret: never in
+  // messages.
   std::map<std::string, std::string> secret_env;
 };
 

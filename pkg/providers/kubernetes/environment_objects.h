@@ -69,7 +69,8 @@ void AddEphLabels(nlohmann::json& object, const std::map<std::string, std::strin
 void ConfigureIngress(std::vector<nlohmann::json>& objects, const IngressSettings& settings);
 
 // The Secret with what Eph gives the app as environment variables (ApplyRequest::secret_env:
-// the database's DATABASE_URL and PG* settings); nullopt when there is nothing to give.
+// the database's DATABASE_URL and PG* settings, eph.yaml's variables and secrets); nullopt when
+// there is nothing to give.
 inline constexpr char kEnvSecretName[] = "eph-env";
 std::optional<nlohmann::json> BuildEnvSecret(const std::map<std::string, std::string>& values);
 // Adds `envFrom: [{secretRef: {name: eph-env}}]` to every container and init container of a
