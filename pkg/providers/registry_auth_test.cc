@@ -67,9 +67,9 @@ TEST(RegistryAuthTest, EngineHeaderIsBase64UrlJson) {
       "f");
   ASSERT_TRUE(a.ok()) << a.status();
   EXPECT_EQ(a->EngineAuthHeader("ghcr.io"), "");
-  for (const auto& [host, server] : {std::pair<std::string, std::string>{"docker.io",
-                                                                         "https://index.docker.io/v1/"},
-                                     {"127.0.0.1:5000", "127.0.0.1:5000"}}) {
+  for (const auto& [host, server] :
+       {std::pair<std::string, std::string>{"docker.io", "https://index.docker.io/v1/"},
+        {"127.0.0.1:5000", "127.0.0.1:5000"}}) {
     const std::string header = a->EngineAuthHeader(host);
     EXPECT_EQ(header.find_first_of("+/"), std::string::npos) << header;
     std::string decoded;
@@ -81,10 +81,10 @@ TEST(RegistryAuthTest, EngineHeaderIsBase64UrlJson) {
 }
 
 TEST(RegistryAuthTest, DockerConfigJsonForKubernetes) {
-  absl::StatusOr<RegistryAuth> a = ParseRegistryAuth(
-      R"({"auths": {"index.docker.io": {"auth": ")" + absl::Base64Escape("u:p") +
-          R"("}, "127.0.0.1:5000": {"username": "v", "password": "q"}}})",
-      "f");
+  absl::StatusOr<RegistryAuth> a =
+      ParseRegistryAuth(R"({"auths": {"index.docker.io": {"auth": ")" + absl::Base64Escape("u:p") +
+                            R"("}, "127.0.0.1:5000": {"username": "v", "password": "q"}}})",
+                        "f");
   ASSERT_TRUE(a.ok()) << a.status();
   const nlohmann::json doc = nlohmann::json::parse(a->DockerConfigJson());
   EXPECT_EQ(doc["auths"]["https://index.docker.io/v1/"]["auth"], absl::Base64Escape("u:p"));
@@ -110,7 +110,8 @@ TEST(RegistryAuthTest, MalformedFilesSayWhatIsWrong) {
            {R"({"auths": {"r.io": {"auth": "!!!"}}})", "\"r.io\": \"auth\" is not base64"},
            {R"({"auths": {"r.io": {"auth": "dXNlcg=="}}})", "not base64 of \"username:password\""},
            {R"({"auths": {"r.io": {"username": "u"}}})", "needs \"auth\""},
-           {R"({"auths": {"r.io": {"username": 1, "password": "p"}}})", "\"username\" is not a string"},
+           {R"({"auths": {"r.io": {"username": 1, "password": "p"}}})",
+            "\"username\" is not a string"},
            {R"({"auths": {"r.io": {"identitytoken": "t"}}})", "identity tokens are not supported"},
            {R"({"auths": {"docker.io": {"username": "a", "password": "b"},
                           "https://index.docker.io/v1/": {"username": "c", "password": "d"}}})",
