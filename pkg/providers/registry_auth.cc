@@ -69,7 +69,14 @@ std::string RegistryAuth::EngineAuthHeader(std::string_view host) const {
   const json doc = {{"username", c->username},
                     {"password", c->password},
                     {"serveraddress", ServerAddress(NormalizeRegistryHost(host))}};
-  return absl::WebSafeBase64Escape(doc.dump());
+  // URL-safe alphabet *with* padding: the engine decodes with Go's base64.URLEncoding, which
+  // rejects an unpadded tail, and then pulls anonymously.
+  std::string out = absl::Base64Escape(doc.dump());
+  for (char& ch : out) {
+    if (ch == '+') ch = '-';
+    if (ch == '/') ch = '_';
+  }
+  return out;
 }
 
 std::string RegistryAuth::DockerConfigJson() const {

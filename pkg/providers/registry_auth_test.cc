@@ -72,6 +72,7 @@ TEST(RegistryAuthTest, EngineHeaderIsBase64UrlJson) {
         {"127.0.0.1:5000", "127.0.0.1:5000"}}) {
     const std::string header = a->EngineAuthHeader(host);
     EXPECT_EQ(header.find_first_of("+/"), std::string::npos) << header;
+    EXPECT_EQ(header.size() % 4, 0u) << "padded, as Go's base64.URLEncoding wants: " << header;
     std::string decoded;
     ASSERT_TRUE(absl::WebSafeBase64Unescape(header, &decoded));
     const nlohmann::json doc = nlohmann::json::parse(decoded);
