@@ -107,6 +107,9 @@ absl::Status BuildProviders(const DaemonConfig& config, DaemonParts& parts) {
     providers::ProviderSettings settings;
     settings.values[want.setting] = *want.value;
     settings.values["base_domain"] = config.base_domain;
+    if (!config.registry_auth_file.empty()) {
+      settings.values["registry_auth_file"] = config.registry_auth_file;
+    }
     if (std::string_view(want.name) == "kubernetes") {
       if (!config.kustomize_path.empty()) settings.values["kustomize_path"] = config.kustomize_path;
       if (!config.helm_path.empty()) settings.values["helm_path"] = config.helm_path;

@@ -28,6 +28,7 @@ struct DaemonConfig {
   std::string kustomize_path;  // empty: `kustomize` on PATH
   std::string helm_path;       // empty: `helm` on PATH
   std::string docker_host;
+  std::string registry_auth_file;  // Docker config.json of pull credentials; empty: none
   std::string database_admin_url;  // shared PostgreSQL for per-environment databases; secret
   std::string database_app_host;   // how apps reach that server, if not as ephd does
   std::string secrets_dir;         // eph.yaml `environment.secrets`: one file per secret

@@ -382,6 +382,19 @@ TEST(EphdStartTest, ConfigFileSettingsApplyAndUnknownKeysAreRefused) {
   EXPECT_THAT(bad.Output(), HasSubstr("ephd.yaml:3:1: unknown setting \"frobnicate\""));
 }
 
+TEST(EphdStartTest, MalformedRegistryCredentialsStopEphdAtStart) {
+  const std::string dir = testing::MakeTempDir("ephd-registry-auth");
+  std::ofstream(dir + "/auth.json") << R"({"auths": {"127.0.0.1:5000": {"auth": "bm9jb2xvbg=="}}})";
+  testing::ChildProcess ephd(
+      {Ephd(), "--listen", "127.0.0.1:0", "--state", "sqlite:" + dir + "/state.db", "--docker-host",
+       "unix://" + dir + "/docker.sock"},
+      {{"EPH_REGISTRY_AUTH_FILE", dir + "/auth.json"}}, dir);
+  EXPECT_EQ(ephd.Wait(20s), 1);
+  EXPECT_THAT(ephd.Output(), HasSubstr("provider docker: registry credentials " + dir +
+                                       "/auth.json: \"127.0.0.1:5000\": \"auth\" is not base64 of "
+                                       "\"username:password\""));
+}
+
 TEST(EphdStartTest, CloneSparesOutOfRangeAreRefused) {
   const std::string dir = testing::MakeTempDir("ephd-spares");
   std::ofstream(dir + "/ephd.yaml")

@@ -309,6 +309,22 @@ class Parser {
     return out;
   }
 
+  // Compose's values; if_not_present is its alias of missing. `build` and the periodic ones
+  // (daily, weekly, every_<duration>) are refused: Eph builds nothing and keeps no pull clock.
+  std::string PullPolicyOf(const YAML::Node& v, const std::string& where) const {
+    const std::string policy = Scalar(v, where);
+    if (policy == "always" || policy == "missing" || policy == "never") return policy;
+    if (policy == "if_not_present") return "missing";
+    if (policy == "build") {
+      Fail(v, fmt::format("{}: `build` is not supported (Eph runs images CI built and pushed; use "
+                          "missing, always or never)",
+                          where));
+    }
+    Fail(v, fmt::format("{}: `{}` is not supported (Eph supports always, missing, if_not_present "
+                        "and never)",
+                        where, policy));
+  }
+
   ComposeService ReadService(const YAML::Node& key, const YAML::Node& node,
                              const ComposeFile& file) const {
     ComposeService s;
@@ -365,13 +381,15 @@ class Parser {
         for (const auto& m : v) s.volumes.push_back(Volume(m, where, file));
       } else if (field == "labels") {
         s.labels = Labels(v, where);
+      } else if (field == "pull_policy") {
+        s.pull_policy = PullPolicyOf(v, where);
       } else if (field.rfind("x-", 0) == 0) {
         // extension field
       } else {
         Fail(kv.first,
              fmt::format("{}: unsupported key `{}` (Eph supports image, command, "
                          "entrypoint, environment, ports, healthcheck, depends_on, volumes, "
-                         "labels; see docs/provider-docker.md)",
+                         "labels, pull_policy; see docs/provider-docker.md)",
                          at, field));
       }
     }

@@ -14,7 +14,7 @@
 //               retries, start_period, disable}, depends_on (list, or map with `condition`:
 //               start order, and Apply waits for service_healthy / _completed_successfully),
 //               volumes ("name:/path[:ro|rw]", the name declared at top level), labels (map or
-//               list)
+//               list), pull_policy (always, missing, if_not_present, never)
 //
 // Thread-safety: pure functions.
 #pragma once
@@ -72,6 +72,9 @@ struct ComposeService {
   std::map<std::string, std::string> depends_on_condition;
   std::vector<VolumeMount> volumes;
   std::map<std::string, std::string> labels;
+  // When the provider pulls `image`: "missing" (default; Compose's if_not_present is read as
+  // it), "always" (on every Apply, so a tag CI pushed again is picked up) or "never".
+  std::string pull_policy = "missing";
   int line = 0;  // 1-based, of the service's key, for messages
 };
 

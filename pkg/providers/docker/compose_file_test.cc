@@ -158,6 +158,19 @@ TEST(ComposeFileTest, DisabledHealthcheck) {
   EXPECT_THAT(f->services[0].healthcheck->test, ElementsAre("NONE"));
 }
 
+TEST(ComposeFileTest, PullPolicies) {
+  absl::StatusOr<ComposeFile> f = ParseComposeFile(
+      "services:\n  a:\n    image: x\n  b:\n    image: x\n    pull_policy: always\n"
+      "  c:\n    image: x\n    pull_policy: if_not_present\n  d:\n    image: x\n"
+      "    pull_policy: never\n",
+      "c.yml");
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_EQ(f->services[0].pull_policy, "missing");
+  EXPECT_EQ(f->services[1].pull_policy, "always");
+  EXPECT_EQ(f->services[2].pull_policy, "missing");
+  EXPECT_EQ(f->services[3].pull_policy, "never");
+}
+
 struct BadCase {
   const char* name;
   const char* yaml;
@@ -180,6 +193,10 @@ INSTANTIATE_TEST_SUITE_P(
                 "compose.yml:4:1: unsupported top-level key `networks`"},
         BadCase{"UnknownServiceKey", "services:\n  a:\n    image: x\n    build: .\n",
                 "compose.yml:4:5: services.a: unsupported key `build`"},
+        BadCase{"PullPolicyBuild", "services:\n  a:\n    image: x\n    pull_policy: build\n",
+                "compose.yml:4:18: services.a.pull_policy: `build` is not supported"},
+        BadCase{"PullPolicyDaily", "services:\n  a:\n    image: x\n    pull_policy: daily\n",
+                "compose.yml:4:18: services.a.pull_policy: `daily` is not supported"},
         BadCase{"MissingImage", "services:\n  a:\n    command: x\n",
                 "compose.yml:2:3: services.a: `image` is required"},
         BadCase{"BindMount", "services:\n  a:\n    image: x\n    volumes:\n      - ./src:/src\n",

@@ -15,6 +15,7 @@
 #include "pkg/config/source_checks.h"
 #include "pkg/providers/docker/compose_file.h"
 #include "pkg/providers/docker/container_spec.h"
+#include "pkg/providers/docker/image_pull.h"
 #include "pkg/providers/docker/log_stream.h"
 
 namespace eph::providers::docker {
@@ -148,16 +149,17 @@ std::string LastLogLines(const EngineClient& engine, const std::string& id, int 
   return text;
 }
 
-// The ID of `image` on the engine. Eph never pulls: a missing image is FailedPrecondition naming
-// `what` needs it and `hint` for what to do.
+// The ID of `image` on the engine; a missing image is FailedPrecondition naming `what` needs it
+// and `hint` for what to do. Used after any pull: it never pulls itself.
 absl::StatusOr<std::string> LocalImageId(const EngineClient& engine, const std::string& image,
                                          const std::string& what, const std::string& hint) {
   absl::StatusOr<EngineResponse> r = engine.Get(fmt::format("/images/{}/json", UrlEncode(image)));
   if (!r.ok()) return r.status();
   if (r->status == 404) {
     return absl::FailedPreconditionError(
-        fmt::format("image {} not found on the Docker host ({}): Eph never pulls images; {}", image,
-                    what, hint));
+        hint.empty()
+            ? fmt::format("image {} not found on the Docker host ({})", image, what)
+            : fmt::format("image {} not found on the Docker host ({}): {}", image, what, hint));
   }
   if (r->status != 200) return ErrorFromResponse(*r, "inspecting image " + image);
   return Str(Parse(*r), "Id");
@@ -317,12 +319,19 @@ absl::StatusOr<DockerProviderOptions> ParseDockerSettings(const ProviderSettings
         return absl::InvalidArgumentError(fmt::format(
             "Docker provider setting fixed_host_ports: `{}` is not true or false", value));
       }
+    } else if (key == "registry_auth_file") {
+      if (!value.empty()) {
+        absl::StatusOr<RegistryAuth> auth = LoadRegistryAuthFile(value);
+        if (!auth.ok()) return auth.status();
+        out.registry_auth = *std::move(auth);
+      }
     } else if (key == "base_domain") {
       // Shared by all providers; the gateway, not this provider, serves the host.
     } else {
       return absl::InvalidArgumentError(
           fmt::format("unknown Docker provider setting `{}` (known: docker_host, request_timeout, "
-                      "connect_timeout, health_timeout, log_tail_lines, fixed_host_ports)",
+                      "connect_timeout, health_timeout, log_tail_lines, fixed_host_ports, "
+                      "registry_auth_file)",
                       key));
     }
   }
@@ -438,8 +447,13 @@ absl::Status DockerProvider::Plan(ApplyState& st) {
 
 absl::Status DockerProvider::PlanServices(ApplyState& st, const ComposeService* web,
                                           int web_port) {
-  // Every image must be on the engine before anything is created: Eph never pulls.
-  std::map<std::string, std::string> image_ids;
+  // Every image is pulled (as its pull_policy says) and present before anything is created, so
+  // a bad reference or a registry that refuses leaves nothing half-made. One image used by
+  // several services is pulled once, `always` winning over `missing` over `never`.
+  std::vector<std::string> order;
+  std::map<std::string, std::string> policy;  // image -> the strongest policy asking for it
+  std::map<std::string, std::string> user;    // image -> the first service using it
+  auto rank = [](const std::string& p) { return p == "always" ? 2 : p == "missing" ? 1 : 0; };
   for (const ComposeService* s : st.compose.StartOrder()) {
     ServicePlan plan;
     plan.service = s;
@@ -449,16 +463,36 @@ absl::Status DockerProvider::PlanServices(ApplyState& st, const ComposeService* 
     plan.project = st.project;
     plan.labels = st.labels;
     plan.secret_env = st.request.secret_env;
-    if (image_ids.count(plan.image) == 0) {
-      absl::StatusOr<std::string> id =
-          LocalImageId(engine_, plan.image, fmt::format("service `{}`", s->name),
-                       "build or load it on the engine first");
-      if (!id.ok()) return id.status();
-      image_ids[plan.image] = *id;
+    if (policy.count(plan.image) == 0) {
+      order.push_back(plan.image);
+      user[plan.image] = s->name;
+      policy[plan.image] = s->pull_policy;
+    } else if (rank(s->pull_policy) > rank(policy[plan.image])) {
+      policy[plan.image] = s->pull_policy;
     }
-    plan.image_id = image_ids[plan.image];
     st.plans.push_back(std::move(plan));
   }
+  std::map<std::string, std::string> image_ids;
+  for (const std::string& image : order) {
+    const std::string what = fmt::format("service `{}`", user[image]);
+    if (policy[image] == "always") {
+      if (absl::Status s = PullImage(engine_, options_.registry_auth, image); !s.ok()) return s;
+    }
+    absl::StatusOr<std::string> id = LocalImageId(engine_, image, what, "");
+    if (absl::IsFailedPrecondition(id.status())) {
+      if (policy[image] == "never") {
+        return absl::FailedPreconditionError(fmt::format(
+            "image {} not found on the Docker host ({} has pull_policy: never)", image, what));
+      }
+      if (policy[image] == "missing") {
+        if (absl::Status s = PullImage(engine_, options_.registry_auth, image); !s.ok()) return s;
+        id = LocalImageId(engine_, image, what, "");
+      }
+    }
+    if (!id.ok()) return id.status();
+    image_ids[image] = *id;
+  }
+  for (ServicePlan& plan : st.plans) plan.image_id = image_ids[plan.image];
   return absl::OkStatus();
 }
 
@@ -728,8 +762,8 @@ absl::StatusOr<DatabaseServer> DockerProvider::EnsureDatabaseServer(
 
   absl::StatusOr<std::string> image_id =
       LocalImageId(engine_, request.image, fmt::format("database `{}`", request.name),
-                   "load it on the engine (docker pull or docker load) or name another in "
-                   "database.instances[].image");
+                   "Eph does not pull a database server's image; load it on the engine (docker "
+                   "pull or docker load) or name another in database.instances[].image");
   if (!image_id.ok()) return image_id.status();
 
   // The container as it is, if any: its password is kept for the life of the environment.

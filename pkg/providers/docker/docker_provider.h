@@ -3,8 +3,10 @@
 // itself (compose_file.h). docs/provider-docker.md has the user's view.
 //
 //   Apply     the `docker:` section of eph.yaml (config_json) names the compose file (read from
-//             source_dir, or from sources) and the web service -> every image must exist on the
-//             engine (Eph never pulls: FailedPrecondition otherwise, nothing created) -> network
+//             source_dir, or from sources) and the web service -> every image is pulled per its
+//             service's pull_policy (image_pull.h: missing by default, always, never) with the
+//             configured registry credentials, and must then be on the engine (a failed pull or
+//             a missing image is an error before anything is created) -> network
 //             <project>_default, volumes <project>_<name> -> containers <project>-<service>-1 in
 //             dependency order, waiting (up to health_timeout) for depends_on conditions
 //             service_healthy / service_completed_successfully. A container whose
@@ -38,6 +40,9 @@
 //   fixed_host_ports  true: a host port written in the compose file is used (on 127.0.0.1);
 //                     false (default): every port gets an ephemeral host port, so environments
 //                     never clash
+//   registry_auth_file  Docker config.json with per-registry credentials for pulls
+//                     (registry_auth.h); read once, when the provider is made: a malformed file
+//                     stops ephd at start-up
 //   base_domain       accepted and unused (ephd passes it to every provider)
 //
 // Thread-safety: every method may be called from many threads at once; the provider keeps no
@@ -55,6 +60,7 @@
 #include "pkg/providers/docker/container_spec.h"
 #include "pkg/providers/docker/engine_client.h"
 #include "pkg/providers/provider.h"
+#include "pkg/providers/registry_auth.h"
 
 namespace eph::providers::docker {
 
@@ -66,6 +72,7 @@ struct DockerProviderOptions {
   absl::Duration health_timeout = absl::Minutes(5);
   int64_t log_tail_lines = 200;
   bool fixed_host_ports = false;
+  RegistryAuth registry_auth;    // credentials for pulls, from registry_auth_file
   const Clock* clock = nullptr;  // health_timeout; null: the system clock
 };
 

@@ -560,16 +560,22 @@ TEST_F(DockerProviderBedTest, AnUnhealthyDependencyFailsTheEnvironment) {
 }
 
 TEST_F(DockerProviderBedTest, MissingImageFailsAndCreatesNothing) {
+  // pull_policy: never, so that nothing asks Docker Hub (registry_bed_test has the pulls).
   absl::StatusOr<ApplyResult> r = provider_->Apply(
-      Request("services:\n  web:\n    image: eph-sample:no-such-tag\n    ports: [\"8080\"]\n"));
+      Request("services:\n  web:\n    image: eph-sample:no-such-tag\n    ports: [\"8080\"]\n"
+              "    pull_policy: never\n"));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(r.status().message(),
-              HasSubstr("image eph-sample:no-such-tag not found on the Docker host"));
+              HasSubstr("image eph-sample:no-such-tag not found on the Docker host (service `web` "
+                        "has pull_policy: never)"));
   EXPECT_THAT(Leftovers(), ::testing::IsEmpty());
 
   // The same through an image override on an otherwise good file.
-  r = provider_->Apply(Request(kApp, {{"eph-sample", "pr-404"}}));
+  r = provider_->Apply(
+      Request("services:\n  web:\n    image: eph-sample:v1\n    ports: [\"8080\"]\n"
+              "    pull_policy: never\n",
+              {{"eph-sample", "pr-404"}}));
   ASSERT_FALSE(r.ok());
   EXPECT_THAT(r.status().message(), HasSubstr("image eph-sample:pr-404 not found"));
   EXPECT_THAT(Leftovers(), ::testing::IsEmpty());
@@ -588,7 +594,7 @@ TEST_F(DockerProviderBedTest, DatabaseServerWithAMissingImageFailsAndCreatesNoth
        .image = "postgres:no-such-version"});
   ASSERT_FALSE(server.ok());
   EXPECT_EQ(server.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(server.status().message(), HasSubstr("Eph never pulls images"));
+  EXPECT_THAT(server.status().message(), HasSubstr("Eph does not pull a database server's image"));
   EXPECT_THAT(Leftovers(), ::testing::IsEmpty());
 }
 

@@ -23,6 +23,7 @@ http::Request Build(const EngineRequest& request, const EngineClientOptions& opt
                     .connect_timeout = options.connect_timeout,
                     .unix_socket = options.socket_path};
   if (request.body) out.headers.push_back("Content-Type: application/json");
+  for (const std::string& h : request.headers) out.headers.push_back(h);
   // The engine wants a length on every POST, also without a body.
   if (request.method != "GET" && request.method != "DELETE") {
     out.body = request.body.value_or("");

@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -30,6 +31,7 @@ struct EngineRequest {
   std::string method = "GET";
   std::string path;                      // "/containers/json?all=1", without the version prefix
   std::optional<std::string> body;       // JSON
+  std::vector<std::string> headers;      // extra "Name: value" lines (X-Registry-Auth)
   std::chrono::milliseconds timeout{0};  // 0: the client's default; streams pass -1 for none
   std::function<bool(std::string_view)> on_body;  // for 2xx bodies only; see above
   // Polled about once a second while the transfer waits (a quiet log stream): true ends it, as

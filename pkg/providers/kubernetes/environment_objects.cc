@@ -161,6 +161,41 @@ std::optional<json> BuildEnvSecret(const std::map<std::string, std::string>& val
               {"stringData", data}};
 }
 
+std::optional<json> BuildPullSecret(const std::string& docker_config_json) {
+  if (docker_config_json.empty()) return std::nullopt;
+  return json{{"apiVersion", "v1"},
+              {"kind", "Secret"},
+              {"metadata", {{"name", kPullSecretName}}},
+              {"type", "kubernetes.io/dockerconfigjson"},
+              {"stringData", {{".dockerconfigjson", docker_config_json}}}};
+}
+
+void AddPullSecretToServiceAccounts(std::vector<json>& objects) {
+  const json ref = {{"name", kPullSecretName}};
+  bool has_default = false;
+  for (json& object : objects) {
+    if (!object.is_object() || Str(object, "kind") != "ServiceAccount" ||
+        Str(object, "apiVersion") != "v1") {
+      continue;
+    }
+    if (const json* meta = Child(object, {"metadata"});
+        meta != nullptr && Str(*meta, "name") == "default") {
+      has_default = true;
+    }
+    json& secrets = object["imagePullSecrets"];
+    if (!secrets.is_array()) secrets = json::array();
+    bool present = false;
+    for (const json& s : secrets) present = present || s == ref;
+    if (!present) secrets.push_back(ref);
+  }
+  if (!has_default) {
+    objects.push_back(json{{"apiVersion", "v1"},
+                           {"kind", "ServiceAccount"},
+                           {"metadata", {{"name", "default"}}},
+                           {"imagePullSecrets", json::array({ref})}});
+  }
+}
+
 void AddEnvFrom(json& object) {
   if (!object.is_object()) return;
   const std::string kind = Str(object, "kind");

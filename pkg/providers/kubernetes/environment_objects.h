@@ -7,6 +7,8 @@
 //  - BuildNetworkPolicy: ingress only from the same namespace and from the ingress controller's
 //    namespace; other environments cannot reach this one.
 //  - AddEphLabels: the labels on the object and on its pod templates (so pods carry them too).
+//  - BuildPullSecret / AddPullSecretToServiceAccounts: registry credentials for the namespace's
+//    pods, referenced from its ServiceAccounts.
 //  - ConfigureIngress: the app's Ingress objects serve the environment's host; with none, Eph
 //    makes one for the first Service.
 //
@@ -76,6 +78,18 @@ std::optional<nlohmann::json> BuildEnvSecret(const std::map<std::string, std::st
 // Adds `envFrom: [{secretRef: {name: eph-env}}]` to every container and init container of a
 // workload's pod template (or a bare Pod), unless it is there already.
 void AddEnvFrom(nlohmann::json& object);
+
+// Pulling the environment's images from private registries: the Secret "eph-registry" of type
+// kubernetes.io/dockerconfigjson with every registry of ephd's registry_auth_file (all of them,
+// not only those the manifests name: an image can come from a chart's defaults, an init
+// container or an operator's pods, and a manifest could name any registry to get its entry
+// anyway); nullopt when no credentials are configured.
+inline constexpr char kPullSecretName[] = "eph-registry";
+std::optional<nlohmann::json> BuildPullSecret(const std::string& docker_config_json);
+// References the pull secret from every ServiceAccount among `objects` (the app's own) and from
+// the namespace's `default` ServiceAccount (added to `objects` unless the app brings one), so
+// every pod of the namespace pulls with it without its manifest saying so.
+void AddPullSecretToServiceAccounts(std::vector<nlohmann::json>& objects);
 
 // "apps/v1/Deployment web": how objects are named in messages and compared for pruning.
 std::string ObjectId(const nlohmann::json& object);

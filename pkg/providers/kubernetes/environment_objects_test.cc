@@ -80,6 +80,38 @@ TEST(EnvSecretTest, TheSecretHoldsTheValuesAndEveryContainerReferencesItOnce) {
   EXPECT_EQ(service, before);
 }
 
+TEST(PullSecretTest, TheSecretIsDockerConfigJsonAndEveryServiceAccountReferencesIt) {
+  EXPECT_FALSE(BuildPullSecret("").has_value());
+  std::optional<json> secret = BuildPullSecret(R"({"auths":{"r:5000":{"auth":"dTpw"}}})");
+  ASSERT_TRUE(secret.has_value());
+  EXPECT_EQ((*secret)["type"], "kubernetes.io/dockerconfigjson");
+  EXPECT_EQ((*secret)["metadata"]["name"], "eph-registry");
+  EXPECT_EQ((*secret)["stringData"][".dockerconfigjson"],
+            R"({"auths":{"r:5000":{"auth":"dTpw"}}})");
+
+  // The app's own ServiceAccount gets the reference (once, on a second pass too), and Eph adds
+  // the namespace's default one.
+  std::vector<json> objects = {
+      json::parse(R"({"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"app"},
+                      "imagePullSecrets":[{"name":"theirs"}]})"),
+      json::parse(R"({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"}})")};
+  AddPullSecretToServiceAccounts(objects);
+  AddPullSecretToServiceAccounts(objects);
+  ASSERT_EQ(objects.size(), 3u);
+  EXPECT_EQ(objects[0]["imagePullSecrets"],
+            json::parse(R"([{"name":"theirs"},{"name":"eph-registry"}])"));
+  EXPECT_FALSE(objects[1].contains("imagePullSecrets"));
+  EXPECT_EQ(objects[2], json::parse(R"({"apiVersion":"v1","kind":"ServiceAccount",
+      "metadata":{"name":"default"},"imagePullSecrets":[{"name":"eph-registry"}]})"));
+
+  // An app that brings `default` itself keeps it, with the reference added: no second one.
+  std::vector<json> with_default = {
+      json::parse(R"({"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"default"}})")};
+  AddPullSecretToServiceAccounts(with_default);
+  ASSERT_EQ(with_default.size(), 1u);
+  EXPECT_EQ(with_default[0]["imagePullSecrets"], json::parse(R"([{"name":"eph-registry"}])"));
+}
+
 TEST(ConfigureIngressTest, TheAppsIngressServesTheEnvironmentsHost) {
   std::vector<json> objects = {json::parse(R"({"apiVersion":"networking.k8s.io/v1","kind":"Ingress",
     "metadata":{"name":"shop"},

@@ -185,7 +185,8 @@ absl::StatusOr<KubernetesProviderOptions> ParseProviderSettings(const ProviderSe
                                                "watch",
                                                "log_tail_lines",
                                                "base_domain",
-                                               "database_client_namespace"};
+                                               "database_client_namespace",
+                                               "registry_auth_file"};
   for (const auto& [key, value] : settings.values) {
     if (kKnown.count(key) == 0) {
       std::string known;
@@ -256,6 +257,10 @@ absl::StatusOr<KubernetesProviderOptions> ParseProviderSettings(const ProviderSe
       o.base_domain = value;
     } else if (key == "database_client_namespace") {
       o.database_client_namespace = value;
+    } else if (key == "registry_auth_file" && !value.empty()) {
+      absl::StatusOr<RegistryAuth> auth = LoadRegistryAuthFile(value);
+      if (!auth.ok()) return auth.status();
+      o.registry_auth = *std::move(auth);
     }
   }
   return o;
@@ -468,10 +473,17 @@ absl::StatusOr<ApplyResult> KubernetesProvider::Apply(const ApplyRequest& reques
   if (!request.secret_env.empty()) {
     for (json& object : *rendered) AddEnvFrom(object);
   }
+  // Images from private registries: every pod pulls with the credentials through its
+  // ServiceAccount, whatever its manifest says.
+  std::optional<json> pull_secret;
+  if (!options_.registry_auth.empty()) {
+    pull_secret = BuildPullSecret(options_.registry_auth.DockerConfigJson());
+    AddPullSecretToServiceAccounts(*rendered);
+  }
   for (const std::optional<json>& own : {BuildResourceQuota(options_.namespace_settings),
                                          BuildLimitRange(options_.namespace_settings),
                                          BuildNetworkPolicy(options_.namespace_settings),
-                                         BuildEnvSecret(request.secret_env)}) {
+                                         BuildEnvSecret(request.secret_env), pull_secret}) {
     if (own) rendered->push_back(*own);
   }
   std::map<std::string, std::string> labels = request.labels;

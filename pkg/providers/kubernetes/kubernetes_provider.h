@@ -1,13 +1,14 @@
 // KubernetesProvider: an environment is a namespace in a real cluster.
 //
 //   Apply     render (manifest_renderer.h) -> check every object (kube_applier.h) -> namespace
-//             eph-<name> with the Eph labels, ResourceQuota, LimitRange and an isolating
-//             NetworkPolicy -> server-side apply of every object (fieldManager eph) -> the Ingress
-//             on the environment's host -> prune what a later render dropped. Errors in the
-//             manifests (unknown kind, invalid field, cluster-scoped object, other namespace, a
-//             render too large) are InvalidArgument with the API's or the renderer's message; on
-//             the first apply nothing is left behind (the namespace is deleted), on an update the
-//             running version stays.
+//             eph-<name> with the Eph labels, ResourceQuota, LimitRange, an isolating
+//             NetworkPolicy and (with registry credentials) the pull Secret eph-registry,
+//             referenced from every ServiceAccount -> server-side apply of every object
+//             (fieldManager eph) -> the Ingress on the environment's host -> prune what a later
+//             render dropped. Errors in the manifests (unknown kind, invalid field, cluster-scoped
+//             object, other namespace, a render too large) are InvalidArgument with the API's or
+//             the renderer's message; on the first apply nothing is left behind (the namespace is
+//             deleted), on an update the running version stays.
 //   Observe   from a watch-fed cache of Deployments, ReplicaSets, StatefulSets, DaemonSets, Jobs,
 //             Pods and Namespaces (readiness_cache.h), evaluated by workload_status.h; a direct
 //             read when the cache is not synced or has not caught up with the last Apply.
@@ -26,7 +27,7 @@
 //   kubeconfig, context, kustomize_path, helm_path, render_timeout, render_max_bytes,
 //   render_temp_dir, resource_quota, limit_range_default, limit_range_default_request,
 //   network_policy, ingress_namespace_selector, ingress_class, tls_issuer, tls_issuer_kind,
-//   apply_concurrency, watch, log_tail_lines, base_domain.
+//   apply_concurrency, watch, log_tail_lines, base_domain, registry_auth_file.
 //
 // Thread-safety: every method may be called from many threads at once (the reconciler never
 // runs two calls for one environment at the same time).
@@ -49,6 +50,7 @@
 #include "pkg/providers/kubernetes/manifest_renderer.h"
 #include "pkg/providers/kubernetes/readiness_cache.h"
 #include "pkg/providers/provider.h"
+#include "pkg/providers/registry_auth.h"
 
 namespace eph::providers::kubernetes {
 
@@ -62,6 +64,9 @@ struct KubernetesProviderOptions {
   bool watch = true;             // false: Observe always reads the API (tests, tools)
   int64_t log_tail_lines = 200;  // LogsRequest::tail_lines == 0
   std::string base_domain;       // for requests without a host
+  // Registry credentials for the namespace's pods (setting registry_auth_file, read when the
+  // provider is made): the Secret eph-registry, referenced from the ServiceAccounts. Empty: none.
+  RegistryAuth registry_auth;
   // The namespace ephd runs in, admitted to an environment's own database server past its
   // isolating NetworkPolicy (setting database_client_namespace; in a cluster, the service
   // account's namespace by default). Empty: no such rule.

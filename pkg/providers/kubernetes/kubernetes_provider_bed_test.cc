@@ -114,9 +114,9 @@ class KubernetesProviderBedTest : public ::testing::Test {
   // are taken as resolving, as they do for an ephd inside the cluster.
   std::unique_ptr<KubernetesProvider> MakeProvider(
       bool watch, bool in_cluster = true,
-      std::function<absl::Status(const std::string&)> resolve_host = [](const std::string&) {
-        return absl::OkStatus();
-      }) {
+      std::function<absl::Status(const std::string&)> resolve_host =
+          [](const std::string&) { return absl::OkStatus(); },
+      RegistryAuth registry_auth = {}) {
     absl::StatusOr<kube::KubeConfig> config = kube::LoadKubeconfig(Bed("EPH_TEST_KUBECONFIG"));
     EXPECT_TRUE(config.ok()) << config.status();
     KubernetesProviderOptions options = DefaultProviderOptions();
@@ -125,6 +125,7 @@ class KubernetesProviderBedTest : public ::testing::Test {
     options.watch = watch;
     options.in_cluster = in_cluster;
     options.resolve_host = std::move(resolve_host);
+    options.registry_auth = std::move(registry_auth);
     return std::make_unique<KubernetesProvider>(
         std::make_shared<kube::KubeClient>(*std::move(config)), options);
   }
@@ -624,6 +625,76 @@ TEST_F(KubernetesProviderBedTest, ARolloutPastItsProgressDeadlineFails) {
   EXPECT_THAT(failed->message, HasSubstr("has timed out progressing"));
   ASSERT_EQ(failed->components.size(), 1u);
   EXPECT_EQ(failed->components[0].phase, Phase::kFailed);
+  DestroyCompletely(env);
+}
+
+// With registry credentials configured, the namespace gets the dockerconfigjson Secret
+// eph-registry, and every ServiceAccount (the app's and the default one) references it, so the
+// API server's ServiceAccount admission puts it on every pod.
+TEST_F(KubernetesProviderBedTest, PullSecretIsInTheNamespaceAndReferenced) {
+  absl::StatusOr<RegistryAuth> auth = ParseRegistryAuth(
+      R"({"auths": {"registry.example.test:5000": {"auth": ")" + absl::Base64Escape("ci:s3cret") +
+          R"("}, "https://index.docker.io/v1/": {"username": "hub", "password": "tok"}}})",
+      "test");
+  ASSERT_TRUE(auth.ok()) << auth.status();
+  std::unique_ptr<KubernetesProvider> provider = MakeProvider(
+      /*watch=*/false, /*in_cluster=*/true, [](const std::string&) { return absl::OkStatus(); },
+      *auth);
+  const std::string env = NewEnvironment("pull");
+  const std::string ns = "eph-" + env;
+  const std::string checkout = eph::testing::MakeTempDir("k8s-pull");
+  Write(fs::path(checkout) / "k8s/app.yaml",
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: app\n---\n"
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n"
+        "  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n"
+        "      labels: {app: web}\n    spec:\n      containers:\n"
+        "      - name: web\n        image: registry.example.test:5000/acme/web:pr-42\n"
+        "---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: worker\nspec:\n"
+        "  selector:\n    matchLabels: {app: worker}\n  template:\n    metadata:\n"
+        "      labels: {app: worker}\n    spec:\n      serviceAccountName: app\n"
+        "      containers:\n      - name: worker\n        image: acme/worker:pr-42\n");
+  const ApplyRequest request =
+      Request(env, checkout, {{"manifests", {"k8s"}}, {"images", json::array()}});
+  for (int pass = 0; pass < 2; ++pass) {  // the second changes nothing
+    absl::StatusOr<ApplyResult> applied = provider->Apply(request);
+    ASSERT_TRUE(applied.ok()) << applied.status();
+  }
+
+  absl::StatusOr<json> secret = Get(fmt::format("/api/v1/namespaces/{}/secrets/eph-registry", ns));
+  ASSERT_TRUE(secret.ok()) << secret.status();
+  EXPECT_EQ((*secret)["type"], "kubernetes.io/dockerconfigjson");
+  EXPECT_EQ((*secret)["metadata"]["labels"][kEnvironmentLabel], env);
+  std::string decoded;
+  ASSERT_TRUE(
+      absl::Base64Unescape((*secret)["data"][".dockerconfigjson"].get<std::string>(), &decoded));
+  const json config = json::parse(decoded);
+  EXPECT_EQ(config["auths"]["registry.example.test:5000"]["auth"], absl::Base64Escape("ci:s3cret"));
+  EXPECT_EQ(config["auths"]["https://index.docker.io/v1/"]["username"], "hub");
+  // And it reads back as the credentials it was made from.
+  absl::StatusOr<RegistryAuth> back = ParseRegistryAuth(decoded, "secret");
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->by_host(), auth->by_host());
+
+  const json reference = json::array({{{"name", "eph-registry"}}});
+  for (const char* account : {"default", "app"}) {
+    absl::StatusOr<json> sa =
+        Get(fmt::format("/api/v1/namespaces/{}/serviceaccounts/{}", ns, account));
+    ASSERT_TRUE(sa.ok()) << account << ": " << sa.status();
+    EXPECT_EQ((*sa)["imagePullSecrets"], reference) << account;
+  }
+  // Pods of both Deployments carry it, though neither manifest names it.
+  ASSERT_TRUE(Eventually(
+      [&] {
+        absl::StatusOr<kube::ListResult> pods =
+            admin_->List(fmt::format("/api/v1/namespaces/{}/pods", ns));
+        if (!pods.ok() || pods->items.size() != 2) return false;
+        for (const json& pod : pods->items) {
+          if (pod["spec"].value("imagePullSecrets", json()) != reference) return false;
+        }
+        return true;
+      },
+      60s))
+      << "pods without the pull secret";
   DestroyCompletely(env);
 }
 

@@ -45,6 +45,14 @@ CT_PIDFILE="$DK_STATE/containerd.pid"
 CT_CONFIG="$CT_DIR/config.toml"
 CT_LOG="$DK_LOG_DIR/containerd.log"
 DK_ENV_FILE="$EPH_TESTBED_DIR/docker.env"
+# dockerd runs in a mount namespace of its own that sees two files of the bed instead of the
+# host's: an /etc/hosts naming the registry bed's host (REGISTRY_BED_HOST, on ::1), and
+# /etc/docker/certs.d, where test/bed/registry/up puts its CA. A registry on 127.0.0.0/8 would
+# count as insecure to dockerd, which then skips certificate checks and retries over plain HTTP,
+# hiding the registry's own answer; one on ::1 under a name is trusted only through its CA.
+DK_HOSTS="$DK_STATE/hosts"
+DK_CERTS_DIR="$EPH_TESTBED_DIR/docker-certs.d"
+REGISTRY_BED_HOST=registry.eph.test
 DK_HOST="unix://$DK_SOCK"
 # Containers' cgroups go under a parent named after the state dir, so that down can find (and
 # kill) what a crashed engine left running without touching any other engine's containers.
