@@ -7,7 +7,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "cmd/ephd/kube_secret_source.h"
 #include "pkg/api/api.h"
 #include "pkg/api/tokens.h"
 #include "pkg/base/clock.h"
@@ -18,10 +17,9 @@
 #include "pkg/config/duration.h"
 #include "pkg/controller/databases.h"
 #include "pkg/controller/environment_controller.h"
-#include "pkg/controller/secret_source.h"
+#include "pkg/controller/secret_sources.h"
 #include "pkg/controller/server_databases.h"
-#include "pkg/dashboard/dashboard.h"
-#include "pkg/dashboard/embedded.h"
+#include "pkg/dashboard/open_dashboard.h"
 #include "pkg/forge/cached_forge.h"
 #include "pkg/forge/forge.h"
 #include "pkg/forge/github/github_forge.h"
@@ -226,40 +224,19 @@ absl::Status BuildDatabases(const DaemonConfig& config, DaemonParts& parts) {
   return absl::OkStatus();
 }
 
-// The values of eph.yaml's `environment.secrets`: files in secrets_dir, then keys of a
-// Kubernetes Secret, read at each apply (a changed value reaches an environment with its next
-// deploy). The start-up line says where, never what.
+// The values of eph.yaml's `environment.secrets`, read at each apply (a changed value reaches an
+// environment with its next deploy). The start-up line says where, never what.
 absl::Status BuildSecrets(const DaemonConfig& config, DaemonParts& parts) {
-  std::vector<std::unique_ptr<controller::SecretSource>> sources;
-  if (!config.secrets_dir.empty()) {
-    std::error_code ec;
-    const std::filesystem::path dir = std::filesystem::absolute(config.secrets_dir, ec);
-    if (ec || !std::filesystem::is_directory(dir, ec)) {
-      return absl::InvalidArgumentError(absl::StrCat("secrets_dir \"", config.secrets_dir,
-                                                     "\" is not a directory (--secrets-dir, "
-                                                     "EPH_SECRETS_DIR or secrets_dir)"));
-    }
-    sources.push_back(
-        std::make_unique<controller::DirectorySecretSource>(dir.lexically_normal().string()));
-  }
-  if (!config.secrets_kubernetes_secret.empty()) {
-    auto secret =
-        KubernetesSecretSource::Create(config.kubeconfig, config.secrets_kubernetes_secret);
-    if (!secret.ok()) return secret.status();
-    sources.push_back(*std::move(secret));
-  }
-  if (sources.empty()) {
-    spdlog::info(
-        "ephd: secrets: none (no EPH_SECRETS_DIR or EPH_SECRETS_KUBERNETES_SECRET): "
-        "environments naming a secret fail");
-    return absl::OkStatus();
-  }
-  if (sources.size() == 1) {
-    parts.secrets = std::move(sources.front());
+  auto secrets = controller::OpenSecretSources(
+      config.secrets_dir, config.secrets_kubernetes_secret, config.kubeconfig);
+  if (!secrets.ok()) return secrets.status();
+  parts.secrets = std::move(*secrets);
+  if (!parts.secrets) {
+    spdlog::info("ephd: secrets: none (no EPH_SECRETS_DIR or EPH_SECRETS_KUBERNETES_SECRET): "
+                 "environments naming a secret fail");
   } else {
-    parts.secrets = std::make_unique<controller::ChainedSecretSource>(std::move(sources));
+    spdlog::info("ephd: secrets: from {}", parts.secrets->Describe());
   }
-  spdlog::info("ephd: secrets: from {}", parts.secrets->Describe());
   return absl::OkStatus();
 }
 
@@ -307,23 +284,6 @@ absl::Status BuildController(const DaemonConfig& config,
   return absl::OkStatus();
 }
 
-// The dashboard built into ephd, or the directory --web-dir names (for working on the page).
-std::shared_ptr<const dashboard::DashboardFiles> Dashboard(const std::string& web_dir) {
-  std::shared_ptr<const dashboard::DashboardFiles> files;
-  if (web_dir.empty()) {
-    files = std::make_shared<dashboard::EmbeddedDashboard>(
-        dashboard::EmbeddedDashboardFiles(), std::string(dashboard::EmbeddedDashboardAbsence()));
-  } else {
-    files = std::make_shared<dashboard::DirectoryDashboard>(web_dir);
-  }
-  if (std::string missing = files->Missing(); !missing.empty()) {
-    spdlog::warn("ephd: dashboard: missing, / says so. {}", missing);
-  } else {
-    spdlog::info("ephd: dashboard: {} at /", files->Describe());
-  }
-  return files;
-}
-
 // Not ready while the workers are down or a listener has hit one of its limits lately
 // (connections, descriptors, streams, body memory): a load balancer then sends elsewhere.
 std::function<absl::Status()> ReadyCheck(const DaemonParts& parts) {
@@ -353,7 +313,7 @@ void BuildApi(const DaemonConfig& config, const controller::LifecyclePolicy& lif
   options.version = kVersion;
   options.providers = &parts.providers;
   options.lifecycle = lifecycle;
-  options.dashboard = Dashboard(config.web_dir);
+  options.dashboard = dashboard::OpenDashboard(config.web_dir);
   if (parts.controller) {
     controller::EnvironmentController* controller = parts.controller.get();
     parts.intake->SetOnEnqueued([controller] { controller->Notify(); });

@@ -6,6 +6,8 @@
 // ephd needs `get` on that one Secret (a Role with resourceNames: [the Secret]). Values are never
 // logged or put into messages; messages name the Secret and the key.
 //
+// OpenSecretSources: ephd's secret settings as one source.
+//
 // Thread-safety: Get may be called from many threads at once (KubeClient is thread-safe).
 #pragma once
 
@@ -16,9 +18,9 @@
 #include "pkg/controller/secret_source.h"
 #include "pkg/kube/kube_client.h"
 
-namespace eph::daemon {
+namespace eph::controller {
 
-class KubernetesSecretSource final : public controller::SecretSource {
+class KubernetesSecretSource final : public SecretSource {
  public:
   KubernetesSecretSource(std::shared_ptr<kube::KubeClient> client, std::string namespace_name,
                          std::string secret_name)
@@ -45,4 +47,12 @@ class KubernetesSecretSource final : public controller::SecretSource {
   std::string secret_;
 };
 
-}  // namespace eph::daemon
+// ephd's secret settings as one source: the files in `dir` (secrets_dir), then the keys of the
+// Kubernetes Secret `kube_secret` ("NAMESPACE/NAME" or "NAME", read through `kubeconfig` or the
+// pod's own configuration). Null when neither is set; InvalidArgument naming the setting when
+// `dir` is not a directory or the Secret cannot be reached for want of a configuration.
+absl::StatusOr<std::unique_ptr<SecretSource>> OpenSecretSources(const std::string& dir,
+                                                                const std::string& kube_secret,
+                                                                const std::string& kubeconfig);
+
+}  // namespace eph::controller

@@ -1,6 +1,9 @@
-#include "cmd/ephd/kube_secret_source.h"
+#include "pkg/controller/secret_sources.h"
 
+#include <filesystem>
 #include <fstream>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
@@ -9,7 +12,7 @@
 #include "pkg/kube/kube_config.h"
 #include "pkg/kube/resource_mapper.h"
 
-namespace eph::daemon {
+namespace eph::controller {
 
 absl::StatusOr<std::unique_ptr<KubernetesSecretSource>> KubernetesSecretSource::Create(
     const std::string& kubeconfig, const std::string& reference) {
@@ -85,4 +88,27 @@ absl::StatusOr<std::string> KubernetesSecretSource::Get(const std::string& name)
   return value;
 }
 
-}  // namespace eph::daemon
+absl::StatusOr<std::unique_ptr<SecretSource>> OpenSecretSources(const std::string& dir,
+                                                                const std::string& kube_secret,
+                                                                const std::string& kubeconfig) {
+  std::vector<std::unique_ptr<SecretSource>> sources;
+  if (!dir.empty()) {
+    std::error_code ec;
+    const std::filesystem::path path = std::filesystem::absolute(dir, ec);
+    if (ec || !std::filesystem::is_directory(path, ec)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "secrets_dir \"", dir, "\" is not a directory (--secrets-dir, EPH_SECRETS_DIR or secrets_dir)"));
+    }
+    sources.push_back(std::make_unique<DirectorySecretSource>(path.lexically_normal().string()));
+  }
+  if (!kube_secret.empty()) {
+    auto secret = KubernetesSecretSource::Create(kubeconfig, kube_secret);
+    if (!secret.ok()) return secret.status();
+    sources.push_back(*std::move(secret));
+  }
+  if (sources.empty()) return nullptr;
+  if (sources.size() == 1) return std::move(sources.front());
+  return std::make_unique<ChainedSecretSource>(std::move(sources));
+}
+
+}  // namespace eph::controller
