@@ -128,7 +128,11 @@ void PrintEnvironment(const json& env) {
 absl::StatusOr<json> ParseJson(const absl::StatusOr<std::string>& body) {
   if (!body.ok()) return body.status();
   json j = json::parse(*body, nullptr, false);
-  if (j.is_discarded()) return absl::InternalError("ephd sent a response that is not JSON");
+  if (j.is_discarded()) {
+    return absl::InternalError(
+        "the server sent a response that is not JSON: does --server (EPH_SERVER) point at an "
+        "ephd API?");
+  }
   return j;
 }
 

@@ -654,7 +654,7 @@ TEST_F(StaticFilesTest, RefusesToLeaveTheDirectory) {
 }
 
 TEST_F(StaticFilesTest, ClientRoutesGetIndexButServerRoutesKeepTheirOwnAnswers) {
-  auto route = Call("GET", "/environments/foo", {}, "", "");
+  auto route = Call("GET", "/environments/foo", {}, "", "", {{"Accept", "text/html"}});
   EXPECT_EQ(route.status, 200);
   EXPECT_THAT(route.body, HasSubstr("<title>eph</title>"));
   // The server's own paths answer as before, with or without a token: never index.html.

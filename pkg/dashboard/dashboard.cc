@@ -6,6 +6,7 @@
 #include <sstream>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "pkg/base/sha256.h"
 
@@ -262,15 +263,29 @@ std::string DirectoryDashboard::Missing() const {
 
 std::string DirectoryDashboard::Describe() const { return "from " + root_ + " (--web-dir)"; }
 
+namespace {
+
+// Whether an Accept header asks for an HTML page, as a browser's navigation does.
+bool WantsHtml(std::string_view accept) {
+  const std::string lower = absl::AsciiStrToLower(absl::string_view(accept.data(), accept.size()));
+  return lower.find("text/html") != std::string::npos ||
+         lower.find("application/xhtml+xml") != std::string::npos;
+}
+
+}  // namespace
+
 void ServeDashboard(const DashboardFiles* files, const HttpRequest& req, HttpResponse& res) {
   SetSecurityHeaders(res);
   if (!IsCanonical(req.path)) return NotFound(res);
   std::string rel = req.path.substr(1);
   const bool directory = rel.empty() || rel.back() == '/';
   if (directory) rel += kIndex;
-  // A client route: a path whose last segment has no extension, or a directory. Where index.html
+  // A client route: a path whose last segment has no extension, or a directory, asked for by a
+  // browser (it wants HTML). An API client with a wrong base URL (EPH_SERVER=http://host/wrong)
+  // asks for JSON and gets the 404 that tells it so, not a page it cannot read. Where index.html
   // itself is asked for and missing, the page that says why is the answer too.
-  const bool route = directory || Extension(req.path).empty() || rel == kIndex;
+  const bool route = rel == kIndex || ((directory || Extension(req.path).empty()) &&
+                                       WantsHtml(req.Header("Accept")));
   std::optional<DashboardFile> file;
   if (files != nullptr) file = files->Find(rel);
   if (!file && route) {

@@ -36,12 +36,16 @@ const EmbeddedFile kFiles[] = {
     {"robots.txt", "\"txt-tag\"", Bytes(""), 0},
 };
 
+// What a browser sends when it navigates.
+constexpr char kBrowserAccept[] = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+
 server::HttpResponse Get(const DashboardFiles* files, const std::string& path,
                          server::Headers headers = {}, const std::string& method = "GET") {
   server::HttpRequest req;
   req.method = method;
   req.path = path;
   req.target = path;
+  headers.emplace("Accept", kBrowserAccept);
   req.headers = std::move(headers);
   server::HttpResponse res;
   ServeDashboard(files, req, res);
@@ -167,6 +171,19 @@ TEST_F(DashboardTest, ClientRoutesGetIndexHtmlThatStillFindsItsAssets) {
   EXPECT_THAT(Get(&files_, "/a/b/c/").body, HasSubstr("<base href=\"../../../\">"));
   EXPECT_EQ(Get(&files_, "/environments/foo", {{"If-None-Match", deep.headers["ETag"]}}).status,
             304);
+}
+
+// `eph` with EPH_SERVER=http://host/wrong asked for /wrong/api/v1/..., got index.html with 200
+// and said "not JSON" instead of "does not point at an ephd API". Only a browser's navigation
+// (Accept: text/html) is a client route; the root is the page whatever is asked.
+TEST_F(DashboardTest, OnlyABrowserGetsIndexHtmlForAnUnknownPath) {
+  for (const char* accept : {"application/json", "*/*", ""}) {
+    auto res = Get(&files_, "/wrong/api/v1/environments/x", {{"Accept", accept}});
+    EXPECT_EQ(res.status, 404) << accept;
+    EXPECT_EQ(res.body, "404 not found\n") << accept;
+    EXPECT_EQ(Get(&files_, "/", {{"Accept", accept}}).body, kIndexHtml) << accept;
+  }
+  EXPECT_EQ(Get(&files_, "/wrong/api/v1/environments/x", {{"Accept", "TEXT/HTML"}}).status, 200);
 }
 
 TEST_F(DashboardTest, AMissingFileIsAPlain404) {

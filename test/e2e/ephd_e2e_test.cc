@@ -458,7 +458,7 @@ TEST(EphdDashboardTest, TheBuiltInDashboardNeedsNoFilesOnDisk) {
   EXPECT_THAT(head.out, HasSubstr("Content-Length: " + get_size.out + "\r\n"));
   EXPECT_THAT(head.out, Not(HasSubstr("function")));
   // A client route gets index.html, based back at the root so its assets load.
-  auto route = curl({"-i", server + "/environments/foo"});
+  auto route = curl({"-i", "-H", "Accept: text/html", server + "/environments/foo"});
   EXPECT_THAT(route.out, ::testing::StartsWith("HTTP/1.1 200"));
   EXPECT_THAT(route.out, HasSubstr("<base href=\"../\">"));
   EXPECT_EQ(curl({"-o", "/dev/null", "-w", "%{http_code}", server + "/assets/missing.js"}).out,
