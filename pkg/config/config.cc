@@ -8,6 +8,7 @@
 #include <exception>
 #include <fstream>
 #include <functional>
+#include <initializer_list>
 #include <set>
 #include <sstream>
 #include <system_error>
@@ -241,6 +242,18 @@ class ConfigReader {
   void ReadHelmRelease(const Item& item, const std::string& project, KubernetesSettings& k8s);
   void ReadDatabase(const Field& field, ProjectConfig& config);
   void ReadDatabaseInstance(const Item& item, DatabaseSettings& database);
+  void ReadDatabaseName(const Fields& fields, DatabaseInstance& instance);
+  // `image`, or the image `version` picks for a server of the environment's own.
+  void ReadDatabaseImage(const Fields& fields, DatabaseInstance& instance);
+  void ReadDatabaseTemplate(const Field& field, DatabaseInstance& instance);
+  // `template.seed`; false when there is none.
+  bool ReadDatabaseSeed(const Fields& template_fields, DatabaseInstance& instance);
+
+  // The value of the choice `field` names, one of `choices`; an unknown name is reported with
+  // the closest known one ("`path`: unknown WHAT "x"; did you mean `y`?", or the valid ones).
+  template <typename T>
+  std::optional<T> ReadChoice(const Field& field, std::string_view what,
+                              std::initializer_list<std::pair<std::string_view, T>> choices);
   void ReadDocker(const Field& field, ProjectConfig& config);
 
   const SourceText& source_;
@@ -957,43 +970,66 @@ void ConfigReader::ReadKubernetes(const Field& field, const std::string& project
   }
 }
 
+template <typename T>
+std::optional<T> ConfigReader::ReadChoice(
+    const Field& field, std::string_view what,
+    std::initializer_list<std::pair<std::string_view, T>> choices) {
+  std::optional<std::string> name = ReadString(field);
+  if (!name) return std::nullopt;
+  std::vector<std::string_view> names;
+  for (const auto& [choice, value] : choices) {
+    if (*name == choice) return value;
+    names.push_back(choice);
+  }
+  std::string message = Cat("`", field.path, "`: unknown ", what, " ", Quote(*name));
+  if (auto match = ClosestMatch(*name, names)) {
+    Append(message, "; did you mean `", *match, "`?");
+  } else {
+    Append(message, " (valid: ", Join(names, ", "), ")");
+  }
+  Error(MarkOf(field), std::move(message));
+  return std::nullopt;
+}
+
 void ConfigReader::ReadDatabaseInstance(const Item& item, DatabaseSettings& database) {
   Fields fields = ReadFields(item.node, "database.instances[]", item.path);
   Require(fields, "name", item.mark, item.path);
   Require(fields, "version", item.mark, item.path);
   DatabaseInstance instance;
-  if (auto it = fields.find("name"); it != fields.end()) {
-    if (auto name = ReadString(it->second)) {
-      if (!IsDnsLabel(*name, kMaxDnsLabel)) {
-        Error(MarkOf(it->second), Cat("`", it->second.path, "` ", Quote(*name),
-                                      " must be a DNS label: lowercase letters, digits and '-'"));
-      } else if (!database_names_.insert(*name).second) {
-        Error(MarkOf(it->second), Cat("database ", Quote(*name), " is listed twice"));
-      }
-      instance.name = *name;
-    }
-  }
+  ReadDatabaseName(fields, instance);
   if (auto it = fields.find("version"); it != fields.end()) {
     if (auto version = ReadString(it->second)) instance.version = *version;
   }
   if (auto it = fields.find("placement"); it != fields.end()) {
-    if (auto placement = ReadString(it->second)) {
-      static constexpr std::string_view kPlacements[] = {"shared", "environment"};
-      if (*placement == "shared") {
-        instance.placement = DatabasePlacement::kShared;
-      } else if (*placement == "environment") {
-        instance.placement = DatabasePlacement::kEnvironment;
-      } else {
-        std::string message = Cat("`", it->second.path, "`: unknown placement ", Quote(*placement));
-        if (auto match = ClosestMatch(*placement, kPlacements)) {
-          Append(message, "; did you mean `", *match, "`?");
-        } else {
-          Append(message, " (valid: shared, environment)");
-        }
-        Error(MarkOf(it->second), std::move(message));
-      }
+    if (auto placement = ReadChoice<DatabasePlacement>(
+            it->second, "placement",
+            {{"shared", DatabasePlacement::kShared},
+             {"environment", DatabasePlacement::kEnvironment}})) {
+      instance.placement = *placement;
     }
   }
+  ReadDatabaseImage(fields, instance);
+  if (auto it = fields.find("template"); it != fields.end() && CheckMapping(it->second)) {
+    ReadDatabaseTemplate(it->second, instance);
+  }
+  database.instances.push_back(std::move(instance));
+}
+
+void ConfigReader::ReadDatabaseName(const Fields& fields, DatabaseInstance& instance) {
+  auto it = fields.find("name");
+  if (it == fields.end()) return;
+  std::optional<std::string> name = ReadString(it->second);
+  if (!name) return;
+  if (!IsDnsLabel(*name, kMaxDnsLabel)) {
+    Error(MarkOf(it->second), Cat("`", it->second.path, "` ", Quote(*name),
+                                  " must be a DNS label: lowercase letters, digits and '-'"));
+  } else if (!database_names_.insert(*name).second) {
+    Error(MarkOf(it->second), Cat("database ", Quote(*name), " is listed twice"));
+  }
+  instance.name = *name;
+}
+
+void ConfigReader::ReadDatabaseImage(const Fields& fields, DatabaseInstance& instance) {
   if (auto it = fields.find("image"); it != fields.end()) {
     if (auto image = ReadString(it->second)) {
       if (image->empty() || image->find_first_of(" \t\n\r") != std::string::npos) {
@@ -1007,110 +1043,89 @@ void ConfigReader::ReadDatabaseInstance(const Item& item, DatabaseSettings& data
       }
     }
   }
-  if (instance.placement == DatabasePlacement::kEnvironment && instance.image.empty() &&
-      !instance.version.empty()) {
-    // The server's image follows `version` unless eph.yaml names one.
-    const bool plain = std::all_of(instance.version.begin(), instance.version.end(),
-                                   [](char c) { return absl::ascii_isdigit(c) || c == '.'; });
-    if (!plain) {
-      Error(MarkOf(fields.find("version")->second),
-            Cat("`", fields.find("version")->second.path, "` ", Quote(instance.version),
-                " must be a PostgreSQL version such as \"15\" (it picks the image postgres:",
-                "<version>) or name the server's image in `image`"));
-    } else {
-      instance.image = "postgres:" + instance.version;
+  if (instance.placement != DatabasePlacement::kEnvironment || !instance.image.empty() ||
+      instance.version.empty()) {
+    return;
+  }
+  // The server's image follows `version` unless eph.yaml names one.
+  const bool plain = std::all_of(instance.version.begin(), instance.version.end(),
+                                 [](char c) { return absl::ascii_isdigit(c) || c == '.'; });
+  if (!plain) {
+    const Field& version = fields.find("version")->second;
+    Error(MarkOf(version),
+          Cat("`", version.path, "` ", Quote(instance.version),
+              " must be a PostgreSQL version such as \"15\" (it picks the image postgres:",
+              "<version>) or name the server's image in `image`"));
+  } else {
+    instance.image = "postgres:" + instance.version;
+  }
+}
+
+void ConfigReader::ReadDatabaseTemplate(const Field& template_field, DatabaseInstance& instance) {
+  Fields template_fields =
+      ReadFields(template_field.value, "database.instances[].template", template_field.path);
+  Require(template_fields, "strategy", MarkOf(template_field), template_field.path);
+  if (auto it = template_fields.find("strategy"); it != template_fields.end()) {
+    if (auto strategy = ReadChoice<DatabaseTemplateStrategy>(
+            it->second, "strategy",
+            {{"seed", DatabaseTemplateStrategy::kSeed},
+             {"clone", DatabaseTemplateStrategy::kClone}})) {
+      instance.strategy = *strategy;
     }
   }
-  if (auto it = fields.find("template"); it != fields.end() && CheckMapping(it->second)) {
-    const Field& template_field = it->second;
-    Fields template_fields =
-        ReadFields(template_field.value, "database.instances[].template", template_field.path);
-    Require(template_fields, "strategy", MarkOf(template_field), template_field.path);
-    if (auto strategy_it = template_fields.find("strategy"); strategy_it != template_fields.end()) {
-      if (auto strategy = ReadString(strategy_it->second)) {
-        static constexpr std::string_view kStrategies[] = {"seed", "clone"};
-        if (*strategy == "seed") {
-          instance.strategy = DatabaseTemplateStrategy::kSeed;
-        } else if (*strategy == "clone") {
-          instance.strategy = DatabaseTemplateStrategy::kClone;
-        } else {
-          std::string message =
-              Cat("`", strategy_it->second.path, "`: unknown strategy ", Quote(*strategy));
-          if (auto match = ClosestMatch(*strategy, kStrategies)) {
-            Append(message, "; did you mean `", *match, "`?");
-          } else {
-            Append(message, " (valid: seed, clone)");
-          }
-          Error(MarkOf(strategy_it->second), std::move(message));
-        }
-      }
+  const bool has_seed = ReadDatabaseSeed(template_fields, instance);
+  if (!has_seed && template_fields.find("seed") == template_fields.end() &&
+      instance.strategy == DatabaseTemplateStrategy::kSeed) {
+    Error(MarkOf(template_field),
+          Cat("`", template_field.path, "`: `strategy: seed` needs `seed.scripts`"));
+  }
+  if (auto it = template_fields.find("on_seed_change"); it != template_fields.end()) {
+    if (auto change = ReadChoice<DatabaseSeedChange>(
+            it->second, "choice",
+            {{"keep", DatabaseSeedChange::kKeep}, {"reseed", DatabaseSeedChange::kReseed}})) {
+      instance.on_seed_change = *change;
     }
-    auto seed_it = template_fields.find("seed");
-    if (seed_it != template_fields.end() && CheckMapping(seed_it->second)) {
-      const Field& seed_field = seed_it->second;
-      Fields seed_fields =
-          ReadFields(seed_field.value, "database.instances[].template.seed", seed_field.path);
-      Require(seed_fields, "scripts", MarkOf(seed_field), seed_field.path);
-      if (auto scripts_it = seed_fields.find("scripts"); scripts_it != seed_fields.end()) {
-        if (auto scripts = ReadPathList(scripts_it->second)) {
-          if (scripts->empty()) {
-            Error(MarkOf(scripts_it->second), Cat("`", scripts_it->second.path,
-                                                  "` is empty; list the SQL files "
-                                                  "to run"));
-          }
-          instance.seed_scripts = std::move(*scripts);
-        }
+  }
+  if (auto it = template_fields.find("sanitize"); it != template_fields.end()) {
+    if (auto sanitize = ReadPath(it->second)) {
+      if (instance.strategy != DatabaseTemplateStrategy::kClone) {
+        Error(it->second.key_mark,
+              Cat("`", it->second.path, "` only applies to `strategy: clone`"));
+      } else if (template_fields.find("seed") == template_fields.end()) {
+        Error(it->second.key_mark, Cat("`", it->second.path,
+                                       "` needs `seed.scripts`: it cleans the data they load"));
       }
-      if (auto timeout_it = seed_fields.find("timeout"); timeout_it != seed_fields.end()) {
-        if (auto timeout = ReadDuration(timeout_it->second)) {
-          if (*timeout <= absl::ZeroDuration()) {
-            Error(MarkOf(timeout_it->second),
-                  Cat("`", timeout_it->second.path, "` must be longer than zero"));
-          } else {
-            instance.seed_timeout = *timeout;
-          }
-        }
-      }
-    } else if (seed_it == template_fields.end() &&
-               instance.strategy == DatabaseTemplateStrategy::kSeed) {
-      Error(MarkOf(template_field),
-            Cat("`", template_field.path, "`: `strategy: seed` needs `seed.scripts`"));
+      instance.sanitize_script = *sanitize;
     }
-    if (auto change_it = template_fields.find("on_seed_change");
-        change_it != template_fields.end()) {
-      if (auto change = ReadString(change_it->second)) {
-        static constexpr std::string_view kChoices[] = {"keep", "reseed"};
-        if (*change == "keep") {
-          instance.on_seed_change = DatabaseSeedChange::kKeep;
-        } else if (*change == "reseed") {
-          instance.on_seed_change = DatabaseSeedChange::kReseed;
-        } else {
-          std::string message =
-              Cat("`", change_it->second.path, "`: unknown choice ", Quote(*change));
-          if (auto match = ClosestMatch(*change, kChoices)) {
-            Append(message, "; did you mean `", *match, "`?");
-          } else {
-            Append(message, " (valid: keep, reseed)");
-          }
-          Error(MarkOf(change_it->second), std::move(message));
-        }
+  }
+}
+
+bool ConfigReader::ReadDatabaseSeed(const Fields& template_fields, DatabaseInstance& instance) {
+  auto seed_it = template_fields.find("seed");
+  if (seed_it == template_fields.end() || !CheckMapping(seed_it->second)) return false;
+  const Field& seed_field = seed_it->second;
+  Fields seed_fields =
+      ReadFields(seed_field.value, "database.instances[].template.seed", seed_field.path);
+  Require(seed_fields, "scripts", MarkOf(seed_field), seed_field.path);
+  if (auto it = seed_fields.find("scripts"); it != seed_fields.end()) {
+    if (auto scripts = ReadPathList(it->second)) {
+      if (scripts->empty()) {
+        Error(MarkOf(it->second),
+              Cat("`", it->second.path, "` is empty; list the SQL files to run"));
       }
+      instance.seed_scripts = std::move(*scripts);
     }
-    if (auto sanitize_it = template_fields.find("sanitize"); sanitize_it != template_fields.end()) {
-      if (auto sanitize = ReadPath(sanitize_it->second)) {
-        if (instance.strategy != DatabaseTemplateStrategy::kClone) {
-          Error(sanitize_it->second.key_mark,
-                Cat("`", sanitize_it->second.path, "` only applies to `strategy: clone`"));
-        } else if (seed_it == template_fields.end()) {
-          Error(sanitize_it->second.key_mark,
-                Cat("`", sanitize_it->second.path,
-                    "` needs `seed.scripts`: it cleans the data they load"));
-        }
-        instance.sanitize_script = *sanitize;
+  }
+  if (auto it = seed_fields.find("timeout"); it != seed_fields.end()) {
+    if (auto timeout = ReadDuration(it->second)) {
+      if (*timeout <= absl::ZeroDuration()) {
+        Error(MarkOf(it->second), Cat("`", it->second.path, "` must be longer than zero"));
+      } else {
+        instance.seed_timeout = *timeout;
       }
     }
   }
-  database.instances.push_back(std::move(instance));
+  return true;
 }
 
 void ConfigReader::ReadDatabase(const Field& field, ProjectConfig& config) {
