@@ -746,57 +746,27 @@ absl::Status DockerProvider::EnsureVolume(const std::string& project, const std:
   return absl::OkStatus();
 }
 
-absl::StatusOr<DatabaseServer> DockerProvider::EnsureDatabaseServer(
-    const DatabaseServerRequest& request) {
-  if (request.environment.empty() || request.name.empty() || request.image.empty()) {
-    return absl::InvalidArgumentError(
-        "Docker provider: a database server needs an environment, a name and an image");
-  }
-  const std::string project = ProjectOf(request.namespace_name, request.environment);
-  std::map<std::string, std::string> labels = request.labels;
-  labels[kManagedByLabel] = kManagedByValue;
-  labels[kEnvironmentLabel] = request.environment;
-  labels[kDatabaseLabel] = request.name;
-  const std::string installation = InstallationOf(labels);
-  const std::string name = ContainerName(project, request.name);
+namespace {
 
-  absl::StatusOr<std::string> image_id =
-      LocalImageId(engine_, request.image, fmt::format("database `{}`", request.name),
-                   "Eph does not pull a database server's image; load it on the engine (docker "
-                   "pull or docker load) or name another in database.instances[].image");
-  if (!image_id.ok()) return image_id.status();
-
-  // The container as it is, if any: its password is kept for the life of the environment.
-  std::optional<json> current;
-  {
-    absl::StatusOr<EngineResponse> r = engine_.Get(fmt::format("/containers/{}/json", name));
-    if (!r.ok()) return r.status();
-    if (r->status == 200) {
-      current = Parse(*r);
-      if (!Owns(Field(Field(*current, "Config"), "Labels"), request.environment, installation) ||
-          LabelOf(Field(Field(*current, "Config"), "Labels"), kDatabaseLabel) != request.name) {
-        return absl::FailedPreconditionError(fmt::format(
-            "a container named {} exists on the Docker host but is not the database of "
-            "environment {}; remove or rename it",
-            name, request.environment));
-      }
-    } else if (r->status != 404) {
-      return ErrorFromResponse(*r, "inspecting container " + name);
-    }
-  }
+// The superuser password an existing database container was made with ("" for none): it is
+// kept for the life of the environment.
+std::string PasswordOf(const std::optional<json>& container) {
+  if (!container) return "";
   std::string password;
-  if (current) {
-    const json env = Field(Field(*current, "Config"), "Env");
-    if (env.is_array()) {
-      for (const json& kv : env) {
-        if (kv.is_string() && kv.get<std::string>().rfind("POSTGRES_PASSWORD=", 0) == 0) {
-          password = kv.get<std::string>().substr(std::string("POSTGRES_PASSWORD=").size());
-        }
-      }
+  const json env = Field(Field(*container, "Config"), "Env");
+  if (!env.is_array()) return "";
+  for (const json& kv : env) {
+    if (kv.is_string() && kv.get<std::string>().rfind("POSTGRES_PASSWORD=", 0) == 0) {
+      password = kv.get<std::string>().substr(std::string("POSTGRES_PASSWORD=").size());
     }
   }
-  if (password.empty()) password = SecureRandom::Instance().Hex(24);
+  return password;
+}
 
+// The engine's create body of an environment's own PostgreSQL server, with its config hash.
+json DatabaseContainerBody(const DatabaseServerRequest& request, const std::string& project,
+                           const std::map<std::string, std::string>& labels,
+                           const std::string& image_id, const std::string& password) {
   ComposeService service;
   service.name = request.name;
   service.image = request.image;
@@ -815,63 +785,138 @@ absl::StatusOr<DatabaseServer> DockerProvider::EnsureDatabaseServer(
   ServicePlan plan;
   plan.service = &service;
   plan.image = request.image;
-  plan.image_id = *image_id;
+  plan.image_id = image_id;
   plan.project = project;
   plan.labels = labels;
   plan.secret_env = {{"POSTGRES_PASSWORD", password}};
   json body = ContainerCreateBody(plan);
-  const std::string hash = ConfigHash(body, *image_id);
-  body["Labels"][kConfigHashLabel] = hash;
+  body["Labels"][kConfigHashLabel] = ConfigHash(body, image_id);
+  return body;
+}
 
-  const bool keep = current &&
-                    LabelOf(Field(Field(*current, "Config"), "Labels"), kConfigHashLabel) == hash;
-  if (!keep) {
-    bool created_network = false;
-    if (absl::Status st = EnsureNetwork(project, request.environment, labels, created_network);
-        !st.ok()) {
-      return st;
+// The published 127.0.0.1 port of a database container's 5432, "" while there is none.
+std::string PublishedDatabasePort(const json& container) {
+  const json bindings = Field(Field(Field(container, "NetworkSettings"), "Ports"), "5432/tcp");
+  std::string host_port;
+  if (!bindings.is_array()) return host_port;
+  for (const json& b : bindings) {
+    if (Str(b, "HostIp") == "127.0.0.1" && !Str(b, "HostPort").empty()) {
+      host_port = Str(b, "HostPort");
     }
-    bool created_volume = false;
-    if (absl::Status st = EnsureVolume(project, request.name + "-data", {}, request.environment,
-                                       labels, created_volume);
-        !st.ok()) {
-      return st;
-    }
-    if (current) {
-      // Another image or setting (a new `version`, say): a new container on the same data.
-      absl::StatusOr<EngineResponse> d =
-          engine_.Delete(fmt::format("/containers/{}?force=1", Str(*current, "Id")));
-      if (!d.ok()) return d.status();
-      if (d->status != 204 && d->status != 404) {
-        return ErrorFromResponse(*d, "removing the old database container " + name);
-      }
-    }
-    absl::StatusOr<EngineResponse> c =
-        engine_.Post("/containers/create?name=" + UrlEncode(name), body.dump());
-    if (!c.ok()) return c.status();
-    if (c->status != 201) {
-      return ErrorFromResponse(*c, fmt::format("creating the database `{}`", request.name));
-    }
-    const std::string id = Str(Parse(*c), "Id");
-    absl::StatusOr<EngineResponse> s = engine_.Post(fmt::format("/containers/{}/start", id), "");
-    if (!s.ok()) return s.status();
-    if (s->status != 204 && s->status != 304) {
-      return absl::FailedPreconditionError(fmt::format("starting the database `{}` failed: {}",
-                                                       request.name, EngineMessage(*s)));
-    }
-    absl::StatusOr<EngineResponse> r = engine_.Get(fmt::format("/containers/{}/json", id));
-    if (!r.ok()) return r.status();
-    if (r->status != 200) return ErrorFromResponse(*r, "inspecting container " + name);
-    current = Parse(*r);
   }
+  return host_port;
+}
 
+}  // namespace
+
+absl::StatusOr<DatabaseServer> DockerProvider::EnsureDatabaseServer(
+    const DatabaseServerRequest& request) {
+  if (request.environment.empty() || request.name.empty() || request.image.empty()) {
+    return absl::InvalidArgumentError(
+        "Docker provider: a database server needs an environment, a name and an image");
+  }
+  const std::string project = ProjectOf(request.namespace_name, request.environment);
+  std::map<std::string, std::string> labels = request.labels;
+  labels[kManagedByLabel] = kManagedByValue;
+  labels[kEnvironmentLabel] = request.environment;
+  labels[kDatabaseLabel] = request.name;
+  const std::string name = ContainerName(project, request.name);
+
+  absl::StatusOr<std::string> image_id =
+      LocalImageId(engine_, request.image, fmt::format("database `{}`", request.name),
+                   "Eph does not pull a database server's image; load it on the engine (docker "
+                   "pull or docker load) or name another in database.instances[].image");
+  if (!image_id.ok()) return image_id.status();
+  absl::StatusOr<std::optional<json>> current =
+      InspectDatabaseContainer(name, request, InstallationOf(labels));
+  if (!current.ok()) return current.status();
+  std::string password = PasswordOf(*current);
+  if (password.empty()) password = SecureRandom::Instance().Hex(24);
+
+  const json body = DatabaseContainerBody(request, project, labels, *image_id, password);
+  const bool keep = current->has_value() &&
+                    LabelOf(Field(Field(**current, "Config"), "Labels"), kConfigHashLabel) ==
+                        Str(body["Labels"], kConfigHashLabel);
+  if (!keep) {
+    absl::StatusOr<json> made =
+        RecreateDatabaseContainer(project, request, labels, name, body, *current);
+    if (!made.ok()) return made.status();
+    *current = std::move(*made);
+  }
+  return DatabaseServerState(request, **current, password);
+}
+
+absl::StatusOr<std::optional<json>> DockerProvider::InspectDatabaseContainer(
+    const std::string& name, const DatabaseServerRequest& request,
+    const std::string& installation) {
+  absl::StatusOr<EngineResponse> r = engine_.Get(fmt::format("/containers/{}/json", name));
+  if (!r.ok()) return r.status();
+  if (r->status == 404) return std::optional<json>();
+  if (r->status != 200) return ErrorFromResponse(*r, "inspecting container " + name);
+  json current = Parse(*r);
+  const json& container_labels = Field(Field(current, "Config"), "Labels");
+  if (!Owns(container_labels, request.environment, installation) ||
+      LabelOf(container_labels, kDatabaseLabel) != request.name) {
+    return absl::FailedPreconditionError(fmt::format(
+        "a container named {} exists on the Docker host but is not the database of "
+        "environment {}; remove or rename it",
+        name, request.environment));
+  }
+  return std::optional<json>(std::move(current));
+}
+
+absl::StatusOr<json> DockerProvider::RecreateDatabaseContainer(
+    const std::string& project, const DatabaseServerRequest& request,
+    const std::map<std::string, std::string>& labels, const std::string& name, const json& body,
+    const std::optional<json>& current) {
+  bool created_network = false;
+  if (absl::Status st = EnsureNetwork(project, request.environment, labels, created_network);
+      !st.ok()) {
+    return st;
+  }
+  bool created_volume = false;
+  if (absl::Status st = EnsureVolume(project, request.name + "-data", {}, request.environment,
+                                     labels, created_volume);
+      !st.ok()) {
+    return st;
+  }
+  if (current) {
+    // Another image or setting (a new `version`, say): a new container on the same data.
+    absl::StatusOr<EngineResponse> d =
+        engine_.Delete(fmt::format("/containers/{}?force=1", Str(*current, "Id")));
+    if (!d.ok()) return d.status();
+    if (d->status != 204 && d->status != 404) {
+      return ErrorFromResponse(*d, "removing the old database container " + name);
+    }
+  }
+  absl::StatusOr<EngineResponse> c =
+      engine_.Post("/containers/create?name=" + UrlEncode(name), body.dump());
+  if (!c.ok()) return c.status();
+  if (c->status != 201) {
+    return ErrorFromResponse(*c, fmt::format("creating the database `{}`", request.name));
+  }
+  const std::string id = Str(Parse(*c), "Id");
+  absl::StatusOr<EngineResponse> s = engine_.Post(fmt::format("/containers/{}/start", id), "");
+  if (!s.ok()) return s.status();
+  if (s->status != 204 && s->status != 304) {
+    return absl::FailedPreconditionError(fmt::format("starting the database `{}` failed: {}",
+                                                     request.name, EngineMessage(*s)));
+  }
+  absl::StatusOr<EngineResponse> r = engine_.Get(fmt::format("/containers/{}/json", id));
+  if (!r.ok()) return r.status();
+  if (r->status != 200) return ErrorFromResponse(*r, "inspecting container " + name);
+  return Parse(*r);
+}
+
+absl::StatusOr<DatabaseServer> DockerProvider::DatabaseServerState(
+    const DatabaseServerRequest& request, const json& current, const std::string& password) {
   DatabaseServer out;
   out.app_host = request.name;
   out.app_port = 5432;
-  const json state = Field(*current, "State");
+  const json state = Field(current, "State");
   const std::string status = Str(state, "Status");
   const std::string health_status = Str(Field(state, "Health"), "Status");
-  const std::string id = Str(*current, "Id");
+  const std::string id = Str(current, "Id");
   if (status != "running") {
     if (status == "created") {
       // Made but never started (an interrupted call): start it now.
@@ -907,15 +952,7 @@ absl::StatusOr<DatabaseServer> DockerProvider::EnsureDatabaseServer(
                               request.name);
     return out;
   }
-  const json bindings = Field(Field(Field(*current, "NetworkSettings"), "Ports"), "5432/tcp");
-  std::string host_port;
-  if (bindings.is_array()) {
-    for (const json& b : bindings) {
-      if (Str(b, "HostIp") == "127.0.0.1" && !Str(b, "HostPort").empty()) {
-        host_port = Str(b, "HostPort");
-      }
-    }
-  }
+  const std::string host_port = PublishedDatabasePort(current);
   if (host_port.empty()) {
     return absl::UnavailableError(
         fmt::format("the database `{}` runs but its port is not published yet", request.name));

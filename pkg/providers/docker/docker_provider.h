@@ -49,7 +49,10 @@
 // state between calls (everything is read back from the engine).
 #pragma once
 
+#include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <stop_token>
 #include <string>
 #include <vector>
@@ -147,6 +150,23 @@ class DockerProvider final : public Provider {
                             const std::map<std::string, std::string>& volume_labels,
                             const std::string& environment,
                             const std::map<std::string, std::string>& labels, bool& created);
+
+  // The environment's database container `name`, if any; FailedPrecondition when a container
+  // of that name is not this installation's database of the environment.
+  absl::StatusOr<std::optional<nlohmann::json>> InspectDatabaseContainer(
+      const std::string& name, const DatabaseServerRequest& request,
+      const std::string& installation);
+  // A new database container from `body` on the environment's network and data volume (made if
+  // missing), in place of `current`; started, as the engine inspects it.
+  absl::StatusOr<nlohmann::json> RecreateDatabaseContainer(
+      const std::string& project, const DatabaseServerRequest& request,
+      const std::map<std::string, std::string>& labels, const std::string& name,
+      const nlohmann::json& body, const std::optional<nlohmann::json>& current);
+  // What the database container `current` says: starting, waiting, failed (with its last
+  // output) or ready with the admin URL on its published port.
+  absl::StatusOr<DatabaseServer> DatabaseServerState(const DatabaseServerRequest& request,
+                                                     const nlohmann::json& current,
+                                                     const std::string& password);
 
   const DockerProviderOptions options_;
   const EngineClient engine_;
