@@ -38,8 +38,9 @@ DEMO=$clone/scripts/demo
 # Nothing of the caller's setup reaches the demo: no engine, no build to reuse, no EPH_* setting.
 while read -r var; do unset "$var"; done < <(compgen -e | grep -E '^(EPH_|DOCKER_)' || true)
 if command -v ccache >/dev/null; then
+  # The suite's build and the clone are both under the checkout: paths relative to it hit.
   export CMAKE_C_COMPILER_LAUNCHER=ccache CMAKE_CXX_COMPILER_LAUNCHER=ccache CCACHE_NOHASHDIR=1
-  [[ -n "$(ccache -k base_dir 2>/dev/null)" ]] || export CCACHE_BASEDIR=$source_dir
+  export CCACHE_BASEDIR=$source_dir
 fi
 export EPH_DEMO_DIR=$demo_dir
 EPH_DEMO_API_PORT=$(free_port)
