@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <vector>
 
 #include "pkg/controller/reconciler.h"
 #include "pkg/controller/render.h"
@@ -70,7 +71,9 @@ TEST(AppSettingsReconcilerTest, VariablesAreExpandedAndSecretsReadFromEphd) {
   // Nowhere people look: the row (API), its events, the comment.
   EXPECT_THAT(env.spec_json, Not(HasSubstr(kSecretValue)));
   EXPECT_THAT(env.reason, Not(HasSubstr(kSecretValue)));
-  for (const state::EnvEvent& e : *s.w.store->EventsFor(env.name)) {
+  // Held here: a range-for over `*EventsFor(...)` would read a destroyed StatusOr.
+  const std::vector<state::EnvEvent> events = s.w.store->EventsFor(env.name).value();
+  for (const state::EnvEvent& e : events) {
     EXPECT_THAT(e.reason, Not(HasSubstr(kSecretValue)));
   }
   EXPECT_THAT(CommentFor(s.w, 21, env.name), Not(HasSubstr(kSecretValue)));
@@ -121,7 +124,8 @@ TEST(AppSettingsReconcilerTest, ASecretTheAppEchoesIntoAFailureIsRedactedFromThe
   s.w.MustReconcile(25);
   EXPECT_EQ(s.w.Live(25)->reason, "apply failed: crashed; env: STRIPE_KEY=[secret STRIPE_KEY]");
   EXPECT_THAT(CommentFor(s.w, 25, name), Not(HasSubstr(kSecretValue)));
-  for (const state::EnvEvent& e : *s.w.store->EventsFor(name)) {
+  const std::vector<state::EnvEvent> events = s.w.store->EventsFor(name).value();
+  for (const state::EnvEvent& e : events) {
     EXPECT_THAT(e.reason, Not(HasSubstr(kSecretValue)));
   }
 }

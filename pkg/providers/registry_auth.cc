@@ -104,7 +104,11 @@ absl::StatusOr<RegistryAuth> ParseRegistryAuth(std::string_view text, std::strin
   std::map<std::string, RegistryCredential> by_host;
   for (const auto& [key, entry] : auths->items()) {
     const std::string host = NormalizeRegistryHost(key);
-    auto bad = [&](std::string_view what) { return fail(fmt::format("\"{}\": {}", key, what)); };
+    // A copy: clang (the fuzz build) does not let a lambda capture a structured binding.
+    const std::string entry_key = key;
+    auto bad = [&](std::string_view what) {
+      return fail(fmt::format("\"{}\": {}", entry_key, what));
+    };
     if (host.empty()) return bad("not a registry host");
     if (!entry.is_object()) return bad("expected an object");
     std::map<std::string, std::string> fields;

@@ -349,7 +349,8 @@ TEST(EphdAppSettingsTest, KubernetesEnvSecretHoldsThemAndEveryContainerReference
         return pods.is_object() && !pods["items"].empty();
       },
       60s));
-  for (const json& pod : KubectlGet({"pods", "-n", ns})["items"]) {
+  const json pods = KubectlGet({"pods", "-n", ns});
+  for (const json& pod : pods["items"]) {
     EXPECT_EQ(pod["spec"]["containers"][0]["envFrom"][0]["secretRef"].value("name", ""), "eph-env")
         << pod["metadata"].value("name", "");
   }
