@@ -81,6 +81,9 @@ std::string PullStreamError(std::string_view stream) {
   return error;
 }
 
+// Longest line of the engine's pull stream kept while waiting for its end.
+constexpr size_t kMaxPullLine = 64 * 1024;
+
 absl::Status PullImage(const EngineClient& engine, const RegistryAuth& auth,
                        const std::string& image) {
   const std::string reference = PullReference(image);
@@ -102,6 +105,8 @@ absl::Status PullImage(const EngineClient& engine, const RegistryAuth& auth,
         error = std::move(e);
       }
       pending.erase(0, last + 1);
+    } else if (pending.size() > kMaxPullLine) {
+      pending.clear();  // a progress line this long is not an error line: never hold it all
     }
     return true;
   };
