@@ -102,7 +102,10 @@ TEST(EphdGitHubTest, ALabelledPullRequestWhoseWebhookWasLostIsFoundByTheResync) 
       << ephd.process->Output();
   EXPECT_THAT(ephd.process->Output(), HasSubstr("labelled pull request(s) without an environment"));
   EXPECT_EQ(prs_with_environments(), (std::set<int64_t>{1, 2}));
-  EXPECT_THAT(StickyComment(standin, 2), HasSubstr("not enabled"));
+  // The environment's row exists before its pass posts the comment: wait for the comment.
+  EXPECT_TRUE(WaitFor(
+      [&] { return StickyComment(standin, 2).find("not enabled") != std::string::npos; }, 30s))
+      << StickyComment(standin, 2);
   EXPECT_EQ(standin.Violations(), json::array());
 }
 
