@@ -160,7 +160,7 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ReconcilePullRequest(cons
     if (live) return Destroy(*live, reason, /*block_recreate=*/false);
     return ReconcileResult{std::nullopt, reason};
   }
-  const Target target{repo, number, pr->head_sha, pr->head_branch};
+  Target target{repo, number, pr->head_sha, pr->head_branch};
 
   absl::StatusOr<std::optional<ReconcileResult>> commanded = HandleCommands(repo, number, live);
   if (!commanded.ok()) return commanded.status();
@@ -179,7 +179,13 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ReconcilePullRequest(cons
   absl::StatusOr<LoadedConfig> loaded = LoadProjectConfig(repo, pr->head_sha);
   if (!loaded.ok()) return loaded.status();
   if (!loaded->config) return WithoutConfig(live, record, *pr, target, loaded->error);
-  const config::ProjectConfig& config = *loaded->config;
+  // The gates come from the default branch, what to deploy from the head (issue 16).
+  absl::StatusOr<config::PolicyOutcome> policy = ApplyPolicy(*pr, *loaded->config);
+  if (!policy.ok()) return policy.status();
+  if (!policy->refusal.empty()) return WithoutConfig(live, record, *pr, target, policy->refusal);
+  const config::ProjectConfig& config = policy->config;
+  target.restricted = policy->restricted;
+  RememberProject(repo, config);
 
   DecisionSources sources;
   sources.changed_files = [&] { return forge_.ListChangedFiles(repo, number); };
@@ -267,6 +273,7 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ReconcileByName(const std
   absl::StatusOr<LoadedConfig> loaded = LoadProjectConfig(env.project, env.head_sha);
   if (!loaded.ok()) return loaded.status();
   if (!loaded->config) return Fail(env, loaded->error, env.head_sha);
+  RememberProject(env.project, *loaded->config);
   return Converge(env, Target{env.project, 0, env.head_sha, ""}, *loaded->config);
 }
 
@@ -327,8 +334,42 @@ absl::StatusOr<EnvironmentReconciler::LoadedConfig> EnvironmentReconciler::LoadP
     reporter_.ReportBrokenConfig(repo, sha, options_.config_path, parsed.diagnostics, message);
     return LoadedConfig{std::nullopt, message};
   }
-  RememberProject(repo, *parsed.config);
   return LoadedConfig{std::move(parsed.config), ""};
+}
+
+absl::StatusOr<std::optional<config::ProjectConfig>> EnvironmentReconciler::DefaultBranchConfig(
+    const forge::PullRequest& pr) {
+  if (pr.default_branch.empty()) return std::nullopt;
+  absl::StatusOr<std::string> sha = forge_.ResolveBranch(pr.repo, pr.default_branch);
+  if (!sha.ok()) {
+    if (sha.status().code() == absl::StatusCode::kNotFound) return std::nullopt;
+    return sha.status();
+  }
+  absl::StatusOr<std::string> text = forge_.ReadFile(pr.repo, *sha, options_.config_path);
+  if (!text.ok()) {
+    if (text.status().code() == absl::StatusCode::kNotFound) return std::nullopt;
+    return text.status();
+  }
+  config::ValidationResult parsed = config::ParseConfig(*text, options_.config_path);
+  if (!parsed.ok()) {
+    // Its own push reported the errors; meanwhile the project is as one without a policy.
+    spdlog::warn("{}: {} on {} is not valid; no policy applies", pr.repo, options_.config_path,
+                 pr.default_branch);
+    return std::nullopt;
+  }
+  return std::move(parsed.config);
+}
+
+absl::StatusOr<config::PolicyOutcome> EnvironmentReconciler::ApplyPolicy(
+    const forge::PullRequest& pr, const config::ProjectConfig& head) {
+  absl::StatusOr<std::optional<config::ProjectConfig>> base = DefaultBranchConfig(pr);
+  if (!base.ok()) return base.status();
+  config::PolicyOutcome outcome =
+      config::ApplyProjectPolicy(head, base->has_value() ? &**base : nullptr, pr.from_fork);
+  for (const std::string& note : outcome.notes) {
+    spdlog::debug("{}#{}: {}", pr.repo, pr.number, note);
+  }
+  return outcome;
 }
 
 void EnvironmentReconciler::RememberProject(const std::string& repo,
@@ -604,6 +645,7 @@ providers::ApplyRequest EnvironmentReconciler::ApplyRequestFor(const Environment
   request.host = env.name + "." + BaseDomain(config);
   request.config_json = spec.config_json;
   request.images = spec.images;
+  request.restricted = target.restricted;
   request.labels = {{providers::kManagedByLabel, providers::kManagedByValue},
                     {providers::kEnvironmentLabel, env.name}};
   if (!options_.installation.empty()) {

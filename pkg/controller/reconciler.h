@@ -35,6 +35,7 @@
 #include "pkg/base/clock.h"
 #include "pkg/base/random.h"
 #include "pkg/config/config.h"
+#include "pkg/config/policy.h"
 #include "pkg/controller/comment_commands.h"
 #include "pkg/controller/databases.h"
 #include "pkg/controller/env_record.h"
@@ -108,6 +109,7 @@ class EnvironmentReconciler final : public Reconciler {
     int64_t pr_number = 0;
     std::string sha;
     std::string branch;
+    bool restricted = false;  // a fork's: the provider's strict profile (ApplyRequest)
   };
   // eph.yaml at a commit: the config, or the message that says why there is none.
   struct LoadedConfig {
@@ -140,6 +142,12 @@ class EnvironmentReconciler final : public Reconciler {
                                                 const std::string& error);
 
   absl::StatusOr<LoadedConfig> LoadProjectConfig(const std::string& repo, const std::string& sha);
+  // eph.yaml on the pull request's default branch; nullopt when there is none or it is broken.
+  absl::StatusOr<std::optional<config::ProjectConfig>> DefaultBranchConfig(
+      const forge::PullRequest& pr);
+  // The head's config with the project's policy from the default branch (config/policy.h).
+  absl::StatusOr<config::PolicyOutcome> ApplyPolicy(const forge::PullRequest& pr,
+                                                    const config::ProjectConfig& head);
   // A name no environment ever had, for `project`'s pull request; the store's error if it
   // cannot be asked.
   absl::StatusOr<std::string> NewName(const std::string& project, const Target& target,

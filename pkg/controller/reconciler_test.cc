@@ -339,11 +339,50 @@ TEST(ReconcilerTest, ForksGetNoEnvironmentUnlessAllowed) {
   EXPECT_TRUE(w.History(6).empty());
   EXPECT_EQ(w.AllProviderCalls(), 0);
 
-  World allowed(ConfigYaml("", "  allow_forks: true\n"));
+  // The default branch allows forks: the fork's environment runs under the strict profile.
+  World allowed;
+  allowed.SetDefaultBranchConfig(ConfigYaml("", "  allow_forks: true\n"));
   open_fork(allowed);
   allowed.MustReconcile(6);
   ASSERT_TRUE(allowed.Live(6).has_value());
   EXPECT_EQ(allowed.Live(6)->state, EnvState::kReady);
+  std::optional<providers::ApplyRequest> applied = allowed.provider->LastApply(allowed.Live(6)->name);
+  ASSERT_TRUE(applied.has_value());
+  EXPECT_TRUE(applied->restricted);
+}
+
+// Issue 16: the gates come from the default branch. A fork whose own eph.yaml sets
+// `allow_forks: true` gets nothing, with or without an eph.yaml on the default branch.
+TEST(ReconcilerTest, AForkCannotAllowItselfInItsOwnEphYaml) {
+  for (bool base_config : {false, true}) {
+    World w(ConfigYaml("", "  allow_forks: true\n"));
+    if (base_config) w.SetDefaultBranchConfig(ConfigYaml());
+    w.OpenPr(6);
+    forge::PullRequest pr = *w.forge.GetPullRequest(kRepo, 6);
+    pr.from_fork = true;
+    w.forge.SetPullRequest(pr);
+    w.MustReconcile(6);
+    EXPECT_TRUE(w.History(6).empty()) << base_config;
+    EXPECT_EQ(w.AllProviderCalls(), 0) << base_config;
+  }
+}
+
+// The repository's own pull request cannot change its gates either once the default branch has
+// an eph.yaml: its trigger label is the default branch's.
+TEST(ReconcilerTest, TriggerLabelsComeFromTheDefaultBranch) {
+  std::string mine = ConfigYaml();
+  mine.replace(mine.find("[\"preview\"]"), std::string("[\"preview\"]").size(), "[\"mine\"]");
+  World w(mine);
+  w.SetDefaultBranchConfig(ConfigYaml());
+  w.OpenPr(11, {"mine"});
+  w.MustReconcile(11);
+  EXPECT_TRUE(w.History(11).empty());
+  w.forge.AddLabel(kRepo, 11, "preview");
+  w.MustReconcile(11);
+  ASSERT_TRUE(w.Live(11).has_value());
+  std::optional<providers::ApplyRequest> applied = w.provider->LastApply(w.Live(11)->name);
+  ASSERT_TRUE(applied.has_value());
+  EXPECT_FALSE(applied->restricted);
 }
 
 TEST(ReconcilerTest, SkipLabelPreventsTheEnvironment) {

@@ -86,8 +86,14 @@ void World::OpenPr(int64_t number, std::vector<std::string> labels, const std::s
   pr.head_sha = sha;
   pr.head_branch = "feature-" + std::to_string(number);
   pr.base_branch = "main";
+  pr.default_branch = "main";
   forge.SetPullRequest(pr);
   forge.SetFile(kRepo, sha, "eph.yaml", config_yaml);
+}
+
+void World::SetDefaultBranchConfig(const std::string& yaml, const std::string& sha) {
+  forge.SetBranch(kRepo, "main", sha);
+  forge.SetFile(kRepo, sha, "eph.yaml", yaml);
 }
 
 absl::StatusOr<ReconcileResult> World::Reconcile(int64_t number) {

@@ -150,6 +150,8 @@ struct World {
   // Opens pull request `number` with `labels` at commit `sha`, with eph.yaml at that commit.
   void OpenPr(int64_t number, std::vector<std::string> labels = {"preview"},
               const std::string& sha = Sha(1));
+  // The default branch `main` at `sha`, with `yaml` as its eph.yaml: the project's policy.
+  void SetDefaultBranchConfig(const std::string& yaml, const std::string& sha = Sha(100));
   absl::StatusOr<ReconcileResult> Reconcile(int64_t number);
   // Reconcile that must succeed (records a test failure otherwise).
   ReconcileResult MustReconcile(int64_t number);

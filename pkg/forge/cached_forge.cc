@@ -209,6 +209,10 @@ absl::Status CachedForge::UpsertComment(const std::string& repo, int64_t number,
 absl::Status CachedForge::ReportConfigCheck(const ConfigCheck& check) {
   return inner_.ReportConfigCheck(check);
 }
+absl::StatusOr<std::string> CachedForge::ResolveBranch(const std::string& repo,
+                                                       const std::string& branch) {
+  return inner_.ResolveBranch(repo, branch);
+}
 absl::StatusOr<bool> CachedForge::CanWrite(const std::string& repo, const std::string& user) {
   return inner_.CanWrite(repo, user);
 }

@@ -45,6 +45,8 @@ class CachedForge final : public Forge {
 
   absl::StatusOr<PullRequest> GetPullRequest(const std::string& repo, int64_t number) override;
   absl::StatusOr<std::vector<PullRequest>> ListOpenPullRequests(const std::string& repo) override;
+  absl::StatusOr<std::string> ResolveBranch(const std::string& repo,
+                                            const std::string& branch) override;
   absl::StatusOr<std::string> ReadFile(const std::string& repo, const std::string& sha,
                                        const std::string& path) override;
   absl::StatusOr<std::vector<CheckResult>> ListChecks(const std::string& repo,

@@ -54,6 +54,21 @@ absl::StatusOr<std::string> FakeForge::ReadFile(const std::string& repo, const s
   return it->second;
 }
 
+absl::StatusOr<std::string> FakeForge::ResolveBranch(const std::string& repo,
+                                                     const std::string& branch) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto failure = Begin(Method::kResolveBranch)) return *failure;
+  auto it = branches_.find({repo, branch});
+  if (it == branches_.end()) return absl::NotFoundError("no branch " + branch + " in " + repo);
+  return it->second;
+}
+
+void FakeForge::SetBranch(const std::string& repo, const std::string& branch,
+                          const std::string& sha) {
+  std::lock_guard<std::mutex> lock(mu_);
+  branches_[{repo, branch}] = sha;
+}
+
 absl::Status FakeForge::FetchSource(const std::string& repo, const std::string& sha,
                                     const std::string& dest_dir) {
   std::lock_guard<std::mutex> lock(mu_);

@@ -37,6 +37,7 @@ class FakeForge final : public Forge {
     kReportConfigCheck,
     kCanWrite,
     kListOpenPullRequests,
+    kResolveBranch,
   };
 
   struct Comment {
@@ -53,6 +54,8 @@ class FakeForge final : public Forge {
 
   absl::StatusOr<PullRequest> GetPullRequest(const std::string& repo, int64_t number) override;
   absl::StatusOr<std::vector<PullRequest>> ListOpenPullRequests(const std::string& repo) override;
+  absl::StatusOr<std::string> ResolveBranch(const std::string& repo,
+                                            const std::string& branch) override;
   absl::StatusOr<std::string> ReadFile(const std::string& repo, const std::string& sha,
                                        const std::string& path) override;
   absl::StatusOr<std::vector<CheckResult>> ListChecks(const std::string& repo,
@@ -80,6 +83,8 @@ class FakeForge final : public Forge {
   void Push(const std::string& repo, int64_t number, const std::string& new_sha);
   void SetFile(const std::string& repo, const std::string& sha, const std::string& path,
                std::string content);
+  // `branch` of `repo` points at `sha` (ResolveBranch answers NotFound for a branch never set).
+  void SetBranch(const std::string& repo, const std::string& branch, const std::string& sha);
   void RemoveFile(const std::string& repo, const std::string& sha, const std::string& path);
   void SetCheck(const std::string& repo, const std::string& sha, const std::string& name,
                 CheckState state);
@@ -112,6 +117,7 @@ class FakeForge final : public Forge {
   mutable std::mutex mu_;
   std::map<PrKey, PullRequest> prs_;
   std::map<FileKey, std::string> files_;
+  std::map<std::pair<std::string, std::string>, std::string> branches_;  // (repo, branch) -> sha
   std::map<std::pair<std::string, std::string>, std::map<std::string, CheckState>> checks_;
   std::map<PrKey, std::vector<std::string>> changed_files_;
   std::map<PrKey, std::vector<Comment>> comments_;

@@ -37,6 +37,9 @@ struct PullRequest {
   std::string head_sha;
   std::string head_branch;
   std::string base_branch;
+  // The base repository's default branch, whose eph.yaml holds the project's policy (issue 16):
+  // what a pull request cannot choose for itself. Empty when the forge did not say.
+  std::string default_branch;
   bool draft = false;
   bool from_fork = false;  // head repository differs from the base repository
   std::string author;
@@ -99,6 +102,11 @@ class Forge {
   // The repository's open pull requests (for the resync, which finds labelled pull requests
   // whose webhook was lost). At most a few thousand, newest first.
   virtual absl::StatusOr<std::vector<PullRequest>> ListOpenPullRequests(const std::string& repo) = 0;
+
+  // The commit `branch` points at now. NotFound when the branch does not exist. Never cached: a
+  // branch moves.
+  virtual absl::StatusOr<std::string> ResolveBranch(const std::string& repo,
+                                                    const std::string& branch) = 0;
 
   // The raw content of `path` (relative to the repository root) at commit `sha`. NotFound when
   // the file does not exist at that commit.

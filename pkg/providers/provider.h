@@ -94,6 +94,11 @@ struct ApplyRequest {
   // in the namespace, referenced by every container (envFrom); Docker: each service's
   // environment, replacing a compose value of the same name.
   std::map<std::string, std::string> secret_env;
+  // The environment of a fork's pull request (docs/security.md): the provider applies its strict
+  // profile. Kubernetes: the namespace enforces Pod Security Admission `restricted` and a
+  // NetworkPolicy denies all egress but DNS. Docker: nothing more than no secrets (which the
+  // reconciler already withholds), said in docs/provider-docker.md.
+  bool restricted = false;
 };
 
 struct ApplyResult {

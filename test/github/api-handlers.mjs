@@ -20,6 +20,7 @@ export const kServedOperations = [
   'pulls/list',
   'pulls/list-files',
   'repos/get-content',
+  'git/get-ref',
   'repos/download-tarball-archive',
   'repos/get-combined-status-for-ref',
   'checks/list-for-ref',
@@ -116,6 +117,14 @@ export const apiMethods = {
           gh.diffEntry(this.urls, this.fullName(repo), f),
         );
         return [200, this.paginate(ctx, files.slice(0, 3000))];
+      },
+      // A branch's commit (ephd reads the default branch's eph.yaml for the project's policy).
+      // Only branches exist here: a tag reference is a 404, as for a branch that does not.
+      'git/get-ref': (ctx) => {
+        const repo = this.repoFor(ctx.principal, ctx.params);
+        const branch = /^heads\/(.+)$/.exec(ctx.params.ref)?.[1];
+        if (!branch || !repo.branches.has(branch)) throw new HttpError(404, 'Not Found');
+        return [200, gh.gitRef(this.urls, this.fullName(repo), branch, repo.branches.get(branch))];
       },
       'repos/get-content': (ctx) => {
         const repo = this.repoFor(ctx.principal, ctx.params);

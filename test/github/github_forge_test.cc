@@ -71,6 +71,26 @@ class GitHubForgeTest : public ::testing::Test {
   std::unique_ptr<FakeClock> clock_;
 };
 
+// The default branch's commit, where the project's policy (its eph.yaml) is read (issue 16).
+TEST_F(GitHubForgeTest, ResolvesABranchToItsCommit) {
+  const std::string head = MakeRepoWithPullRequest();
+  auto forge = PatForge();
+  absl::StatusOr<std::string> main_sha = forge->ResolveBranch("acme/shop", "main");
+  ASSERT_TRUE(main_sha.ok()) << main_sha.status();
+  EXPECT_EQ(main_sha->size(), 40u);
+  EXPECT_NE(*main_sha, head);  // the pull request's commit is not on main
+  auto policy = forge->ReadFile("acme/shop", *main_sha, "eph.yaml");
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  EXPECT_EQ(*policy, kEphYaml);
+  // A push to main moves it.
+  json pushed = standin_.Request("POST", "/_standin/repos/acme/shop/commits",
+                                 {{"files", {{"eph.yaml", "moved"}}}, {"branch", "main"}});
+  EXPECT_EQ(*forge->ResolveBranch("acme/shop", "main"), pushed.value("sha", ""));
+  EXPECT_EQ(forge->ResolveBranch("acme/shop", "no-such-branch").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(CountRequests("/git/ref/heads/main$"), 2);
+}
+
 TEST_F(GitHubForgeTest, ReadsThePullRequestItsFilesAndChecks) {
   const std::string sha = MakeRepoWithPullRequest();
   auto forge = PatForge();
@@ -83,6 +103,7 @@ TEST_F(GitHubForgeTest, ReadsThePullRequestItsFilesAndChecks) {
   EXPECT_EQ(pr->head_sha, sha);
   EXPECT_EQ(pr->head_branch, "feature-7");
   EXPECT_EQ(pr->base_branch, "main");
+  EXPECT_EQ(pr->default_branch, "main");
   EXPECT_FALSE(pr->draft);
   EXPECT_FALSE(pr->from_fork);
   EXPECT_EQ(pr->author, "octocat");

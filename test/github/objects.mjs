@@ -278,6 +278,17 @@ function contentsLinks(urls, fullName, path, sha, ref, kind) {
   };
 }
 
+// GET /repos/{owner}/{repo}/git/ref/heads/{branch}: the "git-ref" schema.
+export function gitRef(urls, fullName, branch, sha) {
+  const ref = `refs/heads/${branch}`;
+  return {
+    ref,
+    node_id: Buffer.from(`Ref:${fullName}:${ref}`).toString('base64'),
+    url: `${urls.api}/repos/${fullName}/git/${ref.split('/').map(enc).join('/')}`,
+    object: { type: 'commit', sha, url: `${urls.api}/repos/${fullName}/git/commits/${sha}` },
+  };
+}
+
 export function contentFile(urls, fullName, { path, content, ref }) {
   const sha = blobSha(content);
   const links = contentsLinks(urls, fullName, path, sha, ref, 'blob');

@@ -359,6 +359,7 @@ absl::StatusOr<PullRequest> PullRequestFromJson(const std::string& repo, const j
     out.draft = pr.value("draft", false);
     const json head_repo = head.value("repo", json());
     const json base_repo = base.value("repo", json());
+    if (base_repo.is_object()) out.default_branch = StringField(base_repo, "default_branch");
     // A deleted head repository (null) is a fork whose owner went away.
     out.from_fork = !head_repo.is_object() || !base_repo.is_object() ||
                     StringField(head_repo, "full_name") != StringField(base_repo, "full_name");
@@ -404,6 +405,25 @@ absl::StatusOr<std::vector<PullRequest>> GitHubForge::ListOpenPullRequests(
       });
   if (!listed.ok()) return listed;
   return out;
+}
+
+absl::StatusOr<std::string> GitHubForge::ResolveBranch(const std::string& repo,
+                                                       const std::string& branch) {
+  if (auto s = CheckRepo(repo); !s.ok()) return s;
+  if (branch.empty()) return absl::InvalidArgumentError("an empty branch name");
+  // The git reference API: a small answer, where GET /branches/{branch} sends the whole commit.
+  auto got = CallJson("GET",
+                      fmt::format("/repos/{}/git/ref/heads/{}", repo, PercentEncode(branch, true)),
+                      nullptr, repo);
+  if (!got.ok()) return got.status();
+  const std::string sha = got->is_object() && got->contains("object") && (*got)["object"].is_object()
+                              ? StringField((*got)["object"], "sha")
+                              : "";
+  if (sha.empty()) {
+    return absl::UnavailableError(
+        fmt::format("GitHub's reference to {} in {} names no commit", branch, repo));
+  }
+  return sha;
 }
 
 absl::StatusOr<std::string> GitHubForge::ReadFile(const std::string& repo, const std::string& sha,

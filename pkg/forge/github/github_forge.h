@@ -56,6 +56,8 @@ class GitHubForge final : public Forge {
   absl::StatusOr<PullRequest> GetPullRequest(const std::string& repo, int64_t number) override;
   // GET /repos/{repo}/pulls?state=open, 100 per page.
   absl::StatusOr<std::vector<PullRequest>> ListOpenPullRequests(const std::string& repo) override;
+  absl::StatusOr<std::string> ResolveBranch(const std::string& repo,
+                                            const std::string& branch) override;
   absl::StatusOr<std::string> ReadFile(const std::string& repo, const std::string& sha,
                                        const std::string& path) override;
   absl::StatusOr<std::vector<CheckResult>> ListChecks(const std::string& repo,

@@ -125,6 +125,31 @@ std::optional<json> BuildNetworkPolicy(const NamespaceSettings& settings) {
                 {"ingress", json::array({json{{"from", from}}})}}}};
 }
 
+std::map<std::string, std::string> NamespaceLabels(std::map<std::string, std::string> labels,
+                                                   bool restricted) {
+  if (restricted) {
+    for (const char* mode : {"enforce", "warn", "audit"}) {
+      labels[std::string("pod-security.kubernetes.io/") + mode] = "restricted";
+    }
+  }
+  return labels;
+}
+
+std::optional<json> BuildRestrictedEgressPolicy(bool restricted) {
+  if (!restricted) return std::nullopt;
+  json dns_ports = json::array();
+  for (const char* protocol : {"UDP", "TCP"}) {
+    dns_ports.push_back({{"protocol", protocol}, {"port", 53}});
+  }
+  return json{{"apiVersion", "networking.k8s.io/v1"},
+              {"kind", "NetworkPolicy"},
+              {"metadata", {{"name", "eph-restricted-egress"}}},
+              {"spec",
+               {{"podSelector", json::object()},
+                {"policyTypes", json::array({"Egress"})},
+                {"egress", json::array({json{{"ports", dns_ports}}})}}}};
+}
+
 void AddEphLabels(json& object, const std::map<std::string, std::string>& labels) {
   if (!object.is_object()) return;
   MergeLabels(object, labels);

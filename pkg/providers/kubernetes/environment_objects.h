@@ -59,6 +59,15 @@ std::optional<nlohmann::json> BuildResourceQuota(const NamespaceSettings& settin
 std::optional<nlohmann::json> BuildLimitRange(const NamespaceSettings& settings);
 std::optional<nlohmann::json> BuildNetworkPolicy(const NamespaceSettings& settings);
 
+// A fork's environment (ApplyRequest::restricted), docs/security.md:
+//  - NamespaceLabels: `labels` plus Pod Security Admission's enforce/warn/audit = restricted, so
+//    the API server refuses privileged, host-namespace or root pods in it;
+//  - BuildRestrictedEgressPolicy: the NetworkPolicy "eph-restricted-egress", which lets the
+//    namespace's pods reach nothing but DNS (UDP and TCP 53). nullopt unless restricted.
+std::map<std::string, std::string> NamespaceLabels(std::map<std::string, std::string> labels,
+                                                   bool restricted);
+std::optional<nlohmann::json> BuildRestrictedEgressPolicy(bool restricted);
+
 // Adds `labels` to metadata.labels and to the pod templates of workloads (Deployment,
 // StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job, CronJob). Existing values of
 // the same keys are replaced: they are Eph's.

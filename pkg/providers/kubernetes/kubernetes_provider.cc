@@ -483,7 +483,8 @@ absl::StatusOr<ApplyResult> KubernetesProvider::Apply(const ApplyRequest& reques
   for (const std::optional<json>& own : {BuildResourceQuota(options_.namespace_settings),
                                          BuildLimitRange(options_.namespace_settings),
                                          BuildNetworkPolicy(options_.namespace_settings),
-                                         BuildEnvSecret(request.secret_env), pull_secret}) {
+                                         BuildEnvSecret(request.secret_env), pull_secret,
+                                         BuildRestrictedEgressPolicy(request.restricted)}) {
     if (own) rendered->push_back(*own);
   }
   std::map<std::string, std::string> labels = request.labels;
@@ -521,8 +522,9 @@ absl::StatusOr<ApplyResult> KubernetesProvider::Apply(const ApplyRequest& reques
   std::map<std::string, std::string> annotations = {
       {kAppliedKindsAnnotation, JoinKinds(all_kinds)}};
   if (!previous_sha.empty()) annotations[kAppliedShaAnnotation] = previous_sha;
-  if (absl::StatusOr<json> applied_ns =
-          applier_.ApplyOne(ns_path, BuildNamespace(ns, labels, annotations), "v1/Namespace " + ns);
+  const std::map<std::string, std::string> ns_labels = NamespaceLabels(labels, request.restricted);
+  if (absl::StatusOr<json> applied_ns = applier_.ApplyOne(
+          ns_path, BuildNamespace(ns, ns_labels, annotations), "v1/Namespace " + ns);
       !applied_ns.ok()) {
     return applied_ns.status();
   }
@@ -549,8 +551,8 @@ absl::StatusOr<ApplyResult> KubernetesProvider::Apply(const ApplyRequest& reques
   if (!pruned.ok()) return pruned.status();
   annotations[kAppliedKindsAnnotation] = JoinKinds(kinds);
   annotations[kAppliedShaAnnotation] = request.head_sha.empty() ? "unknown" : request.head_sha;
-  if (absl::StatusOr<json> applied_ns =
-          applier_.ApplyOne(ns_path, BuildNamespace(ns, labels, annotations), "v1/Namespace " + ns);
+  if (absl::StatusOr<json> applied_ns = applier_.ApplyOne(
+          ns_path, BuildNamespace(ns, ns_labels, annotations), "v1/Namespace " + ns);
       !applied_ns.ok()) {
     return applied_ns.status();
   }

@@ -698,6 +698,57 @@ TEST_F(KubernetesProviderBedTest, PullSecretIsInTheNamespaceAndReferenced) {
   DestroyCompletely(env);
 }
 
+// A fork's environment (issue 16): the API server itself refuses a privileged pod in its
+// namespace, and its pods may reach nothing but DNS. A pod within the profile still runs.
+TEST_F(KubernetesProviderBedTest, AForksEnvironmentRunsUnderTheRestrictedProfile) {
+  const std::string env = NewEnvironment("fork");
+  const std::string ns = "eph-" + env;
+  const std::string checkout = eph::testing::MakeTempDir("k8s-fork");
+  Write(fs::path(checkout) / "k8s/app.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n"
+        "  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n"
+        "      labels: {app: web}\n    spec:\n"
+        "      securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}\n"
+        "      containers:\n      - name: web\n        image: acme/web:pr-7\n"
+        "        securityContext:\n          allowPrivilegeEscalation: false\n"
+        "          capabilities: {drop: [ALL]}\n");
+  ApplyRequest request = Request(env, checkout, {{"manifests", {"k8s"}}, {"images", json::array()}});
+  request.restricted = true;
+  absl::StatusOr<ApplyResult> applied = provider_->Apply(request);
+  ASSERT_TRUE(applied.ok()) << applied.status();
+
+  absl::StatusOr<json> namespace_object = Get("/api/v1/namespaces/" + ns);
+  ASSERT_TRUE(namespace_object.ok()) << namespace_object.status();
+  EXPECT_EQ((*namespace_object)["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
+            "restricted");
+  absl::StatusOr<json> egress = Get(fmt::format(
+      "/apis/networking.k8s.io/v1/namespaces/{}/networkpolicies/eph-restricted-egress", ns));
+  ASSERT_TRUE(egress.ok()) << egress.status();
+  EXPECT_EQ((*egress)["spec"]["policyTypes"], json::array({"Egress"}));
+  EXPECT_EQ((*egress)["spec"]["egress"][0]["ports"].size(), 2u);
+
+  // Pod Security Admission in the real API server, not Eph, refuses this one.
+  absl::StatusOr<json> privileged = admin_->Create(
+      fmt::format("/api/v1/namespaces/{}/pods", ns),
+      json{{"apiVersion", "v1"},
+           {"kind", "Pod"},
+           {"metadata", {{"name", "root"}}},
+           {"spec",
+            {{"containers", json::array({{{"name", "root"},
+                                           {"image", "acme/web:pr-7"},
+                                           {"securityContext", {{"privileged", true}}}}})}}}});
+  ASSERT_FALSE(privileged.ok());
+  EXPECT_THAT(std::string(privileged.status().message()), HasSubstr("restricted"));
+  ASSERT_TRUE(Eventually(
+      [&] {
+        absl::StatusOr<Observation> seen = provider_->Observe({env, ns});
+        return seen.ok() && seen->phase == Phase::kReady;
+      },
+      60s))
+      << "the compliant Deployment did not become ready";
+  DestroyCompletely(env);
+}
+
 TEST_F(KubernetesProviderBedTest, HelmReleaseWithValuesAndSetBecomesReady) {
   const std::string env = NewEnvironment("helm");
   const std::string ns = "eph-" + env;
