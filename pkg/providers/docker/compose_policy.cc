@@ -45,12 +45,12 @@ class Locator {
     d.message = std::move(message);
     size_t best = 0;
     for (const File& f : files_) {
-      for (const YAML::Node& doc : f.documents) {
+      for (const Document& doc : f.documents) {
         YAML::Mark mark;
-        const size_t depth = Descend(doc, path, mark);
+        const size_t depth = Descend(doc.root, path, mark);
         if (depth == 0 || depth < best || mark.is_null()) continue;
         best = depth;
-        const config::Position p = f.text.FromMark(mark.line, mark.column);
+        const config::Position p = f.text.FromMark(doc.first_line + mark.line, mark.column);
         d.file = f.source->file;
         d.line = p.line;
         d.column = p.column;
@@ -60,23 +60,55 @@ class Locator {
   }
 
  private:
+  struct Document {
+    YAML::Node root;
+    int first_line;  // 0-based, in the file
+  };
+  // Positions are looked for in this many documents of a file at most.
+  static constexpr size_t kMaxDocuments = 64;
+
   struct File {
     const ComposeText* source;
     config::SourceText text;
-    std::vector<YAML::Node> documents;
+    std::vector<Document> documents;
   };
 
   // Only text that passes eph.yaml's own checks reaches yaml-cpp (which recurses per nesting
   // level); compose-go has already accepted the file, so a failure here only loses positions.
-  static std::vector<YAML::Node> Parse(const ComposeText& s, const config::SourceText& text) {
+  static std::vector<Document> Parse(const ComposeText& s, const config::SourceText& text) {
     if (s.text.size() > config::kMaxConfigBytes) return {};
     config::DiagnosticCollector ignored(s.file, text);
     if (!config::CheckSourceText(text, ignored)) return {};
-    try {
-      return YAML::LoadAll(s.text);
-    } catch (const YAML::Exception&) {
-      return {};
+    std::vector<Document> out;
+    for (const auto& [chunk, first_line] : SplitDocuments(s.text)) {
+      try {
+        out.push_back({YAML::Load(chunk), first_line});
+      } catch (const YAML::Exception&) {
+        // this document only loses its positions
+      }
     }
+    return out;
+  }
+
+  // The documents of a file, each with the 0-based line it starts on. A line starting with
+  // `---` ends a document wherever it stands in YAML, so splitting there is exact; yaml-cpp's own
+  // LoadAll is not used because it loops forever on some malformed text (",\n,\n").
+  static std::vector<std::pair<std::string, int>> SplitDocuments(std::string_view text) {
+    std::vector<std::pair<std::string, int>> out = {{"", 0}};
+    int line = 0;
+    for (size_t start = 0; start < text.size() && out.size() <= kMaxDocuments; ++line) {
+      const size_t end = std::min(text.find('\n', start), text.size());
+      const std::string_view l = text.substr(start, end - start);
+      if (l.starts_with("---") && (l.size() == 3 || l[3] == ' ' || l[3] == '\r')) {
+        out.push_back({"", line});
+        // The rest of the marker line may hold content ("--- {services: ...}").
+        out.back().first = std::string(3, ' ') + std::string(l.substr(3)) + "\n";
+      } else {
+        out.back().first.append(l).push_back('\n');
+      }
+      start = end + 1;
+    }
+    return out;
   }
 
   // How many components of `path` `node` has; `mark` is where the last one was written.
