@@ -108,6 +108,9 @@ absl::Status BuildProviders(const DaemonConfig& config, DaemonParts& parts) {
     if (!config.registry_auth_file.empty()) {
       settings.values["registry_auth_file"] = config.registry_auth_file;
     }
+    if (std::string_view(want.name) == "docker" && !config.compose_path.empty()) {
+      settings.values["compose_path"] = config.compose_path;
+    }
     if (std::string_view(want.name) == "kubernetes") {
       if (!config.kustomize_path.empty()) settings.values["kustomize_path"] = config.kustomize_path;
       if (!config.helm_path.empty()) settings.values["helm_path"] = config.helm_path;

@@ -53,6 +53,10 @@ const std::vector<Setting>& Settings() {
        &DaemonConfig::helm_path, false},
       {"docker_host", "EPH_DOCKER_HOST", "Docker engine for the Docker provider (unix://...)",
        &DaemonConfig::docker_host, false},
+      {"compose_path", "EPH_COMPOSE_PATH",
+       "eph-compose, the Docker provider's compose loader (default: the tools/compose/build "
+       "cache, then PATH)",
+       &DaemonConfig::compose_path, false},
       {"registry_auth_file", "EPH_REGISTRY_AUTH_FILE",
        "credentials for pulling images, per registry, in Docker's config.json format (both "
        "providers; read at start-up)",

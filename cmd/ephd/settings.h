@@ -26,6 +26,7 @@ struct DaemonConfig {
   std::string github_private_key_file;
   std::string kubeconfig;
   std::string kustomize_path;  // empty: `kustomize` on PATH
+  std::string compose_path;    // empty: the tools/compose/build cache, then PATH
   std::string helm_path;       // empty: `helm` on PATH
   std::string docker_host;
   std::string registry_auth_file;  // Docker config.json of pull credentials; empty: none

@@ -1,31 +1,17 @@
-// The subset of the Compose file format the Docker provider runs (docs/provider-docker.md has the
-// table). Eph reads the compose file itself instead of running `docker compose`, so anything
-// outside the subset is rejected with its file:line:column rather than silently ignored: a
-// preview that quietly drops a `networks:` or a bind mount would behave differently from what
-// the author wrote.
+// The model of a compose project the Docker provider deploys: what compose_loader.h makes of
+// compose-go's normalised project once Eph's preview policy has accepted it (docs/
+// provider-docker.md has the accepted keys and what each means in a preview).
 //
-// Supported:
-//   top level   services (required), volumes (named, no options but `labels`), version and
-//               name (both ignored: the project name is Eph's), x-* extension fields (ignored)
-//   service     image (required), command and entrypoint (string or list), environment (map or
-//   KEY=VALUE
-//               list), ports (short syntax "8080", "3000:8080", "127.0.0.1::8080",
-//               "127.0.0.1:0:8080", optional /tcp or /udp), healthcheck{test, interval, timeout,
-//               retries, start_period, disable}, depends_on (list, or map with `condition`:
-//               start order, and Apply waits for service_healthy / _completed_successfully),
-//               volumes ("name:/path[:ro|rw]", the name declared at top level), labels (map or
-//               list), pull_policy (always, missing, if_not_present, never)
-//
-// Thread-safety: pure functions.
+// Thread-safety: plain values.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
 namespace eph::providers::docker {
@@ -51,7 +37,9 @@ struct PortMapping {
 };
 
 struct VolumeMount {
-  std::string volume;  // the top-level volume's name, without the project prefix
+  // The top-level volume's name, without the project prefix; empty for an anonymous volume
+  // (a fresh one per container, removed with it).
+  std::string volume;
   std::string target;  // absolute path in the container
   bool read_only = false;
 
@@ -75,6 +63,20 @@ struct ComposeService {
   // When the provider pulls `image`: "missing" (default; Compose's if_not_present is read as
   // it), "always" (on every Apply, so a tag CI pushed again is picked up) or "never".
   std::string pull_policy = "missing";
+  // Engine restart policy: "no" (default), "always", "unless-stopped", "on-failure".
+  std::string restart = "no";
+  int restart_max_retries = 0;      // on-failure:N
+  std::vector<PortMapping> expose;  // exposed to the environment's network only, never published
+  // Extra network aliases: `container_name` (the container itself keeps Eph's unique name) and
+  // the aliases of `networks.*.aliases`, all on the environment's one network.
+  std::vector<std::string> aliases;
+  std::string user;         // "" : the image's
+  std::string working_dir;  // "" : the image's
+  // deploy.resources: 0 means no limit.
+  int64_t nano_cpus = 0;
+  int64_t memory_bytes = 0;
+  int64_t memory_reservation_bytes = 0;
+  int64_t pids_limit = 0;
   int line = 0;  // 1-based, of the service's key, for messages
 };
 
@@ -82,25 +84,13 @@ struct ComposeFile {
   std::vector<ComposeService> services;  // in file order
   std::vector<std::string> volumes;      // top-level named volumes
   std::map<std::string, std::map<std::string, std::string>> volume_labels;
+  // Top-level networks besides `default`: accepted, and all of one environment's services share
+  // the environment's own network (never another environment's).
+  std::vector<std::string> networks;
 
   const ComposeService* Find(std::string_view service) const;
   // Services ordered so that each comes after everything it depends on (file order otherwise).
   std::vector<const ComposeService*> StartOrder() const;
 };
-
-// Parses `yaml`; `file_name` (relative to the repository) prefixes every message as
-// "file:line:column: ...". InvalidArgument for malformed YAML, unknown or unsupported keys,
-// bad values, unknown depends_on targets, undeclared volumes and dependency cycles.
-[[nodiscard]] absl::StatusOr<ComposeFile> ParseComposeFile(std::string_view yaml,
-                                                           std::string_view file_name);
-// The same with Compose's variable interpolation in values ($NAME, ${NAME:-default}, ...) from
-// `variables`; an unset variable without a default is InvalidArgument naming it.
-[[nodiscard]] absl::StatusOr<ComposeFile> ParseComposeFile(
-    std::string_view yaml, std::string_view file_name,
-    const std::map<std::string, std::string>& variables);
-
-// Splits a command string into words as a POSIX shell would for quoting ('...', "...", \),
-// without expansions. InvalidArgument for an unterminated quote.
-[[nodiscard]] absl::StatusOr<std::vector<std::string>> SplitCommand(std::string_view command);
 
 }  // namespace eph::providers::docker

@@ -38,6 +38,23 @@ std::string ResolveImage(std::string_view reference, const std::vector<ImageTag>
   return std::string(reference);
 }
 
+namespace {
+
+// What a service sets only when the compose file says so; left out otherwise, so that the config
+// hash of a service that uses none of it is what it was before these keys existed.
+void AddOptional(const ComposeService& s, json& body) {
+  if (!s.user.empty()) body["User"] = s.user;
+  if (!s.working_dir.empty()) body["WorkingDir"] = s.working_dir;
+  json& host = body["HostConfig"];
+  if (s.nano_cpus > 0) host["NanoCpus"] = s.nano_cpus;
+  if (s.memory_bytes > 0) host["Memory"] = s.memory_bytes;
+  if (s.memory_reservation_bytes > 0) host["MemoryReservation"] = s.memory_reservation_bytes;
+  if (s.pids_limit > 0) host["PidsLimit"] = s.pids_limit;
+  if (s.restart_max_retries > 0) host["RestartPolicy"]["MaximumRetryCount"] = s.restart_max_retries;
+}
+
+}  // namespace
+
 json ContainerCreateBody(const ServicePlan& plan) {
   const ComposeService& s = *plan.service;
   json labels = json::object();
@@ -65,14 +82,23 @@ json ContainerCreateBody(const ServicePlan& plan) {
   }
   if (!web_listed) publish(plan.web_port, "tcp", 0);
 
+  // `expose`: reachable on the environment's network, never published on the host.
+  for (const PortMapping& p : s.expose) {
+    exposed[fmt::format("{}/{}", p.container_port, p.protocol)] = json::object();
+  }
+
   json mounts = json::array();
   for (const VolumeMount& m : s.volumes) {
-    mounts.push_back({{"Type", "volume"},
-                      {"Source", VolumeName(plan.project, m.volume)},
-                      {"Target", m.target},
-                      {"ReadOnly", m.read_only}});
+    // An anonymous volume (no Source) is created by the engine and removed with the container.
+    json mount = {{"Type", "volume"}, {"Target", m.target}, {"ReadOnly", m.read_only}};
+    if (!m.volume.empty()) mount["Source"] = VolumeName(plan.project, m.volume);
+    mounts.push_back(std::move(mount));
   }
   const std::string network = NetworkName(plan.project);
+  // The service name first, then container_name and the networks' aliases: all on the
+  // environment's own network, so they cannot collide with another environment's.
+  json aliases = json::array({s.name});
+  for (const std::string& a : s.aliases) aliases.push_back(a);
   std::vector<std::string> env;
   for (const std::string& kv : s.environment) {
     if (plan.secret_env.count(kv.substr(0, kv.find('='))) == 0) env.push_back(kv);
@@ -87,10 +113,10 @@ json ContainerCreateBody(const ServicePlan& plan) {
        {{"NetworkMode", network},
         {"PortBindings", bindings},
         {"Mounts", mounts},
-        {"RestartPolicy", {{"Name", "no"}}}}},
-      {"NetworkingConfig",
-       {{"EndpointsConfig", {{network, {{"Aliases", json::array({s.name})}}}}}}},
+        {"RestartPolicy", {{"Name", s.restart}}}}},
+      {"NetworkingConfig", {{"EndpointsConfig", {{network, {{"Aliases", aliases}}}}}}},
   };
+  AddOptional(s, body);
   if (s.command) body["Cmd"] = *s.command;
   if (s.entrypoint) body["Entrypoint"] = *s.entrypoint;
   if (s.healthcheck) {

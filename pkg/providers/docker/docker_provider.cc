@@ -85,7 +85,9 @@ std::string ProjectOf(const std::string& namespace_name, const std::string& envi
   return namespace_name.empty() ? "eph-" + environment : namespace_name;
 }
 
-absl::StatusOr<std::string> ReadComposeText(const ApplyRequest& request, const std::string& path) {
+// The compose file's path must stay inside the repository; eph-compose checks the rest (symbolic
+// links, and every file the compose file names).
+absl::Status CheckComposePath(const ApplyRequest& request, const std::string& path) {
   namespace fs = std::filesystem;
   const fs::path rel(path);
   for (const auto& part : rel) {
@@ -98,36 +100,36 @@ absl::StatusOr<std::string> ReadComposeText(const ApplyRequest& request, const s
     return absl::InvalidArgumentError(
         fmt::format("eph.yaml: docker.compose_file `{}` must be relative to the repository", path));
   }
-  if (!request.source_dir.empty()) {
-    const fs::path full = fs::path(request.source_dir) / rel;
-    std::error_code ec;
-    if (!fs::is_regular_file(full, ec)) {
-      return absl::FailedPreconditionError(fmt::format(
-          "compose file `{}` (docker.compose_file in eph.yaml) is not in the repository at {}",
-          path, request.head_sha.empty() ? "this commit" : request.head_sha.substr(0, 7)));
-    }
-    // Refused before reading: the parser's own size limit must not cost the memory it guards.
-    if (const uintmax_t size = fs::file_size(full, ec); !ec && size > config::kMaxConfigBytes) {
-      return absl::InvalidArgumentError(
-          fmt::format("{}: the file is {} bytes; a compose file may be at most {} bytes", path,
-                      size, config::kMaxConfigBytes));
-    }
-    std::ifstream in(full, std::ios::binary);
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (!in.good() && !in.eof()) {
-      return absl::UnavailableError(fmt::format("reading {}: I/O error", full.string()));
-    }
-    return text;
-  }
-  for (const SourceFile& f : request.sources) {
-    if (fs::path(f.path).lexically_normal() == rel.lexically_normal()) return f.content;
-  }
-  if (request.sources.empty()) {
+  std::error_code ec;
+  const bool found =
+      request.source_dir.empty()
+          ? std::any_of(request.sources.begin(), request.sources.end(),
+                        [&](const SourceFile& f) {
+                          return fs::path(f.path).lexically_normal() == rel.lexically_normal();
+                        })
+          : fs::is_regular_file(fs::path(request.source_dir) / rel, ec);
+  if (request.source_dir.empty() && request.sources.empty()) {
     return absl::FailedPreconditionError(
         "the Docker provider got no repository files (neither source_dir nor sources)");
   }
-  return absl::FailedPreconditionError(fmt::format(
-      "compose file `{}` (docker.compose_file in eph.yaml) is not in the repository", path));
+  if (!found) {
+    return absl::FailedPreconditionError(fmt::format(
+        "compose file `{}` (docker.compose_file in eph.yaml) is not in the repository at {}", path,
+        request.head_sha.empty() ? "this commit" : request.head_sha.substr(0, 7)));
+  }
+  // Refused before loading: neither eph-compose nor the position lookup need to read a file this
+  // size (eph.yaml's limit; real compose files are a few kilobytes).
+  uintmax_t size = 0;
+  if (!request.source_dir.empty()) size = fs::file_size(fs::path(request.source_dir) / rel, ec);
+  for (const SourceFile& f : request.sources) {
+    if (fs::path(f.path).lexically_normal() == rel.lexically_normal()) size = f.content.size();
+  }
+  if (!ec && size > config::kMaxConfigBytes) {
+    return absl::InvalidArgumentError(
+        fmt::format("{}: the file is {} bytes; a compose file may be at most {} bytes", path, size,
+                    config::kMaxConfigBytes));
+  }
+  return absl::OkStatus();
 }
 
 // The container's last few log lines, for failure messages ("" if unavailable).
@@ -225,19 +227,22 @@ absl::StatusOr<bool> DependencyMet(const EngineClient& engine, const std::string
   return false;
 }
 
-// The compose file named by the `docker:` section, read and parsed with the variables compose
-// files may interpolate (${EPH_PR_NUMBER}, ${EPH_SHORT_SHA:-dev}, ...).
-absl::StatusOr<ComposeFile> LoadCompose(const ApplyRequest& request, const DockerSection& section) {
-  absl::StatusOr<std::string> text = ReadComposeText(request, section.compose_file);
-  if (!text.ok()) return text.status();
-  const std::map<std::string, std::string> variables = {
+// The compose file named by the `docker:` section, loaded by compose-go with the variables
+// compose files may interpolate (${EPH_PR_NUMBER}, ${EPH_SHORT_SHA:-dev}, ...) and checked
+// against the preview policy.
+absl::StatusOr<ComposeFile> LoadCompose(const ApplyRequest& request, const DockerSection& section,
+                                        const ComposeLoaderOptions& loader) {
+  if (absl::Status s = CheckComposePath(request, section.compose_file); !s.ok()) return s;
+  ComposeProjectSource source;
+  source.files = {section.compose_file};
+  source.variables = {
       {"EPH_ENVIRONMENT", request.environment},
       {"EPH_PROJECT", request.project},
       {"EPH_PR_NUMBER", request.pr_number > 0 ? std::to_string(request.pr_number) : ""},
       {"EPH_HEAD_SHA", request.head_sha},
       {"EPH_SHORT_SHA", request.head_sha.substr(0, 7)},
       {"EPH_HOST", request.host}};
-  return ParseComposeFile(*text, section.compose_file, variables);
+  return LoadComposeProject(request, std::move(source), loader);
 }
 
 struct WebTarget {
@@ -325,13 +330,15 @@ absl::StatusOr<DockerProviderOptions> ParseDockerSettings(const ProviderSettings
         if (!auth.ok()) return auth.status();
         out.registry_auth = *std::move(auth);
       }
+    } else if (key == "compose_path") {
+      out.compose.compose_path = value;
     } else if (key == "base_domain") {
       // Shared by all providers; the gateway, not this provider, serves the host.
     } else {
       return absl::InvalidArgumentError(
           fmt::format("unknown Docker provider setting `{}` (known: docker_host, request_timeout, "
                       "connect_timeout, health_timeout, log_tail_lines, fixed_host_ports, "
-                      "registry_auth_file)",
+                      "registry_auth_file, compose_path)",
                       key));
     }
   }
@@ -415,8 +422,8 @@ absl::StatusOr<ApplyResult> DockerProvider::Apply(const ApplyRequest& request) {
   // Observe finds the services by their containers: one removed by hand is noticed.
   for (const ServicePlan& plan : st.plans) result.components.push_back(plan.service->name);
   std::sort(result.components.begin(), result.components.end());
-  result.summary = fmt::format("{} services: {} created, {} replaced, {} unchanged", st.plans.size(),
-                               st.fresh, st.replaced, st.kept);
+  result.summary = fmt::format("{} services: {} created, {} replaced, {} unchanged",
+                               st.plans.size(), st.fresh, st.replaced, st.kept);
   if (st.started > 0) result.summary += fmt::format(", {} started", st.started);
   if (st.removed > 0) result.summary += fmt::format(", {} removed", st.removed);
   if (!st.waiting.empty()) {
@@ -433,7 +440,7 @@ absl::Status DockerProvider::Plan(ApplyState& st) {
   absl::StatusOr<DockerSection> section = ParseDockerSection(request.config_json);
   if (!section.ok()) return section.status();
   st.section = *section;
-  absl::StatusOr<ComposeFile> compose = LoadCompose(request, st.section);
+  absl::StatusOr<ComposeFile> compose = LoadCompose(request, st.section, options_.compose);
   if (!compose.ok()) return compose.status();
   st.compose = *std::move(compose);
   absl::StatusOr<WebTarget> web = FindWeb(st.compose, st.section);
@@ -445,8 +452,7 @@ absl::Status DockerProvider::Plan(ApplyState& st) {
   return FindExisting(st);
 }
 
-absl::Status DockerProvider::PlanServices(ApplyState& st, const ComposeService* web,
-                                          int web_port) {
+absl::Status DockerProvider::PlanServices(ApplyState& st, const ComposeService* web, int web_port) {
   // Every image is pulled (as its pull_policy says) and present before anything is created, so
   // a bad reference or a registry that refuses leaves nothing half-made. One image used by
   // several services is pulled once, `always` winning over `missing` over `never`.
@@ -544,8 +550,7 @@ absl::Status DockerProvider::ProvisionAndStart(ApplyState& st) {
 
 absl::StatusOr<std::string> DockerProvider::ReusableContainer(ApplyState& st,
                                                               const ServicePlan& plan,
-                                                              const std::string& hash,
-                                                              bool& done) {
+                                                              const std::string& hash, bool& done) {
   done = false;
   const auto ex = st.existing.find(plan.service->name);
   if (ex == st.existing.end()) return std::string();
@@ -770,14 +775,14 @@ json DatabaseContainerBody(const DatabaseServerRequest& request, const std::stri
   ComposeService service;
   service.name = request.name;
   service.image = request.image;
-  service.environment = {"POSTGRES_USER=" + std::string(kDatabaseAdminUser),
-                         "POSTGRES_DB=postgres", "PGDATA=/var/lib/postgresql/data"};
+  service.environment = {"POSTGRES_USER=" + std::string(kDatabaseAdminUser), "POSTGRES_DB=postgres",
+                         "PGDATA=/var/lib/postgresql/data"};
   service.ports = {PortMapping{.container_port = 5432, .protocol = "tcp", .host_port = 0}};
-  service.volumes = {VolumeMount{.volume = request.name + "-data",
-                                 .target = "/var/lib/postgresql/data"}};
+  service.volumes = {
+      VolumeMount{.volume = request.name + "-data", .target = "/var/lib/postgresql/data"}};
   HealthCheck health;
-  health.test = {"CMD", "pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432", "-U",
-                 kDatabaseAdminUser, "-d", "postgres"};
+  health.test = {"CMD", "pg_isready",       "-q", "-h",      "127.0.0.1", "-p", "5432",
+                 "-U",  kDatabaseAdminUser, "-d", "postgres"};
   health.interval = absl::Milliseconds(500);
   health.timeout = absl::Seconds(5);
   health.retries = 600;
@@ -857,10 +862,10 @@ absl::StatusOr<std::optional<json>> DockerProvider::InspectDatabaseContainer(
   const json& container_labels = Field(Field(current, "Config"), "Labels");
   if (!Owns(container_labels, request.environment, installation) ||
       LabelOf(container_labels, kDatabaseLabel) != request.name) {
-    return absl::FailedPreconditionError(fmt::format(
-        "a container named {} exists on the Docker host but is not the database of "
-        "environment {}; remove or rename it",
-        name, request.environment));
+    return absl::FailedPreconditionError(
+        fmt::format("a container named {} exists on the Docker host but is not the database of "
+                    "environment {}; remove or rename it",
+                    name, request.environment));
   }
   return std::optional<json>(std::move(current));
 }
@@ -899,8 +904,8 @@ absl::StatusOr<json> DockerProvider::RecreateDatabaseContainer(
   absl::StatusOr<EngineResponse> s = engine_.Post(fmt::format("/containers/{}/start", id), "");
   if (!s.ok()) return s.status();
   if (s->status != 204 && s->status != 304) {
-    return absl::FailedPreconditionError(fmt::format("starting the database `{}` failed: {}",
-                                                     request.name, EngineMessage(*s)));
+    return absl::FailedPreconditionError(
+        fmt::format("starting the database `{}` failed: {}", request.name, EngineMessage(*s)));
   }
   absl::StatusOr<EngineResponse> r = engine_.Get(fmt::format("/containers/{}/json", id));
   if (!r.ok()) return r.status();
@@ -941,15 +946,15 @@ absl::StatusOr<DatabaseServer> DockerProvider::DatabaseServerState(
     std::string err;
     if (absl::ParseTime(absl::RFC3339_full, Str(state, "StartedAt"), &started, &err) &&
         absl::FromChrono(clock_.Now()) - started > options_.health_timeout) {
-      std::string message = fmt::format("the database `{}` did not accept connections within {}",
-                                        request.name,
-                                        config::DurationString(options_.health_timeout));
+      std::string message =
+          fmt::format("the database `{}` did not accept connections within {}", request.name,
+                      config::DurationString(options_.health_timeout));
       const std::string logs = LastLogLines(engine_, id, 5);
       if (!logs.empty()) message += "; last output: " + logs;
       return absl::FailedPreconditionError(message);
     }
-    out.message = fmt::format("database `{}`: waiting for the server to accept connections",
-                              request.name);
+    out.message =
+        fmt::format("database `{}`: waiting for the server to accept connections", request.name);
     return out;
   }
   const std::string host_port = PublishedDatabasePort(current);
@@ -1091,9 +1096,9 @@ absl::Status DockerProvider::WatchChanges(const ChangeSink& sink, std::stop_toke
   // Container events of Eph's objects. Readiness and failure show as health_status, die and oom;
   // destroy is a container removed (by hand, or replaced). Starts are not announced: Eph starts
   // containers itself, and the Apply that did so observes right after.
-  const json filters = {{"type", json::array({"container"})},
-                        {"label", json::array({fmt::format("{}={}", kManagedByLabel,
-                                                           kManagedByValue)})}};
+  const json filters = {
+      {"type", json::array({"container"})},
+      {"label", json::array({fmt::format("{}={}", kManagedByLabel, kManagedByValue)})}};
   std::string pending;
   EngineRequest r;
   r.path = "/events?filters=" + UrlEncode(filters.dump());

@@ -1,6 +1,7 @@
 // DockerProvider: an environment is its own compose-like project on one Docker engine, driven
-// through the Engine API over its unix socket (engine_client.h); Eph reads the compose file
-// itself (compose_file.h). docs/provider-docker.md has the user's view.
+// through the Engine API over its unix socket (engine_client.h); the compose file is loaded by
+// compose-go through eph-compose and checked against Eph's preview policy (compose_loader.h).
+// docs/provider-docker.md has the user's view.
 //
 //   Apply     the `docker:` section of eph.yaml (config_json) names the compose file (read from
 //             source_dir, or from sources) and the web service -> every image is pulled per its
@@ -43,6 +44,8 @@
 //   registry_auth_file  Docker config.json with per-registry credentials for pulls
 //                     (registry_auth.h); read once, when the provider is made: a malformed file
 //                     stops ephd at start-up
+//   compose_path      the eph-compose binary (tools/compose/build); default: the newest build in
+//                     the tools cache, else eph-compose on PATH
 //   base_domain       accepted and unused (ephd passes it to every provider)
 //
 // Thread-safety: every method may be called from many threads at once; the provider keeps no
@@ -60,6 +63,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "pkg/base/clock.h"
+#include "pkg/providers/docker/compose_loader.h"
 #include "pkg/providers/docker/container_spec.h"
 #include "pkg/providers/docker/engine_client.h"
 #include "pkg/providers/provider.h"
@@ -77,6 +81,7 @@ struct DockerProviderOptions {
   bool fixed_host_ports = false;
   RegistryAuth registry_auth;    // credentials for pulls, from registry_auth_file
   const Clock* clock = nullptr;  // health_timeout; null: the system clock
+  ComposeLoaderOptions compose;  // eph-compose: compose_path
 };
 
 // Settings -> options. InvalidArgument naming the setting.

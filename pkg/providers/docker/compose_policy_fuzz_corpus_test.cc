@@ -1,4 +1,4 @@
-// Replays the compose-parser fuzz target's seed corpus as an ordinary test, so the corpus and
+// Replays the compose policy fuzz target's seed corpus as an ordinary test, so the corpus and
 // the target's invariants are checked in every build.
 #include <gtest/gtest.h>
 
@@ -12,9 +12,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
 
 namespace {
 
-TEST(ComposeFileFuzzCorpusTest, EverySeedRunsWithoutBreakingTheInvariants) {
-  const std::filesystem::path dir =
-      std::filesystem::path(EPH_SOURCE_DIR) / "pkg/providers/docker/testdata/compose-fuzz-corpus";
+TEST(ComposePolicyFuzzCorpusTest, EverySeedRunsWithoutBreakingTheInvariants) {
+  const std::filesystem::path dir = std::filesystem::path(EPH_SOURCE_DIR) /
+                                    "pkg/providers/docker/testdata/compose-policy-fuzz-corpus";
   size_t inputs = 0;
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
     if (!entry.is_regular_file()) continue;
