@@ -301,7 +301,7 @@ TEST_F(ApiTest, CreateForAPullRequestRecordsAPendingEnvironmentAndQueuesIt) {
   ASSERT_EQ(res.status, 201) << res.body;
   auto env = json::parse(res.body);
   const std::string name = env["name"];
-  EXPECT_THAT(name, ::testing::MatchesRegex("shop-[a-z]+-[a-z]+-7"));
+  EXPECT_THAT(name, ::testing::MatchesRegex("shop-[a-z]+-[a-z]+-7-[a-z2-7]{10}"));
   EXPECT_EQ(env["state"], "pending");
   EXPECT_EQ(env["project"], "acme/shop");
   EXPECT_EQ(env["pr"], 7);

@@ -65,7 +65,9 @@ struct EnvironmentSettings {
   absl::Duration idle_timeout = absl::ZeroDuration();  // zero: never idle out
   bool allow_forks = false;
   std::optional<std::string> base_domain;  // unset: the server's EPH_BASE_DOMAIN
-  bool random_suffix = false;
+  // On by default (issue 16): a name must not be guessable from the project and the PR number.
+  // A policy key: only the default branch's eph.yaml can turn it off (policy.h).
+  bool random_suffix = true;
   // What the app gets as environment variables besides Eph's own (the database's). `variables`:
   // name -> template (template.h), expanded for each deploy; the values are plain and may be
   // shown. `secrets`: names only, their values come from ephd's configuration, never from the

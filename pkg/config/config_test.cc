@@ -119,7 +119,7 @@ TEST(ParseConfigTest, MinimalConfigGetsDefaults) {
   EXPECT_EQ(config.environment.ttl, absl::Hours(72));
   EXPECT_FALSE(config.environment.has_idle_timeout());
   EXPECT_FALSE(config.environment.allow_forks);
-  EXPECT_FALSE(config.environment.random_suffix);
+  EXPECT_TRUE(config.environment.random_suffix);  // unguessable by default (issue 16)
   EXPECT_EQ(config.environment.base_domain, std::nullopt);
   EXPECT_FALSE(config.database.enabled);
   EXPECT_FALSE(config.docker.has_value());

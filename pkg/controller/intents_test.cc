@@ -45,7 +45,7 @@ class IntentsTest : public ::testing::Test {
 TEST_F(IntentsTest, CreateForAPullRequestFollowsThePolicyAndQueuesIt) {
   const state::Environment env =
       intents_.Create({.project = "acme/shop", .pr = 5, .name = ""}).value();
-  EXPECT_THAT(env.name, ::testing::MatchesRegex("shop-[a-z]+-[a-z]+-5"));
+  EXPECT_THAT(env.name, ::testing::MatchesRegex("shop-[a-z]+-[a-z]+-5-[a-z2-7]{10}"));
   EXPECT_EQ(env.state, state::EnvState::kPending);
   EXPECT_EQ(env.url, "http://" + env.name + ".pv.example.com:8081");
   EXPECT_EQ(env.namespace_name, "pv-" + env.name);

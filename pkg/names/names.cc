@@ -1,5 +1,6 @@
 #include "pkg/names/names.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
@@ -10,10 +11,14 @@ namespace {
 
 constexpr char kBase32[] = "abcdefghijklmnopqrstuvwxyz234567";
 
-std::string RandomSuffix(Random& random) {
-  // 13 base-32 characters carry 65 bits.
+// Base-32 characters (5 bits each) for at least kMinRandomBits with what the words carry.
+int SuffixLength(double other_bits) {
+  return static_cast<int>(std::ceil(std::max(0.0, kMinRandomBits - other_bits) / 5));
+}
+
+std::string RandomSuffix(Random& random, int length) {
   std::string out;
-  for (int i = 0; i < 13; ++i) out.push_back(kBase32[random.Uniform(32)]);
+  for (int i = 0; i < length; ++i) out.push_back(kBase32[random.Uniform(32)]);
   return out;
 }
 
@@ -157,7 +162,10 @@ absl::StatusOr<std::string> MakeName(const NameInputs& in, const NameOptions& op
         absl::StrCat(std::string(adjectives[random.Uniform(adjectives.size())]), "-",
                      std::string(nouns[random.Uniform(nouns.size())]));
     // After the word picks run out (or without {words}), a random suffix breaks the tie.
-    const std::string suffix = options.random_suffix || last ? RandomSuffix(random) : "";
+    const std::string suffix =
+        options.random_suffix || last
+            ? RandomSuffix(random, SuffixLength(has_words ? WordsEntropyBits() : 0))
+            : "";
     auto name = Render(options, in, words, suffix);
     if (!name.ok()) return name.status();
     if (!is_taken(*name)) return name;

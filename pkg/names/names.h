@@ -4,8 +4,10 @@
 // Contract: every name returned is a DNS-1123 label (lowercase a-z, 0-9 and '-', starting and
 // ending with an alphanumeric) of at most kMaxNameLength characters, so that the Kubernetes
 // namespace `eph-<name>` is itself a valid label of at most 63. Long project names are shortened
-// first; a name is never one that `is_taken` reports as used. With `random_suffix` a suffix of
-// 65 random bits is appended. Determinism comes from the injected Random: seed it in tests.
+// first; a name is never one that `is_taken` reports as used. With `random_suffix` (the default)
+// a base-32 suffix is appended, long enough that the name carries at least kMinRandomBits
+// (with `{words}`, whose bits count, 10 characters; without, 13). Determinism comes from the
+// injected Random: seed it in tests.
 //
 // Thread-safety: stateless apart from the Random passed in, which is itself thread-safe.
 #pragma once
@@ -29,9 +31,13 @@ struct NameInputs {
   std::string branch;   // head branch, may be empty
 };
 
+// Unguessable by default (issue 16): a host next to a public PR number must not be found by
+// trying names.
+inline constexpr double kMinRandomBits = 64;
+
 struct NameOptions {
   std::string name_template = kDefaultTemplate;
-  bool random_suffix = false;
+  bool random_suffix = true;
   int max_attempts = 16;  // fresh {words} picks before falling back to a random suffix
 };
 

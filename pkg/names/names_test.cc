@@ -14,11 +14,13 @@ auto NeverTaken() {
   return [](const std::string&) { return false; };
 }
 
-TEST(NamesTest, DefaultTemplateGivesProjectWordsNumber) {
+TEST(NamesTest, DefaultTemplateGivesProjectWordsNumberAndSuffix) {
   SeededRandom random(1);
   auto name = MakeName({.project = "my-app", .pr_number = 42}, {}, random, NeverTaken());
   ASSERT_TRUE(name.ok()) << name.status();
-  EXPECT_THAT(*name, ::testing::MatchesRegex("my-app-[a-z]+-[a-z]+-42"));
+  // The words' 16 bits and 10 base-32 characters: at least 64 bits (issue 16).
+  EXPECT_GE(WordsEntropyBits() + 10 * 5, kMinRandomBits);
+  EXPECT_THAT(*name, ::testing::MatchesRegex("my-app-[a-z]+-[a-z]+-42-[a-z2-7]{10}"));
   EXPECT_TRUE(IsDnsLabel(*name));
 }
 
@@ -36,7 +38,7 @@ TEST(NamesTest, LongProjectIsShortenedKeepingWordsAndNumber) {
   EXPECT_LE(name->size(), kMaxNameLength);
   EXPECT_TRUE(IsDnsLabel(*name));
   EXPECT_TRUE(IsDnsLabel("eph-" + *name));
-  EXPECT_THAT(*name, ::testing::MatchesRegex("p+-[a-z]+-[a-z]+-123456"));
+  EXPECT_THAT(*name, ::testing::MatchesRegex("p+-[a-z]+-[a-z]+-123456-[a-z2-7]{10}"));
 }
 
 TEST(NamesTest, ProjectNamesAreSanitised) {
@@ -59,7 +61,7 @@ TEST(NamesTest, AvoidsTakenNames) {
 
 TEST(NamesTest, TemplateWithoutWordsFallsBackToSuffixOnCollision) {
   SeededRandom random(2);
-  NameOptions options{.name_template = "{project}-{number}"};
+  NameOptions options{.name_template = "{project}-{number}", .random_suffix = false};
   auto name = MakeName({.project = "shop", .pr_number = 9}, options, random,
                        [](const std::string& n) { return n == "shop-9"; });
   ASSERT_TRUE(name.ok());
@@ -73,7 +75,7 @@ TEST(NamesTest, RandomSuffixCarriesAtLeast64Bits) {
   for (int i = 0; i < 200; ++i) {
     auto name = MakeName({.project = "x", .pr_number = 1}, options, random, NeverTaken());
     ASSERT_TRUE(name.ok());
-    EXPECT_THAT(*name, ::testing::MatchesRegex("x-[a-z]+-[a-z]+-1-[a-z2-7]{13}"));
+    EXPECT_THAT(*name, ::testing::MatchesRegex("x-[a-z]+-[a-z]+-1-[a-z2-7]{10}"));
     EXPECT_LE(name->size(), kMaxNameLength);
     seen.insert(*name);
   }
@@ -84,7 +86,7 @@ TEST(NamesTest, RandomSuffixCarriesAtLeast64Bits) {
 
 TEST(NamesTest, ShaAndBranchVariables) {
   SeededRandom random(6);
-  NameOptions options{.name_template = "{branch}-{short_sha}"};
+  NameOptions options{.name_template = "{branch}-{short_sha}", .random_suffix = false};
   auto name = MakeName({.project = "p", .pr_number = 3, .sha = "ABCDEF0123456789",
                         .branch = "feature/Login_Page"},
                        options, random, NeverTaken());

@@ -197,8 +197,8 @@ TEST_F(EphdTest, CliListsStatusAndReportsErrorsWithDistinctExitCodes) {
 TEST_F(EphdTest, CliDrivesAnEnvironmentFromUpToDown) {
   auto up = RunEph({"up", "--repo", "acme/shop", "--pr", "7"});
   ASSERT_EQ(up.exit_code, 0) << up.err;
-  EXPECT_THAT(up.out, MatchesRegex("shop-[a-z]+-[a-z]+-7: pending \\(acme/shop#7\\)\nurl: "
-                                   "https://shop-[a-z]+-[a-z]+-7\\.preview\\.test\n"));
+  EXPECT_THAT(up.out, MatchesRegex("shop-[a-z]+-[a-z]+-7-[a-z2-7]{10}: pending \\(acme/shop#7\\)\n"
+                                   "url: https://shop-[a-z]+-[a-z]+-7-[a-z2-7]{10}\\.preview\\.test\n"));
   const std::string name = up.out.substr(0, up.out.find(':'));
 
   auto again = RunEph({"up", "--repo", "acme/shop", "--pr", "7"});
