@@ -60,6 +60,17 @@ void SetIngressHost(json& ingress, const std::string& host) {
   }
 }
 
+const json* Child(const json& o, std::initializer_list<const char*> path) {
+  const json* cur = &o;
+  for (const char* key : path) {
+    if (!cur->is_object()) return nullptr;
+    auto it = cur->find(key);
+    if (it == cur->end() || !it->is_object()) return nullptr;
+    cur = &*it;
+  }
+  return cur;
+}
+
 json* Child(json& o, std::initializer_list<const char*> path) {
   json* cur = &o;
   for (const char* key : path) {
@@ -153,6 +164,20 @@ std::optional<json> BuildNetworkPolicy(const NamespaceSettings& settings) {
                {{"podSelector", json::object()},
                 {"policyTypes", json::array({"Ingress"})},
                 {"ingress", json::array({json{{"from", from}}})}}}};
+}
+
+bool QuotaEnforced(const json& quota) {
+  // The API server writes spec and status in canonical quantities: they compare as strings.
+  const json* hard = Child(quota, {"spec", "hard"});
+  if (hard == nullptr) return true;
+  const json* counted = Child(quota, {"status", "hard"});
+  const json* used = Child(quota, {"status", "used"});
+  if (counted == nullptr || used == nullptr) return hard->empty();
+  for (auto it = hard->begin(); it != hard->end(); ++it) {
+    const auto limit = counted->find(it.key());
+    if (limit == counted->end() || *limit != it.value() || !used->contains(it.key())) return false;
+  }
+  return true;
 }
 
 void AddEphLabels(json& object, const std::map<std::string, std::string>& labels) {

@@ -65,6 +65,13 @@ std::optional<nlohmann::json> BuildResourceQuota(const NamespaceSettings& settin
 std::optional<nlohmann::json> BuildLimitRange(const NamespaceSettings& settings);
 std::optional<nlohmann::json> BuildNetworkPolicy(const NamespaceSettings& settings);
 
+// Whether admission enforces a ResourceQuota as the API returned it: the API server checks a
+// request only against the limits in the quota's status, which the quota controller fills in
+// after the quota is made or changed; until then a Service or pod gets past it (the race that
+// let LoadBalancer Services through). True when every limit of spec.hard is in status.hard with
+// the same value and counted in status.used.
+bool QuotaEnforced(const nlohmann::json& quota);
+
 // Adds `labels` to metadata.labels and to the pod templates of workloads (Deployment,
 // StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job, CronJob). Existing values of
 // the same keys are replaced: they are Eph's.

@@ -226,6 +226,20 @@ TEST(ChooseEntryServiceTest, KubernetesWebWinsAndMustExist) {
             (json{{"name", "docs"}, {"port", {{"number", 8080}}}}));
 }
 
+TEST(QuotaEnforcedTest, OnlyOnceTheControllerHasCountedEveryLimit) {
+  json quota = json::parse(R"({"kind":"ResourceQuota","metadata":{"name":"eph-quota"},
+      "spec":{"hard":{"pods":"50","services.loadbalancers":"0"}}})");
+  EXPECT_FALSE(QuotaEnforced(quota));  // just made: no status
+  quota["status"] = json::parse(R"({"hard":{"pods":"50","services.loadbalancers":"0"},
+      "used":{"pods":"0"}})");
+  EXPECT_FALSE(QuotaEnforced(quota));  // one limit not counted yet
+  quota["status"]["used"]["services.loadbalancers"] = "0";
+  EXPECT_TRUE(QuotaEnforced(quota));
+  quota["spec"]["hard"]["pods"] = "10";  // changed: admission still enforces the old limit
+  EXPECT_FALSE(QuotaEnforced(quota));
+  EXPECT_TRUE(QuotaEnforced(json::parse(R"({"kind":"ResourceQuota","spec":{}})")));
+}
+
 TEST(NamespaceObjectsTest, QuotaLimitsAndIsolation) {
   NamespaceSettings s;
   s.quota = {{"pods", "50"}, {"requests.cpu", "8"}};

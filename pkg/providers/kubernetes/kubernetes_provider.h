@@ -1,7 +1,8 @@
 // KubernetesProvider: an environment is a namespace in a real cluster.
 //
 //   Apply     render (manifest_renderer.h) -> check every object (kube_applier.h) -> namespace
-//             eph-<name> with the Eph labels, ResourceQuota, LimitRange, an isolating
+//             eph-<name> with the Eph labels -> ResourceQuota and LimitRange, waiting until the
+//             quota controller has counted the quota (so admission enforces it) -> an isolating
 //             NetworkPolicy and (with registry credentials) the pull Secret eph-registry,
 //             referenced from every ServiceAccount -> server-side apply of every object
 //             (fieldManager eph) -> the Ingress on the environment's host -> prune what a later
@@ -62,6 +63,9 @@ struct KubernetesProviderOptions {
   IngressSettings ingress;  // `host` comes from each ApplyRequest
   ApplierOptions applier;
   bool watch = true;             // false: Observe always reads the API (tests, tools)
+  // How long Apply waits for the cluster's quota controller to count the namespace's
+  // ResourceQuotas before it applies anything they limit (then Unavailable: retried).
+  std::chrono::milliseconds quota_wait{30'000};
   int64_t log_tail_lines = 200;  // LogsRequest::tail_lines == 0
   std::string base_domain;       // for requests without a host
   // Registry credentials for the namespace's pods (setting registry_auth_file, read when the
@@ -123,6 +127,11 @@ class KubernetesProvider final : public Provider {
   std::optional<Observation> ObserveFromWatches(const EnvironmentRef& ref) const;
 
   kube::KubeClient& client() { return *client_; }
+
+  // Returns once every ResourceQuota in `ns` is enforced (QuotaEnforced: the quota controller
+  // has counted it); Unavailable naming the quota after options.quota_wait. Apply calls it
+  // between the policy wave and the rest; public for tests.
+  absl::Status WaitForQuotas(const std::string& ns);
 
  private:
   struct Expected {
