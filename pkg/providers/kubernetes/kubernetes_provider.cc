@@ -469,6 +469,46 @@ absl::StatusOr<DatabaseServer> KubernetesProvider::EnsureDatabaseServer(
   return out;
 }
 
+std::string KubernetesProvider::HostOf(const ApplyRequest& request) const {
+  std::string host = request.host;
+  while (!host.empty() && host.back() == '.') host.pop_back();
+  if (host.empty() && !options_.base_domain.empty()) {
+    host = request.environment + "." + options_.base_domain;
+  }
+  return host;
+}
+
+absl::Status KubernetesProvider::AddEnvironmentObjects(const ApplyRequest& request,
+                                                       const std::string& host,
+                                                       std::vector<json>& rendered) const {
+  IngressSettings ingress = options_.ingress;
+  ingress.host = host;
+  if (absl::Status st = ReadEntrySettings(request.config_json, request.project, ingress);
+      !st.ok()) {
+    return st;
+  }
+  if (absl::Status st = ConfigureIngress(rendered, ingress); !st.ok()) return st;
+  // Eph's own objects go through the same checks and labelling as the app's.
+  // What Eph gives the app (the database's settings) reaches every container through a Secret.
+  if (!request.secret_env.empty()) {
+    for (json& object : rendered) AddEnvFrom(object);
+  }
+  // Images from private registries: every pod pulls with the credentials through its
+  // ServiceAccount, whatever its manifest says.
+  std::optional<json> pull_secret;
+  if (!options_.registry_auth.empty()) {
+    pull_secret = BuildPullSecret(options_.registry_auth.DockerConfigJson());
+    AddPullSecretToServiceAccounts(rendered);
+  }
+  for (const std::optional<json>& own : {BuildResourceQuota(options_.namespace_settings),
+                                         BuildLimitRange(options_.namespace_settings),
+                                         BuildNetworkPolicy(options_.namespace_settings),
+                                         BuildEnvSecret(request.secret_env), pull_secret}) {
+    if (own) rendered.push_back(*own);
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<ApplyResult> KubernetesProvider::Apply(const ApplyRequest& request) {
   if (request.environment.empty()) return absl::InvalidArgumentError("no environment name");
   const std::string ns =
@@ -484,36 +524,8 @@ absl::StatusOr<ApplyResult> KubernetesProvider::Apply(const ApplyRequest& reques
   absl::StatusOr<std::vector<json>> rendered = renderer_.Render(*render);
   if (!rendered.ok()) return rendered.status();
 
-  std::string host = request.host;
-  while (!host.empty() && host.back() == '.') host.pop_back();
-  if (host.empty() && !options_.base_domain.empty()) {
-    host = request.environment + "." + options_.base_domain;
-  }
-  IngressSettings ingress = options_.ingress;
-  ingress.host = host;
-  if (absl::Status st = ReadEntrySettings(request.config_json, request.project, ingress);
-      !st.ok()) {
-    return st;
-  }
-  if (absl::Status st = ConfigureIngress(*rendered, ingress); !st.ok()) return st;
-  // Eph's own objects go through the same checks and labelling as the app's.
-  // What Eph gives the app (the database's settings) reaches every container through a Secret.
-  if (!request.secret_env.empty()) {
-    for (json& object : *rendered) AddEnvFrom(object);
-  }
-  // Images from private registries: every pod pulls with the credentials through its
-  // ServiceAccount, whatever its manifest says.
-  std::optional<json> pull_secret;
-  if (!options_.registry_auth.empty()) {
-    pull_secret = BuildPullSecret(options_.registry_auth.DockerConfigJson());
-    AddPullSecretToServiceAccounts(*rendered);
-  }
-  for (const std::optional<json>& own : {BuildResourceQuota(options_.namespace_settings),
-                                         BuildLimitRange(options_.namespace_settings),
-                                         BuildNetworkPolicy(options_.namespace_settings),
-                                         BuildEnvSecret(request.secret_env), pull_secret}) {
-    if (own) rendered->push_back(*own);
-  }
+  const std::string host = HostOf(request);
+  if (absl::Status st = AddEnvironmentObjects(request, host, *rendered); !st.ok()) return st;
   std::map<std::string, std::string> labels = request.labels;
   labels[kManagedByLabel] = kManagedByValue;
   labels[kEnvironmentLabel] = request.environment;

@@ -142,6 +142,13 @@ class KubernetesProvider final : public Provider {
   };
 
   absl::StatusOr<NamespaceSnapshot> ReadNamespaceDirectly(const std::string& ns);
+  // The environment's host: the request's, else <environment>.<base_domain>; may be empty.
+  std::string HostOf(const ApplyRequest& request) const;
+  // Around the rendered app: the Ingress for the entry service (or the app's own on the host),
+  // envFrom the settings Secret, pull-secret references, and Eph's own objects (quota, limits,
+  // policy, Secrets). kubernetes.web naming what the render lacks is InvalidArgument.
+  absl::Status AddEnvironmentObjects(const ApplyRequest& request, const std::string& host,
+                                     std::vector<nlohmann::json>& rendered) const;
   void RecordExpectations(const std::string& ns, const std::vector<PreparedObject>& objects,
                           const std::vector<nlohmann::json>& applied, const std::string& host);
   std::string NamespaceOf(const EnvironmentRef& ref) const;

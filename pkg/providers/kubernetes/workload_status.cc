@@ -319,6 +319,21 @@ bool DeploymentRolledOutByPods(const json& deployment, const std::vector<const j
   return ready >= Int(spec, "replicas", 1);
 }
 
+namespace {
+
+// A workload waiting on a pod the scheduler cannot place (an unbound volume claim, no node that
+// fits) says so: its own status only counts pods.
+void AddUnscheduled(const std::map<std::string, std::string>& unscheduled_by_component,
+                    std::map<std::string, ComponentStatus>& components) {
+  for (const auto& [component, pending] : unscheduled_by_component) {
+    auto it = components.find(component);
+    if (it == components.end() || it->second.phase != Phase::kProgressing) continue;
+    it->second.message += " (" + pending + ")";
+  }
+}
+
+}  // namespace
+
 Observation SummarizeEnvironment(const json& namespace_object, const std::vector<json>& objects) {
   Observation out;
   if (namespace_object.is_null()) {
@@ -368,13 +383,7 @@ Observation SummarizeEnvironment(const json& namespace_object, const std::vector
       unscheduled_by_component.emplace(PodComponent(o), *pending);
     }
   }
-  // A workload waiting on a pod the scheduler cannot place (an unbound volume claim, no node
-  // that fits) says so: its own status only counts pods.
-  for (const auto& [component, pending] : unscheduled_by_component) {
-    auto it = components.find(component);
-    if (it == components.end() || it->second.phase != Phase::kProgressing) continue;
-    it->second.message += " (" + pending + ")";
-  }
+  AddUnscheduled(unscheduled_by_component, components);
   for (const auto& [component, failure] : failure_by_component) {
     auto it = components.find(component);
     if (it == components.end()) {
