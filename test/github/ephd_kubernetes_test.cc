@@ -90,8 +90,15 @@ TEST(EphdKubernetesTest, PullRequestLifeOnARealClusterFromLabelToClose) {
                       120s))
       << StickyComment(standin, 7) << "\n"
       << ephd.process->Output();
-  json list = ApiGet(ephd.url + "/api/v1/environments", token);
-  ASSERT_EQ(list["items"].size(), 1u) << list;
+  // The reporter writes the comment just before the environment's row: wait for both.
+  json list;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        list = ApiGet(ephd.url + "/api/v1/environments", token);
+        return list["items"].size() == 1 && list["items"][0].value("state", "") == "ready";
+      },
+      10s))
+      << list;
   const json env = list["items"][0];
   const std::string name = env.value("name", "");
   EXPECT_EQ(env.value("state", ""), "ready") << env;
