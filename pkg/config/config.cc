@@ -63,6 +63,10 @@ constexpr std::string_view kKeyPaths[] = {
     "kubernetes.helm[].values",
     "kubernetes.helm[].release_name",
     "kubernetes.helm[].set",
+    "kubernetes.web",
+    "kubernetes.web.service",
+    "kubernetes.web.port",
+    "kubernetes.progress_deadline",
     "database",
     "database.enabled",
     "database.instances",
@@ -240,6 +244,7 @@ class ConfigReader {
   void ReadKubernetes(const Field& field, const std::string& project, ProjectConfig& config);
   std::vector<ImageOverride> ReadImages(const Field& field, std::string_view schema_path);
   void ReadHelmRelease(const Item& item, const std::string& project, KubernetesSettings& k8s);
+  std::optional<KubernetesWebService> ReadKubernetesWeb(const Field& field);
   void ReadDatabase(const Field& field, ProjectConfig& config);
   void ReadDatabaseInstance(const Item& item, DatabaseSettings& database);
   void ReadDatabaseName(const Fields& fields, DatabaseInstance& instance);
@@ -958,6 +963,16 @@ void ConfigReader::ReadKubernetes(const Field& field, const std::string& project
       ReadHelmRelease(item, project, k8s);
     }
   }
+  if (auto it = fields.find("web"); it != fields.end()) k8s.web = ReadKubernetesWeb(it->second);
+  if (auto it = fields.find("progress_deadline"); it != fields.end()) {
+    if (auto deadline = ReadDuration(it->second)) {
+      if (*deadline <= absl::ZeroDuration()) {
+        Error(MarkOf(it->second), Cat("`", it->second.path, "` must be more than 0"));
+      } else {
+        k8s.progress_deadline = *deadline;
+      }
+    }
+  }
   bool has_manifests =
       fields.count("manifests") > 0 && !fields.at("manifests").value.IsNull() &&
       !(fields.at("manifests").value.IsSequence() && fields.at("manifests").value.size() == 0);
@@ -968,6 +983,31 @@ void ConfigReader::ReadKubernetes(const Field& field, const std::string& project
                               "` has nothing to deploy; list `manifests` or `helm` "
                               "charts"));
   }
+}
+
+std::optional<KubernetesWebService> ConfigReader::ReadKubernetesWeb(const Field& field) {
+  if (!CheckMapping(field)) return std::nullopt;
+  Fields fields = ReadFields(field.value, "kubernetes.web", field.path);
+  Require(fields, "service", MarkOf(field), field.path);
+  Require(fields, "port", MarkOf(field), field.path);
+  KubernetesWebService web;
+  if (auto it = fields.find("service"); it != fields.end()) {
+    if (auto service = ReadString(it->second)) {
+      // Service names are DNS-1035 labels: a lowercase letter first.
+      if (!IsDnsLabel(*service, kMaxDnsLabel) || !absl::ascii_islower(service->front())) {
+        Error(MarkOf(it->second),
+              Cat("`", it->second.path, "` ", Quote(*service),
+                  " is not a Service name: lowercase letters, digits and '-', starting with a "
+                  "letter"));
+      }
+      web.service = *service;
+    }
+  }
+  if (auto it = fields.find("port"); it != fields.end()) {
+    if (auto port = ReadPort(it->second)) web.port = *port;
+  }
+  if (web.service.empty() || web.port == 0) return std::nullopt;
+  return web;
 }
 
 template <typename T>
@@ -1408,6 +1448,14 @@ std::string SummarizeConfig(const ProjectConfig& config, std::string_view filena
     }
     if (!config.kubernetes->helm.empty()) {
       parts.push_back(Plural(config.kubernetes->helm.size(), "Helm chart", "Helm charts"));
+    }
+    // The manifests are not rendered here, so only a chosen entry service can be named.
+    if (config.kubernetes->web) {
+      parts.push_back(Cat("entry service ", config.kubernetes->web->service, ":",
+                          config.kubernetes->web->port));
+    } else {
+      parts.push_back(Cat("entry service ", config.name,
+                          ", web or frontend (else the first Service with an HTTP port)"));
     }
   }
   if (config.docker) parts.push_back(Cat("compose file ", config.docker->compose_file));

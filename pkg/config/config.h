@@ -98,10 +98,24 @@ struct HelmRelease {
   friend bool operator==(const HelmRelease&, const HelmRelease&) = default;
 };
 
+// The Service (and its port) the Ingress Eph makes for an app without one points at.
+struct KubernetesWebService {
+  std::string service;  // a Service name (DNS-1035 label)
+  int port = 0;         // one of the Service's `port` numbers, 1-65535
+
+  friend bool operator==(const KubernetesWebService&, const KubernetesWebService&) = default;
+};
+
+inline constexpr absl::Duration kDefaultProgressDeadline = absl::Minutes(10);
+
 struct KubernetesSettings {
   std::vector<std::string> manifests;  // normalised paths of kustomize directories or files
   std::vector<ImageOverride> images;
   std::vector<HelmRelease> helm;
+  // Unset: the provider chooses (docs/provider-kubernetes.md, "Ingress").
+  std::optional<KubernetesWebService> web;
+  // How long an apply may take to become ready before the environment fails; always > 0.
+  absl::Duration progress_deadline = kDefaultProgressDeadline;
 
   friend bool operator==(const KubernetesSettings&, const KubernetesSettings&) = default;
 };

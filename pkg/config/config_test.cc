@@ -284,6 +284,36 @@ TEST(ParseConfigTest, ReportsAllProblemsNotOnlyTheFirst) {
             "repository\n");
 }
 
+TEST(ParseConfigTest, KubernetesWebAndProgressDeadlineErrorsArePositioned) {
+  ValidationResult result = ParseConfig(
+      "version: '1.0'\n"
+      "name: app\n"
+      "kubernetes:\n"
+      "  manifests: [k8s]\n"
+      "  web: {service: Front_End, port: 99999}\n"
+      "  progress_deadline: 0s\n",
+      "eph.yaml");
+  EXPECT_EQ(FormatDiagnostics(result.diagnostics),
+            "eph.yaml:5:18: error: `kubernetes.web.service` \"Front_End\" is not a Service name: "
+            "lowercase letters, digits and '-', starting with a letter\n"
+            "eph.yaml:5:35: error: `kubernetes.web.port`: expected a port number (1-65535), got "
+            "\"99999\"\n"
+            "eph.yaml:6:22: error: `kubernetes.progress_deadline` must be more than 0\n");
+  ValidationResult missing = ParseConfig(
+      "version: '1.0'\nname: app\nkubernetes:\n  manifests: [k8s]\n  web: frontend:80\n");
+  EXPECT_THAT(FormatDiagnostics(missing.diagnostics), HasSubstr("eph.yaml:5:8: error:"));
+  ValidationResult no_port = ParseConfig(
+      "version: '1.0'\nname: app\nkubernetes:\n  manifests: [k8s]\n  web: {service: web}\n");
+  EXPECT_THAT(FormatDiagnostics(no_port.diagnostics), HasSubstr("`port`"));
+}
+
+TEST(ParseConfigTest, KubernetesDefaultsHaveNoWebAndTenMinutes) {
+  ProjectConfig config = ParseOk("version: '1.0'\nname: app\nkubernetes: {manifests: [k8s]}\n");
+  ASSERT_TRUE(config.kubernetes.has_value());
+  EXPECT_EQ(config.kubernetes->web, std::nullopt);
+  EXPECT_EQ(config.kubernetes->progress_deadline, absl::Minutes(10));
+}
+
 TEST(ParseConfigTest, CapsTheNumberOfDiagnostics) {
   std::string text = "version: '1.0'\nname: app\ndocker: {}\nenvironment:\n";
   for (int i = 0; i < 500; ++i) text += "  unknown_" + std::to_string(i) + ": 1\n";
@@ -309,13 +339,14 @@ TEST(LoadConfigTest, ReturnsTheConfig) {
 
 TEST(SummarizeConfigTest, VisionExample) {
   EXPECT_EQ(SummarizeConfig(ParseOk(ReadFixture("vision-example.yaml")), "eph.yaml"),
-            "eph.yaml: valid (project my-app, 1 trigger, 2 manifest paths, 1 database)");
+            "eph.yaml: valid (project my-app, 1 trigger, 2 manifest paths, entry service my-app, "
+            "web or frontend (else the first Service with an HTTP port), 1 database)");
 }
 
 TEST(SummarizeConfigTest, MaximalExample) {
   EXPECT_EQ(SummarizeConfig(ParseOk(ReadFixture("maximal.yaml")), "eph.yaml"),
-            "eph.yaml: valid (project shop, 2 triggers, 2 manifest paths, 2 Helm charts, compose "
-            "file compose.preview.yaml, 3 databases)");
+            "eph.yaml: valid (project shop, 2 triggers, 2 manifest paths, 2 Helm charts, entry "
+            "service storefront:8080, compose file compose.preview.yaml, 3 databases)");
 }
 
 class ValidateFileTest : public ::testing::Test {

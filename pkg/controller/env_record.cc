@@ -47,6 +47,8 @@ EnvRecord ParseEnvRecord(const std::string& spec_json) {
   r.database_touched = Get<bool>(*c, "database_touched", false);
   r.command_note = Get<std::string>(*c, "command_note", "");
   r.components = Get<std::vector<std::string>>(*c, "components", {});
+  r.apply_started_ms = Get<int64_t>(*c, "apply_started_ms", 0);
+  r.apply_sha = Get<std::string>(*c, "apply_sha", "");
   return r;
 }
 
@@ -63,6 +65,10 @@ std::string EnvRecordJson(const EnvRecord& r) {
   if (r.database_touched) controller["database_touched"] = true;
   if (!r.command_note.empty()) controller["command_note"] = r.command_note;
   if (!r.components.empty()) controller["components"] = r.components;
+  if (!r.apply_sha.empty()) {
+    controller["apply_started_ms"] = r.apply_started_ms;
+    controller["apply_sha"] = r.apply_sha;
+  }
   json j = {{"trigger_labels", r.trigger_labels},
             {"idle_timeout_ms", r.idle_timeout_ms},
             {"images", images},

@@ -37,6 +37,10 @@ struct EnvRecord {
   std::string deployment_sha;
   std::string reported;  // fingerprint of the status last written to the forge
   bool database_touched = false;  // Ensure was called: Drop must run before `destroyed`
+  // When the apply of `apply_sha` began (ms since the epoch, on the reconciler's clock): the
+  // progress deadline is measured from it. Kept across the passes that apply the same commit.
+  int64_t apply_started_ms = 0;
+  std::string apply_sha;
   // The components the provider said the last Apply made (ApplyResult::components).
   std::vector<std::string> components;
   // `/eph` commands: the newest comment handled (GitHub comment ids only grow), and what the

@@ -17,6 +17,8 @@ TEST(EnvRecordTest, RoundTrips) {
   r.deployment_id = 17;
   r.deployment_sha = "abc";
   r.reported = "ready|...";
+  r.apply_started_ms = 1765000000123;
+  r.apply_sha = "abc";
   const EnvRecord back = ParseEnvRecord(EnvRecordJson(r));
   EXPECT_EQ(back.trigger_labels, r.trigger_labels);
   EXPECT_EQ(back.idle_timeout_ms, 14400000);
@@ -28,6 +30,8 @@ TEST(EnvRecordTest, RoundTrips) {
   EXPECT_EQ(back.block_recreate, std::optional<bool>(false));
   EXPECT_EQ(back.deployment_id, 17);
   EXPECT_EQ(back.reported, "ready|...");
+  EXPECT_EQ(back.apply_started_ms, 1765000000123);
+  EXPECT_EQ(back.apply_sha, "abc");
 }
 
 TEST(EnvRecordTest, ForeignOrBrokenSpecReadsAsDefaults) {

@@ -74,15 +74,21 @@ std::optional<forge::DeploymentState> DeploymentStateFor(EnvState s) {
   return std::nullopt;
 }
 
+std::string NotReadyYet(const Environment& env) {
+  if (env.reason.empty()) return "";
+  return "\n\nNot ready yet:\n\n```\n" + env.reason + "\n```";
+}
+
 std::string StatusLine(const Environment& env, const EnvRecord& record) {
   const std::string commit = "`" + ShortSha(env.head_sha) + "`";
   switch (env.state) {
     case EnvState::kPending:
       return "Waiting to be created.";
+    // The reason, while it is being created or updated, is why it is not ready yet.
     case EnvState::kProvisioning:
-      return "Being created from commit " + commit + ".";
+      return "Being created from commit " + commit + "." + NotReadyYet(env);
     case EnvState::kUpdating:
-      return "Being updated to commit " + commit + ".";
+      return "Being updated to commit " + commit + "." + NotReadyYet(env);
     case EnvState::kReady:
       return "Ready at " + env.url + " (commit " + commit + ").";
     case EnvState::kFailed:

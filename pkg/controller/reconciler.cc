@@ -104,6 +104,18 @@ std::map<std::string, std::string> ReadableSecrets(const config::ProjectConfig& 
   return values;
 }
 
+// A rollout slower than this says why it is not ready yet (sooner with a short deadline).
+constexpr Duration kProgressReportAfter = std::chrono::seconds(30);
+
+// How long an apply of `provider` may progress before the environment fails; nullopt: no limit.
+// Kubernetes workloads have no deadline of their own but a Deployment's, so one pod Pending on
+// an unbound claim would otherwise keep a StatefulSet "provisioning" until the TTL.
+std::optional<absl::Duration> ProgressDeadline(const config::ProjectConfig& config,
+                                               const std::string& provider) {
+  if (provider == "kubernetes" && config.kubernetes) return config.kubernetes->progress_deadline;
+  return std::nullopt;
+}
+
 }  // namespace
 
 EnvironmentReconciler::Step EnvironmentReconciler::EndPass(absl::StatusOr<ReconcileResult> result) {
@@ -608,6 +620,14 @@ absl::StatusOr<EnvironmentReconciler::ApplyPass> EnvironmentReconciler::StoreApp
   record.provider_touched = true;
   record.failed_sha.clear();
   env.state = record.applied_sha.empty() ? EnvState::kProvisioning : EnvState::kUpdating;
+  // The progress deadline counts from the first pass that applies this commit; later passes at
+  // the same commit (a partial start, objects lost and made again) keep the clock running.
+  const bool was_applying =
+      before.state == EnvState::kProvisioning || before.state == EnvState::kUpdating;
+  if (!was_applying || record.apply_sha != target.sha) {
+    record.apply_started_ms = ToUnixMillis(clock_.Now());
+    record.apply_sha = target.sha;
+  }
   env.reason.clear();
   env.head_sha = target.sha;
   env.provider = spec.provider;
@@ -783,6 +803,11 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ObserveApplied(
     case providers::Phase::kAbsent:
       break;
   }
+  std::optional<Duration> look_again;
+  if (observed->phase == providers::Phase::kProgressing) {
+    look_again =
+        SettleProgressing(settled, RedactSecretValues(observed->message, pass.secrets), config);
+  }
   // One write for the outcome and the forge's acknowledgement (Report writes it).
   absl::StatusOr<Environment> reported =
       reporter_.Report(settled, /*unsaved=*/!SameRow(pass.stored, settled));
@@ -794,9 +819,7 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ObserveApplied(
   ReconcileResult result;
   result.summary =
       "applied " + ShortSha(target.sha) + " to " + env.name + ": " + StateName(reported->state);
-  if (observed->phase == providers::Phase::kProgressing) {
-    result.requeue_after = options_.progress_poll;
-  }
+  if (reported->state != EnvState::kFailed) result.requeue_after = look_again;
   RequeueForDeadlines(*reported, result);
   return result;
 }
@@ -846,9 +869,14 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ObserveOnly(
     }
     case providers::Phase::kProgressing:
     case providers::Phase::kAbsent:
-      // A ready environment rolling its pods stays ready; a new one keeps being polled.
+      // A ready environment rolling its pods stays ready; a new one keeps being polled, says
+      // why it is not ready yet, and fails past its progress deadline.
       if (env.state == EnvState::kProvisioning || env.state == EnvState::kUpdating) {
-        result.requeue_after = options_.progress_poll;
+        const Duration look_again = SettleProgressing(
+            settled,
+            RedactSecretValues(observed->message, ReadableSecrets(config, options_.secrets)),
+            config);
+        if (settled.state != EnvState::kFailed) result.requeue_after = look_again;
       }
       break;
   }
@@ -1023,6 +1051,31 @@ void EnvironmentReconciler::RequeueForDeadlines(const Environment& env,
   if (!deadline) return;
   const Duration in = std::max(Duration::zero(), *deadline - clock_.Now());
   if (!result.requeue_after || in < *result.requeue_after) result.requeue_after = in;
+}
+
+Duration EnvironmentReconciler::SettleProgressing(Environment& env, const std::string& message,
+                                                  const config::ProjectConfig& config) const {
+  EnvRecord record = ParseEnvRecord(env.spec_json);
+  if (record.apply_started_ms == 0) return options_.progress_poll;  // a row from before
+  const std::optional<absl::Duration> deadline = ProgressDeadline(config, env.provider);
+  const Duration took = clock_.Now() - FromUnixMillis(record.apply_started_ms);
+  Duration report_after = kProgressReportAfter;
+  if (deadline) {
+    report_after = std::min<Duration>(report_after, absl::ToChronoMilliseconds(*deadline / 4));
+  }
+  if (took >= report_after && !message.empty()) env.reason = message;
+  Duration look_again = options_.progress_poll;
+  if (took < report_after) look_again = std::min(look_again, report_after - took);
+  if (!deadline) return look_again;
+  const Duration left = Duration(absl::ToChronoMilliseconds(*deadline)) - took;
+  if (left > Duration::zero()) return std::min(look_again, left);
+  env.state = EnvState::kFailed;
+  env.reason = absl::StrCat("not ready ", config::DurationString(*deadline),
+                            " after the apply began (kubernetes.progress_deadline): ",
+                            message.empty() ? "the provider reports no reason" : message);
+  record.failed_sha = env.head_sha;  // not tried again until the commit changes
+  env.spec_json = EnvRecordJson(record);
+  return look_again;
 }
 
 void EnvironmentReconciler::SettleReady(Environment& env, const providers::Observation& observed,

@@ -216,6 +216,14 @@ class EnvironmentReconciler final : public Reconciler {
   // Shortens `result.requeue_after` to the environment's next TTL / idle deadline.
   void RequeueForDeadlines(const state::Environment& env, ReconcileResult& result) const;
   std::string BaseDomain(const config::ProjectConfig& config) const;
+  // `env`, being created or updated, is still progressing with `message` (why it is not ready,
+  // secrets redacted): the message becomes its reason once the apply has taken a while (a
+  // quarter of the progress deadline, at most kProgressReportAfter, so a healthy rollout does
+  // not rewrite the pull request's comment for each Deployment), and past the progress deadline,
+  // measured from when the apply of this commit began, `env` fails with it. Returns when to look
+  // again: progress_poll, or sooner at the deadline.
+  Duration SettleProgressing(state::Environment& env, const std::string& message,
+                             const config::ProjectConfig& config) const;
   // `env` is ready as `observed` says: state, public URL and the gateway's backend.
   void SettleReady(state::Environment& env, const providers::Observation& observed,
                    const config::ProjectConfig& config) const;

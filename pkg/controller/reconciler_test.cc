@@ -162,6 +162,77 @@ TEST(ReconcilerTest, ProgressingEnvironmentStaysProvisioningAndAsksToBeRequeued)
   EXPECT_THAT(CommentFor(w, 1, env->name), HasSubstr("Ready at"));
 }
 
+TEST(ReconcilerTest, ANotProgressingEnvironmentSaysWhyAndFailsAtItsProgressDeadline) {
+  World w;
+  w.OpenPr(1);
+  w.provider->SetPhaseAfterApply(Phase::kProgressing);
+  ReconcileResult first = w.MustReconcile(1);
+  std::optional<state::Environment> env = w.Live(1);
+  ASSERT_TRUE(env.has_value());
+  const std::string name = env->name;
+  EXPECT_EQ(env->reason, "");  // a rollout under way for a few seconds is no news
+  EXPECT_EQ(first.requeue_after, w.options.progress_poll);
+  const std::string why =
+      "waiting for statefulset db: 0 of 1 pods ready (pod db-0 not scheduled: 0/1 nodes are "
+      "available: pod has unbound immediate PersistentVolumeClaims)";
+  w.provider->SetPhase(name, Phase::kProgressing, why);
+  w.clock.Advance(std::chrono::seconds(30));
+  w.MustReconcile(1);
+  EXPECT_EQ(w.Live(1)->state, EnvState::kProvisioning);
+  EXPECT_EQ(w.Live(1)->reason, why);
+  EXPECT_THAT(CommentFor(w, 1, name),
+              AllOf(HasSubstr("Being created"), HasSubstr("Not ready yet"),
+                    HasSubstr("unbound immediate PersistentVolumeClaims")));
+
+  // The default deadline is 10 minutes from when the apply began; the pass before it asks to
+  // be woken at the deadline.
+  w.clock.Advance(std::chrono::minutes(9) + std::chrono::seconds(29));
+  ReconcileResult before = w.MustReconcile(1);
+  EXPECT_EQ(w.Live(1)->state, EnvState::kProvisioning);
+  EXPECT_EQ(before.requeue_after, std::chrono::seconds(1));
+  w.clock.Advance(std::chrono::seconds(1));
+  w.MustReconcile(1);
+  env = w.Live(1);
+  EXPECT_EQ(env->state, EnvState::kFailed);
+  EXPECT_EQ(env->reason,
+            "not ready 10m after the apply began (kubernetes.progress_deadline): " + why);
+  EXPECT_THAT(CommentFor(w, 1, name), AllOf(HasSubstr("Failed at commit"), HasSubstr(why)));
+  // Not tried again at the same commit.
+  w.MustReconcile(1);
+  EXPECT_EQ(w.Live(1)->state, EnvState::kFailed);
+  EXPECT_EQ(w.provider->Calls(M::kApply), 1);
+
+  // A push starts a new apply with a fresh deadline.
+  w.forge.Push(kRepo, 1, Sha(2));
+  w.MustReconcile(1);
+  EXPECT_EQ(w.provider->Calls(M::kApply), 2);
+  w.provider->SetPhase(name, Phase::kProgressing, why);
+  w.clock.Advance(std::chrono::minutes(9));
+  w.MustReconcile(1);
+  EXPECT_EQ(w.Live(1)->state, EnvState::kUpdating);
+  EXPECT_EQ(w.Live(1)->reason, why);
+  w.provider->SetPhase(name, Phase::kReady);
+  w.MustReconcile(1);
+  EXPECT_EQ(w.Live(1)->state, EnvState::kReady);
+  EXPECT_EQ(w.Live(1)->reason, "");
+}
+
+TEST(ReconcilerTest, TheProgressDeadlineComesFromEphYaml) {
+  World w(ConfigYaml() + "  progress_deadline: 2m\n");
+  w.OpenPr(1);
+  w.provider->SetPhaseAfterApply(Phase::kProgressing);
+  w.MustReconcile(1);
+  const std::string name = w.Live(1)->name;
+  w.provider->SetPhase(name, Phase::kProgressing, "waiting for deployment api");
+  w.clock.Advance(std::chrono::seconds(119));
+  w.MustReconcile(1);
+  EXPECT_EQ(w.Live(1)->state, EnvState::kProvisioning);
+  w.clock.Advance(std::chrono::seconds(1));
+  w.MustReconcile(1);
+  EXPECT_EQ(w.Live(1)->state, EnvState::kFailed);
+  EXPECT_THAT(w.Live(1)->reason, HasSubstr("not ready 2m after the apply began"));
+}
+
 TEST(ReconcilerTest, AnApplyThatStartedOnlyPartIsAppliedAgainAndNeverReadyBefore) {
   World w;
   w.OpenPr(1);

@@ -97,6 +97,9 @@ absl::StatusOr<RenderedSpec> RenderSpec(const config::ProjectConfig& config,
                       {"set", set}});
     }
     section["helm"] = std::move(helm);
+    if (k.web) section["web"] = {{"service", k.web->service}, {"port", k.web->port}};
+    // The default entry service is the one named like the project (docs/provider-kubernetes.md).
+    section["project"] = config.name;
     root["kubernetes"] = std::move(section);
   } else if (config.docker) {
     const config::DockerSettings& d = *config.docker;

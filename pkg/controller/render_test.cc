@@ -28,6 +28,17 @@ TEST(RenderTest, KubernetesSectionWithExpandedTags) {
   EXPECT_FALSE(j["database"]["enabled"].get<bool>());
 }
 
+TEST(RenderTest, KubernetesWebAndProjectReachTheProvider) {
+  const config::ProjectConfig c = Parse(
+      "version: \"1.0\"\nname: my-app\nkubernetes:\n  manifests: [k8s]\n"
+      "  web: {service: frontend, port: 80}\n");
+  absl::StatusOr<RenderedSpec> spec = RenderSpec(c, {"acme/shop", 42, "0123456789abcdef", "f"});
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  const nlohmann::json j = nlohmann::json::parse(spec->config_json);
+  EXPECT_EQ(j["kubernetes"]["web"], (nlohmann::json{{"service", "frontend"}, {"port", 80}}));
+  EXPECT_EQ(j["kubernetes"]["project"], "my-app");
+}
+
 TEST(RenderTest, DockerSection) {
   const config::ProjectConfig c =
       Parse("version: \"1.0\"\nname: my-app\ndocker:\n  compose_file: compose.yml\n");

@@ -90,8 +90,15 @@ TEST(EphdKubernetesTest, PullRequestLifeOnARealClusterFromLabelToClose) {
                       120s))
       << StickyComment(standin, 7) << "\n"
       << ephd.process->Output();
-  json list = ApiGet(ephd.url + "/api/v1/environments", token);
-  ASSERT_EQ(list["items"].size(), 1u) << list;
+  // The reporter writes the comment just before the environment's row: wait for both.
+  json list;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        list = ApiGet(ephd.url + "/api/v1/environments", token);
+        return list["items"].size() == 1 && list["items"][0].value("state", "") == "ready";
+      },
+      10s))
+      << list;
   const json env = list["items"][0];
   const std::string name = env.value("name", "");
   EXPECT_EQ(env.value("state", ""), "ready") << env;
@@ -196,6 +203,79 @@ TEST(EphdKubernetesTest, PullRequestLifeOnARealClusterFromLabelToClose) {
   }
   EXPECT_EQ(sticky, 1);
   EXPECT_EQ(standin.Violations(), json::array());
+}
+
+// What real apps ran into (issue 15), through ephd: a StatefulSet Pending on a volume claim
+// nothing binds says why in the comment while it is being created, and fails at eph.yaml's
+// progress deadline; Eph's Ingress goes to the Service named like the project, not to the gRPC
+// Service rendered first.
+TEST(EphdKubernetesTest, AStatefulSetThatNeverStartsSaysWhyThenFailsAtItsProgressDeadline) {
+  testing::StandInProcess standin;
+  ASSERT_FALSE(standin.url().empty());
+  const json files = {
+      {"eph.yaml",
+       "version: \"1.0\"\nname: ledger\nkubernetes:\n  manifests: [k8s]\n"
+       "  progress_deadline: 12s\n"},
+      {"k8s/a-api.yaml",
+       "apiVersion: v1\nkind: Service\nmetadata:\n  name: api\nspec:\n  selector: {app: db}\n"
+       "  ports:\n  - {name: grpc, port: 9000}\n"},
+      {"k8s/b-ledger.yaml",
+       "apiVersion: v1\nkind: Service\nmetadata:\n  name: ledger\nspec:\n"
+       "  selector: {app: db}\n  ports:\n  - {name: http, port: 80}\n"},
+      {"k8s/c-db.yaml",
+       "apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: db\nspec:\n"
+       "  serviceName: db\n  selector:\n    matchLabels: {app: db}\n  template:\n"
+       "    metadata:\n      labels: {app: db}\n    spec:\n      containers:\n"
+       "      - name: db\n        image: postgres:16\n        volumeMounts:\n"
+       "        - {name: data, mountPath: /var/lib/postgresql/data}\n"
+       "  volumeClaimTemplates:\n  - metadata:\n      name: data\n    spec:\n"
+       "      accessModes: [ReadWriteOnce]\n      resources:\n        requests: {storage: 1Gi}\n"}};
+  standin.Request("POST", "/_standin/repos",
+                  {{"owner", "acme"}, {"repo", "ledger"}, {"files", files}});
+  standin.Request("PUT", "/_standin/repos/acme/ledger/pulls/3",
+                  {{"labels", {"preview"}}, {"head_ref", "feature-3"}, {"user", "octocat"}});
+  const std::string bin = testing::KubeBed("EPH_TEST_KUBE_BIN");
+  EphdProcess ephd({{"EPH_GITHUB_API_URL", standin.url()},
+                    {"EPH_GITHUB_TOKEN", testing::kStandInToken},
+                    {"EPH_KUBECONFIG", testing::KubeBed("EPH_TEST_KUBECONFIG")},
+                    {"EPH_KUSTOMIZE_PATH", bin + "/kustomize"},
+                    {"EPH_HELM_PATH", bin + "/helm"}});
+  ASSERT_FALSE(ephd.url.empty());
+  auto comment = [&] { return StickyComment(standin, 3); };
+  testing::Deliver(standin, ephd, "acme/ledger",
+                   {{"event", "pull_request"}, {"action", "labeled"}, {"number", 3},
+                    {"label", "preview"}});
+
+  ASSERT_TRUE(WaitFor([&] { return comment().find("Not ready yet") != std::string::npos; }, 60s))
+      << comment() << "\n"
+      << ephd.process->Output();
+  const std::string waiting = comment();
+  EXPECT_THAT(waiting, HasSubstr("Being created"));
+  EXPECT_THAT(waiting, HasSubstr("statefulset db: 0 of 1 pods ready (pod db-0 not scheduled: "));
+  EXPECT_THAT(waiting, HasSubstr("unbound immediate PersistentVolumeClaims"));
+
+  ASSERT_TRUE(WaitFor([&] { return comment().find("Failed at commit") != std::string::npos; }, 60s))
+      << comment() << "\n"
+      << ephd.process->Output();
+  EXPECT_THAT(comment(),
+              HasSubstr("not ready 12s after the apply began (kubernetes.progress_deadline): "
+                        "waiting for statefulset db"));
+  const std::string token = testing::CreateApiToken(ephd);
+  const json list = ApiGet(ephd.url + "/api/v1/environments", token);
+  ASSERT_EQ(list["items"].size(), 1u) << list;
+  EXPECT_EQ(list["items"][0].value("state", ""), "failed");
+  const std::string ns = "eph-" + list["items"][0].value("name", "");
+  const json ingress = KubectlGet({"ingress", "-n", ns, "eph-ledger"});
+  ASSERT_TRUE(ingress.is_object()) << "no Ingress eph-ledger in " << ns;
+  EXPECT_EQ(ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"],
+            "ledger");
+
+  standin.Request("PUT", "/_standin/repos/acme/ledger/pulls/3", {{"state", "closed"}});
+  testing::Deliver(standin, ephd, "acme/ledger",
+                   {{"event", "pull_request"}, {"action", "closed"}, {"number", 3}});
+  EXPECT_TRUE(WaitFor([&] { return KubectlGet({"namespace", ns}).is_null(); }, 120s))
+      << "namespace " << ns << " is left\n"
+      << ephd.process->Output();
 }
 
 }  // namespace

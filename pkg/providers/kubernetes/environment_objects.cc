@@ -1,5 +1,8 @@
 #include "pkg/providers/kubernetes/environment_objects.h"
 
+#include <algorithm>
+#include <set>
+
 #include "fmt/format.h"
 
 namespace eph::providers::kubernetes {
@@ -28,6 +31,44 @@ void MergeLabels(json& metadata_parent, const std::map<std::string, std::string>
   json& l = meta["labels"];
   if (!l.is_object()) l = json::object();
   for (const auto& [k, v] : labels) l[k] = v;
+}
+
+// The app's own Ingress serves the environment's host: every rule and TLS entry names it.
+void SetIngressHost(json& ingress, const std::string& host) {
+  json& spec = ingress["spec"];
+  if (!spec.is_object()) spec = json::object();
+  json& rules = spec["rules"];
+  if (!rules.is_array() || rules.empty()) {
+    // An Ingress with only a default backend: give it a rule for the host that sends
+    // everything to that backend.
+    json rule = {{"host", host}};
+    if (spec.contains("defaultBackend")) {
+      rule["http"] = {{"paths", json::array({json{{"path", "/"},
+                                                  {"pathType", "Prefix"},
+                                                  {"backend", spec["defaultBackend"]}}})}};
+    }
+    rules = json::array({rule});
+  } else {
+    for (json& rule : rules) {
+      if (rule.is_object()) rule["host"] = host;
+    }
+  }
+  if (spec.contains("tls") && spec["tls"].is_array()) {
+    for (json& t : spec["tls"]) {
+      if (t.is_object()) t["hosts"] = json::array({host});
+    }
+  }
+}
+
+const json* Child(const json& o, std::initializer_list<const char*> path) {
+  const json* cur = &o;
+  for (const char* key : path) {
+    if (!cur->is_object()) return nullptr;
+    auto it = cur->find(key);
+    if (it == cur->end() || !it->is_object()) return nullptr;
+    cur = &*it;
+  }
+  return cur;
 }
 
 json* Child(json& o, std::initializer_list<const char*> path) {
@@ -150,6 +191,20 @@ std::optional<json> BuildRestrictedEgressPolicy(bool restricted) {
                 {"egress", json::array({json{{"ports", dns_ports}}})}}}};
 }
 
+bool QuotaEnforced(const json& quota) {
+  // The API server writes spec and status in canonical quantities: they compare as strings.
+  const json* hard = Child(quota, {"spec", "hard"});
+  if (hard == nullptr) return true;
+  const json* counted = Child(quota, {"status", "hard"});
+  const json* used = Child(quota, {"status", "used"});
+  if (counted == nullptr || used == nullptr) return hard->empty();
+  for (auto it = hard->begin(); it != hard->end(); ++it) {
+    const auto limit = counted->find(it.key());
+    if (limit == counted->end() || *limit != it.value() || !used->contains(it.key())) return false;
+  }
+  return true;
+}
+
 void AddEphLabels(json& object, const std::map<std::string, std::string>& labels) {
   if (!object.is_object()) return;
   MergeLabels(object, labels);
@@ -249,8 +304,141 @@ void AddEnvFrom(json& object) {
   }
 }
 
-void ConfigureIngress(std::vector<json>& objects, const IngressSettings& settings) {
-  if (settings.host.empty()) return;
+namespace {
+
+const json* ServicePorts(const json& o) {
+  if (Str(o, "kind") != "Service" || Str(o, "apiVersion") != "v1") return nullptr;
+  const auto spec = o.find("spec");
+  if (spec == o.end() || !spec->is_object()) return nullptr;
+  const auto ports = spec->find("ports");
+  if (ports == spec->end() || !ports->is_array() || ports->empty()) return nullptr;
+  return &*ports;
+}
+
+std::string ServiceName(const json& o) {
+  const auto meta = o.find("metadata");
+  return meta == o.end() ? std::string() : Str(*meta, "name");
+}
+
+int PortNumber(const json& port) {
+  const auto it = port.is_object() ? port.find("port") : port.end();
+  return it != port.end() && it->is_number_integer() ? it->get<int>() : 0;
+}
+
+bool HttpLooking(const json& port) {
+  static const std::set<std::string> kNames = {"http", "https", "web"};
+  static const std::set<int> kNumbers = {80,   443,  3000, 4200, 5000, 8000,
+                                         8008, 8080, 8081, 8443, 8888};
+  const std::string name = Str(port, "name");
+  return kNames.count(name) > 0 || name.rfind("http-", 0) == 0 ||
+         kNumbers.count(PortNumber(port)) > 0;
+}
+
+// An Ingress backend port: by name when the Service names it (stable if the number changes).
+std::optional<json> BackendPort(const json& port) {
+  if (!Str(port, "name").empty()) return json{{"name", Str(port, "name")}};
+  if (PortNumber(port) > 0) return json{{"number", PortNumber(port)}};
+  return std::nullopt;
+}
+
+std::optional<EntryService> Entry(const json& service, const std::string& why) {
+  const json& ports = *ServicePorts(service);
+  for (const json& port : ports) {
+    if (!HttpLooking(port)) continue;
+    if (std::optional<json> backend = BackendPort(port)) {
+      return EntryService{ServiceName(service), *backend, why};
+    }
+  }
+  std::optional<json> backend = BackendPort(ports[0]);
+  if (!backend) return std::nullopt;
+  return EntryService{ServiceName(service), *backend, why};
+}
+
+absl::StatusOr<EntryService> ConfiguredEntry(const std::vector<const json*>& services,
+                                             const IngressSettings& settings) {
+  std::string names;
+  for (const json* s : services) {
+    if (ServiceName(*s) != settings.web_service) {
+      names += (names.empty() ? "" : ", ") + ServiceName(*s);
+      continue;
+    }
+    std::string ports;
+    for (const json& port : *ServicePorts(*s)) {
+      if (PortNumber(port) == settings.web_port) {
+        return EntryService{settings.web_service, json{{"number", settings.web_port}},
+                            "kubernetes.web"};
+      }
+      ports += fmt::format("{}{}", ports.empty() ? "" : ", ", PortNumber(port));
+    }
+    return absl::InvalidArgumentError(fmt::format(
+        "eph.yaml kubernetes.web: Service {} has no port {} (its ports: {})",
+        settings.web_service, settings.web_port, ports));
+  }
+  return absl::InvalidArgumentError(fmt::format(
+      "eph.yaml kubernetes.web: the manifests have no Service named {} with a port (Services: "
+      "{})",
+      settings.web_service, names.empty() ? "none" : names));
+}
+
+json EphIngress(const EntryService& entry, const IngressSettings& settings) {
+  json path = {{"path", "/"},
+               {"pathType", "Prefix"},
+               {"backend", {{"service", {{"name", entry.service}, {"port", entry.port}}}}}};
+  json rule = {{"host", settings.host}, {"http", {{"paths", json::array({path})}}}};
+  json ingress = {{"apiVersion", "networking.k8s.io/v1"},
+                  {"kind", "Ingress"},
+                  {"metadata", {{"name", "eph-" + entry.service}}},
+                  {"spec", {{"rules", json::array({rule})}}}};
+  if (!settings.ingress_class.empty()) {
+    ingress["spec"]["ingressClassName"] = settings.ingress_class;
+  }
+  return ingress;
+}
+
+}  // namespace
+
+absl::StatusOr<std::optional<EntryService>> ChooseEntryService(const std::vector<json>& objects,
+                                                               const IngressSettings& settings) {
+  std::vector<const json*> services;
+  for (const json& o : objects) {
+    if (ServicePorts(o) != nullptr) services.push_back(&o);
+  }
+  if (!settings.web_service.empty()) {
+    absl::StatusOr<EntryService> entry = ConfiguredEntry(services, settings);
+    if (!entry.ok()) return entry.status();
+    return std::optional<EntryService>(*std::move(entry));
+  }
+  std::vector<std::pair<std::string, std::string>> wanted;
+  for (const std::string& name : settings.project_names) {
+    if (!name.empty()) wanted.emplace_back(name, "named like the project");
+  }
+  wanted.emplace_back("web", "named web");
+  wanted.emplace_back("frontend", "named frontend");
+  for (const auto& [name, why] : wanted) {
+    for (const json* s : services) {
+      if (ServiceName(*s) != name) continue;
+      if (std::optional<EntryService> entry = Entry(*s, why)) return entry;
+    }
+  }
+  for (const json* s : services) {
+    if (std::none_of((*ServicePorts(*s)).begin(), (*ServicePorts(*s)).end(), HttpLooking)) {
+      continue;
+    }
+    if (std::optional<EntryService> entry = Entry(*s, "the first Service with an HTTP port")) {
+      return entry;
+    }
+  }
+  for (const json* s : services) {
+    if (std::optional<EntryService> entry = Entry(*s, "the first Service")) return entry;
+  }
+  return std::optional<EntryService>();
+}
+
+absl::Status ConfigureIngress(std::vector<json>& objects, const IngressSettings& settings) {
+  // Checked even without a host: a kubernetes.web that names nothing is wrong everywhere.
+  absl::StatusOr<std::optional<EntryService>> entry = ChooseEntryService(objects, settings);
+  if (!entry.ok()) return entry.status();
+  if (settings.host.empty()) return absl::OkStatus();
   const std::string annotation = settings.tls_issuer_kind == "Issuer"
                                      ? "cert-manager.io/issuer"
                                      : "cert-manager.io/cluster-issuer";
@@ -270,73 +458,14 @@ void ConfigureIngress(std::vector<json>& objects, const IngressSettings& setting
   for (json& o : objects) {
     if (Str(o, "kind") != "Ingress") continue;
     has_ingress = true;
-    json& spec = o["spec"];
-    if (!spec.is_object()) spec = json::object();
-    json& rules = spec["rules"];
-    if (!rules.is_array() || rules.empty()) {
-      // An Ingress with only a default backend: give it a rule for the host that sends
-      // everything to that backend.
-      json rule = {{"host", settings.host}};
-      if (spec.contains("defaultBackend")) {
-        rule["http"] = {{"paths", json::array({json{{"path", "/"},
-                                                    {"pathType", "Prefix"},
-                                                    {"backend", spec["defaultBackend"]}}})}};
-      }
-      rules = json::array({rule});
-    } else {
-      for (json& rule : rules) {
-        if (rule.is_object()) rule["host"] = settings.host;
-      }
-    }
-    if (spec.contains("tls") && spec["tls"].is_array()) {
-      for (json& t : spec["tls"]) {
-        if (t.is_object()) t["hosts"] = json::array({settings.host});
-      }
-    }
+    SetIngressHost(o, settings.host);
     add_tls(o);
   }
-  if (has_ingress) return;
-  for (const json& o : objects) {
-    if (Str(o, "kind") != "Service" || Str(o, "apiVersion") != "v1") continue;
-    const json* ports = nullptr;
-    if (o.contains("spec") && o["spec"].is_object() && o["spec"].contains("ports") &&
-        o["spec"]["ports"].is_array() && !o["spec"]["ports"].empty()) {
-      ports = &o["spec"]["ports"];
-    }
-    if (ports == nullptr) continue;
-    const json& port = (*ports)[0];
-    json service_port = json::object();
-    if (port.contains("name") && port["name"].is_string() &&
-        !port["name"].get<std::string>().empty()) {
-      service_port["name"] = port["name"];
-    } else if (port.contains("port") && port["port"].is_number_integer()) {
-      service_port["number"] = port["port"];
-    } else {
-      continue;
-    }
-    const std::string service = Str(o["metadata"], "name");
-    json ingress = {
-        {"apiVersion", "networking.k8s.io/v1"},
-        {"kind", "Ingress"},
-        {"metadata", {{"name", "eph-" + service}}},
-        {"spec",
-         {{"rules",
-           json::array({json{
-               {"host", settings.host},
-               {"http",
-                {{"paths",
-                  json::array({json{
-                      {"path", "/"},
-                      {"pathType", "Prefix"},
-                      {"backend",
-                       {{"service", {{"name", service}, {"port", service_port}}}}}}})}}}}})}}}};
-    if (!settings.ingress_class.empty()) {
-      ingress["spec"]["ingressClassName"] = settings.ingress_class;
-    }
-    add_tls(ingress);
-    objects.push_back(std::move(ingress));
-    return;
-  }
+  if (has_ingress || !entry->has_value()) return absl::OkStatus();
+  json ingress = EphIngress(**entry, settings);
+  add_tls(ingress);
+  objects.push_back(std::move(ingress));
+  return absl::OkStatus();
 }
 
 std::string KindKey(const json& object) {

@@ -9,8 +9,8 @@
 //  - AddEphLabels: the labels on the object and on its pod templates (so pods carry them too).
 //  - BuildPullSecret / AddPullSecretToServiceAccounts: registry credentials for the namespace's
 //    pods, referenced from its ServiceAccounts.
-//  - ConfigureIngress: the app's Ingress objects serve the environment's host; with none, Eph
-//    makes one for the first Service.
+//  - ChooseEntryService / ConfigureIngress: the app's Ingress objects serve the environment's
+//    host; with none, Eph makes one for the entry service (kubernetes.web, else chosen).
 //
 // Thread-safety: pure functions.
 #pragma once
@@ -38,6 +38,12 @@ struct IngressSettings {
   std::string ingress_class;  // spec.ingressClassName of the Ingress Eph makes; empty: default
   std::string tls_issuer;     // cert-manager issuer; empty: no TLS
   std::string tls_issuer_kind = "ClusterIssuer";  // or "Issuer"
+  // eph.yaml's kubernetes.web: the Service and port Eph's Ingress points at. Empty: chosen.
+  std::string web_service;
+  int web_port = 0;
+  // Names a default entry service may have before `web` and `frontend`: the project's (eph.yaml
+  // `name`) and the repository's.
+  std::vector<std::string> project_names;
 };
 
 struct NamespaceSettings {
@@ -68,16 +74,42 @@ std::map<std::string, std::string> NamespaceLabels(std::map<std::string, std::st
                                                    bool restricted);
 std::optional<nlohmann::json> BuildRestrictedEgressPolicy(bool restricted);
 
+// Whether admission enforces a ResourceQuota as the API returned it: the API server checks a
+// request only against the limits in the quota's status, which the quota controller fills in
+// after the quota is made or changed; until then a Service or pod gets past it (the race that
+// let LoadBalancer Services through). True when every limit of spec.hard is in status.hard with
+// the same value and counted in status.used.
+bool QuotaEnforced(const nlohmann::json& quota);
+
 // Adds `labels` to metadata.labels and to the pod templates of workloads (Deployment,
 // StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job, CronJob). Existing values of
 // the same keys are replaced: they are Eph's.
 void AddEphLabels(nlohmann::json& object, const std::map<std::string, std::string>& labels);
 
+// The Service Eph's Ingress points at, and why it was chosen.
+struct EntryService {
+  std::string service;
+  nlohmann::json port;  // the Ingress backend's port: {"name": "http"} or {"number": 80}
+  std::string why;      // "kubernetes.web", "named like the project", ...
+};
+
+// kubernetes.web when set: InvalidArgument when the render has no such v1 Service, or the
+// Service no such `port`. Otherwise, among the Services with a port, in render order: one named
+// like the project (settings.project_names), `web` or `frontend` (in that order); else the first
+// with an HTTP-looking port (named http, https, web or http-*; or 80, 443, 3000, 4200, 5000, 8000,
+// 8008, 8080, 8081, 8443, 8888); else the first. The port: the HTTP-looking one if the Service
+// has one, else its first. nullopt when no Service has a port.
+[[nodiscard]] absl::StatusOr<std::optional<EntryService>> ChooseEntryService(
+    const std::vector<nlohmann::json>& objects, const IngressSettings& settings);
+
 // Sets every rule's host (and TLS hosts) of the app's Ingress objects to settings.host. Without
-// an Ingress, appends one named "eph-<service>" for the first Service (in render order) that has
-// a port: path "/" (Prefix) to its first port. TLS: annotation cert-manager.io/cluster-issuer
-// (or cert-manager.io/issuer) and a `tls` entry with secret "<ingress>-tls".
-void ConfigureIngress(std::vector<nlohmann::json>& objects, const IngressSettings& settings);
+// an Ingress, appends one named "eph-<service>" for the entry service (ChooseEntryService): path
+// "/" (Prefix) to its port. TLS: annotation cert-manager.io/cluster-issuer (or
+// cert-manager.io/issuer) and a `tls` entry with secret "<ingress>-tls". ChooseEntryService's
+// error when kubernetes.web names what the render does not have (also when the app brings its
+// own Ingress: the setting is wrong either way).
+[[nodiscard]] absl::Status ConfigureIngress(std::vector<nlohmann::json>& objects,
+                                            const IngressSettings& settings);
 
 // The Secret with what Eph gives the app as environment variables (ApplyRequest::secret_env:
 // the database's DATABASE_URL and PG* settings, eph.yaml's variables and secrets); nullopt when

@@ -117,7 +117,7 @@ TEST(ConfigureIngressTest, TheAppsIngressServesTheEnvironmentsHost) {
     "metadata":{"name":"shop"},
     "spec":{"rules":[{"host":"shop.example.com","http":{"paths":[]}},{"http":{"paths":[]}}],
             "tls":[{"hosts":["shop.example.com"],"secretName":"shop-tls"}]}})")};
-  ConfigureIngress(objects, {.host = "shop-42.preview.acme.dev"});
+  ASSERT_TRUE(ConfigureIngress(objects, {.host = "shop-42.preview.acme.dev"}).ok());
   ASSERT_EQ(objects.size(), 1u);
   for (const json& rule : objects[0]["spec"]["rules"]) {
     EXPECT_EQ(rule["host"], "shop-42.preview.acme.dev");
@@ -132,9 +132,10 @@ TEST(ConfigureIngressTest, WithoutOneEphMakesOneForTheFirstService) {
       Service("headless", json::array()),
       Service("web", json::array({{{"name", "http"}, {"port", 80}}})),
       Service("api", json::array({{{"port", 8080}}}))};
-  ConfigureIngress(
-      objects,
-      {.host = "shop-42.preview.acme.dev", .ingress_class = "nginx", .tls_issuer = "letsencrypt"});
+  ASSERT_TRUE(ConfigureIngress(objects, {.host = "shop-42.preview.acme.dev",
+                                         .ingress_class = "nginx",
+                                         .tls_issuer = "letsencrypt"})
+                  .ok());
   ASSERT_EQ(objects.size(), 5u);
   const json& ing = objects.back();
   EXPECT_EQ(ing["kind"], "Ingress");
@@ -153,7 +154,9 @@ TEST(ConfigureIngressTest, WithoutOneEphMakesOneForTheFirstService) {
 
 TEST(ConfigureIngressTest, PortNumbersNoServicesAndNoHost) {
   std::vector<json> objects = {Service("api", json::array({{{"port", 8080}}}))};
-  ConfigureIngress(objects, {.host = "h.example", .tls_issuer = "ca", .tls_issuer_kind = "Issuer"});
+  ASSERT_TRUE(
+      ConfigureIngress(objects, {.host = "h.example", .tls_issuer = "ca", .tls_issuer_kind = "Issuer"})
+          .ok());
   ASSERT_EQ(objects.size(), 2u);
   EXPECT_EQ(objects[1]["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["port"],
             (json{{"number", 8080}}));
@@ -161,12 +164,80 @@ TEST(ConfigureIngressTest, PortNumbersNoServicesAndNoHost) {
   EXPECT_FALSE(objects[1]["spec"].contains("ingressClassName"));
 
   std::vector<json> none = {{{"apiVersion", "v1"}, {"kind", "ConfigMap"}}};
-  ConfigureIngress(none, {.host = "h.example"});
+  ASSERT_TRUE(ConfigureIngress(none, {.host = "h.example"}).ok());
   EXPECT_EQ(none.size(), 1u);
 
   std::vector<json> no_host = {Service("api", json::array({{{"port", 8080}}}))};
-  ConfigureIngress(no_host, {});
+  ASSERT_TRUE(ConfigureIngress(no_host, {}).ok());
   EXPECT_EQ(no_host.size(), 1u);
+}
+
+// The microservices demo's order: adservice (gRPC) renders before frontend.
+std::vector<json> DemoServices() {
+  return {Service("adservice", json::array({{{"name", "grpc"}, {"port", 9555}}})),
+          Service("cartservice", json::array({{{"name", "grpc"}, {"port", 7070}}})),
+          Service("docs", json::array({{{"port", 8080}}})),
+          Service("frontend", json::array({{{"name", "http"}, {"port", 80}}})),
+          Service("shop", json::array({{{"name", "metrics"}, {"port", 9090}},
+                                       {{"name", "http-main"}, {"port", 8000}}}))};
+}
+
+std::string Chosen(const std::vector<json>& objects, const IngressSettings& settings) {
+  absl::StatusOr<std::optional<EntryService>> entry = ChooseEntryService(objects, settings);
+  if (!entry.ok()) return "error: " + std::string(entry.status().message());
+  if (!entry->has_value()) return "none";
+  return (*entry)->service + " " + (*entry)->port.dump() + " (" + (*entry)->why + ")";
+}
+
+TEST(ChooseEntryServiceTest, TheProjectsNameThenWebThenFrontendThenAnHttpPortThenTheFirst) {
+  std::vector<json> demo = DemoServices();
+  // Named like the project: its HTTP-looking port, not its first.
+  EXPECT_EQ(Chosen(demo, {.project_names = {"shop"}}),
+            R"(shop {"name":"http-main"} (named like the project))");
+  EXPECT_EQ(Chosen(demo, {.project_names = {"boutique"}}),
+            R"(frontend {"name":"http"} (named frontend))");
+  demo.erase(demo.begin() + 3);  // no frontend: the first with an HTTP port
+  EXPECT_EQ(Chosen(demo, {}), R"(docs {"number":8080} (the first Service with an HTTP port))");
+  demo.erase(demo.begin() + 2, demo.end());  // gRPC only: the first
+  EXPECT_EQ(Chosen(demo, {}), R"(adservice {"name":"grpc"} (the first Service))");
+  EXPECT_EQ(Chosen({Service("headless", json::array())}, {}), "none");
+}
+
+TEST(ChooseEntryServiceTest, KubernetesWebWinsAndMustExist) {
+  const std::vector<json> demo = DemoServices();
+  EXPECT_EQ(Chosen(demo, {.web_service = "adservice", .web_port = 9555}),
+            R"(adservice {"number":9555} (kubernetes.web))");
+  EXPECT_EQ(Chosen(demo, {.web_service = "frontend", .web_port = 8080}),
+            "error: eph.yaml kubernetes.web: Service frontend has no port 8080 (its ports: 80)");
+  EXPECT_EQ(Chosen(demo, {.web_service = "front", .web_port = 80}),
+            "error: eph.yaml kubernetes.web: the manifests have no Service named front with a "
+            "port (Services: adservice, cartservice, docs, frontend, shop)");
+  // A wrong setting is an error even where no Ingress is made (no host, or the app's own).
+  std::vector<json> objects = demo;
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      ConfigureIngress(objects, {.web_service = "front", .web_port = 80})));
+  objects = demo;
+  ASSERT_TRUE(
+      ConfigureIngress(objects, {.host = "h.example", .web_service = "docs", .web_port = 8080})
+          .ok());
+  ASSERT_EQ(objects.size(), demo.size() + 1);
+  EXPECT_EQ(objects.back()["metadata"]["name"], "eph-docs");
+  EXPECT_EQ(objects.back()["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"],
+            (json{{"name", "docs"}, {"port", {{"number", 8080}}}}));
+}
+
+TEST(QuotaEnforcedTest, OnlyOnceTheControllerHasCountedEveryLimit) {
+  json quota = json::parse(R"({"kind":"ResourceQuota","metadata":{"name":"eph-quota"},
+      "spec":{"hard":{"pods":"50","services.loadbalancers":"0"}}})");
+  EXPECT_FALSE(QuotaEnforced(quota));  // just made: no status
+  quota["status"] = json::parse(R"({"hard":{"pods":"50","services.loadbalancers":"0"},
+      "used":{"pods":"0"}})");
+  EXPECT_FALSE(QuotaEnforced(quota));  // one limit not counted yet
+  quota["status"]["used"]["services.loadbalancers"] = "0";
+  EXPECT_TRUE(QuotaEnforced(quota));
+  quota["spec"]["hard"]["pods"] = "10";  // changed: admission still enforces the old limit
+  EXPECT_FALSE(QuotaEnforced(quota));
+  EXPECT_TRUE(QuotaEnforced(json::parse(R"({"kind":"ResourceQuota","spec":{}})")));
 }
 
 TEST(NamespaceObjectsTest, QuotaLimitsAndIsolation) {

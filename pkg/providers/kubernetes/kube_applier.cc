@@ -18,6 +18,8 @@ std::string Str(const json& o, const char* key) {
   return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
+bool IsPolicy(const std::string& kind) { return kind == "ResourceQuota" || kind == "LimitRange"; }
+
 bool IsWorkload(const std::string& kind) {
   return kind == "Deployment" || kind == "StatefulSet" || kind == "DaemonSet" ||
          kind == "ReplicaSet" || kind == "ReplicationController" || kind == "Job" ||
@@ -58,6 +60,19 @@ void ParallelFor(size_t n, int threads, Fn fn) {
   run();
 }
 
+// The code of a 403 answer to a write. RBAC's answers name a user that "cannot" do something:
+// ephd's own credentials, which an operator fixes, so they stay PermissionDenied. Anything else
+// is an admission plugin refusing the object itself.
+absl::StatusCode AdmissionDenialCode(const std::string& message) {
+  if (message.find("status unknown for quota") != std::string::npos) {
+    return absl::StatusCode::kUnavailable;  // the quota controller has not counted it yet
+  }
+  if (message.find("User \"") != std::string::npos && message.find(" cannot ") != std::string::npos) {
+    return absl::StatusCode::kPermissionDenied;
+  }
+  return absl::StatusCode::kFailedPrecondition;
+}
+
 }  // namespace
 
 absl::Status DescribeApplyError(const absl::Status& status, const std::string& id) {
@@ -78,6 +93,16 @@ absl::Status DescribeApplyError(const absl::Status& status, const std::string& i
   if (message.find("failed to create typed patch object") != std::string::npos ||
       message.find("field not declared in schema") != std::string::npos) {
     code = absl::StatusCode::kInvalidArgument;
+  }
+  if (code == absl::StatusCode::kPermissionDenied) {
+    code = AdmissionDenialCode(message);
+    if (message.find("exceeded quota") != std::string::npos &&
+        (message.find("services.loadbalancers") != std::string::npos ||
+         message.find("services.nodeports") != std::string::npos)) {
+      message +=
+          " (preview environments get no LoadBalancer or NodePort Services: use type ClusterIP; "
+          "Eph's Ingress serves the environment's host)";
+    }
   }
   return absl::Status(code, ShortId(id) + ": " + message);
 }
@@ -149,7 +174,7 @@ absl::StatusOr<std::vector<PreparedObject>> KubeApplier::Prepare(
     }
     p.kind_key = KindKey(object);
     p.path = info->ObjectPath(ns, name);
-    p.wave = IsWorkload(kind) ? 1 : 0;
+    p.wave = IsPolicy(kind) ? kPolicyWave : IsWorkload(kind) ? kWorkloadWave : kConfigurationWave;
     p.object = std::move(object);
     out.push_back(std::move(p));
   }
@@ -167,9 +192,12 @@ absl::StatusOr<json> KubeApplier::ApplyOne(const std::string& path, const json& 
 }
 
 absl::StatusOr<std::vector<json>> KubeApplier::ApplyAll(
-    const std::vector<PreparedObject>& objects) {
+    const std::vector<PreparedObject>& objects, const std::function<absl::Status()>& after_policy) {
   std::vector<absl::StatusOr<json>> results(objects.size(), absl::UnknownError("not applied"));
-  for (int wave = 0; wave <= 1; ++wave) {
+  for (int wave = kPolicyWave; wave <= kWorkloadWave; ++wave) {
+    if (wave == kConfigurationWave && after_policy) {
+      if (absl::Status st = after_policy(); !st.ok()) return st;
+    }
     std::vector<size_t> indices;
     for (size_t i = 0; i < objects.size(); ++i) {
       if (objects[i].wave == wave) indices.push_back(i);

@@ -7,7 +7,9 @@
 #include <condition_variable>
 #include <fstream>
 #include <set>
+#include <thread>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/time/time.h"
 #include "fmt/format.h"
@@ -144,6 +146,28 @@ absl::StatusOr<int64_t> ParseCount(const std::string& value, const std::string& 
         fmt::format("provider setting {}: {} is not between {} and {}", key, v, min, max));
   }
   return v;
+}
+
+// eph.yaml's kubernetes.web and the names a default entry service may have (the project's, from
+// the section, and the repository's, "owner/repo"), into `ingress`.
+absl::Status ReadEntrySettings(const std::string& config_json, const std::string& repository,
+                               IngressSettings& ingress) {
+  json doc = json::parse(config_json, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_object() && doc.contains("kubernetes")) doc = doc["kubernetes"];
+  if (!doc.is_object()) return absl::OkStatus();  // ParseKubernetesSection has refused it
+  const std::string project = Str(doc, "project");
+  if (!project.empty()) ingress.project_names.push_back(project);
+  const std::string repo = absl::AsciiStrToLower(repository.substr(repository.rfind('/') + 1));
+  if (!repo.empty() && repo != project) ingress.project_names.push_back(repo);
+  const json web = doc.value("web", json());
+  if (web.is_null()) return absl::OkStatus();
+  if (!web.is_object() || !web.value("service", json()).is_string() ||
+      !web.value("port", json()).is_number_integer()) {
+    return absl::InvalidArgumentError("kubernetes.web needs a `service` and a `port`");
+  }
+  ingress.web_service = web["service"].get<std::string>();
+  ingress.web_port = web["port"].get<int>();
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -445,6 +469,47 @@ absl::StatusOr<DatabaseServer> KubernetesProvider::EnsureDatabaseServer(
   return out;
 }
 
+std::string KubernetesProvider::HostOf(const ApplyRequest& request) const {
+  std::string host = request.host;
+  while (!host.empty() && host.back() == '.') host.pop_back();
+  if (host.empty() && !options_.base_domain.empty()) {
+    host = request.environment + "." + options_.base_domain;
+  }
+  return host;
+}
+
+absl::Status KubernetesProvider::AddEnvironmentObjects(const ApplyRequest& request,
+                                                       const std::string& host,
+                                                       std::vector<json>& rendered) const {
+  IngressSettings ingress = options_.ingress;
+  ingress.host = host;
+  if (absl::Status st = ReadEntrySettings(request.config_json, request.project, ingress);
+      !st.ok()) {
+    return st;
+  }
+  if (absl::Status st = ConfigureIngress(rendered, ingress); !st.ok()) return st;
+  // Eph's own objects go through the same checks and labelling as the app's.
+  // What Eph gives the app (the database's settings) reaches every container through a Secret.
+  if (!request.secret_env.empty()) {
+    for (json& object : rendered) AddEnvFrom(object);
+  }
+  // Images from private registries: every pod pulls with the credentials through its
+  // ServiceAccount, whatever its manifest says.
+  std::optional<json> pull_secret;
+  if (!options_.registry_auth.empty()) {
+    pull_secret = BuildPullSecret(options_.registry_auth.DockerConfigJson());
+    AddPullSecretToServiceAccounts(rendered);
+  }
+  for (const std::optional<json>& own : {BuildResourceQuota(options_.namespace_settings),
+                                         BuildLimitRange(options_.namespace_settings),
+                                         BuildNetworkPolicy(options_.namespace_settings),
+                                         BuildEnvSecret(request.secret_env), pull_secret,
+                                         BuildRestrictedEgressPolicy(request.restricted)}) {
+    if (own) rendered.push_back(*own);
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<ApplyResult> KubernetesProvider::Apply(const ApplyRequest& request) {
   if (request.environment.empty()) return absl::InvalidArgumentError("no environment name");
   const std::string ns =
@@ -460,33 +525,8 @@ absl::StatusOr<ApplyResult> KubernetesProvider::Apply(const ApplyRequest& reques
   absl::StatusOr<std::vector<json>> rendered = renderer_.Render(*render);
   if (!rendered.ok()) return rendered.status();
 
-  std::string host = request.host;
-  while (!host.empty() && host.back() == '.') host.pop_back();
-  if (host.empty() && !options_.base_domain.empty()) {
-    host = request.environment + "." + options_.base_domain;
-  }
-  IngressSettings ingress = options_.ingress;
-  ingress.host = host;
-  ConfigureIngress(*rendered, ingress);
-  // Eph's own objects go through the same checks and labelling as the app's.
-  // What Eph gives the app (the database's settings) reaches every container through a Secret.
-  if (!request.secret_env.empty()) {
-    for (json& object : *rendered) AddEnvFrom(object);
-  }
-  // Images from private registries: every pod pulls with the credentials through its
-  // ServiceAccount, whatever its manifest says.
-  std::optional<json> pull_secret;
-  if (!options_.registry_auth.empty()) {
-    pull_secret = BuildPullSecret(options_.registry_auth.DockerConfigJson());
-    AddPullSecretToServiceAccounts(*rendered);
-  }
-  for (const std::optional<json>& own : {BuildResourceQuota(options_.namespace_settings),
-                                         BuildLimitRange(options_.namespace_settings),
-                                         BuildNetworkPolicy(options_.namespace_settings),
-                                         BuildEnvSecret(request.secret_env), pull_secret,
-                                         BuildRestrictedEgressPolicy(request.restricted)}) {
-    if (own) rendered->push_back(*own);
-  }
+  const std::string host = HostOf(request);
+  if (absl::Status st = AddEnvironmentObjects(request, host, *rendered); !st.ok()) return st;
   std::map<std::string, std::string> labels = request.labels;
   labels[kManagedByLabel] = kManagedByValue;
   labels[kEnvironmentLabel] = request.environment;
@@ -529,8 +569,10 @@ absl::StatusOr<ApplyResult> KubernetesProvider::Apply(const ApplyRequest& reques
     return applied_ns.status();
   }
 
-  // 3. Everything else. On a first apply that cannot succeed, nothing stays behind.
-  absl::StatusOr<std::vector<json>> applied = applier_.ApplyAll(*prepared);
+  // 3. Everything else, after the quota is in force. On a first apply that cannot succeed,
+  // nothing stays behind.
+  absl::StatusOr<std::vector<json>> applied =
+      applier_.ApplyAll(*prepared, [&] { return WaitForQuotas(ns); });
   if (!applied.ok()) {
     if (first_apply && IsTerminal(applied.status())) {
       kube::DeleteOptions del;
@@ -562,6 +604,30 @@ absl::StatusOr<ApplyResult> KubernetesProvider::Apply(const ApplyRequest& reques
   if (pruned->deleted > 0) result.summary += fmt::format(", {} pruned", pruned->deleted);
   spdlog::info("kubernetes: {}: {}", request.environment, result.summary);
   return result;
+}
+
+absl::Status KubernetesProvider::WaitForQuotas(const std::string& ns) {
+  const auto deadline = std::chrono::steady_clock::now() + options_.quota_wait;
+  const std::string path = fmt::format("/api/v1/namespaces/{}/resourcequotas", ns);
+  while (true) {
+    absl::StatusOr<kube::ListResult> quotas = client_->List(path, {});
+    if (!quotas.ok()) return quotas.status();
+    std::string uncounted;
+    for (const json& quota : quotas->items) {
+      if (!QuotaEnforced(quota)) uncounted = Str(Meta(quota), "name");
+    }
+    if (uncounted.empty()) return absl::OkStatus();
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return absl::UnavailableError(fmt::format(
+          "ResourceQuota {} in namespace {} is not in force yet: the cluster's quota controller "
+          "has not counted it within {} s (is kube-controller-manager running?); the app is "
+          "applied once it is",
+          uncounted, ns, std::chrono::duration_cast<std::chrono::seconds>(options_.quota_wait)
+                             .count()));
+    }
+    // The controller counts a new quota within about 0.1 s; the list is small and cheap.
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
 }
 
 void KubernetesProvider::RecordExpectations(const std::string& ns,

@@ -1,7 +1,8 @@
 // KubernetesProvider: an environment is a namespace in a real cluster.
 //
 //   Apply     render (manifest_renderer.h) -> check every object (kube_applier.h) -> namespace
-//             eph-<name> with the Eph labels, ResourceQuota, LimitRange, an isolating
+//             eph-<name> with the Eph labels -> ResourceQuota and LimitRange, waiting until the
+//             quota controller has counted the quota (so admission enforces it) -> an isolating
 //             NetworkPolicy and (with registry credentials) the pull Secret eph-registry,
 //             referenced from every ServiceAccount -> server-side apply of every object
 //             (fieldManager eph) -> the Ingress on the environment's host -> prune what a later
@@ -62,6 +63,9 @@ struct KubernetesProviderOptions {
   IngressSettings ingress;  // `host` comes from each ApplyRequest
   ApplierOptions applier;
   bool watch = true;             // false: Observe always reads the API (tests, tools)
+  // How long Apply waits for the cluster's quota controller to count the namespace's
+  // ResourceQuotas before it applies anything they limit (then Unavailable: retried).
+  std::chrono::milliseconds quota_wait{30'000};
   int64_t log_tail_lines = 200;  // LogsRequest::tail_lines == 0
   std::string base_domain;       // for requests without a host
   // Registry credentials for the namespace's pods (setting registry_auth_file, read when the
@@ -124,6 +128,11 @@ class KubernetesProvider final : public Provider {
 
   kube::KubeClient& client() { return *client_; }
 
+  // Returns once every ResourceQuota in `ns` is enforced (QuotaEnforced: the quota controller
+  // has counted it); Unavailable naming the quota after options.quota_wait. Apply calls it
+  // between the policy wave and the rest; public for tests.
+  absl::Status WaitForQuotas(const std::string& ns);
+
  private:
   struct Expected {
     std::string kind;
@@ -133,6 +142,13 @@ class KubernetesProvider final : public Provider {
   };
 
   absl::StatusOr<NamespaceSnapshot> ReadNamespaceDirectly(const std::string& ns);
+  // The environment's host: the request's, else <environment>.<base_domain>; may be empty.
+  std::string HostOf(const ApplyRequest& request) const;
+  // Around the rendered app: the Ingress for the entry service (or the app's own on the host),
+  // envFrom the settings Secret, pull-secret references, and Eph's own objects (quota, limits,
+  // policy, Secrets). kubernetes.web naming what the render lacks is InvalidArgument.
+  absl::Status AddEnvironmentObjects(const ApplyRequest& request, const std::string& host,
+                                     std::vector<nlohmann::json>& rendered) const;
   void RecordExpectations(const std::string& ns, const std::vector<PreparedObject>& objects,
                           const std::vector<nlohmann::json>& applied, const std::string& host);
   std::string NamespaceOf(const EnvironmentRef& ref) const;

@@ -496,7 +496,7 @@ TEST_F(KubernetesProviderBedTest, AFailedUpdateLeavesTheRunningVersion) {
   const json section = {{"manifests", {"k8s"}}, {"images", json::array()}};
   ASSERT_TRUE(provider_->Apply(Request(env, checkout, section)).ok());
   ASSERT_TRUE(WaitForPhase(env, Phase::kReady).ok());
-  // The Ingress Eph makes for the first Service, as the app has none.
+  // The Ingress Eph makes for the entry service (named web), as the app has none.
   absl::StatusOr<json> ingress =
       Get(fmt::format("/apis/networking.k8s.io/v1/namespaces/{}/ingresses/eph-web", ns));
   ASSERT_TRUE(ingress.ok()) << ingress.status();

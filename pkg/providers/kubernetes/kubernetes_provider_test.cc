@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <future>
 #include <mutex>
@@ -21,8 +22,42 @@ using kube::testing::ScriptedHttpServer;
 using nlohmann::json;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 std::string Msg(const absl::Status& s) { return kube::MessageOf(s); }
+
+TEST(DescribeApplyErrorTest, AdmissionDenialsFailTheEnvironmentRbacAndUncountedQuotasDoNot) {
+  const absl::Status quota = DescribeApplyError(
+      absl::PermissionDeniedError(
+          "PATCH /api/v1/namespaces/eph-x/services/lb?fieldManager=eph: services \"lb\" is "
+          "forbidden: exceeded quota: eph-quota, requested: services.loadbalancers=1, used: "
+          "services.loadbalancers=0, limited: services.loadbalancers=0"),
+      "v1/Service lb");
+  EXPECT_EQ(quota.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(quota.message(), HasSubstr("Service lb: services \"lb\" is forbidden: exceeded "
+                                         "quota: eph-quota"));
+  EXPECT_THAT(quota.message(), HasSubstr("use type ClusterIP"));
+
+  const absl::Status limit = DescribeApplyError(
+      absl::PermissionDeniedError("pods \"p\" is forbidden: maximum cpu usage per Container is "
+                                  "2, but limit is 4"),
+      "v1/Pod p");
+  EXPECT_EQ(limit.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(limit.message(), Not(HasSubstr("ClusterIP")));
+
+  const absl::Status rbac = DescribeApplyError(
+      absl::PermissionDeniedError("services \"web\" is forbidden: User "
+                                  "\"system:serviceaccount:eph:ephd\" cannot patch resource "
+                                  "\"services\" in API group \"\" in the namespace \"eph-x\""),
+      "v1/Service web");
+  EXPECT_EQ(rbac.code(), absl::StatusCode::kPermissionDenied);
+
+  const absl::Status uncounted = DescribeApplyError(
+      absl::PermissionDeniedError("services \"web\" is forbidden: status unknown for quota: "
+                                  "eph-quota, resources: services.loadbalancers"),
+      "v1/Service web");
+  EXPECT_EQ(uncounted.code(), absl::StatusCode::kUnavailable);
+}
 
 TEST(ParseProviderSettingsTest, DefaultsAndOverrides) {
   absl::StatusOr<KubernetesProviderOptions> d = ParseProviderSettings({});
@@ -118,6 +153,55 @@ json PodList(const std::vector<json>& pods) {
           {"kind", "PodList"},
           {"metadata", {{"resourceVersion", "7"}}},
           {"items", pods}};
+}
+
+std::unique_ptr<KubernetesProvider> ScriptedProvider(const std::string& url,
+                                                     std::chrono::milliseconds quota_wait = 30s) {
+  kube::KubeConfig config;
+  config.server = url;
+  config.credentials =
+      std::make_shared<kube::StaticCredentialSource>(kube::Credentials{.bearer_token = "t"});
+  kube::KubeClientOptions options;
+  options.max_attempts = 1;
+  options.request_timeout = 10s;
+  auto client = std::make_shared<kube::KubeClient>(std::move(config), options);
+  KubernetesProviderOptions po = DefaultProviderOptions();
+  po.watch = false;
+  po.quota_wait = quota_wait;
+  return std::make_unique<KubernetesProvider>(std::move(client), po);
+}
+
+json QuotaList(bool counted) {
+  json quota = {{"metadata", {{"name", "eph-quota"}}},
+                {"spec", {{"hard", {{"services.loadbalancers", "0"}}}}}};
+  if (counted) {
+    quota["status"] = {{"hard", {{"services.loadbalancers", "0"}}},
+                       {"used", {{"services.loadbalancers", "0"}}}};
+  }
+  return {{"kind", "ResourceQuotaList"},
+          {"metadata", {{"resourceVersion", "3"}}},
+          {"items", json::array({quota})}};
+}
+
+TEST(WaitForQuotasTest, WaitsUntilTheQuotaControllerHasCountedTheQuota) {
+  std::atomic<int> lists{0};
+  ScriptedHttpServer server([&](ScriptedExchange& ex) {
+    if (ex.request().path != "/api/v1/namespaces/eph-x/resourcequotas") {
+      ex.Respond(404, "{}");
+      return;
+    }
+    ex.Respond(200, QuotaList(/*counted=*/++lists >= 3).dump());
+  });
+  EXPECT_TRUE(ScriptedProvider(server.url())->WaitForQuotas("eph-x").ok());
+  EXPECT_EQ(lists.load(), 3);
+}
+
+TEST(WaitForQuotasTest, AQuotaNeverCountedIsUnavailableNamingIt) {
+  ScriptedHttpServer server(
+      [](ScriptedExchange& ex) { ex.Respond(200, QuotaList(/*counted=*/false).dump()); });
+  const absl::Status st = ScriptedProvider(server.url(), 300ms)->WaitForQuotas("eph-x");
+  EXPECT_EQ(st.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(st.message(), HasSubstr("ResourceQuota eph-quota in namespace eph-x is not in force"));
 }
 
 class LogsTest : public ::testing::Test {

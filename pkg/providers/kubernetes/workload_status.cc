@@ -74,8 +74,15 @@ ComponentStatus EvaluateDeployment(const json& d, const std::string& name) {
   const int64_t total = Int(status, "replicas");
   const int64_t available = Int(status, "availableReplicas");
   if (updated < replicas) {
+    // Pods the ReplicaSet could not create (an exceeded quota, a LimitRange's maximum): the
+    // controller's words say why, where the counts do not.
+    std::string why;
+    if (const json* c = Condition(status, "ReplicaFailure");
+        c != nullptr && Str(*c, "status") == "True" && !Str(*c, "message").empty()) {
+      why = " (" + Str(*c, "message") + ")";
+    }
     return Make(name, Phase::kProgressing,
-                fmt::format("{}: {} of {} replicas updated", id, updated, replicas));
+                fmt::format("{}: {} of {} replicas updated{}", id, updated, replicas, why));
   }
   if (total > updated) {
     return Make(name, Phase::kProgressing,
@@ -242,6 +249,14 @@ std::optional<std::string> PodFailure(const json& pod) {
   return std::nullopt;
 }
 
+std::optional<std::string> PodNotScheduled(const json& pod) {
+  const json& meta = Field(pod, "metadata");
+  if (!Field(meta, "deletionTimestamp").is_null()) return std::nullopt;
+  const json* sched = Condition(Field(pod, "status"), "PodScheduled");
+  if (sched == nullptr || Str(*sched, "status") != "False") return std::nullopt;
+  return fmt::format("pod {} not scheduled: {}", Str(meta, "name"), Str(*sched, "message"));
+}
+
 std::string PodComponent(const json& pod) {
   const json& meta = Field(pod, "metadata");
   const json* owner = ControllerOwner(pod);
@@ -304,6 +319,21 @@ bool DeploymentRolledOutByPods(const json& deployment, const std::vector<const j
   return ready >= Int(spec, "replicas", 1);
 }
 
+namespace {
+
+// A workload waiting on a pod the scheduler cannot place (an unbound volume claim, no node that
+// fits) says so: its own status only counts pods.
+void AddUnscheduled(const std::map<std::string, std::string>& unscheduled_by_component,
+                    std::map<std::string, ComponentStatus>& components) {
+  for (const auto& [component, pending] : unscheduled_by_component) {
+    auto it = components.find(component);
+    if (it == components.end() || it->second.phase != Phase::kProgressing) continue;
+    it->second.message += " (" + pending + ")";
+  }
+}
+
+}  // namespace
+
 Observation SummarizeEnvironment(const json& namespace_object, const std::vector<json>& objects) {
   Observation out;
   if (namespace_object.is_null()) {
@@ -320,6 +350,7 @@ Observation SummarizeEnvironment(const json& namespace_object, const std::vector
   std::map<std::string, ComponentStatus> components;
   std::vector<std::string> pod_failures;  // failures of pods no listed workload claims
   std::map<std::string, std::string> failure_by_component;
+  std::map<std::string, std::string> unscheduled_by_component;
   std::vector<const json*> replica_sets;
   std::vector<const json*> pods;
   std::vector<const json*> progressing_deployments;
@@ -348,8 +379,11 @@ Observation SummarizeEnvironment(const json& namespace_object, const std::vector
     }
     if (std::optional<std::string> failure = PodFailure(o)) {
       failure_by_component.emplace(PodComponent(o), *failure);
+    } else if (std::optional<std::string> pending = PodNotScheduled(o)) {
+      unscheduled_by_component.emplace(PodComponent(o), *pending);
     }
   }
+  AddUnscheduled(unscheduled_by_component, components);
   for (const auto& [component, failure] : failure_by_component) {
     auto it = components.find(component);
     if (it == components.end()) {

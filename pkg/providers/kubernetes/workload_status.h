@@ -48,6 +48,9 @@ std::optional<std::string> PodFailure(const nlohmann::json& pod);
 // The component (workload name) a pod belongs to: its Deployment (through the ReplicaSet and
 // the pod-template-hash label), StatefulSet, DaemonSet or Job; its own name if none.
 std::string PodComponent(const nlohmann::json& pod);
+// "pod NAME not scheduled: <the scheduler's message>" for a pod the scheduler could not place
+// (condition PodScheduled False); nullopt otherwise, and for a terminating pod.
+std::optional<std::string> PodNotScheduled(const nlohmann::json& pod);
 
 // Where TrimForCache keeps TemplateDigest() of a Deployment or ReplicaSet whose template it drops.
 inline constexpr char kTemplateDigestField[] = "ephTemplateDigest";

@@ -128,7 +128,28 @@ TEST(SummarizeEnvironmentTest, ProgressingNamesWhatItWaitsFor) {
       {Fixture("deployment-unavailable.json"), Fixture("pod-unschedulable.json"),
        Fixture("deployment-available.json")});
   EXPECT_EQ(o.phase, Phase::kProgressing);
-  EXPECT_EQ(o.message, "waiting for deployment search: 0 of 1 updated replicas available");
+  // The pod the scheduler cannot place says why the Deployment waits.
+  EXPECT_EQ(o.message,
+            "waiting for deployment search: 0 of 1 updated replicas available (pod " +
+                Fixture("pod-unschedulable.json")["metadata"]["name"].get<std::string>() +
+                " not scheduled: 0/3 nodes are available: 3 Insufficient memory. preemption: 0/3 "
+                "nodes are available: 3 No preemption victims found for incoming pod.)");
+}
+
+TEST(SummarizeEnvironmentTest, PodsTheReplicaSetCannotCreateSayWhy) {
+  json d = Fixture("deployment-unavailable.json");
+  d["status"]["updatedReplicas"] = 0;
+  d["status"]["conditions"].push_back(
+      {{"type", "ReplicaFailure"},
+       {"status", "True"},
+       {"reason", "FailedCreate"},
+       {"message",
+        "pods \"search-84c6f7d5b-abcde\" is forbidden: exceeded quota: eph-quota, requested: "
+        "pods=1, used: pods=50, limited: pods=50"}});
+  Observation o = SummarizeEnvironment(Fixture("namespace-active.json"), {d});
+  EXPECT_EQ(o.phase, Phase::kProgressing);
+  EXPECT_THAT(o.message, HasSubstr("deployment search: 0 of 1 replicas updated (pods "));
+  EXPECT_THAT(o.message, HasSubstr("exceeded quota: eph-quota"));
 }
 
 TEST(SummarizeEnvironmentTest, AbsentAndTerminatingNamespaces) {
