@@ -545,20 +545,27 @@ class Parser {
         h.timeout = Duration(v, at);
       } else if (key == "start_period") {
         h.start_period = Duration(v, at);
+      } else if (key == "start_interval") {
+        h.start_interval = Duration(v, at);
       } else if (key == "retries") {
         h.retries = Int(v, at, 1, 1'000'000);
       } else if (key == "disable") {
         disabled = Scalar(v, at) == "true";
       } else {
         Fail(kv.first, fmt::format("{}: unsupported key `{}` (supported: test, interval, "
-                                   "timeout, retries, start_period, disable)",
+                                   "timeout, retries, start_period, start_interval, disable)",
                                    where, key));
       }
     }
-    for (absl::Duration* d : {&h.interval, &h.timeout, &h.start_period}) {
+    for (absl::Duration* d : {&h.interval, &h.timeout, &h.start_period, &h.start_interval}) {
       if (*d != absl::ZeroDuration() && *d < absl::Milliseconds(1)) {
         Fail(node, where + ": durations must be at least 1ms");
       }
+    }
+    // The engine uses start_interval only during start_period: alone it would silently do
+    // nothing.
+    if (h.start_interval != absl::ZeroDuration() && h.start_period == absl::ZeroDuration()) {
+      Fail(node, where + ": start_interval applies only during start_period; set start_period");
     }
     if (disabled) {
       h.test = {"NONE"};

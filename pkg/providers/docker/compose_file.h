@@ -11,7 +11,7 @@
 //   KEY=VALUE
 //               list), ports (short syntax "8080", "3000:8080", "127.0.0.1::8080",
 //               "127.0.0.1:0:8080", optional /tcp or /udp), healthcheck{test, interval, timeout,
-//               retries, start_period, disable}, depends_on (list, or map with `condition`:
+//               retries, start_period, start_interval, disable}, depends_on (list, or map with `condition`:
 //               start order, and Apply waits for service_healthy / _completed_successfully),
 //               volumes ("name:/path[:ro|rw]", the name declared at top level), labels (map or
 //               list), pull_policy (always, missing, if_not_present, never)
@@ -37,6 +37,9 @@ struct HealthCheck {
   absl::Duration interval = absl::ZeroDuration();
   absl::Duration timeout = absl::ZeroDuration();
   absl::Duration start_period = absl::ZeroDuration();
+  // Between checks during start_period (Compose's start_interval; the engine's from API 1.44,
+  // emulated by Eph on older engines: docs/provider-docker.md). Zero: `interval` throughout.
+  absl::Duration start_interval = absl::ZeroDuration();
   int retries = 0;
 
   friend bool operator==(const HealthCheck&, const HealthCheck&) = default;

@@ -158,6 +158,20 @@ TEST(ComposeFileTest, DisabledHealthcheck) {
   EXPECT_THAT(f->services[0].healthcheck->test, ElementsAre("NONE"));
 }
 
+TEST(ComposeFileTest, StartIntervalDuringTheStartPeriod) {
+  absl::StatusOr<ComposeFile> f = ParseComposeFile(
+      "services:\n  a:\n    image: x\n    healthcheck:\n      test: [CMD, /app, --check]\n"
+      "      interval: 30s\n      start_period: 10s\n      start_interval: 100ms\n",
+      "c.yml");
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_EQ(f->services[0].healthcheck->start_interval, absl::Milliseconds(100));
+  EXPECT_EQ(f->services[0].healthcheck->start_period, absl::Seconds(10));
+  absl::StatusOr<ComposeFile> plain = ParseComposeFile(
+      "services:\n  a:\n    image: x\n    healthcheck:\n      test: [CMD, x]\n", "c.yml");
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_EQ(plain->services[0].healthcheck->start_interval, absl::ZeroDuration());
+}
+
 TEST(ComposeFileTest, PullPolicies) {
   absl::StatusOr<ComposeFile> f = ParseComposeFile(
       "services:\n  a:\n    image: x\n  b:\n    image: x\n    pull_policy: always\n"
@@ -235,6 +249,15 @@ INSTANTIATE_TEST_SUITE_P(
                 "services:\n  a:\n    image: x\n    healthcheck:\n      test: [CMD, x]\n"
                 "      interval: soon\n",
                 "compose.yml:6:17: services.a.healthcheck.interval: invalid duration"},
+        BadCase{"StartIntervalWithoutStartPeriod",
+                "services:\n  a:\n    image: x\n    healthcheck:\n      test: [CMD, x]\n"
+                "      start_interval: 1s\n",
+                "compose.yml:5:7: services.a.healthcheck: start_interval applies only during "
+                "start_period"},
+        BadCase{"StartIntervalDuration",
+                "services:\n  a:\n    image: x\n    healthcheck:\n      test: [CMD, x]\n"
+                "      start_period: 5s\n      start_interval: 0.5\n",
+                "compose.yml:7:23: services.a.healthcheck.start_interval: invalid duration"},
         BadCase{"HealthcheckTestForm",
                 "services:\n  a:\n    image: x\n    healthcheck:\n      test: [curl, x]\n",
                 "compose.yml:5:13: services.a.healthcheck.test: a list must start with CMD"},

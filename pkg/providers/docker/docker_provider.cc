@@ -375,7 +375,10 @@ absl::StatusOr<DockerSection> ParseDockerSection(const std::string& config_json)
 DockerProvider::DockerProvider(DockerProviderOptions options)
     : options_(std::move(options)),
       engine_(options_.engine),
-      clock_(options_.clock != nullptr ? *options_.clock : SystemClock::Instance()) {}
+      clock_(options_.clock != nullptr ? *options_.clock : SystemClock::Instance()),
+      start_prober_(std::make_unique<StartProber>(
+          clock_, [this](const StartProbe& probe) { return ExecCheck(engine_, probe); },
+          StartProber::Options{.background = options_.start_probe_thread})) {}
 
 ProviderInfo DockerProvider::Info() const { return {kProviderName, kVersion}; }
 
@@ -598,8 +601,13 @@ absl::Status DockerProvider::ApplyService(ApplyState& st, const ServicePlan& pla
   absl::StatusOr<std::string> waiting_for = WaitingFor(st, plan);
   if (!waiting_for.ok()) return waiting_for.status();
   if (!reused) {
-    absl::StatusOr<EngineResponse> c =
-        engine_.Post("/containers/create?name=" + UrlEncode(name), body.dump());
+    absl::StatusOr<std::string> version = CreateApiVersion(plan);
+    if (!version.ok()) return version.status();
+    EngineRequest create{.method = "POST",
+                         .path = "/containers/create?name=" + UrlEncode(name),
+                         .api_version = *version,
+                         .body = body.dump()};
+    absl::StatusOr<EngineResponse> c = engine_.Perform(create);
     if (!c.ok()) return c.status();
     if (c->status != 201) {
       absl::Status s = ErrorFromResponse(*c, fmt::format("creating service `{}`", service));
@@ -654,6 +662,20 @@ absl::StatusOr<std::string> DockerProvider::WaitingFor(const ApplyState& st,
     if (!*met) return fmt::format("`{}` ({})", dependency, condition);
   }
   return std::string();
+}
+
+absl::StatusOr<std::string> DockerProvider::CreateApiVersion(const ServicePlan& plan) {
+  const std::optional<HealthCheck>& h = plan.service->healthcheck;
+  if (!h || h->start_interval == absl::ZeroDuration()) return std::string();
+  if (engine_start_interval_.load() == 0) {
+    absl::StatusOr<EngineResponse> r = engine_.Get("/version");
+    if (!r.ok()) return r.status();
+    if (r->status != 200) return ErrorFromResponse(*r, "reading the engine's version");
+    const bool keeps = ApiVersionAtLeast(Str(Parse(*r), "ApiVersion"), kStartIntervalApiVersion);
+    engine_start_interval_.store(keeps ? 1 : -1);
+  }
+  return engine_start_interval_.load() > 0 ? std::string(kStartIntervalApiVersion)
+                                           : std::string();
 }
 
 absl::Status DockerProvider::RemoveDroppedServices(ApplyState& st) {
@@ -1003,9 +1025,14 @@ absl::StatusOr<Observation> DockerProvider::Observe(const EnvironmentRef& ref) {
       if (!logs.empty()) message += "; last output: " + logs;
       return message;
     };
+    // The engine's own health status wins once it has one.
+    if (status != "running" || health_status != "starting") start_prober_->Forget(id);
     if (status == "running") {
       if (health_status.empty() || health_status == "healthy") {
         component.phase = Phase::kReady;
+      } else if (health_status == "starting" && PassedStartProbe(c, ref.environment)) {
+        component.phase = Phase::kReady;
+        component.message = "passed its healthcheck in the start period (Eph's start_interval)";
       } else if (health_status == "unhealthy") {
         component.phase = Phase::kFailed;
         component.message =
@@ -1087,7 +1114,22 @@ absl::StatusOr<Observation> DockerProvider::Observe(const EnvironmentRef& ref) {
   return out;
 }
 
+bool DockerProvider::PassedStartProbe(const json& container, const std::string& environment) {
+  std::optional<StartProbe> probe = StartProbeOf(container, environment);
+  if (!probe) return false;
+  if (start_prober_->Passed(probe->container_id)) return true;
+  start_prober_->Track(*std::move(probe));
+  return false;
+}
+
 absl::Status DockerProvider::WatchChanges(const ChangeSink& sink, std::stop_token stop) {
+  // The start_interval emulation's passes come from Eph's own checks, not from the engine.
+  const uint64_t probe_sink = start_prober_->AddSink(sink);
+  struct Unregister {
+    StartProber& prober;
+    uint64_t id;
+    ~Unregister() { prober.RemoveSink(id); }
+  } unregister{*start_prober_, probe_sink};
   // Container events of Eph's objects. Readiness and failure show as health_status, die and oom;
   // destroy is a container removed (by hand, or replaced). Starts are not announced: Eph starts
   // containers itself, and the Apply that did so observes right after.
