@@ -985,6 +985,52 @@ absl::StatusOr<DatabaseServer> DockerProvider::DatabaseServerState(
   return out;
 }
 
+namespace {
+
+// The web service's URL on its published port (127.0.0.1 only); "" when it has none yet.
+std::string WebUrlOf(const json& container) {
+  const std::string web_port = LabelOf(Field(Field(container, "Config"), "Labels"), kWebPortLabel);
+  if (web_port.empty() || Str(Field(container, "State"), "Status") != "running") return "";
+  const json ports = Field(Field(container, "NetworkSettings"), "Ports");
+  const json bindings = Field(ports, (web_port + "/tcp").c_str());
+  for (const json& b : Array(bindings)) {
+    if (Str(b, "HostIp") == "127.0.0.1" && !Str(b, "HostPort").empty()) {
+      return "http://127.0.0.1:" + Str(b, "HostPort");
+    }
+  }
+  return "";
+}
+
+// The environment's phase from its components': failed if any is, ready if all are.
+void Summarize(Observation& out) {
+  std::sort(out.components.begin(), out.components.end(),
+            [](const ComponentStatus& a, const ComponentStatus& b) { return a.name < b.name; });
+  bool any_failed = false;
+  bool all_ready = !out.components.empty();
+  std::string failed;
+  std::string waiting;
+  for (const ComponentStatus& c : out.components) {
+    if (c.phase == Phase::kFailed) {
+      any_failed = true;
+      failed += (failed.empty() ? "" : "; ") + c.message;
+    } else if (c.phase != Phase::kReady) {
+      all_ready = false;
+      waiting += (waiting.empty() ? "" : "; ") + c.message;
+    }
+  }
+  if (any_failed) {
+    out.phase = Phase::kFailed;
+    out.message = failed;
+  } else if (all_ready) {
+    out.phase = Phase::kReady;
+  } else {
+    out.phase = Phase::kProgressing;
+    out.message = waiting;
+  }
+}
+
+}  // namespace
+
 absl::StatusOr<Observation> DockerProvider::Observe(const EnvironmentRef& ref) {
   absl::StatusOr<EngineResponse> listed =
       engine_.Get("/containers/json?all=1&filters=" + EnvFilter(ref.environment));
@@ -1011,107 +1057,87 @@ absl::StatusOr<Observation> DockerProvider::Observe(const EnvironmentRef& ref) {
     if (r->status == 404) continue;  // removed in between
     if (r->status != 200) return ErrorFromResponse(*r, "inspecting container " + id);
     const json c = Parse(*r);
-    const json labels = Field(Field(c, "Config"), "Labels");
-    ComponentStatus component;
-    component.name = LabelOf(labels, kServiceLabel);
-    const std::string web_port = LabelOf(labels, kWebPortLabel);
-    const json state = Field(c, "State");
-    const std::string status = Str(state, "Status");
-    const int64_t exit_code = IntField(state, "ExitCode");
-    const json health = Field(state, "Health");
-    const std::string health_status = Str(health, "Status");
-    auto with_logs = [&](std::string message) {
-      const std::string logs = LastLogLines(engine_, id, 5);
-      if (!logs.empty()) message += "; last output: " + logs;
-      return message;
-    };
-    // The engine's own health status wins once it has one.
-    if (status != "running" || health_status != "starting") start_prober_->Forget(id);
-    if (status == "running") {
-      if (health_status.empty() || health_status == "healthy") {
-        component.phase = Phase::kReady;
-      } else if (health_status == "starting" && PassedStartProbe(c, ref.environment)) {
-        component.phase = Phase::kReady;
-        component.message = "passed its healthcheck in the start period (Eph's start_interval)";
-      } else if (health_status == "unhealthy") {
-        component.phase = Phase::kFailed;
-        component.message =
-            fmt::format("service `{}` is unhealthy ({})", component.name, HealthOutput(health));
-      } else {
-        absl::Time started;
-        std::string err;
-        const bool parsed =
-            absl::ParseTime(absl::RFC3339_full, Str(state, "StartedAt"), &started, &err);
-        if (parsed && absl::FromChrono(now) - started > options_.health_timeout) {
-          component.phase = Phase::kFailed;
-          component.message =
-              fmt::format("service `{}` did not become healthy within {} ({})", component.name,
-                          config::DurationString(options_.health_timeout), HealthOutput(health));
-        } else {
-          component.phase = Phase::kProgressing;
-          component.message =
-              fmt::format("service `{}`: waiting for its healthcheck", component.name);
-        }
-      }
-    } else if (status == "created") {
-      component.phase = Phase::kProgressing;
-      component.message = fmt::format(
-          "service `{}`: created, not started (waits for its depends_on)", component.name);
-    } else if (status == "restarting") {
-      component.phase = Phase::kFailed;
-      component.message = with_logs(fmt::format("service `{}` keeps restarting (last exit code {})",
-                                                component.name, exit_code));
-    } else if ((status == "exited" || status == "dead") && exit_code == 0 && web_port.empty()) {
-      component.phase = Phase::kReady;  // a one-shot task (migration, seed) that completed
-      component.message = "completed";
-    } else {
-      std::string message = fmt::format("service `{}` {} with code {}", component.name,
-                                        status == "dead" ? "died" : "exited", exit_code);
-      const std::string error = Str(state, "Error");
-      if (!error.empty()) message += ": " + error;
-      if (Field(state, "OOMKilled") == json(true)) message += " (out of memory)";
-      component.phase = Phase::kFailed;
-      component.message = with_logs(message);
-    }
-    if (!web_port.empty() && status == "running") {
-      const json ports = Field(Field(c, "NetworkSettings"), "Ports");
-      const json bindings = Field(ports, (web_port + "/tcp").c_str());
-      if (bindings.is_array()) {
-        for (const json& b : bindings) {
-          if (Str(b, "HostIp") == "127.0.0.1" && !Str(b, "HostPort").empty()) {
-            out.url = "http://127.0.0.1:" + Str(b, "HostPort");
-            break;
-          }
-        }
-      }
-    }
-    out.components.push_back(std::move(component));
+    out.components.push_back(ComponentOf(c, ref.environment, now));
+    if (const std::string url = WebUrlOf(c); !url.empty()) out.url = url;
   }
-  std::sort(out.components.begin(), out.components.end(),
-            [](const ComponentStatus& a, const ComponentStatus& b) { return a.name < b.name; });
-  bool any_failed = false;
-  bool all_ready = !out.components.empty();
-  std::string failed;
-  std::string waiting;
-  for (const ComponentStatus& c : out.components) {
-    if (c.phase == Phase::kFailed) {
-      any_failed = true;
-      failed += (failed.empty() ? "" : "; ") + c.message;
-    } else if (c.phase != Phase::kReady) {
-      all_ready = false;
-      waiting += (waiting.empty() ? "" : "; ") + c.message;
-    }
-  }
-  if (any_failed) {
-    out.phase = Phase::kFailed;
-    out.message = failed;
-  } else if (all_ready) {
-    out.phase = Phase::kReady;
-  } else {
-    out.phase = Phase::kProgressing;
-    out.message = waiting;
-  }
+  Summarize(out);
   return out;
+}
+
+ComponentStatus DockerProvider::ComponentOf(const json& c, const std::string& environment,
+                                            TimePoint now) {
+  const std::string id = Str(c, "Id");
+  const json labels = Field(Field(c, "Config"), "Labels");
+  ComponentStatus component;
+  component.name = LabelOf(labels, kServiceLabel);
+  const json state = Field(c, "State");
+  const std::string status = Str(state, "Status");
+  const int64_t exit_code = IntField(state, "ExitCode");
+  auto with_logs = [&](std::string message) {
+    const std::string logs = LastLogLines(engine_, id, 5);
+    if (!logs.empty()) message += "; last output: " + logs;
+    return message;
+  };
+  if (status == "running") return RunningComponentOf(c, environment, now);
+  start_prober_->Forget(id);
+  if (status == "created") {
+    component.phase = Phase::kProgressing;
+    component.message = fmt::format(
+        "service `{}`: created, not started (waits for its depends_on)", component.name);
+  } else if (status == "restarting") {
+    component.phase = Phase::kFailed;
+    component.message = with_logs(fmt::format("service `{}` keeps restarting (last exit code {})",
+                                              component.name, exit_code));
+  } else if ((status == "exited" || status == "dead") && exit_code == 0 &&
+             LabelOf(labels, kWebPortLabel).empty()) {
+    component.phase = Phase::kReady;  // a one-shot task (migration, seed) that completed
+    component.message = "completed";
+  } else {
+    std::string message = fmt::format("service `{}` {} with code {}", component.name,
+                                      status == "dead" ? "died" : "exited", exit_code);
+    const std::string error = Str(state, "Error");
+    if (!error.empty()) message += ": " + error;
+    if (Field(state, "OOMKilled") == json(true)) message += " (out of memory)";
+    component.phase = Phase::kFailed;
+    component.message = with_logs(message);
+  }
+  return component;
+}
+
+ComponentStatus DockerProvider::RunningComponentOf(const json& c, const std::string& environment,
+                                                   TimePoint now) {
+  ComponentStatus component;
+  component.name = LabelOf(Field(Field(c, "Config"), "Labels"), kServiceLabel);
+  const json state = Field(c, "State");
+  const json health = Field(state, "Health");
+  const std::string health_status = Str(health, "Status");
+  // The engine's own health status wins once it has one.
+  if (health_status != "starting") start_prober_->Forget(Str(c, "Id"));
+  if (health_status.empty() || health_status == "healthy") {
+    component.phase = Phase::kReady;
+  } else if (health_status == "starting" && PassedStartProbe(c, environment)) {
+    component.phase = Phase::kReady;
+    component.message = "passed its healthcheck in the start period (Eph's start_interval)";
+  } else if (health_status == "unhealthy") {
+    component.phase = Phase::kFailed;
+    component.message =
+        fmt::format("service `{}` is unhealthy ({})", component.name, HealthOutput(health));
+  } else {
+    absl::Time started;
+    std::string err;
+    const bool parsed =
+        absl::ParseTime(absl::RFC3339_full, Str(state, "StartedAt"), &started, &err);
+    if (parsed && absl::FromChrono(now) - started > options_.health_timeout) {
+      component.phase = Phase::kFailed;
+      component.message =
+          fmt::format("service `{}` did not become healthy within {} ({})", component.name,
+                      config::DurationString(options_.health_timeout), HealthOutput(health));
+    } else {
+      component.phase = Phase::kProgressing;
+      component.message = fmt::format("service `{}`: waiting for its healthcheck", component.name);
+    }
+  }
+  return component;
 }
 
 bool DockerProvider::PassedStartProbe(const json& container, const std::string& environment) {

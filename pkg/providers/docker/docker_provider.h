@@ -150,6 +150,11 @@ class DockerProvider final : public Provider {
   // The API version to create `plan`'s container with: kStartIntervalApiVersion when the service
   // sets start_interval and the engine speaks it, else "" (kApiVersion).
   absl::StatusOr<std::string> CreateApiVersion(const ServicePlan& plan);
+  // Observe's word on one container (its inspect), and on one that runs.
+  ComponentStatus ComponentOf(const nlohmann::json& c, const std::string& environment,
+                              TimePoint now);
+  ComponentStatus RunningComponentOf(const nlohmann::json& c, const std::string& environment,
+                                     TimePoint now);
   // Observe's word on a running container whose engine health is `starting`: true once the
   // start_interval emulation's check passed; otherwise it makes sure the check runs.
   bool PassedStartProbe(const nlohmann::json& container, const std::string& environment);
