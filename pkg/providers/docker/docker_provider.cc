@@ -1177,6 +1177,8 @@ absl::Status DockerProvider::WatchChanges(const ChangeSink& sink, std::stop_toke
       const std::string environment =
           LabelOf(Field(Field(event, "Actor"), "Attributes"), kEnvironmentLabel);
       if (wanted && !environment.empty()) sink(EnvironmentChange{environment});
+      // A removed container's emulated pass is of no more use.
+      if (action == "destroy") start_prober_->Forget(Str(Field(event, "Actor"), "ID"));
     }
     // An event stream has no lines this long; a broken one must not grow without bound.
     if (pending.size() > (size_t{1} << 20)) pending.clear();
