@@ -1171,14 +1171,9 @@ absl::Status DockerProvider::WatchChanges(const ChangeSink& sink, std::stop_toke
     for (size_t nl = pending.find('\n'); nl != std::string::npos; nl = pending.find('\n')) {
       const json event = json::parse(pending.substr(0, nl), nullptr, false);
       pending.erase(0, nl + 1);
-      const std::string action = Str(event, "Action");
-      const bool wanted = action.rfind("health_status", 0) == 0 || action == "die" ||
-                          action == "oom" || action == "destroy";
       const std::string environment =
           LabelOf(Field(Field(event, "Actor"), "Attributes"), kEnvironmentLabel);
-      if (wanted && !environment.empty()) sink(EnvironmentChange{environment});
-      // A removed container's emulated pass is of no more use.
-      if (action == "destroy") start_prober_->Forget(Str(Field(event, "Actor"), "ID"));
+      if (Announces(event) && !environment.empty()) sink(EnvironmentChange{environment});
     }
     // An event stream has no lines this long; a broken one must not grow without bound.
     if (pending.size() > (size_t{1} << 20)) pending.clear();
@@ -1190,6 +1185,20 @@ absl::Status DockerProvider::WatchChanges(const ChangeSink& sink, std::stop_toke
   if (!resp.ok()) return resp.status();
   if (resp->status != 200) return ErrorFromResponse(*resp, "watching the engine's events");
   return absl::UnavailableError("the Docker engine ended its event stream");
+}
+
+bool DockerProvider::Announces(const json& event) {
+  const std::string action = Str(event, "Action");
+  const std::string id = Str(Field(event, "Actor"), "ID");
+  if (action == "health_status: healthy" && start_prober_->Passed(id)) {
+    // Observe counts it ready since Eph's own check passed, which was announced then: one
+    // reconcile pass (and its forge reads) less per start.
+    start_prober_->Forget(id);
+    return false;
+  }
+  if (action == "destroy") start_prober_->Forget(id);  // its pass is of no more use
+  return action.rfind("health_status", 0) == 0 || action == "die" || action == "oom" ||
+         action == "destroy";
 }
 
 absl::StatusOr<DestroyResult> DockerProvider::Destroy(const EnvironmentRef& ref) {

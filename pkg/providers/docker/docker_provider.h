@@ -150,6 +150,10 @@ class DockerProvider final : public Provider {
   // The API version to create `plan`'s container with: kStartIntervalApiVersion when the service
   // sets start_interval and the engine speaks it, else "" (kApiVersion).
   absl::StatusOr<std::string> CreateApiVersion(const ServicePlan& plan);
+  // Whether an engine event (/events) is news for the controller: health changes, exits,
+  // removals, but not the engine's own `healthy` for a container Eph's start_interval check
+  // already passed. Keeps the emulation's record in step.
+  bool Announces(const nlohmann::json& event);
   // Observe's word on one container (its inspect), and on one that runs.
   ComponentStatus ComponentOf(const nlohmann::json& c, const std::string& environment,
                               TimePoint now);

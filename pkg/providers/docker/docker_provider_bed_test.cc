@@ -595,6 +595,61 @@ TEST_F(DockerProviderBedTest, AStartIntervalMakesAServiceReadyBeforeItsInterval)
   DestroyCompletely();
 }
 
+// Once Eph's check passed (and was announced), the engine's own `healthy` a second later is no
+// news: announcing it would cost the controller a reconcile pass and its forge reads.
+TEST_F(DockerProviderBedTest, TheEnginesHealthyAfterEphsCheckPassedIsNotAnnouncedAgain) {
+  std::mutex mu;
+  std::condition_variable cv;
+  int changes = 0;
+  const std::string environment = environment_;
+  std::jthread watch([&](std::stop_token stop) {
+    (void)provider_->WatchChanges(
+        [&](const EnvironmentChange& change) {
+          if (change.environment != environment) return;
+          std::lock_guard<std::mutex> lock(mu);
+          ++changes;
+          cv.notify_all();
+        },
+        stop);
+  });
+  absl::StatusOr<ApplyResult> applied = provider_->Apply(Request(R"(services:
+  web:
+    image: eph-sample:v1
+    healthcheck:
+      test: ["CMD", "/sample_server", "probe", "8080"]
+      interval: 1s
+      start_period: 30s
+      start_interval: 100ms
+)"));
+  ASSERT_TRUE(applied.ok()) << applied.status();
+  ASSERT_TRUE(provider_->Observe(Ref()).ok());
+  const std::string web = ContainerName(project_, "web");
+  if (Inspect(web)["Config"]["Healthcheck"].value("StartInterval", 0) > 0) {
+    GTEST_SKIP() << "the engine checks start_interval itself: nothing is emulated";
+  }
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, 20s, [&] { return changes > 0; })) << "nothing announced";
+  }
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (Inspect(web)["State"]["Health"]["Status"] != "healthy" &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_EQ(Inspect(web)["State"]["Health"]["Status"], "healthy");
+  {
+    // The engine's health_status event goes out as the status changes; give the stream time.
+    std::unique_lock<std::mutex> lock(mu);
+    EXPECT_FALSE(cv.wait_for(lock, 1s, [&] { return changes > 1; })) << "announced again";
+  }
+  absl::StatusOr<Observation> o = provider_->Observe(Ref());
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->phase, Phase::kReady) << o->message;
+  watch.request_stop();
+  watch.join();
+  DestroyCompletely();
+}
+
 // Eph's emulated check counts only an exit 0: a check that fails leaves the service starting.
 TEST_F(DockerProviderBedTest, AFailingStartIntervalCheckKeepsTheServiceStarting) {
   absl::StatusOr<ApplyResult> applied = provider_->Apply(Request(R"(services:
