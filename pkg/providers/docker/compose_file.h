@@ -11,10 +11,10 @@
 //   KEY=VALUE
 //               list), ports (short syntax "8080", "3000:8080", "127.0.0.1::8080",
 //               "127.0.0.1:0:8080", optional /tcp or /udp), healthcheck{test, interval, timeout,
-//               retries, start_period, start_interval, disable}, depends_on (list, or map with `condition`:
-//               start order, and Apply waits for service_healthy / _completed_successfully),
-//               volumes ("name:/path[:ro|rw]", the name declared at top level), labels (map or
-//               list), pull_policy (always, missing, if_not_present, never)
+//               retries, start_period, start_interval, disable}, depends_on (list, or map with
+//               `condition`: start order, and Apply waits for service_healthy /
+//               _completed_successfully), volumes ("name:/path[:ro|rw]", the name declared at top
+//               level), labels (map or list), pull_policy (always, missing, if_not_present, never)
 //
 // Thread-safety: pure functions.
 #pragma once

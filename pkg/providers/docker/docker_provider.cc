@@ -674,8 +674,7 @@ absl::StatusOr<std::string> DockerProvider::CreateApiVersion(const ServicePlan& 
     const bool keeps = ApiVersionAtLeast(Str(Parse(*r), "ApiVersion"), kStartIntervalApiVersion);
     engine_start_interval_.store(keeps ? 1 : -1);
   }
-  return engine_start_interval_.load() > 0 ? std::string(kStartIntervalApiVersion)
-                                           : std::string();
+  return engine_start_interval_.load() > 0 ? std::string(kStartIntervalApiVersion) : std::string();
 }
 
 absl::Status DockerProvider::RemoveDroppedServices(ApplyState& st) {
@@ -1082,8 +1081,8 @@ ComponentStatus DockerProvider::ComponentOf(const json& c, const std::string& en
   start_prober_->Forget(id);
   if (status == "created") {
     component.phase = Phase::kProgressing;
-    component.message = fmt::format(
-        "service `{}`: created, not started (waits for its depends_on)", component.name);
+    component.message = fmt::format("service `{}`: created, not started (waits for its depends_on)",
+                                    component.name);
   } else if (status == "restarting") {
     component.phase = Phase::kFailed;
     component.message = with_logs(fmt::format("service `{}` keeps restarting (last exit code {})",

@@ -13,8 +13,8 @@
 
 #include <atomic>
 #include <chrono>
-#include <ctime>
 #include <condition_variable>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -668,10 +668,10 @@ TEST_F(DockerProviderBedTest, AFailingStartIntervalCheckKeepsTheServiceStarting)
   // Several of them have run and failed: the engine's exec_die events (its own first check
   // comes only after 60 s).
   auto failed_checks = [&] {
-    const std::string filters = UrlEncode(
-        json({{"container", {web}}, {"event", {"exec_die"}}}).dump());
-    absl::StatusOr<EngineResponse> r = provider_->engine().Get(fmt::format(
-        "/events?since=0&until={}&filters={}", std::time(nullptr) + 1, filters));
+    const std::string filters =
+        UrlEncode(json({{"container", {web}}, {"event", {"exec_die"}}}).dump());
+    absl::StatusOr<EngineResponse> r = provider_->engine().Get(
+        fmt::format("/events?since=0&until={}&filters={}", std::time(nullptr) + 1, filters));
     int n = 0;
     if (!r.ok() || r->status != 200) return n;
     std::istringstream lines(r->body);

@@ -16,11 +16,10 @@ http::Request Build(const EngineRequest& request, const EngineClientOptions& opt
       request.timeout.count() == 0 ? options.request_timeout : request.timeout;
   if (timeout.count() < 0) timeout = std::chrono::milliseconds(0);
   // The host part is ignored over a unix socket; "docker" is what the Docker CLI sends.
+  const std::string_view version =
+      request.api_version.empty() ? kApiVersion : std::string_view(request.api_version);
   http::Request out{.method = request.method,
-                    .url = fmt::format("http://docker/{}{}",
-                                       request.api_version.empty() ? kApiVersion
-                                                                   : request.api_version,
-                                       request.path),
+                    .url = fmt::format("http://docker/{}{}", version, request.path),
                     .timeout = timeout,
                     .max_response_bytes = options.max_response_bytes,
                     .connect_timeout = options.connect_timeout,

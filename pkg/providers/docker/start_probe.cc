@@ -20,8 +20,7 @@ json At(const json& o, const char* key) {
 
 // A number field of the engine's JSON, 0 when missing or not a number.
 int64_t Nanos(const json& o, const char* key) {
-  return o.is_object() && o.contains(key) && o[key].is_number_integer() ? o[key].get<int64_t>()
-                                                                         : 0;
+  return o.is_object() && o.contains(key) && o[key].is_number_integer() ? o[key].get<int64_t>() : 0;
 }
 
 std::string Text(const json& o, const char* key) {
@@ -77,8 +76,8 @@ std::optional<StartProbe> StartProbeOf(const json& container, const std::string&
 
 absl::StatusOr<int> ExecCheck(const EngineClient& engine, const StartProbe& probe) {
   const json create = {{"Cmd", probe.command}, {"AttachStdout", true}, {"AttachStderr", true}};
-  absl::StatusOr<EngineResponse> made = engine.Post(
-      fmt::format("/containers/{}/exec", probe.container_id), create.dump());
+  absl::StatusOr<EngineResponse> made =
+      engine.Post(fmt::format("/containers/{}/exec", probe.container_id), create.dump());
   if (!made.ok()) return made.status();
   if (made->status != 201) return ErrorFromResponse(*made, "starting a healthcheck");
   const std::string exec = Text(json::parse(made->body, nullptr, false), "Id");

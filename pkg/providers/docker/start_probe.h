@@ -47,12 +47,12 @@ namespace eph::providers::docker {
 
 struct StartProbe {
   std::string container_id;
-  std::string environment;            // announced when the check passes
-  std::vector<std::string> command;   // what exec runs: CMD's arguments, or /bin/sh -c for CMD-SHELL
-  TimePoint started{};                // the container's StartedAt
+  std::string environment;           // announced when the check passes
+  std::vector<std::string> command;  // what exec runs: CMD's arguments, or /bin/sh -c for CMD-SHELL
+  TimePoint started{};               // the container's StartedAt
   Duration start_interval{};
   Duration start_period{};
-  Duration timeout{};                 // of one check
+  Duration timeout{};  // of one check
 };
 
 // What to emulate for a container, from its inspect (GET /containers/{id}/json): nullopt unless
@@ -110,10 +110,10 @@ class StartProber {
   const Options options_;
   mutable std::mutex mu_;
   std::condition_variable_any wake_;
-  bool changed_ = false;                   // a Track since the thread last looked
-  std::map<std::string, Entry> tracked_;   // by container id
+  bool changed_ = false;                  // a Track since the thread last looked
+  std::map<std::string, Entry> tracked_;  // by container id
   std::map<std::string, TimePoint> passed_;
-  std::deque<std::string> passed_order_;   // oldest first, for max_passed
+  std::deque<std::string> passed_order_;  // oldest first, for max_passed
   std::mutex sinks_mu_;
   std::map<uint64_t, ChangeSink> sinks_;
   uint64_t next_sink_ = 1;

@@ -19,8 +19,9 @@ using ::testing::ElementsAre;
 class StartProberTest : public ::testing::Test {
  protected:
   StartProberTest()
-      : prober_(clock_, [this](const StartProbe& p) { return Run(p); },
-                StartProber::Options{.background = false, .max_tracked = 2, .max_passed = 2}) {
+      : prober_(
+            clock_, [this](const StartProbe& p) { return Run(p); },
+            StartProber::Options{.background = false, .max_tracked = 2, .max_passed = 2}) {
     sink_ = prober_.AddSink(
         [this](const EnvironmentChange& c) { announced_.push_back(c.environment); });
   }
