@@ -9,7 +9,7 @@
 #
 # A healthcheck interval other than the demo's (e.g. 100ms) rewrites the compose file's, to show
 # what the controller costs apart from Docker's first healthcheck, which runs one interval after
-# the container starts. Needs a dev build (ephd), root (its own dockerd from the test bed) and the
+# the container starts. EPH_BENCH_LOG=FILE keeps ephd's debug log. Needs a dev build (ephd), root (its own dockerd from the test bed) and the
 # stand-in's npm packages. Bounded; prints figures; not a test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +29,8 @@ work=$EPH_TESTBED_DIR
 ephd_pid=""
 standin_pid=""
 cleanup() {
+  # EPH_BENCH_LOG=FILE keeps ephd's debug log, for a closer look at one run's hops.
+  [ -n "${EPH_BENCH_LOG:-}" ] && cp "$work/ephd.log" "$EPH_BENCH_LOG" 2>/dev/null || true
   [ -n "$ephd_pid" ] && kill "$ephd_pid" 2>/dev/null && wait "$ephd_pid" 2>/dev/null || true
   [ -n "$standin_pid" ] && kill "$standin_pid" 2>/dev/null && wait "$standin_pid" 2>/dev/null || true
   test/bed/docker/down >/dev/null 2>&1 || true
@@ -80,4 +82,4 @@ api_token=$("$ephd" token create --name bench --scope write \
 
 python3 bench/label_ready.py --runs "$runs" --standin "$standin" --ephd "http://127.0.0.1:$port" \
   --token "$api_token" --secret "$secret" --repo-dir "$work/repo" --log "$work/ephd.log" \
-  --db "$work/eph.db" --interval "${interval:-1s (the demo)}"
+  --db "$work/eph.db" --docker-host "$docker_host" --interval "${interval:-1s (the demo)}"

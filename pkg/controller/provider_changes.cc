@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <mutex>
 
@@ -48,10 +49,11 @@ void ProviderChangeFeed::Watch(providers::Provider& provider, std::stop_token st
   std::mutex mu;
   std::condition_variable_any wake;
   while (!stop.stop_requested()) {
-    bool delivered = false;
+    // Atomic: a provider may call the sink from a thread of its own (Docker's start probe).
+    std::atomic<bool> delivered = false;
     absl::Status s = provider.WatchChanges(
         [this, &delivered](const providers::EnvironmentChange& change) {
-          delivered = true;
+          delivered.store(true);
           Deliver(change);
         },
         stop);

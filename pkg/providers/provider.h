@@ -174,7 +174,9 @@ struct EnvironmentChange {
   std::string environment;  // the kEnvironmentLabel value of the changed object
 };
 
-// Receives changes as they happen, on the watching thread; must not block for long.
+// Receives changes as they happen, on the watching thread or, while WatchChanges runs, on a
+// thread of the provider's own (Docker's start_interval emulation); must not block for long and
+// must be safe to call from those threads at once.
 using ChangeSink = std::function<void(const EnvironmentChange& change)>;
 
 // A PostgreSQL server the provider runs inside the environment, for apps that need a server of

@@ -23,6 +23,9 @@ struct HealthCheck {
   absl::Duration interval = absl::ZeroDuration();
   absl::Duration timeout = absl::ZeroDuration();
   absl::Duration start_period = absl::ZeroDuration();
+  // Between checks during start_period (Compose's start_interval; the engine's from API 1.44,
+  // emulated by Eph on older engines: docs/provider-docker.md). Zero: `interval` throughout.
+  absl::Duration start_interval = absl::ZeroDuration();
   int retries = 0;
 
   friend bool operator==(const HealthCheck&, const HealthCheck&) = default;

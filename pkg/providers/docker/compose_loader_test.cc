@@ -207,3 +207,32 @@ TEST_F(ComposeLoaderTest, SourcesWithoutACheckoutAreWrittenOutAndRemoved) {
 
 }  // namespace
 }  // namespace eph::providers::docker
+
+namespace eph::providers::docker {
+namespace {
+
+// healthcheck.start_interval (issue 15): read through compose-go; alone, without the start
+// period it applies in, it would silently do nothing, so it is refused where it is written.
+TEST_F(ComposeLoaderTest, StartIntervalDuringTheStartPeriod) {
+  absl::StatusOr<ComposeFile> file = Load("start-interval");
+  ASSERT_TRUE(file.ok()) << file.status();
+  const ComposeService* web = file->Find("web");
+  const ComposeService* plain = file->Find("plain");
+  ASSERT_NE(web, nullptr);
+  ASSERT_NE(plain, nullptr);
+  ASSERT_TRUE(web->healthcheck.has_value());
+  EXPECT_EQ(web->healthcheck->start_interval, absl::Milliseconds(100));
+  EXPECT_EQ(web->healthcheck->start_period, absl::Seconds(10));
+  EXPECT_EQ(web->healthcheck->interval, absl::Seconds(30));
+  ASSERT_TRUE(plain->healthcheck.has_value());
+  EXPECT_EQ(plain->healthcheck->start_interval, absl::ZeroDuration());
+
+  absl::StatusOr<ComposeFile> alone = Load("start-interval-alone");
+  ASSERT_FALSE(alone.ok());
+  EXPECT_THAT(Message(alone.status()),
+              HasSubstr("compose.yaml:6:7: error: services.web.healthcheck.start_interval: applies only "
+                        "during start_period"));
+}
+
+}  // namespace
+}  // namespace eph::providers::docker

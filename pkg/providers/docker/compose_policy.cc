@@ -475,6 +475,8 @@ class Mapper {
         out.timeout = Duration(v, p);
       } else if (key == "start_period") {
         out.start_period = Duration(v, p);
+      } else if (key == "start_interval") {
+        out.start_interval = Duration(v, p);
       } else if (key == "retries") {
         out.retries = v.is_number_integer() ? v.get<int>() : 0;
       } else if (key == "disable") {
@@ -484,6 +486,12 @@ class Mapper {
       }
     }
     if (out.test.empty()) Refuse(at, "`test` is required (or `disable: true`)");
+    // The engine uses start_interval only during start_period: alone it would silently do
+    // nothing.
+    if (out.start_interval != absl::ZeroDuration() && out.start_period == absl::ZeroDuration()) {
+      Refuse(Child(at, "start_interval"),
+             "applies only during start_period; set start_period as well");
+    }
     return out;
   }
 

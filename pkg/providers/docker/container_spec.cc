@@ -126,6 +126,10 @@ json ContainerCreateBody(const ServicePlan& plan) {
     if (h.interval != absl::ZeroDuration()) hc["Interval"] = ns(h.interval);
     if (h.timeout != absl::ZeroDuration()) hc["Timeout"] = ns(h.timeout);
     if (h.start_period != absl::ZeroDuration()) hc["StartPeriod"] = ns(h.start_period);
+    if (h.start_interval != absl::ZeroDuration()) {
+      hc["StartInterval"] = ns(h.start_interval);
+      body["Labels"][kStartIntervalLabel] = std::to_string(ns(h.start_interval));
+    }
     if (h.retries != 0) hc["Retries"] = h.retries;
     body["Healthcheck"] = std::move(hc);
   }

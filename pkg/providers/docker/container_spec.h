@@ -23,6 +23,10 @@ inline constexpr char kProjectLabel[] = "com.docker.compose.project";
 inline constexpr char kServiceLabel[] = "com.docker.compose.service";
 // On the environment's own database server container: the database instance's name.
 inline constexpr char kDatabaseLabel[] = "eph.dev/database";
+// The healthcheck's start_interval in nanoseconds, on containers whose compose service sets it:
+// an engine before API 1.44 drops Healthcheck.StartInterval, and Eph's emulation
+// (start_probe.h) reads it from here.
+inline constexpr char kStartIntervalLabel[] = "eph.dev/start-interval";
 
 // Names of what one environment's compose project consists of.
 std::string NetworkName(std::string_view project);                              // <p>_default

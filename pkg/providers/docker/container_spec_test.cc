@@ -78,6 +78,19 @@ TEST_F(DockerCreateBodyTest, EphsSecretSettingsJoinTheEnvironmentAndWinOverTheFi
       << "new settings must replace the container";
 }
 
+TEST_F(DockerCreateBodyTest, StartIntervalGoesToTheEngineAndToALabelForOlderEngines) {
+  EXPECT_FALSE(ContainerCreateBody(plan_)["Healthcheck"].contains("StartInterval"));
+  EXPECT_FALSE(ContainerCreateBody(plan_)["Labels"].contains(kStartIntervalLabel));
+  const std::string before = ConfigHash(ContainerCreateBody(plan_), plan_.image_id);
+  service_.healthcheck->start_period = absl::Seconds(10);
+  service_.healthcheck->start_interval = absl::Milliseconds(100);
+  const json body = ContainerCreateBody(plan_);
+  EXPECT_EQ(body["Healthcheck"]["StartInterval"], 100'000'000);
+  EXPECT_EQ(body["Healthcheck"]["StartPeriod"], 10'000'000'000);
+  EXPECT_EQ(body["Labels"][kStartIntervalLabel], "100000000");
+  EXPECT_NE(ConfigHash(body, plan_.image_id), before) << "a new start_interval must replace";
+}
+
 TEST_F(DockerCreateBodyTest, TheWebPortIsPublishedEvenWhenUnlisted) {
   plan_.web_port = 3000;
   const json body = ContainerCreateBody(plan_);

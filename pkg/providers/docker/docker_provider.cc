@@ -382,7 +382,10 @@ absl::StatusOr<DockerSection> ParseDockerSection(const std::string& config_json)
 DockerProvider::DockerProvider(DockerProviderOptions options)
     : options_(std::move(options)),
       engine_(options_.engine),
-      clock_(options_.clock != nullptr ? *options_.clock : SystemClock::Instance()) {}
+      clock_(options_.clock != nullptr ? *options_.clock : SystemClock::Instance()),
+      start_prober_(std::make_unique<StartProber>(
+          clock_, [this](const StartProbe& probe) { return ExecCheck(engine_, probe); },
+          StartProber::Options{.background = options_.start_probe_thread})) {}
 
 ProviderInfo DockerProvider::Info() const { return {kProviderName, kVersion}; }
 
@@ -603,8 +606,13 @@ absl::Status DockerProvider::ApplyService(ApplyState& st, const ServicePlan& pla
   absl::StatusOr<std::string> waiting_for = WaitingFor(st, plan);
   if (!waiting_for.ok()) return waiting_for.status();
   if (!reused) {
-    absl::StatusOr<EngineResponse> c =
-        engine_.Post("/containers/create?name=" + UrlEncode(name), body.dump());
+    absl::StatusOr<std::string> version = CreateApiVersion(plan);
+    if (!version.ok()) return version.status();
+    EngineRequest create{.method = "POST",
+                         .path = "/containers/create?name=" + UrlEncode(name),
+                         .api_version = *version,
+                         .body = body.dump()};
+    absl::StatusOr<EngineResponse> c = engine_.Perform(create);
     if (!c.ok()) return c.status();
     if (c->status != 201) {
       absl::Status s = ErrorFromResponse(*c, fmt::format("creating service `{}`", service));
@@ -659,6 +667,19 @@ absl::StatusOr<std::string> DockerProvider::WaitingFor(const ApplyState& st,
     if (!*met) return fmt::format("`{}` ({})", dependency, condition);
   }
   return std::string();
+}
+
+absl::StatusOr<std::string> DockerProvider::CreateApiVersion(const ServicePlan& plan) {
+  const std::optional<HealthCheck>& h = plan.service->healthcheck;
+  if (!h || h->start_interval == absl::ZeroDuration()) return std::string();
+  if (engine_start_interval_.load() == 0) {
+    absl::StatusOr<EngineResponse> r = engine_.Get("/version");
+    if (!r.ok()) return r.status();
+    if (r->status != 200) return ErrorFromResponse(*r, "reading the engine's version");
+    const bool keeps = ApiVersionAtLeast(Str(Parse(*r), "ApiVersion"), kStartIntervalApiVersion);
+    engine_start_interval_.store(keeps ? 1 : -1);
+  }
+  return engine_start_interval_.load() > 0 ? std::string(kStartIntervalApiVersion) : std::string();
 }
 
 absl::Status DockerProvider::RemoveDroppedServices(ApplyState& st) {
@@ -968,6 +989,52 @@ absl::StatusOr<DatabaseServer> DockerProvider::DatabaseServerState(
   return out;
 }
 
+namespace {
+
+// The web service's URL on its published port (127.0.0.1 only); "" when it has none yet.
+std::string WebUrlOf(const json& container) {
+  const std::string web_port = LabelOf(Field(Field(container, "Config"), "Labels"), kWebPortLabel);
+  if (web_port.empty() || Str(Field(container, "State"), "Status") != "running") return "";
+  const json ports = Field(Field(container, "NetworkSettings"), "Ports");
+  const json bindings = Field(ports, (web_port + "/tcp").c_str());
+  for (const json& b : Array(bindings)) {
+    if (Str(b, "HostIp") == "127.0.0.1" && !Str(b, "HostPort").empty()) {
+      return "http://127.0.0.1:" + Str(b, "HostPort");
+    }
+  }
+  return "";
+}
+
+// The environment's phase from its components': failed if any is, ready if all are.
+void Summarize(Observation& out) {
+  std::sort(out.components.begin(), out.components.end(),
+            [](const ComponentStatus& a, const ComponentStatus& b) { return a.name < b.name; });
+  bool any_failed = false;
+  bool all_ready = !out.components.empty();
+  std::string failed;
+  std::string waiting;
+  for (const ComponentStatus& c : out.components) {
+    if (c.phase == Phase::kFailed) {
+      any_failed = true;
+      failed += (failed.empty() ? "" : "; ") + c.message;
+    } else if (c.phase != Phase::kReady) {
+      all_ready = false;
+      waiting += (waiting.empty() ? "" : "; ") + c.message;
+    }
+  }
+  if (any_failed) {
+    out.phase = Phase::kFailed;
+    out.message = failed;
+  } else if (all_ready) {
+    out.phase = Phase::kReady;
+  } else {
+    out.phase = Phase::kProgressing;
+    out.message = waiting;
+  }
+}
+
+}  // namespace
+
 absl::StatusOr<Observation> DockerProvider::Observe(const EnvironmentRef& ref) {
   absl::StatusOr<EngineResponse> listed =
       engine_.Get("/containers/json?all=1&filters=" + EnvFilter(ref.environment));
@@ -994,105 +1061,105 @@ absl::StatusOr<Observation> DockerProvider::Observe(const EnvironmentRef& ref) {
     if (r->status == 404) continue;  // removed in between
     if (r->status != 200) return ErrorFromResponse(*r, "inspecting container " + id);
     const json c = Parse(*r);
-    const json labels = Field(Field(c, "Config"), "Labels");
-    ComponentStatus component;
-    component.name = LabelOf(labels, kServiceLabel);
-    const std::string web_port = LabelOf(labels, kWebPortLabel);
-    const json state = Field(c, "State");
-    const std::string status = Str(state, "Status");
-    const int64_t exit_code = IntField(state, "ExitCode");
-    const json health = Field(state, "Health");
-    const std::string health_status = Str(health, "Status");
-    auto with_logs = [&](std::string message) {
-      const std::string logs = LastLogLines(engine_, id, 5);
-      if (!logs.empty()) message += "; last output: " + logs;
-      return message;
-    };
-    if (status == "running") {
-      if (health_status.empty() || health_status == "healthy") {
-        component.phase = Phase::kReady;
-      } else if (health_status == "unhealthy") {
-        component.phase = Phase::kFailed;
-        component.message =
-            fmt::format("service `{}` is unhealthy ({})", component.name, HealthOutput(health));
-      } else {
-        absl::Time started;
-        std::string err;
-        const bool parsed =
-            absl::ParseTime(absl::RFC3339_full, Str(state, "StartedAt"), &started, &err);
-        if (parsed && absl::FromChrono(now) - started > options_.health_timeout) {
-          component.phase = Phase::kFailed;
-          component.message =
-              fmt::format("service `{}` did not become healthy within {} ({})", component.name,
-                          config::DurationString(options_.health_timeout), HealthOutput(health));
-        } else {
-          component.phase = Phase::kProgressing;
-          component.message =
-              fmt::format("service `{}`: waiting for its healthcheck", component.name);
-        }
-      }
-    } else if (status == "created") {
-      component.phase = Phase::kProgressing;
-      component.message = fmt::format(
-          "service `{}`: created, not started (waits for its depends_on)", component.name);
-    } else if (status == "restarting") {
-      component.phase = Phase::kFailed;
-      component.message = with_logs(fmt::format("service `{}` keeps restarting (last exit code {})",
-                                                component.name, exit_code));
-    } else if ((status == "exited" || status == "dead") && exit_code == 0 && web_port.empty()) {
-      component.phase = Phase::kReady;  // a one-shot task (migration, seed) that completed
-      component.message = "completed";
-    } else {
-      std::string message = fmt::format("service `{}` {} with code {}", component.name,
-                                        status == "dead" ? "died" : "exited", exit_code);
-      const std::string error = Str(state, "Error");
-      if (!error.empty()) message += ": " + error;
-      if (Field(state, "OOMKilled") == json(true)) message += " (out of memory)";
-      component.phase = Phase::kFailed;
-      component.message = with_logs(message);
-    }
-    if (!web_port.empty() && status == "running") {
-      const json ports = Field(Field(c, "NetworkSettings"), "Ports");
-      const json bindings = Field(ports, (web_port + "/tcp").c_str());
-      if (bindings.is_array()) {
-        for (const json& b : bindings) {
-          if (Str(b, "HostIp") == "127.0.0.1" && !Str(b, "HostPort").empty()) {
-            out.url = "http://127.0.0.1:" + Str(b, "HostPort");
-            break;
-          }
-        }
-      }
-    }
-    out.components.push_back(std::move(component));
+    out.components.push_back(ComponentOf(c, ref.environment, now));
+    if (const std::string url = WebUrlOf(c); !url.empty()) out.url = url;
   }
-  std::sort(out.components.begin(), out.components.end(),
-            [](const ComponentStatus& a, const ComponentStatus& b) { return a.name < b.name; });
-  bool any_failed = false;
-  bool all_ready = !out.components.empty();
-  std::string failed;
-  std::string waiting;
-  for (const ComponentStatus& c : out.components) {
-    if (c.phase == Phase::kFailed) {
-      any_failed = true;
-      failed += (failed.empty() ? "" : "; ") + c.message;
-    } else if (c.phase != Phase::kReady) {
-      all_ready = false;
-      waiting += (waiting.empty() ? "" : "; ") + c.message;
-    }
-  }
-  if (any_failed) {
-    out.phase = Phase::kFailed;
-    out.message = failed;
-  } else if (all_ready) {
-    out.phase = Phase::kReady;
-  } else {
-    out.phase = Phase::kProgressing;
-    out.message = waiting;
-  }
+  Summarize(out);
   return out;
 }
 
+ComponentStatus DockerProvider::ComponentOf(const json& c, const std::string& environment,
+                                            TimePoint now) {
+  const std::string id = Str(c, "Id");
+  const json labels = Field(Field(c, "Config"), "Labels");
+  ComponentStatus component;
+  component.name = LabelOf(labels, kServiceLabel);
+  const json state = Field(c, "State");
+  const std::string status = Str(state, "Status");
+  const int64_t exit_code = IntField(state, "ExitCode");
+  auto with_logs = [&](std::string message) {
+    const std::string logs = LastLogLines(engine_, id, 5);
+    if (!logs.empty()) message += "; last output: " + logs;
+    return message;
+  };
+  if (status == "running") return RunningComponentOf(c, environment, now);
+  start_prober_->Forget(id);
+  if (status == "created") {
+    component.phase = Phase::kProgressing;
+    component.message = fmt::format("service `{}`: created, not started (waits for its depends_on)",
+                                    component.name);
+  } else if (status == "restarting") {
+    component.phase = Phase::kFailed;
+    component.message = with_logs(fmt::format("service `{}` keeps restarting (last exit code {})",
+                                              component.name, exit_code));
+  } else if ((status == "exited" || status == "dead") && exit_code == 0 &&
+             LabelOf(labels, kWebPortLabel).empty()) {
+    component.phase = Phase::kReady;  // a one-shot task (migration, seed) that completed
+    component.message = "completed";
+  } else {
+    std::string message = fmt::format("service `{}` {} with code {}", component.name,
+                                      status == "dead" ? "died" : "exited", exit_code);
+    const std::string error = Str(state, "Error");
+    if (!error.empty()) message += ": " + error;
+    if (Field(state, "OOMKilled") == json(true)) message += " (out of memory)";
+    component.phase = Phase::kFailed;
+    component.message = with_logs(message);
+  }
+  return component;
+}
+
+ComponentStatus DockerProvider::RunningComponentOf(const json& c, const std::string& environment,
+                                                   TimePoint now) {
+  ComponentStatus component;
+  component.name = LabelOf(Field(Field(c, "Config"), "Labels"), kServiceLabel);
+  const json state = Field(c, "State");
+  const json health = Field(state, "Health");
+  const std::string health_status = Str(health, "Status");
+  // The engine's own health status wins once it has one.
+  if (health_status != "starting") start_prober_->Forget(Str(c, "Id"));
+  if (health_status.empty() || health_status == "healthy") {
+    component.phase = Phase::kReady;
+  } else if (health_status == "starting" && PassedStartProbe(c, environment)) {
+    component.phase = Phase::kReady;
+    component.message = "passed its healthcheck in the start period (Eph's start_interval)";
+  } else if (health_status == "unhealthy") {
+    component.phase = Phase::kFailed;
+    component.message =
+        fmt::format("service `{}` is unhealthy ({})", component.name, HealthOutput(health));
+  } else {
+    absl::Time started;
+    std::string err;
+    const bool parsed =
+        absl::ParseTime(absl::RFC3339_full, Str(state, "StartedAt"), &started, &err);
+    if (parsed && absl::FromChrono(now) - started > options_.health_timeout) {
+      component.phase = Phase::kFailed;
+      component.message =
+          fmt::format("service `{}` did not become healthy within {} ({})", component.name,
+                      config::DurationString(options_.health_timeout), HealthOutput(health));
+    } else {
+      component.phase = Phase::kProgressing;
+      component.message = fmt::format("service `{}`: waiting for its healthcheck", component.name);
+    }
+  }
+  return component;
+}
+
+bool DockerProvider::PassedStartProbe(const json& container, const std::string& environment) {
+  std::optional<StartProbe> probe = StartProbeOf(container, environment);
+  if (!probe) return false;
+  if (start_prober_->Passed(probe->container_id)) return true;
+  start_prober_->Track(*std::move(probe));
+  return false;
+}
+
 absl::Status DockerProvider::WatchChanges(const ChangeSink& sink, std::stop_token stop) {
+  // The start_interval emulation's passes come from Eph's own checks, not from the engine.
+  const uint64_t probe_sink = start_prober_->AddSink(sink);
+  struct Unregister {
+    StartProber& prober;
+    uint64_t id;
+    ~Unregister() { prober.RemoveSink(id); }
+  } unregister{*start_prober_, probe_sink};
   // Container events of Eph's objects. Readiness and failure show as health_status, die and oom;
   // destroy is a container removed (by hand, or replaced). Starts are not announced: Eph starts
   // containers itself, and the Apply that did so observes right after.
@@ -1108,12 +1175,9 @@ absl::Status DockerProvider::WatchChanges(const ChangeSink& sink, std::stop_toke
     for (size_t nl = pending.find('\n'); nl != std::string::npos; nl = pending.find('\n')) {
       const json event = json::parse(pending.substr(0, nl), nullptr, false);
       pending.erase(0, nl + 1);
-      const std::string action = Str(event, "Action");
-      const bool wanted = action.rfind("health_status", 0) == 0 || action == "die" ||
-                          action == "oom" || action == "destroy";
       const std::string environment =
           LabelOf(Field(Field(event, "Actor"), "Attributes"), kEnvironmentLabel);
-      if (wanted && !environment.empty()) sink(EnvironmentChange{environment});
+      if (Announces(event) && !environment.empty()) sink(EnvironmentChange{environment});
     }
     // An event stream has no lines this long; a broken one must not grow without bound.
     if (pending.size() > (size_t{1} << 20)) pending.clear();
@@ -1125,6 +1189,20 @@ absl::Status DockerProvider::WatchChanges(const ChangeSink& sink, std::stop_toke
   if (!resp.ok()) return resp.status();
   if (resp->status != 200) return ErrorFromResponse(*resp, "watching the engine's events");
   return absl::UnavailableError("the Docker engine ended its event stream");
+}
+
+bool DockerProvider::Announces(const json& event) {
+  const std::string action = Str(event, "Action");
+  const std::string id = Str(Field(event, "Actor"), "ID");
+  if (action == "health_status: healthy" && start_prober_->Passed(id)) {
+    // Observe counts it ready since Eph's own check passed, which was announced then: one
+    // reconcile pass (and its forge reads) less per start.
+    start_prober_->Forget(id);
+    return false;
+  }
+  if (action == "destroy") start_prober_->Forget(id);  // its pass is of no more use
+  return action.rfind("health_status", 0) == 0 || action == "die" || action == "oom" ||
+         action == "destroy";
 }
 
 absl::StatusOr<DestroyResult> DockerProvider::Destroy(const EnvironmentRef& ref) {

@@ -48,10 +48,16 @@
 //                     the tools cache, else eph-compose on PATH
 //   base_domain       accepted and unused (ephd passes it to every provider)
 //
+// healthcheck.start_interval goes to the engine when it speaks API 1.44 (read once from
+// /version); on older engines Eph emulates it (start_probe.h): Observe counts a `starting`
+// container ready once Eph's own check of it passed, and WatchChanges announces that pass.
+//
 // Thread-safety: every method may be called from many threads at once; the provider keeps no
-// state between calls (everything is read back from the engine).
+// state between calls (everything is read back from the engine) but the emulation's record of
+// checks that passed and the engine's API version.
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -66,6 +72,7 @@
 #include "pkg/providers/docker/compose_loader.h"
 #include "pkg/providers/docker/container_spec.h"
 #include "pkg/providers/docker/engine_client.h"
+#include "pkg/providers/docker/start_probe.h"
 #include "pkg/providers/provider.h"
 #include "pkg/providers/registry_auth.h"
 
@@ -82,6 +89,9 @@ struct DockerProviderOptions {
   RegistryAuth registry_auth;    // credentials for pulls, from registry_auth_file
   const Clock* clock = nullptr;  // health_timeout; null: the system clock
   ComposeLoaderOptions compose;  // eph-compose: compose_path
+  // Whether the start_interval emulation (start_probe.h) runs its checks on a thread of its
+  // own; tests that drive it with a FakeClock turn it off and call start_prober().RunDue().
+  bool start_probe_thread = true;
 };
 
 // Settings -> options. InvalidArgument naming the setting.
@@ -119,6 +129,7 @@ class DockerProvider final : public Provider {
   absl::Status WatchChanges(const ChangeSink& sink, std::stop_token stop) override;
 
   const EngineClient& engine() const { return engine_; }
+  StartProber& start_prober() { return *start_prober_; }
 
  private:
   struct ApplyState;  // one Apply's plan and progress (docker_provider.cc)
@@ -141,6 +152,21 @@ class DockerProvider final : public Provider {
   // "" when the service may start; otherwise what it waits for. FailedPrecondition when a
   // depends_on condition can no longer hold.
   absl::StatusOr<std::string> WaitingFor(const ApplyState& st, const ServicePlan& plan);
+  // The API version to create `plan`'s container with: kStartIntervalApiVersion when the service
+  // sets start_interval and the engine speaks it, else "" (kApiVersion).
+  absl::StatusOr<std::string> CreateApiVersion(const ServicePlan& plan);
+  // Whether an engine event (/events) is news for the controller: health changes, exits,
+  // removals, but not the engine's own `healthy` for a container Eph's start_interval check
+  // already passed. Keeps the emulation's record in step.
+  bool Announces(const nlohmann::json& event);
+  // Observe's word on one container (its inspect), and on one that runs.
+  ComponentStatus ComponentOf(const nlohmann::json& c, const std::string& environment,
+                              TimePoint now);
+  ComponentStatus RunningComponentOf(const nlohmann::json& c, const std::string& environment,
+                                     TimePoint now);
+  // Observe's word on a running container whose engine health is `starting`: true once the
+  // start_interval emulation's check passed; otherwise it makes sure the check runs.
+  bool PassedStartProbe(const nlohmann::json& container, const std::string& environment);
   absl::Status RemoveDroppedServices(ApplyState& st);
   // Removes what this Apply created (all of the project when nothing existed before); returns
   // `error`.
@@ -176,6 +202,10 @@ class DockerProvider final : public Provider {
   const DockerProviderOptions options_;
   const EngineClient engine_;
   const Clock& clock_;
+  // 0: not read yet; 1: the engine keeps start_interval; -1: it does not.
+  std::atomic<int> engine_start_interval_{0};
+  // Last: its thread uses engine_ and must stop first.
+  std::unique_ptr<StartProber> start_prober_;
 };
 
 [[nodiscard]] absl::StatusOr<std::unique_ptr<DockerProvider>> NewDockerProvider(

@@ -14,11 +14,13 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "absl/time/time.h"
@@ -533,6 +535,160 @@ TEST_F(DockerProviderBedTest, TheChangeStreamAnnouncesADependencyTurningHealthy)
   watch.request_stop();
   watch.join();
   EXPECT_LT(std::chrono::steady_clock::now() - stopping, 3s);
+  DestroyCompletely();
+}
+
+// healthcheck.start_interval: ready long before the engine's first check at `interval` (60 s).
+// This engine (Docker 20.10, API 1.41) drops the setting, so the check that passes is Eph's
+// emulation (start_probe.h), announced on the change stream; a newer engine checks by itself.
+TEST_F(DockerProviderBedTest, AStartIntervalMakesAServiceReadyBeforeItsInterval) {
+  std::mutex mu;
+  std::condition_variable cv;
+  int changes = 0;
+  const std::string environment = environment_;
+  std::jthread watch([&](std::stop_token stop) {
+    absl::Status s = provider_->WatchChanges(
+        [&](const EnvironmentChange& change) {
+          if (change.environment != environment) return;
+          std::lock_guard<std::mutex> lock(mu);
+          ++changes;
+          cv.notify_all();
+        },
+        stop);
+    EXPECT_TRUE(s.ok()) << s;
+  });
+  const auto started = std::chrono::steady_clock::now();
+  absl::StatusOr<ApplyResult> applied = provider_->Apply(Request(R"(services:
+  web:
+    image: eph-sample:v1
+    ports: ["8080"]
+    healthcheck:
+      test: ["CMD", "/sample_server", "probe", "8080"]
+      interval: 60s
+      start_period: 30s
+      start_interval: 100ms
+)"));
+  ASSERT_TRUE(applied.ok()) << applied.status();
+  absl::StatusOr<Observation> first = provider_->Observe(Ref());
+  ASSERT_TRUE(first.ok()) << first.status();
+  const json web = Inspect(ContainerName(project_, "web"));
+  const bool engine_checks = web["Config"]["Healthcheck"].value("StartInterval", 0) > 0;
+  EXPECT_EQ(web["Config"]["Labels"][kStartIntervalLabel], "100000000");
+  if (first->phase != Phase::kReady) {
+    // Not polled: the pass is announced (by Eph's check, or the engine's health_status event).
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, 20s, [&] { return changes > 0; })) << "nothing announced";
+  }
+  absl::StatusOr<Observation> ready = provider_->Observe(Ref());
+  ASSERT_TRUE(ready.ok()) << ready.status();
+  EXPECT_EQ(ready->phase, Phase::kReady) << ready->message;
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 20s) << "the 60s interval was waited";
+  EXPECT_THAT(HttpGet(ready->url), HasSubstr("eph-sample v1"));
+  if (!engine_checks) {
+    // The engine itself has not checked yet: the readiness is Eph's check alone.
+    EXPECT_EQ(Inspect(ContainerName(project_, "web"))["State"]["Health"]["Status"], "starting");
+    ASSERT_EQ(ready->components.size(), 1u);
+    EXPECT_THAT(ready->components[0].message, HasSubstr("start_interval"));
+  }
+  watch.request_stop();
+  watch.join();
+  DestroyCompletely();
+}
+
+// Once Eph's check passed (and was announced), the engine's own `healthy` a second later is no
+// news: announcing it would cost the controller a reconcile pass and its forge reads.
+TEST_F(DockerProviderBedTest, TheEnginesHealthyAfterEphsCheckPassedIsNotAnnouncedAgain) {
+  std::mutex mu;
+  std::condition_variable cv;
+  int changes = 0;
+  const std::string environment = environment_;
+  std::jthread watch([&](std::stop_token stop) {
+    (void)provider_->WatchChanges(
+        [&](const EnvironmentChange& change) {
+          if (change.environment != environment) return;
+          std::lock_guard<std::mutex> lock(mu);
+          ++changes;
+          cv.notify_all();
+        },
+        stop);
+  });
+  absl::StatusOr<ApplyResult> applied = provider_->Apply(Request(R"(services:
+  web:
+    image: eph-sample:v1
+    healthcheck:
+      test: ["CMD", "/sample_server", "probe", "8080"]
+      interval: 1s
+      start_period: 30s
+      start_interval: 100ms
+)"));
+  ASSERT_TRUE(applied.ok()) << applied.status();
+  ASSERT_TRUE(provider_->Observe(Ref()).ok());
+  const std::string web = ContainerName(project_, "web");
+  if (Inspect(web)["Config"]["Healthcheck"].value("StartInterval", 0) > 0) {
+    GTEST_SKIP() << "the engine checks start_interval itself: nothing is emulated";
+  }
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, 20s, [&] { return changes > 0; })) << "nothing announced";
+  }
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (Inspect(web)["State"]["Health"]["Status"] != "healthy" &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_EQ(Inspect(web)["State"]["Health"]["Status"], "healthy");
+  {
+    // The engine's health_status event goes out as the status changes; give the stream time.
+    std::unique_lock<std::mutex> lock(mu);
+    EXPECT_FALSE(cv.wait_for(lock, 1s, [&] { return changes > 1; })) << "announced again";
+  }
+  absl::StatusOr<Observation> o = provider_->Observe(Ref());
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->phase, Phase::kReady) << o->message;
+  watch.request_stop();
+  watch.join();
+  DestroyCompletely();
+}
+
+// Eph's emulated check counts only an exit 0: a check that fails leaves the service starting.
+TEST_F(DockerProviderBedTest, AFailingStartIntervalCheckKeepsTheServiceStarting) {
+  absl::StatusOr<ApplyResult> applied = provider_->Apply(Request(R"(services:
+  web:
+    image: eph-sample:v1
+    ports: ["8080"]
+    healthcheck:
+      test: ["CMD", "/sample_server", "probe", "9"]
+      interval: 60s
+      start_period: 30s
+      start_interval: 50ms
+)"));
+  ASSERT_TRUE(applied.ok()) << applied.status();
+  const std::string web = ContainerName(project_, "web");
+  ASSERT_TRUE(provider_->Observe(Ref()).ok());  // starts Eph's checks
+  // Several of them have run and failed: the engine's exec_die events (its own first check
+  // comes only after 60 s).
+  auto failed_checks = [&] {
+    const std::string filters =
+        UrlEncode(json({{"container", {web}}, {"event", {"exec_die"}}}).dump());
+    absl::StatusOr<EngineResponse> r = provider_->engine().Get(
+        fmt::format("/events?since=0&until={}&filters={}", std::time(nullptr) + 1, filters));
+    int n = 0;
+    if (!r.ok() || r->status != 200) return n;
+    std::istringstream lines(r->body);
+    for (std::string line; std::getline(lines, line);) {
+      const json e = json::parse(line, nullptr, false);
+      if (e.is_object() && e["Actor"]["Attributes"].value("exitCode", "0") != "0") ++n;
+    }
+    return n;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (failed_checks() < 3 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_GE(failed_checks(), 3);
+  absl::StatusOr<Observation> o = provider_->Observe(Ref());
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->phase, Phase::kProgressing) << o->message;
   DestroyCompletely();
 }
 

@@ -16,8 +16,10 @@ http::Request Build(const EngineRequest& request, const EngineClientOptions& opt
       request.timeout.count() == 0 ? options.request_timeout : request.timeout;
   if (timeout.count() < 0) timeout = std::chrono::milliseconds(0);
   // The host part is ignored over a unix socket; "docker" is what the Docker CLI sends.
+  const std::string_view version =
+      request.api_version.empty() ? kApiVersion : std::string_view(request.api_version);
   http::Request out{.method = request.method,
-                    .url = fmt::format("http://docker/{}{}", kApiVersion, request.path),
+                    .url = fmt::format("http://docker/{}{}", version, request.path),
                     .timeout = timeout,
                     .max_response_bytes = options.max_response_bytes,
                     .connect_timeout = options.connect_timeout,
@@ -108,6 +110,33 @@ absl::StatusOr<std::string> SocketPathFromHost(const std::string& docker_host) {
                     docker_host));
   }
   return docker_host.substr(kScheme.size());
+}
+
+namespace {
+
+// "1.44" or "v1.44" -> {1, 44}; nullopt for anything else.
+std::optional<std::pair<int, int>> MajorMinor(std::string_view v) {
+  if (!v.empty() && v[0] == 'v') v.remove_prefix(1);
+  const size_t dot = v.find('.');
+  if (dot == std::string_view::npos || dot == 0 || dot + 1 == v.size()) return std::nullopt;
+  int parts[2] = {0, 0};
+  const std::string_view texts[2] = {v.substr(0, dot), v.substr(dot + 1)};
+  for (int i = 0; i < 2; ++i) {
+    if (texts[i].size() > 4) return std::nullopt;
+    for (const char c : texts[i]) {
+      if (std::isdigit(static_cast<unsigned char>(c)) == 0) return std::nullopt;
+      parts[i] = parts[i] * 10 + (c - '0');
+    }
+  }
+  return std::pair<int, int>{parts[0], parts[1]};
+}
+
+}  // namespace
+
+bool ApiVersionAtLeast(std::string_view engine, std::string_view wanted) {
+  const std::optional<std::pair<int, int>> have = MajorMinor(engine);
+  const std::optional<std::pair<int, int>> want = MajorMinor(wanted);
+  return have && want && *have >= *want;
 }
 
 std::string UrlEncode(std::string_view value) {

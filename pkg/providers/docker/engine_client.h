@@ -26,10 +26,13 @@
 namespace eph::providers::docker {
 
 inline constexpr char kApiVersion[] = "v1.41";
+// The first API version whose container create keeps Healthcheck.StartInterval (Docker 25).
+inline constexpr char kStartIntervalApiVersion[] = "v1.44";
 
 struct EngineRequest {
   std::string method = "GET";
   std::string path;                      // "/containers/json?all=1", without the version prefix
+  std::string api_version;               // "v1.44"; empty: kApiVersion
   std::optional<std::string> body;       // JSON
   std::vector<std::string> headers;      // extra "Name: value" lines (X-Registry-Auth)
   std::chrono::milliseconds timeout{0};  // 0: the client's default; streams pass -1 for none
@@ -84,6 +87,10 @@ absl::Status ErrorFromResponse(const EngineResponse& response, std::string_view 
 
 // "unix:///var/run/docker.sock" -> "/var/run/docker.sock"; InvalidArgument for anything else.
 [[nodiscard]] absl::StatusOr<std::string> SocketPathFromHost(const std::string& docker_host);
+
+// Whether an engine answering /version with ApiVersion `engine` ("1.41", "1.45") speaks
+// `wanted` ("v1.44"). False for anything unreadable.
+bool ApiVersionAtLeast(std::string_view engine, std::string_view wanted);
 
 // Percent-encodes a query parameter value.
 std::string UrlEncode(std::string_view value);

@@ -29,5 +29,16 @@ TEST(EngineClientMappingTest, AnUnexpectedSuccessIsNeverOk) {
   EXPECT_EQ(ErrorFromResponse(Answer(304, ""), "inspecting x").code(), absl::StatusCode::kUnknown);
 }
 
+TEST(EngineClientVersionTest, ComparesTheEnginesApiVersionNumerically) {
+  EXPECT_TRUE(ApiVersionAtLeast("1.44", kStartIntervalApiVersion));
+  EXPECT_TRUE(ApiVersionAtLeast("1.47", kStartIntervalApiVersion));
+  EXPECT_TRUE(ApiVersionAtLeast("2.0", kStartIntervalApiVersion));
+  EXPECT_FALSE(ApiVersionAtLeast("1.41", kStartIntervalApiVersion)) << "Docker 20.10";
+  EXPECT_FALSE(ApiVersionAtLeast("1.5", kStartIntervalApiVersion)) << "not a decimal fraction";
+  for (const char* unreadable : {"", "1", "1.", ".44", "x.44", "1.44beta", "99999.1"}) {
+    EXPECT_FALSE(ApiVersionAtLeast(unreadable, kStartIntervalApiVersion)) << unreadable;
+  }
+}
+
 }  // namespace
 }  // namespace eph::providers::docker
