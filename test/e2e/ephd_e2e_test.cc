@@ -268,10 +268,10 @@ TEST_F(EphdTest, UpWaitShowsProgressAndGivesUpAtTheTimeout) {
   auto up = RunEph({"up", "--repo", "acme/shop", "--pr", "9", "--wait", "--timeout", "1s",
                     "--interval", "100ms"});
   EXPECT_EQ(up.exit_code, 1);
-  EXPECT_THAT(up.out, MatchesRegex("Creating shop-[a-z]+-[a-z]+-9 for acme/shop#9\n"
+  EXPECT_THAT(up.out, MatchesRegex("Creating shop-[a-z]+-[a-z]+-9-[a-z2-7]{10} for acme/shop#9\n"
                                    "[0-9:]{8}  pending  \\(created through the API\\)\n"));
   EXPECT_THAT(up.err,
-              MatchesRegex("eph: timed out after 1s waiting for shop-.*-9; it is still pending\n"));
+              MatchesRegex("eph: timed out after 1s waiting for shop-.*-9-[a-z2-7]{10}; it is still pending\n"));
 }
 
 // The reconciler is stood in for by writing the state as it would, through the same store.
@@ -293,7 +293,7 @@ TEST_F(EphdTest, UpWaitPrintsEachStateChangeUntilReadyOrFailed) {
     testing::ChildProcess eph({Eph(), "up", "--repo", "acme/shop", "--pr", pr, "--wait",
                                "--interval", "50ms", "--timeout", "30s"},
                               {{"EPH_SERVER", server_}, {"EPH_TOKEN", write_token_}}, dir_);
-    auto name = eph.WaitForOutput(std::regex("Creating (shop-[a-z]+-[a-z]+-" + pr + ")"), 20s);
+    auto name = eph.WaitForOutput(std::regex("Creating (shop-[a-z]+-[a-z]+-" + pr + "-[a-z2-7]{10})"), 20s);
     ASSERT_TRUE(name.has_value()) << eph.Output();
     ASSERT_TRUE(eph.WaitForOutput(std::regex("  pending  "), 20s)) << eph.Output();
     MoveTo(state_, *name, state::EnvState::kProvisioning, "applying 3 objects");

@@ -129,9 +129,10 @@ TEST(ReconcilerGitHubTest, OneEnvironmentsLifeOnGitHubAndWhatItCosts) {
       wait_calls, create_calls, resync_calls, destroy_calls, total);
   for (const auto& [op, n] : by_operation) std::printf("  %3d  %s\n", n, op.c_str());
   // docs/github.md quotes these; change both together.
-  EXPECT_EQ(wait_calls, 4u);
-  EXPECT_EQ(create_calls, 10u);  // the tarball and its codeload redirect count as two
-  EXPECT_EQ(resync_calls, 4u);
+  // Each pass that reads eph.yaml reads the policy too: the default branch's ref and eph.yaml.
+  EXPECT_EQ(wait_calls, 6u);
+  EXPECT_EQ(create_calls, 12u);  // the tarball and its codeload redirect count as two
+  EXPECT_EQ(resync_calls, 6u);
   EXPECT_EQ(destroy_calls, 4u);
   EXPECT_EQ(standin.Violations(), json::array());
 }
