@@ -194,37 +194,16 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ReconcilePullRequest(cons
   // The gates come from the default branch, what to deploy from the head (issue 16).
   absl::StatusOr<config::PolicyOutcome> policy = ApplyPolicy(*pr, *loaded->config);
   if (!policy.ok()) return policy.status();
-  if (!policy->refusal.empty()) return WithoutConfig(live, record, *pr, target, policy->refusal);
   const config::ProjectConfig& config = policy->config;
   target.restricted = policy->restricted;
   RememberProject(repo, config);
 
-  DecisionSources sources;
-  sources.changed_files = [&] { return forge_.ListChangedFiles(repo, number); };
-  sources.checks = [&] { return forge_.ListChecks(repo, pr->head_sha); };
-  absl::StatusOr<Decision> decision = DecideEnvironment(*pr, config, sources);
-  if (!decision.ok()) return decision.status();
-  if (live && decision->want != Decision::Want::kYes && forced &&
-      !(pr->from_fork && !config.environment.allow_forks)) {
-    // Created by hand: the triggers do not apply (a fork the project does not allow still does).
-    decision->want = Decision::Want::kYes;
-  }
-  switch (decision->want) {
-    case Decision::Want::kNo:
-      if (live) return Destroy(*live, decision->reason, /*block_recreate=*/false);
-      if (decision->label_absent) {
-        if (absl::Status s = LiftRecreationBlock(repo, number); !s.ok()) return s;
-      }
-      return ReconcileResult{std::nullopt, decision->reason};
-    case Decision::Want::kWait: {
-      // An existing environment keeps running its last commit meanwhile.
-      ReconcileResult result{options_.checks_poll, decision->reason};
-      if (live) RequeueForDeadlines(*live, result);
-      return result;
-    }
-    case Decision::Want::kYes:
-      break;
-  }
+  Step decided = Decide(live, *pr, config, forced);
+  if (!decided.ok()) return decided.status();
+  if (decided->has_value()) return **decided;
+  // Only a wanted environment hears of what the policy refuses (a fork the policy does not
+  // allow gets nothing, not a failed environment).
+  if (!policy->refusal.empty()) return WithoutConfig(live, record, *pr, target, policy->refusal);
   if (live) return Converge(*live, target, config);
   absl::StatusOr<bool> blocked = RecreationBlocked(repo, number, pr->head_sha);
   if (!blocked.ok()) return blocked.status();
@@ -234,6 +213,39 @@ absl::StatusOr<ReconcileResult> EnvironmentReconciler::ReconcilePullRequest(cons
                            "for the label to be re-added"};
   }
   return Create(target, config);
+}
+
+EnvironmentReconciler::Step EnvironmentReconciler::Decide(const std::optional<Environment>& live,
+                                                          const forge::PullRequest& pr,
+                                                          const config::ProjectConfig& config,
+                                                          bool forced) {
+  DecisionSources sources;
+  sources.changed_files = [&] { return forge_.ListChangedFiles(pr.repo, pr.number); };
+  sources.checks = [&] { return forge_.ListChecks(pr.repo, pr.head_sha); };
+  absl::StatusOr<Decision> decision = DecideEnvironment(pr, config, sources);
+  if (!decision.ok()) return decision.status();
+  if (live && decision->want != Decision::Want::kYes && forced &&
+      !(pr.from_fork && !config.environment.allow_forks)) {
+    // Created by hand: the triggers do not apply (a fork the project does not allow still does).
+    decision->want = Decision::Want::kYes;
+  }
+  switch (decision->want) {
+    case Decision::Want::kNo:
+      if (live) return EndPass(Destroy(*live, decision->reason, /*block_recreate=*/false));
+      if (decision->label_absent) {
+        if (absl::Status s = LiftRecreationBlock(pr.repo, pr.number); !s.ok()) return s;
+      }
+      return EndPass(ReconcileResult{std::nullopt, decision->reason});
+    case Decision::Want::kWait: {
+      // An existing environment keeps running its last commit meanwhile.
+      ReconcileResult result{options_.checks_poll, decision->reason};
+      if (live) RequeueForDeadlines(*live, result);
+      return EndPass(std::move(result));
+    }
+    case Decision::Want::kYes:
+      break;
+  }
+  return std::nullopt;
 }
 
 absl::StatusOr<std::optional<ReconcileResult>> EnvironmentReconciler::HandleCommands(

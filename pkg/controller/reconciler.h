@@ -134,6 +134,10 @@ class EnvironmentReconciler final : public Reconciler {
   // eph.yaml is read: expired, or failed at this very commit.
   Step EndedBeforeConfig(const state::Environment& live, const EnvRecord& record,
                          const forge::PullRequest& pr);
+  // Whether the pull request wants an environment now (decision.h): a result when it does not,
+  // or must wait; nullopt when it does. `forced`: created by hand, so triggers do not apply.
+  Step Decide(const std::optional<state::Environment>& live, const forge::PullRequest& pr,
+              const config::ProjectConfig& config, bool forced);
   // eph.yaml at the head commit is missing or broken (`error`): the environment fails, or is
   // created failed, unless the pull request no longer asks for one.
   absl::StatusOr<ReconcileResult> WithoutConfig(const std::optional<state::Environment>& live,

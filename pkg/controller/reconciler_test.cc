@@ -438,6 +438,32 @@ TEST(ReconcilerTest, AForkCannotAllowItselfInItsOwnEphYaml) {
   }
 }
 
+// A head that clones the provider's template database without the default branch's consent:
+// the repository's own pull request gets a failed environment that says why; a fork the policy
+// does not allow gets nothing at all.
+TEST(ReconcilerTest, CloningTheTemplateNeedsTheDefaultBranchsConsent) {
+  const std::string clone = ConfigYaml() +
+                            "database:\n  instances:\n    - name: main\n      version: \"15\"\n"
+                            "      template: {strategy: clone}\n";
+  for (bool fork : {false, true}) {
+    World w(clone);
+    w.SetDefaultBranchConfig(ConfigYaml());
+    w.OpenPr(12);
+    forge::PullRequest pr = *w.forge.GetPullRequest(kRepo, 12);
+    pr.from_fork = fork;
+    w.forge.SetPullRequest(pr);
+    w.MustReconcile(12);
+    EXPECT_EQ(w.AllProviderCalls(), 0) << fork;
+    if (fork) {
+      EXPECT_TRUE(w.History(12).empty());
+      continue;
+    }
+    ASSERT_TRUE(w.Live(12).has_value());
+    EXPECT_EQ(w.Live(12)->state, EnvState::kFailed);
+    EXPECT_THAT(w.Live(12)->reason, HasSubstr("clones the template database"));
+  }
+}
+
 // The repository's own pull request cannot change its gates either once the default branch has
 // an eph.yaml: its trigger label is the default branch's.
 TEST(ReconcilerTest, TriggerLabelsComeFromTheDefaultBranch) {
