@@ -524,7 +524,9 @@ class Mapper {
                              type));
       return;
     }
-    for (const auto& [key, value] : v.value("volume", json::object()).items()) {
+    // Held: items() of a temporary would walk a destroyed object (ASan found it).
+    const json options = v.value("volume", json::object());
+    for (const auto& [key, value] : options.items()) {
       Refuse(Child(at, "volume"), fmt::format("volume option `{}` is not supported", key));
     }
     s.volumes.push_back({source, v.value("target", ""), v.value("read_only", false)});
