@@ -244,7 +244,10 @@ class ConfigReader {
   void ReadKubernetes(const Field& field, const std::string& project, ProjectConfig& config);
   std::vector<ImageOverride> ReadImages(const Field& field, std::string_view schema_path);
   void ReadHelmRelease(const Item& item, const std::string& project, KubernetesSettings& k8s);
-  std::optional<KubernetesWebService> ReadKubernetesWeb(const Field& field);
+  // `kubernetes.web` / `docker.web`: {service, port}. `service_names` (Kubernetes) checks the
+  // service is a DNS-1035 label.
+  std::optional<WebService> ReadWebService(const Field& field, std::string_view section,
+                                           bool service_names);
   void ReadDatabase(const Field& field, ProjectConfig& config);
   void ReadDatabaseInstance(const Item& item, DatabaseSettings& database);
   void ReadDatabaseName(const Fields& fields, DatabaseInstance& instance);
@@ -963,7 +966,9 @@ void ConfigReader::ReadKubernetes(const Field& field, const std::string& project
       ReadHelmRelease(item, project, k8s);
     }
   }
-  if (auto it = fields.find("web"); it != fields.end()) k8s.web = ReadKubernetesWeb(it->second);
+  if (auto it = fields.find("web"); it != fields.end()) {
+    k8s.web = ReadWebService(it->second, "kubernetes.web", /*service_names=*/true);
+  }
   if (auto it = fields.find("progress_deadline"); it != fields.end()) {
     if (auto deadline = ReadDuration(it->second)) {
       if (*deadline <= absl::ZeroDuration()) {
@@ -985,16 +990,19 @@ void ConfigReader::ReadKubernetes(const Field& field, const std::string& project
   }
 }
 
-std::optional<KubernetesWebService> ConfigReader::ReadKubernetesWeb(const Field& field) {
+std::optional<WebService> ConfigReader::ReadWebService(const Field& field,
+                                                      std::string_view section,
+                                                      bool service_names) {
   if (!CheckMapping(field)) return std::nullopt;
-  Fields fields = ReadFields(field.value, "kubernetes.web", field.path);
+  Fields fields = ReadFields(field.value, section, field.path);
   Require(fields, "service", MarkOf(field), field.path);
   Require(fields, "port", MarkOf(field), field.path);
-  KubernetesWebService web;
+  WebService web;
   if (auto it = fields.find("service"); it != fields.end()) {
     if (auto service = ReadString(it->second)) {
       // Service names are DNS-1035 labels: a lowercase letter first.
-      if (!IsDnsLabel(*service, kMaxDnsLabel) || !absl::ascii_islower(service->front())) {
+      if (service_names &&
+          (!IsDnsLabel(*service, kMaxDnsLabel) || !absl::ascii_islower(service->front()))) {
         Error(MarkOf(it->second),
               Cat("`", it->second.path, "` ", Quote(*service),
                   " is not a Service name: lowercase letters, digits and '-', starting with a "
@@ -1207,19 +1215,8 @@ void ConfigReader::ReadDocker(const Field& field, ProjectConfig& config) {
   if (auto it = fields.find("images"); it != fields.end()) {
     docker.images = ReadImages(it->second, "docker.images[]");
   }
-  if (auto it = fields.find("web"); it != fields.end() && CheckMapping(it->second)) {
-    const Field& web_field = it->second;
-    Fields web_fields = ReadFields(web_field.value, "docker.web", web_field.path);
-    Require(web_fields, "service", MarkOf(web_field), web_field.path);
-    Require(web_fields, "port", MarkOf(web_field), web_field.path);
-    DockerWebService web;
-    if (auto service_it = web_fields.find("service"); service_it != web_fields.end()) {
-      if (auto service = ReadString(service_it->second)) web.service = *service;
-    }
-    if (auto port_it = web_fields.find("port"); port_it != web_fields.end()) {
-      if (auto port = ReadPort(port_it->second)) web.port = *port;
-    }
-    docker.web = std::move(web);
+  if (auto it = fields.find("web"); it != fields.end()) {
+    docker.web = ReadWebService(it->second, "docker.web", /*service_names=*/false);
   }
 }
 

@@ -98,13 +98,15 @@ struct HelmRelease {
   friend bool operator==(const HelmRelease&, const HelmRelease&) = default;
 };
 
-// The Service (and its port) the Ingress Eph makes for an app without one points at.
-struct KubernetesWebService {
-  std::string service;  // a Service name (DNS-1035 label)
-  int port = 0;         // one of the Service's `port` numbers, 1-65535
+// The service that gets the environment's URL: `kubernetes.web` (the Service the Ingress Eph makes
+// for an app without one points at) and `docker.web`.
+struct WebService {
+  std::string service;  // Kubernetes: a Service name (DNS-1035 label); Docker: a compose service
+  int port = 0;         // Kubernetes: one of the Service's `port` numbers; 1-65535
 
-  friend bool operator==(const KubernetesWebService&, const KubernetesWebService&) = default;
+  friend bool operator==(const WebService&, const WebService&) = default;
 };
+using KubernetesWebService = WebService;
 
 inline constexpr absl::Duration kDefaultProgressDeadline = absl::Minutes(10);
 
@@ -163,13 +165,7 @@ struct DatabaseSettings {
   friend bool operator==(const DatabaseSettings&, const DatabaseSettings&) = default;
 };
 
-// The service that gets the environment's URL.
-struct DockerWebService {
-  std::string service;
-  int port = 0;  // 1-65535
-
-  friend bool operator==(const DockerWebService&, const DockerWebService&) = default;
-};
+using DockerWebService = WebService;
 
 struct DockerSettings {
   std::string compose_file = std::string(kDefaultComposeFile);  // normalised path

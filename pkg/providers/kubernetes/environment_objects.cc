@@ -72,14 +72,8 @@ const json* Child(const json& o, std::initializer_list<const char*> path) {
 }
 
 json* Child(json& o, std::initializer_list<const char*> path) {
-  json* cur = &o;
-  for (const char* key : path) {
-    if (!cur->is_object()) return nullptr;
-    auto it = cur->find(key);
-    if (it == cur->end() || !it->is_object()) return nullptr;
-    cur = &*it;
-  }
-  return cur;
+  // The same walk as the const one; the object it finds is `o`'s, so it may be changed.
+  return const_cast<json*>(Child(static_cast<const json&>(o), path));
 }
 
 }  // namespace
